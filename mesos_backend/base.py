@@ -1,0 +1,154 @@
+"""The one interface every execution backend implements.
+
+A backend runs task specifications and reports what happened to them. It
+knows nothing of WPS, jobs or SQL: the dispatcher in ``wps_gateway`` turns
+jobs into ``TaskSpec`` objects and ``TaskEvent`` objects back into job state.
+
+Backends keep their own queue (like Toil's batch systems): ``launch`` accepts
+any number of tasks and the backend starts them as resources allow, in the
+order it received them.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class BackendError(Exception):
+    """A backend could not do what it was asked (bad spec, engine unreachable)."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a task needs (or what a machine offers). mem and disk in MiB."""
+
+    cpus: float = 1.0
+    mem: float = 256.0
+    disk: float = 0.0
+    gpus: int = 0
+
+    def fits_in(self, other: Resources) -> bool:
+        return (
+            self.cpus <= other.cpus + 1e-9
+            and self.mem <= other.mem + 1e-9
+            and self.disk <= other.disk + 1e-9
+            and self.gpus <= other.gpus
+        )
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.cpus + other.cpus, self.mem + other.mem,
+                         self.disk + other.disk, self.gpus + other.gpus)
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(self.cpus - other.cpus, self.mem - other.mem,
+                         self.disk - other.disk, self.gpus - other.gpus)
+
+
+@dataclass(frozen=True)
+class FetchUri:
+    """A file the engine must fetch into the sandbox before the task starts."""
+
+    value: str
+    cache: bool = True
+    extract: bool = False
+    executable: bool = False
+
+
+@dataclass
+class TaskSpec:
+    """Everything an engine needs to run one attempt of one task.
+
+    ``task_id`` is unique per attempt (the dispatcher appends the attempt
+    number), so an engine never sees the same id twice.
+    """
+
+    task_id: str
+    command: list[str]
+    resources: Resources = field(default_factory=Resources)
+    environment: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    uris: list[FetchUri] = field(default_factory=list)
+    locality: list[str] = field(default_factory=list)
+    timeout: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+
+
+class TaskState(str, Enum):
+    STARTED = "started"
+    FINISHED = "finished"  # ran to the end; see exit_code
+    FAILED = "failed"  # could not run, or was killed for a reason (timeout, ...)
+    KILLED = "killed"  # killed on request (cancel)
+    LOST = "lost"  # the engine lost track of it (agent gone, restart)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not TaskState.STARTED
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Measured resource usage of one attempt."""
+
+    cpu_seconds: float | None = None
+    mem_peak_mb: float | None = None
+    wall_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    task_id: str
+    state: TaskState
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str = ""
+    usage: Usage | None = None
+    agent: str | None = None
+    sandbox: str | None = None
+    timestamp: float = field(default_factory=time.time)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state is TaskState.FINISHED and self.exit_code == 0
+
+
+EventCallback = Callable[[TaskEvent], None]
+
+
+class Backend(ABC):
+    """An execution engine: local processes, a Mesos framework, YARN."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def start(self, on_event: EventCallback) -> None:
+        """Begin running; ``on_event`` may be called from any thread."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop accepting work and release engine resources (tasks may keep running)."""
+
+    @abstractmethod
+    def launch(self, spec: TaskSpec) -> None:
+        """Queue a task; it starts when resources allow."""
+
+    @abstractmethod
+    def kill(self, task_id: str) -> None:
+        """Kill a queued or running task; a KILLED event follows."""
+
+    @abstractmethod
+    def recover(self, task_ids: list[str], hints: dict[str, dict] | None = None) -> None:
+        """Tasks a previous run of the caller believed active.
+
+        The backend reports each one: as still running (no event), finished,
+        or LOST so that the caller reruns it. ``hints`` carries what the caller
+        recorded per task (for the local backend: pid and sandbox).
+        """
+
+    def queued(self) -> int:
+        """How many launched tasks have not started yet."""
+        return 0
