@@ -1,0 +1,173 @@
+"""Configuration: ``pywps.cfg`` plus environment overrides.
+
+Every setting ``[section] key`` can be overridden by the environment variable
+``SECTION_KEY`` in upper case (``GATEWAY_DATABASE_URL``, ``SERVER_URL``, ...),
+as container deployments expect. The gateway's own sections sit beside
+PyWPS's in the same file; PyWPS is handed its sections with the overrides
+applied.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pywps.configuration as pywps_config
+
+DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
+CFG_ENV = "PYWPS_CFG"
+SECRET_KEYS = ("password", "secret", "token")
+
+# The gateway's settings with their defaults; this table is also the README's.
+DEFAULTS: dict[str, dict[str, str]] = {
+    "server": {
+        "url": "http://127.0.0.1:5000/wps",
+        "maxrequestsize": "3mb",
+        "language": "en-US",
+    },
+    "gateway": {
+        "data_dir": "var",
+        "database_url": "",  # empty: sqlite in data_dir
+        "backend": "local",
+        "processors_paths": "",
+        "sync_timeout": "60",
+        "dispatcher": "embedded",  # embedded | external
+        "poll_interval": "0.25",
+        "retry_backoff": "2",
+        "retry_backoff_max": "60",
+        "allowed_input_paths": "var/sample-data",
+        "allowed_input_hosts": "",
+        "max_tasks_per_job": "1000",
+    },
+    "local": {
+        "cpus": "",
+        "mem": "",
+    },
+}
+
+
+@dataclass
+class Settings:
+    """Typed view of the settings the gateway uses."""
+
+    url: str
+    data_dir: Path
+    database_url: str
+    backend: str
+    processors_paths: list[Path]
+    sync_timeout: float
+    dispatcher: str
+    poll_interval: float
+    retry_backoff: float
+    retry_backoff_max: float
+    allowed_input_paths: list[Path]
+    allowed_input_hosts: list[str]
+    max_request_bytes: int
+    max_tasks_per_job: int
+    local_cpus: float | None
+    local_mem: float | None
+    cfg_files: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        """The service root, the WPS endpoint's parent (``…/wps`` → ``…``)."""
+        url = self.url.rstrip("/")
+        return url[: -len("/wps")] if url.endswith("/wps") else url
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.data_dir / "sandboxes"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the gateway cannot use."""
+
+
+def read_config(cfg_files: list[str] | None = None, environ: dict[str, str] | None = None
+                ) -> configparser.ConfigParser:
+    """Defaults, then the cfg files, then ``SECTION_KEY`` environment variables."""
+    environ = os.environ if environ is None else environ
+    if cfg_files is None:
+        cfg_files = [environ[CFG_ENV]] if environ.get(CFG_ENV) else [str(DEFAULT_CFG)]
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_dict(DEFAULTS)
+    for path in cfg_files:
+        if not parser.read(path):
+            raise ConfigError(f"configuration file {path} cannot be read")
+    for section in parser.sections():
+        for key in list(parser[section]) + list(DEFAULTS.get(section, {})):
+            name = f"{section}_{key}".upper()
+            if name in environ:
+                parser[section][key] = environ[name]
+    return parser
+
+
+def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the configuration, hand PyWPS its part, and return the gateway's settings."""
+    parser = read_config(cfg_files, environ)
+    _configure_pywps(parser)
+    gw = parser["gateway"]
+    data_dir = Path(gw["data_dir"]).resolve()
+    database_url = gw["database_url"] or f"sqlite:///{data_dir / 'gateway.db'}"
+    try:
+        return Settings(
+            url=parser["server"]["url"],
+            data_dir=data_dir,
+            database_url=database_url,
+            backend=gw["backend"],
+            processors_paths=_paths(gw["processors_paths"]),
+            sync_timeout=float(gw["sync_timeout"]),
+            dispatcher=gw["dispatcher"],
+            poll_interval=float(gw["poll_interval"]),
+            retry_backoff=float(gw["retry_backoff"]),
+            retry_backoff_max=float(gw["retry_backoff_max"]),
+            allowed_input_paths=_paths(gw["allowed_input_paths"]),
+            allowed_input_hosts=[h.strip().lower() for h in gw["allowed_input_hosts"].split(",")
+                                 if h.strip()],
+            max_request_bytes=int(pywps_config.get_size_mb(parser["server"]["maxrequestsize"]) * 1024 * 1024),
+            max_tasks_per_job=int(gw["max_tasks_per_job"]),
+            local_cpus=float(parser["local"]["cpus"]) if parser["local"]["cpus"] else None,
+            local_mem=float(parser["local"]["mem"]) if parser["local"]["mem"] else None,
+            cfg_files=list(cfg_files or []),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
+
+
+def _paths(value: str) -> list[Path]:
+    return [Path(p.strip()).resolve() for p in value.replace(",", os.pathsep).split(os.pathsep) if p.strip()]
+
+
+def _configure_pywps(parser: configparser.ConfigParser) -> None:
+    """PyWPS reads its own global config; give it ours, overrides included."""
+    pywps_config.load_configuration([])
+    for section in parser.sections():
+        if not pywps_config.CONFIG.has_section(section):
+            pywps_config.CONFIG.add_section(section)
+        for key, value in parser[section].items():
+            pywps_config.CONFIG.set(section, key, value)
+
+
+def redacted(parser: configparser.ConfigParser) -> dict[str, dict[str, str]]:
+    """The configuration with secrets masked, for logs and operator pages."""
+    out: dict[str, dict[str, str]] = {}
+    for section in parser.sections():
+        out[section] = {k: ("***" if any(s in k for s in SECRET_KEYS) and v else _mask_url(v))
+                        for k, v in parser[section].items()}
+    return out
+
+
+def _mask_url(value: str) -> str:
+    """Hide a password inside a URL such as ``postgresql://user:pw@host/db``."""
+    if "://" in value and "@" in value:
+        scheme, rest = value.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return value

@@ -1,0 +1,1 @@
+"""Job store: models, engine and sessions, migrations."""

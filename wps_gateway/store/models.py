@@ -1,0 +1,166 @@
+"""The job-history store: jobs, tasks, task attempts and their events.
+
+The store is the single source of truth: status documents are rendered from
+these rows, and the dispatcher resumes from them after a restart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC timestamps on every database (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class JobStatus:
+    """OGC API - Processes status codes; WPS renders them in its own words."""
+
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+    DISMISSED = "dismissed"
+    FINAL = (SUCCESSFUL, FAILED, DISMISSED)
+    ACTIVE = (ACCEPTED, RUNNING)
+
+
+class TaskStatus:
+    PENDING = "pending"  # waiting for earlier steps
+    QUEUED = "queued"  # ready; handed to the backend or waiting for a retry
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    FINAL = (SUCCEEDED, FAILED, CANCELLED)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(64))
+    process_version: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.ACCEPTED)
+    message: Mapped[str] = mapped_column(Text, default="")
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    user: Mapped[str] = mapped_column(String(128), default="anonymous")
+    group: Mapped[str] = mapped_column(String(128), default="")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    protocol: Mapped[str] = mapped_column(String(16), default="wps1")
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    response_form: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    descriptor: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the version the job runs
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+
+    tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq",
+                                             cascade="all, delete-orphan")
+
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created"),
+                      Index("ix_jobs_process_created", "process_id", "created"))
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # order within the job
+    step: Mapped[str] = mapped_column(String(64))
+    index: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    message: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    job: Mapped[Job] = relationship(back_populates="tasks")
+    attempt_rows: Mapped[list[TaskAttempt]] = relationship(
+        back_populates="task", order_by="TaskAttempt.number", cascade="all, delete-orphan")
+
+    __table_args__ = (Index("ix_tasks_job", "job_id", "seq"), Index("ix_tasks_status", "status"))
+
+
+class TaskAttempt(Base):
+    """One run of a task on a backend, with what it was given and what it used."""
+
+    __tablename__ = "task_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(16))
+    backend_task_id: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="launched")
+    agent: Mapped[str | None] = mapped_column(String(255))
+    sandbox: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text, default="")
+    cpus: Mapped[float] = mapped_column(Float, default=0)
+    mem_mb: Mapped[float] = mapped_column(Float, default=0)
+    disk_mb: Mapped[float] = mapped_column(Float, default=0)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    mem_peak_mb: Mapped[float | None] = mapped_column(Float)
+    wall_seconds: Mapped[float | None] = mapped_column(Float)
+    launched: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    task: Mapped[Task] = relationship(back_populates="attempt_rows")
+    events: Mapped[list[AttemptEvent]] = relationship(back_populates="attempt", order_by="AttemptEvent.id",
+                                                      cascade="all, delete-orphan")
+
+    __table_args__ = (Index("ix_attempts_task", "task_id", "number"), Index("ix_attempts_status", "status"))
+
+
+class AttemptEvent(Base):
+    __tablename__ = "attempt_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("task_attempts.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text, default="")
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    attempt: Mapped[TaskAttempt] = relationship(back_populates="events")
+
+    __table_args__ = (Index("ix_attempt_events_attempt", "attempt_id"),)
