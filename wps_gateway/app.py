@@ -1,0 +1,126 @@
+"""The WSGI application: routes onto the WPS service, status documents and outputs.
+
+Stateless: every answer is computed from the request and the job store, so
+any number of replicas can serve one store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+
+from lxml import etree
+from pywps.exceptions import FileSizeExceeded, NoApplicableCode
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from .context import GatewayContext
+from .jobs import JobNotFound, get_job
+from .planner import job_paths
+from .store.models import JobStatus
+from .wps1.render import execute_response
+from .wps1.service import XML_MIMETYPE, GatewayService
+
+LOG = logging.getLogger(__name__)
+SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+class RequestTooLarge(FileSizeExceeded):
+    """An OWS FileSizeExceeded exception answered with HTTP 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body exceeds the limit of {limit} bytes", "request", code=413)
+
+
+class GatewayApp:
+    """WSGI callable; ``context`` carries settings, store and processors."""
+
+    def __init__(self, context: GatewayContext) -> None:
+        self.context = context
+        self.service = GatewayService(context)
+        self.url_map = Map([
+            Rule("/", endpoint="landing"),
+            Rule("/health", endpoint="health"),
+            Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
+            Rule("/wps/status/<job_id>.xml", endpoint="wps_status"),
+            Rule("/outputs/<job_id>/<filename>", endpoint="output"),
+        ])
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            endpoint, args = self.url_map.bind_to_environ(environ).match()
+            response = getattr(self, f"on_{endpoint}")(request, **args)
+        except HTTPException as exc:
+            response = exc
+        return response(environ, start_response)
+
+    # -- endpoints ----------------------------------------------------------
+
+    def on_landing(self, request: Request) -> Response:
+        base = self.context.settings.base_url
+        body = {
+            "title": "WPS processing gateway",
+            "links": [
+                {"rel": "service", "href": f"{base}/wps?service=WPS&request=GetCapabilities",
+                 "title": "WPS 1.0.0 GetCapabilities"},
+                {"rel": "status", "href": f"{base}/health"},
+            ],
+            "processes": sorted(self.context.processors()),
+        }
+        return Response(json.dumps(body, indent=2), mimetype="application/json")
+
+    def on_health(self, request: Request) -> Response:
+        return Response(json.dumps({"status": "ok"}), mimetype="application/json")
+
+    def on_wps(self, request: Request) -> Response:
+        if request.method == "POST":
+            guard_xml_body(request, self.context.settings.max_request_bytes)
+        return self.service.call(request)
+
+    def on_wps_status(self, request: Request, job_id: str) -> Response:
+        job = self._job(job_id)
+        settings = self.context.settings
+        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir)
+        response = Response(body, mimetype=XML_MIMETYPE)
+        response.headers["Cache-Control"] = "no-store" if job.status not in JobStatus.FINAL else "max-age=60"
+        return response
+
+    def on_output(self, request: Request, job_id: str, filename: str) -> Response:
+        job = self._job(job_id)
+        files = {entry.get("file") for entry in job.outputs.values()}
+        if filename not in files:
+            raise NotFound(f"job {job_id} has no output file {filename}")
+        path = job_paths(self.context.settings.jobs_dir, job_id)["outputs"] / filename
+        if not path.is_file():
+            raise NotFound(f"output file {filename} of job {job_id} is gone")
+        media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        response = Response(open(path, "rb"), mimetype=media_type, direct_passthrough=True)
+        response.content_length = path.stat().st_size
+        return response
+
+    def _job(self, job_id: str):
+        try:
+            return get_job(self.context.store, job_id)
+        except JobNotFound:
+            raise NotFound(f"no job {job_id}") from None
+
+
+def guard_xml_body(request: Request, limit: int) -> None:
+    """Refuse oversized bodies, DTDs (entity expansion, external entities) and malformed XML."""
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLarge(limit)
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise RequestTooLarge(limit)
+    request._cached_data = body  # PyWPS reads the body through get_data()
+    if "json" in (request.content_type or ""):
+        return
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise NoApplicableCode("DOCTYPE and ENTITY declarations are not allowed in requests", "request", code=400)
+    try:
+        etree.fromstring(body, SAFE_XML)
+    except etree.XMLSyntaxError as exc:
+        raise NoApplicableCode(f"The request is not well-formed XML: {exc}", "request", code=400) from None

@@ -1,0 +1,133 @@
+"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+
+from .config import ConfigError, load_settings
+from .store.db import Store
+
+LOG = logging.getLogger("wps_gateway")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wps-gateway", description=__doc__)
+    parser.add_argument("-c", "--config", action="append", help="pywps.cfg file(s); default $PYWPS_CFG or ./pywps.cfg")
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve WPS over HTTP (with the embedded dispatcher by default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--threads", type=int, default=8)
+
+    commands.add_parser("dispatch", help="run the dispatcher alone (one active instance; others stand by)")
+
+    db = commands.add_parser("db", help="job store schema")
+    db.add_argument("action", choices=["upgrade"])
+
+    jobs = commands.add_parser("jobs", help="inspect jobs")
+    jobs_cmd = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = jobs_cmd.add_parser("list")
+    listing.add_argument("--status")
+    listing.add_argument("--limit", type=int, default=50)
+    show = jobs_cmd.add_parser("show")
+    show.add_argument("job_id")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"wps-gateway: {exc}", file=sys.stderr)
+        return 2
+    store = Store(settings.database_url)
+    if args.command == "db":
+        store.upgrade()
+        print(f"job store at {_display_url(settings.database_url)} is up to date")
+        return 0
+    if args.command == "jobs":
+        return _jobs(store, args)
+    store.upgrade()
+    if args.command == "dispatch":
+        return _dispatch(settings, store)
+    return _serve(settings, store, args)
+
+
+def _display_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def _dispatch(settings, store: Store) -> int:
+    from .runner import DispatcherRunner
+
+    runner = DispatcherRunner(settings, store)
+    _stop_on_signals(runner.stop_event)
+    runner.run()
+    return 0
+
+
+def _serve(settings, store: Store, args) -> int:
+    import waitress
+
+    from .app import GatewayApp
+    from .context import GatewayContext
+    from .runner import DispatcherRunner
+
+    context = GatewayContext.create(settings, store)
+    runner = None
+    if settings.dispatcher == "embedded":
+        runner = DispatcherRunner(settings, store)
+        context.on_job_submitted = runner.wake
+        runner.start_thread()
+    LOG.info("serving %d processors at http://%s:%d/wps (public URL %s)", len(context.processors()),
+             args.host, args.port, settings.url)
+    try:
+        waitress.serve(GatewayApp(context), host=args.host, port=args.port, threads=args.threads,
+                       ident="wps-gateway")
+    finally:
+        if runner is not None:
+            runner.stop()
+    return 0
+
+
+def _jobs(store: Store, args) -> int:
+    from .jobs import JobNotFound, get_job, list_jobs
+    from .store.models import Task
+
+    if args.jobs_command == "list":
+        for job in list_jobs(store, args.limit, args.status):
+            print(f"{job.id}  {job.status:<10} {job.progress:>3}%  {job.process_id:<20} "
+                  f"{job.created:%Y-%m-%d %H:%M:%S}  {job.message}")
+        return 0
+    try:
+        job = get_job(store, args.job_id)
+    except JobNotFound:
+        print(f"no job {args.job_id}", file=sys.stderr)
+        return 1
+    with store.sessions() as session:
+        tasks = session.query(Task).filter(Task.job_id == job.id).order_by(Task.seq).all()
+        print(json.dumps({"id": job.id, "process": job.process_id, "status": job.status,
+                          "progress": job.progress, "message": job.message, "created": job.created.isoformat(),
+                          "outputs": job.outputs}, indent=2))
+        for task in tasks:
+            attempts = ", ".join(f"#{a.number} {a.status}" + (f" exit {a.exit_code}" if a.exit_code is not None
+                                                              else "") for a in task.attempt_rows)
+            print(f"  {task.step:<12} {task.index:>3}  {task.status:<10} {attempts}  {task.message}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

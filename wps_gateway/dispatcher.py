@@ -1,0 +1,377 @@
+"""The dispatcher: where the job store and an execution backend meet.
+
+One active instance (see ``leader_lock``) runs a loop that, each turn,
+applies the backend's task events to the store, dismisses jobs whose
+cancellation was requested, plans newly accepted jobs into tasks, and
+launches the tasks that are ready. It is the only writer of task state, and
+everything it knows is in the store, so a restarted dispatcher resumes where
+the last one stopped: attempts that were active are handed to the backend's
+``recover``, which reports them finished or lost, and lost ones run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from mesos_backend import Backend, Resources, TaskEvent, TaskSpec, TaskState
+from processes.descriptor import DescriptorError, Processor, parse_descriptor
+
+from .planner import PlanError, job_paths, plan_job
+from .store.db import Store
+from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
+
+LOG = logging.getLogger(__name__)
+ACTIVE_ATTEMPT = ("launched", "running")
+RESTART_REASON = "backend_restarted"
+
+
+@dataclass
+class DispatcherOptions:
+    jobs_dir: Path
+    poll_interval: float = 0.25
+    retry_backoff: float = 2.0
+    retry_backoff_max: float = 60.0
+    max_tasks_per_job: int = 1000
+    batch: int = 1000
+
+
+class Dispatcher:
+    """Moves jobs forward; call ``run`` in its own thread or process."""
+
+    def __init__(self, store: Store, backend: Backend, options: DispatcherOptions) -> None:
+        self.store = store
+        self.backend = backend
+        self.options = options
+        self.paused = False
+        self._events: queue.SimpleQueue[TaskEvent] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._started = False
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the backend and hand it the attempts a previous run left active."""
+        if self._started:
+            return
+        self.backend.start(self._on_event)
+        self._started = True
+        self._recover()
+
+    def run(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            while not stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:  # keep dispatching; the store is consistent per transaction
+                    LOG.exception("dispatcher turn failed")
+                self._wake.wait(self.options.poll_interval)
+                self._wake.clear()
+        finally:
+            self.backend.stop()
+
+    def run_once(self) -> None:
+        """One turn: events, cancellations, planning, launching."""
+        kills = self._apply_events()
+        kills += self._dismiss_requested()
+        self._plan_accepted()
+        if kills:
+            for backend_id in kills:
+                self.backend.kill(backend_id)
+        if not self.paused:
+            self._launch_ready()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_event(self, event: TaskEvent) -> None:
+        self._events.put(event)
+        self._wake.set()
+
+    # -- recovery -----------------------------------------------------------
+
+    def _recover(self) -> None:
+        with self.store.session() as session:
+            attempts = session.scalars(select(TaskAttempt).where(TaskAttempt.status.in_(ACTIVE_ATTEMPT))).all()
+            hints = {a.backend_task_id: {"pid": a.pid, "sandbox": a.sandbox} for a in attempts}
+        if hints:
+            LOG.info("recovering %d task attempts left active by a previous dispatcher", len(hints))
+            self.backend.recover(list(hints), hints)
+
+    # -- events -------------------------------------------------------------
+
+    def _apply_events(self) -> list[str]:
+        events: list[TaskEvent] = []
+        while len(events) < self.options.batch * 2:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        if not events:
+            return []
+        kills: list[str] = []
+        with self.store.session() as session:
+            ids = list({e.task_id for e in events})
+            attempts = {a.backend_task_id: a for a in session.scalars(
+                select(TaskAttempt).where(TaskAttempt.backend_task_id.in_(ids))
+                .options(selectinload(TaskAttempt.task).selectinload(Task.job)))}
+            changed: dict[str, Job] = {}
+            for event in events:
+                attempt = attempts.get(event.task_id)
+                if attempt is None:
+                    LOG.warning("event for unknown task %s ignored", event.task_id)
+                    continue
+                self._apply_event(session, attempt, event)
+                changed[attempt.task.job_id] = attempt.task.job
+            for job in changed.values():
+                kills += self._advance_job(session, job)
+        return kills
+
+    def _apply_event(self, session: Session, attempt: TaskAttempt, event: TaskEvent) -> None:
+        when = datetime.fromtimestamp(event.timestamp, UTC)
+        session.add(AttemptEvent(attempt_id=attempt.id, state=event.state.value, reason=event.reason,
+                                 message=event.message[:4000], timestamp=when))
+        task = attempt.task
+        if event.agent:
+            attempt.agent = event.agent
+        if event.sandbox:
+            attempt.sandbox = event.sandbox
+        if event.state is TaskState.STARTED:
+            attempt.status = "running"
+            attempt.started = when
+            pid = _pid_from(event)
+            if pid is not None:
+                attempt.pid = pid
+            if task.status == TaskStatus.RUNNING and task.started is None:
+                task.started = when
+            return
+        if attempt.status not in ACTIVE_ATTEMPT:
+            return  # a duplicate terminal event
+        attempt.finished = when
+        attempt.exit_code = event.exit_code
+        attempt.reason = event.reason
+        attempt.message = event.message[:4000]
+        if event.usage:
+            attempt.cpu_seconds = event.usage.cpu_seconds
+            attempt.mem_peak_mb = event.usage.mem_peak_mb
+            attempt.wall_seconds = event.usage.wall_seconds
+        if event.succeeded:
+            attempt.status = "succeeded"
+        elif event.state is TaskState.KILLED:
+            attempt.status = "killed"
+        elif event.state is TaskState.LOST:
+            attempt.status = "lost"
+        else:
+            attempt.status = "failed"
+        if task.status != TaskStatus.RUNNING:
+            return  # cancelled meanwhile: keep the record, change nothing else
+        if event.succeeded:
+            task.status = TaskStatus.SUCCEEDED
+            task.finished = when
+            task.message = ""
+            return
+        self._retry_or_fail(task, attempt, event)
+
+    def _retry_or_fail(self, task: Task, attempt: TaskAttempt, event: TaskEvent) -> None:
+        reason = _describe_failure(event)
+        if event.reason == RESTART_REASON:
+            task.max_attempts += 1  # a dispatcher restart is not the task's fault
+        if task.attempts < task.max_attempts:
+            delay = 0.0 if event.reason == RESTART_REASON else min(
+                self.options.retry_backoff * 2 ** (task.attempts - 1), self.options.retry_backoff_max)
+            task.status = TaskStatus.QUEUED
+            task.not_before = utcnow() + timedelta(seconds=delay)
+            task.message = f"attempt {attempt.number} {reason}; retrying in {delay:.0f} s"
+            LOG.info("task %s: %s", task.id, task.message)
+            return
+        task.status = TaskStatus.FAILED
+        task.finished = utcnow()
+        task.message = f"{reason} (after {task.attempts} attempt{'s' if task.attempts != 1 else ''})"
+
+    # -- job progress -------------------------------------------------------
+
+    def _advance_job(self, session: Session, job: Job) -> list[str]:
+        """Promote ready tasks, update progress, finish the job; return attempts to kill."""
+        if job.status in JobStatus.FINAL:
+            return []
+        tasks = job.tasks
+        failed = next((t for t in tasks if t.status == TaskStatus.FAILED), None)
+        if failed is not None:
+            message = f"Step '{failed.step}' task {failed.index} failed: {failed.message}"
+            return self._finish_job(session, job, JobStatus.FAILED, message)
+        done_steps = _finished_steps(tasks)
+        for task in tasks:
+            if task.status == TaskStatus.PENDING and set(task.spec.get("depends_on", [])) <= done_steps:
+                task.status = TaskStatus.QUEUED
+        succeeded = sum(1 for t in tasks if t.status == TaskStatus.SUCCEEDED)
+        if tasks and succeeded == len(tasks):
+            try:
+                job.outputs = collect_outputs(job, self.options.jobs_dir)
+            except OutputMissing as exc:
+                return self._finish_job(session, job, JobStatus.FAILED, str(exc))
+            return self._finish_job(session, job, JobStatus.SUCCESSFUL, "Process succeeded")
+        job.progress = min(99, int(100 * succeeded / max(1, len(tasks))))
+        running = sorted({t.step for t in tasks if t.status == TaskStatus.RUNNING})
+        job.message = (f"{succeeded} of {len(tasks)} tasks done"
+                       + (f"; running step {', '.join(running)}" if running else ""))
+        return []
+
+    def _finish_job(self, session: Session, job: Job, status: str, message: str) -> list[str]:
+        kills: list[str] = []
+        now = utcnow()
+        for task in job.tasks:
+            if task.status not in TaskStatus.FINAL:
+                if task.status == TaskStatus.RUNNING:
+                    kills += [a.backend_task_id for a in task.attempt_rows if a.status in ACTIVE_ATTEMPT]
+                task.status = TaskStatus.CANCELLED
+                task.finished = now
+        job.status = status
+        job.message = message
+        job.finished = now
+        if status == JobStatus.SUCCESSFUL:
+            job.progress = 100
+        LOG.info("job %s %s: %s", job.id, status, message)
+        return kills
+
+    def _dismiss_requested(self) -> list[str]:
+        kills: list[str] = []
+        with self.store.session() as session:
+            jobs = session.scalars(select(Job).where(Job.cancel_requested.is_(True),
+                                                     Job.status.in_(JobStatus.ACTIVE))
+                                   .options(selectinload(Job.tasks).selectinload(Task.attempt_rows))).all()
+            for job in jobs:
+                kills += self._finish_job(session, job, JobStatus.DISMISSED, "Job dismissed")
+        return kills
+
+    # -- planning and launching ---------------------------------------------
+
+    def _plan_accepted(self) -> None:
+        with self.store.session() as session:
+            jobs = session.scalars(select(Job).where(Job.status == JobStatus.ACCEPTED)
+                                   .order_by(Job.priority.desc(), Job.created).limit(50)).all()
+            for job in jobs:
+                self._plan(session, job)
+
+    def _plan(self, session: Session, job: Job) -> None:
+        try:
+            processor = parse_descriptor(job.descriptor)
+            planned = plan_job(processor, job.id, job.inputs, self.options.jobs_dir,
+                               self.options.max_tasks_per_job)
+        except (DescriptorError, PlanError) as exc:
+            job.status, job.message, job.finished = JobStatus.FAILED, f"Cannot plan job: {exc}", utcnow()
+            return
+        for p in planned:
+            session.add(Task(id=p.id, job_id=job.id, seq=p.seq, step=p.step, index=p.index, spec=p.spec,
+                             max_attempts=p.max_attempts,
+                             status=TaskStatus.QUEUED if p.ready else TaskStatus.PENDING))
+        paths = job_paths(self.options.jobs_dir, job.id)
+        for step in processor.steps:
+            (paths["steps"] / step.id).mkdir(parents=True, exist_ok=True)
+        paths["outputs"].mkdir(parents=True, exist_ok=True)
+        job.status = JobStatus.RUNNING
+        job.started = utcnow()
+        job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
+
+    def _launch_ready(self) -> None:
+        now = utcnow()
+        specs: list[TaskSpec] = []
+        with self.store.session() as session:
+            tasks = session.scalars(
+                select(Task).join(Job)
+                .where(Task.status == TaskStatus.QUEUED, Job.status == JobStatus.RUNNING,
+                       Job.cancel_requested.is_(False),
+                       or_(Task.not_before.is_(None), Task.not_before <= now))
+                .order_by(Job.priority.desc(), Job.created, Task.seq)
+                .limit(self.options.batch)).all()
+            for task in tasks:
+                task.attempts += 1
+                task.status = TaskStatus.RUNNING
+                backend_id = f"{task.id}.{task.attempts}"
+                res = task.spec["resources"]
+                session.add(TaskAttempt(task_id=task.id, number=task.attempts, backend=self.backend.name,
+                                        backend_task_id=backend_id, status="launched", cpus=res["cpus"],
+                                        mem_mb=res["mem"], disk_mb=res["disk"], gpus=res["gpus"]))
+                specs.append(_task_spec(task, backend_id))
+        for spec in specs:  # after commit: a crash in between leaves 'launched' rows that recovery reruns
+            self.backend.launch(spec)
+
+
+def _task_spec(task: Task, backend_id: str) -> TaskSpec:
+    spec = task.spec
+    return TaskSpec(
+        task_id=backend_id,
+        command=list(spec["command"]),
+        resources=Resources(**spec["resources"]),
+        environment=dict(spec.get("environment", {})),
+        image=spec.get("image"),
+        timeout=spec.get("timeout"),
+        labels={"job_id": task.job_id, "task_id": task.id, "step": task.step},
+    )
+
+
+def _finished_steps(tasks: list[Task]) -> set[str]:
+    steps: dict[str, bool] = {}
+    for task in tasks:
+        steps[task.step] = steps.get(task.step, True) and task.status == TaskStatus.SUCCEEDED
+    return {step for step, done in steps.items() if done}
+
+
+def _describe_failure(event: TaskEvent) -> str:
+    if event.reason == "timeout":
+        text = "timed out and was killed"
+    elif event.state is TaskState.LOST:
+        text = f"was lost ({event.reason or 'unknown reason'})"
+    elif event.exit_code is not None:
+        text = f"exited with code {event.exit_code}"
+    else:
+        text = f"failed ({event.reason or 'unknown reason'})"
+    return f"{text}: {event.message}" if event.message else text
+
+
+def _pid_from(event: TaskEvent) -> int | None:
+    pid = getattr(event, "pid", None)
+    return pid if isinstance(pid, int) else None
+
+
+class OutputMissing(RuntimeError):
+    """The workflow finished but did not write an output it declares."""
+
+
+def collect_outputs(job: Job, jobs_dir: Path) -> dict[str, Any]:
+    """Read the declared outputs of a finished job from its outputs folder."""
+    processor: Processor = parse_descriptor(job.descriptor)
+    outputs_dir = job_paths(jobs_dir, job.id)["outputs"]
+    result: dict[str, Any] = {}
+    for spec in processor.outputs:
+        path = outputs_dir / (spec.file or spec.id)
+        if not path.is_file():
+            if spec.min_occurs == 0:
+                continue
+            raise OutputMissing(f"The workflow finished without producing output '{spec.id}' ({path.name})")
+        entry: dict[str, Any] = {"file": path.name, "media_type": spec.media_type}
+        if not spec.is_complex:
+            entry["value"] = _literal(spec.literal_type, path.read_text().strip())
+        result[spec.id] = entry
+    return result
+
+
+def _literal(kind: str, text: str) -> Any:
+    try:
+        if kind == "number":
+            return float(text)
+        if kind == "integer":
+            return int(text)
+        if kind == "boolean":
+            return text.lower() in ("true", "1")
+    except ValueError as exc:
+        raise OutputMissing(f"output value {text!r} is not a {kind}") from exc
+    return text

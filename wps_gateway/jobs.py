@@ -1,0 +1,120 @@
+"""Jobs as the protocols see them: submit, look up, wait, dismiss.
+
+Every protocol front end (WPS 1.0.0, later WPS 2.0 and OGC API - Processes)
+goes through these functions, so a job submitted one way is visible the
+other way. They only write rows; the dispatcher does the work.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from processes.descriptor import Processor
+
+from .inputs import CheckedInputs, write_inline_inputs
+from .planner import job_paths
+from .store.db import Store
+from .store.models import Job, JobStatus, utcnow
+
+
+class JobNotFound(LookupError):
+    """No job has that id."""
+
+
+@dataclass
+class ResponseForm:
+    """What the client asked to get back, kept with the job for rendering."""
+
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {as_reference, mime_type}
+    raw: bool = False
+    lineage: bool = False
+    asynchronous: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outputs": self.outputs, "raw": self.raw, "lineage": self.lineage,
+                "asynchronous": self.asynchronous}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResponseForm:
+        return cls(outputs=data.get("outputs", {}), raw=data.get("raw", False),
+                   lineage=data.get("lineage", False), asynchronous=data.get("asynchronous", False))
+
+
+def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: CheckedInputs,
+               response_form: ResponseForm, protocol: str, user: str = "anonymous", group: str = "",
+               priority: int = 0) -> Job:
+    """Write an accepted job; the dispatcher picks it up."""
+    job_id = str(uuid.uuid4())
+    values = write_inline_inputs(checked, processor, job_paths(jobs_dir, job_id)["inputs"])
+    job = Job(
+        id=job_id,
+        process_id=processor.id,
+        process_version=processor.version,
+        status=JobStatus.ACCEPTED,
+        message="Job accepted and queued",
+        progress=0,
+        user=user,
+        group=group,
+        priority=priority,
+        protocol=protocol,
+        inputs=values,
+        response_form=response_form.as_dict(),
+        descriptor=processor.raw,
+    )
+    with store.session() as session:
+        session.add(job)
+    return job
+
+
+def get_job(store: Store, job_id: str) -> Job:
+    with store.sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        session.expunge(job)
+        return job
+
+
+def wait_for_job(store: Store, job_id: str, timeout: float, interval: float = 0.1) -> Job:
+    """Poll the store until the job is final or ``timeout`` passes; return it either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = get_job(store, job_id)
+        if job.status in JobStatus.FINAL or time.monotonic() >= deadline:
+            return job
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+
+def request_dismiss(store: Store, job_id: str) -> Job:
+    """Mark a job for cancellation; an accepted job is dismissed at once, a running one by the dispatcher."""
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.status in JobStatus.FINAL:
+            return job
+        if job.status == JobStatus.ACCEPTED:
+            result = session.execute(
+                update(Job).where(Job.id == job_id, Job.status == JobStatus.ACCEPTED)
+                .values(status=JobStatus.DISMISSED, message="Job dismissed", finished=utcnow(),
+                        cancel_requested=True))
+            if result.rowcount:
+                session.refresh(job)
+                return job
+        job.cancel_requested = True
+        job.message = "Dismiss requested"
+    return job
+
+
+def list_jobs(store: Store, limit: int = 50, status: str | None = None) -> list[Job]:
+    with store.sessions() as session:
+        query = select(Job).order_by(Job.created.desc()).limit(limit)
+        if status:
+            query = query.where(Job.status == status)
+        return list(session.scalars(query))

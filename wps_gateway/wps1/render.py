@@ -1,0 +1,160 @@
+"""WPS 1.0.0 ExecuteResponse documents, rendered from a job row on request.
+
+Nothing here is stored: the status document at ``statusLocation`` is built
+from the job store each time it is fetched, so it is never stale and a
+restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from processes.descriptor import Processor, parse_descriptor
+
+from ..jobs import ResponseForm
+from ..planner import job_paths
+from ..store.models import Job, JobStatus
+
+WPS_NS = "http://www.opengis.net/wps/1.0.0"
+OWS_NS = "http://www.opengis.net/ows/1.1"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+SCHEMA_LOCATION = f"{WPS_NS} http://schemas.opengis.net/wps/1.0.0/wpsExecute_response.xsd"
+NSMAP = {"wps": WPS_NS, "ows": OWS_NS, "xlink": XLINK_NS, "xsi": XSI_NS}
+
+WPS = ElementMaker(namespace=WPS_NS, nsmap=NSMAP)
+OWS = ElementMaker(namespace=OWS_NS, nsmap=NSMAP)
+
+
+def status_url(base_url: str, job_id: str) -> str:
+    return f"{base_url}/wps/status/{job_id}.xml"
+
+
+def output_url(base_url: str, job_id: str, filename: str) -> str:
+    return f"{base_url}/outputs/{job_id}/{filename}"
+
+
+def execute_response(job: Job, base_url: str, service_url: str, jobs_dir: Path) -> bytes:
+    """The ExecuteResponse for ``job`` as it stands now."""
+    processor = parse_descriptor(job.descriptor)
+    form = ResponseForm.from_dict(job.response_form)
+    root = WPS.ExecuteResponse(
+        {
+            "service": "WPS",
+            "version": "1.0.0",
+            f"{{{XML_NS}}}lang": "en-US",
+            "serviceInstance": f"{service_url}?service=WPS&request=GetCapabilities",
+            f"{{{XSI_NS}}}schemaLocation": SCHEMA_LOCATION,
+        },
+    )
+    if form.asynchronous or job.status not in JobStatus.FINAL:
+        root.set("statusLocation", status_url(base_url, job.id))
+    root.append(WPS.Process(
+        {f"{{{WPS_NS}}}processVersion": processor.version},
+        OWS.Identifier(processor.id),
+        OWS.Title(processor.title),
+    ))
+    root.append(_status(job))
+    if form.lineage:
+        root.append(_data_inputs(job, processor))
+        root.append(_output_definitions(form, processor))
+    if job.status == JobStatus.SUCCESSFUL:
+        root.append(_process_outputs(job, processor, form, base_url, jobs_dir))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _status(job: Job) -> etree._Element:
+    created = (job.updated or job.created).isoformat()
+    status = WPS.Status({"creationTime": created})
+    if job.status == JobStatus.ACCEPTED:
+        status.append(WPS.ProcessAccepted(job.message or "Process accepted"))
+    elif job.status == JobStatus.RUNNING:
+        status.append(WPS.ProcessStarted({"percentCompleted": str(job.progress)}, job.message or "Running"))
+    elif job.status == JobStatus.SUCCESSFUL:
+        status.append(WPS.ProcessSucceeded(job.message or "Process succeeded"))
+    else:
+        text = job.message or ("Job dismissed" if job.status == JobStatus.DISMISSED else "Process failed")
+        status.append(WPS.ProcessFailed(OWS.ExceptionReport(
+            {"version": "1.0.0"},
+            OWS.Exception({"exceptionCode": "NoApplicableCode"}, OWS.ExceptionText(text)),
+        )))
+    return status
+
+
+def _data_inputs(job: Job, processor: Processor) -> etree._Element:
+    element = WPS.DataInputs()
+    for spec in processor.inputs:
+        for value in job.inputs.get(spec.id, []):
+            if spec.is_complex:
+                data: Any = WPS.Reference({f"{{{XLINK_NS}}}href": str(value), "mimeType": spec.media_type})
+            else:
+                data = WPS.Data(WPS.LiteralData(_literal_text(value)))
+            element.append(WPS.Input(OWS.Identifier(spec.id), OWS.Title(spec.title), data))
+    return element
+
+
+def _output_definitions(form: ResponseForm, processor: Processor) -> etree._Element:
+    element = WPS.OutputDefinitions()
+    for spec in _requested(form, processor):
+        attrs = {"asReference": "true" if _as_reference(form, spec) else "false"} if spec.is_complex else {}
+        element.append(WPS.Output(attrs, OWS.Identifier(spec.id)))
+    return element
+
+
+def _requested(form: ResponseForm, processor: Processor) -> list:
+    if not form.outputs:
+        return list(processor.outputs)
+    return [o for o in processor.outputs if o.id in form.outputs]
+
+
+def _as_reference(form: ResponseForm, spec) -> bool:
+    requested = form.outputs.get(spec.id, {})
+    value = requested.get("as_reference")
+    return True if value is None else bool(value)
+
+
+def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_url: str,
+                     jobs_dir: Path) -> etree._Element:
+    element = WPS.ProcessOutputs()
+    for spec in _requested(form, processor):
+        produced = job.outputs.get(spec.id)
+        if produced is None:
+            continue
+        output = WPS.Output(OWS.Identifier(spec.id), OWS.Title(spec.title))
+        if not spec.is_complex:
+            output.append(WPS.Data(WPS.LiteralData({"dataType": spec.literal_type}, _literal_text(produced["value"]))))
+        elif _as_reference(form, spec):
+            output.append(WPS.Reference({"href": output_url(base_url, job.id, produced["file"]),
+                                         "mimeType": spec.media_type}))
+        else:
+            output.append(WPS.Data(_inline_complex(job, spec.media_type or "", produced["file"], jobs_dir)))
+        element.append(output)
+    return element
+
+
+def _inline_complex(job: Job, media_type: str, filename: str, jobs_dir: Path) -> etree._Element:
+    content = (job_paths(jobs_dir, job.id)["outputs"] / filename).read_bytes()
+    if "json" in media_type:
+        data = WPS.ComplexData({"mimeType": media_type})
+        data.text = json.dumps(json.loads(content))
+        return data
+    if "xml" in media_type:
+        data = WPS.ComplexData({"mimeType": media_type})
+        data.append(etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True)))
+        return data
+    data = WPS.ComplexData({"mimeType": media_type, "encoding": "base64"})
+    data.text = base64.b64encode(content).decode("ascii")
+    return data
+
+
+def _literal_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,110 @@
+"""The WPS service: PyWPS for parsing, capabilities and descriptions; the store for Execute.
+
+Stock PyWPS runs an Execute in the serving process (or one process per async
+job). Here Execute only checks the request, writes an accepted job, and
+either answers at once with a ``statusLocation`` (async) or waits, bounded,
+for the dispatcher to finish the job (sync).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+from pywps import Service
+from pywps.exceptions import InvalidParameterValue, MissingParameterValue, NoApplicableCode
+from werkzeug.wrappers import Response
+
+from processes.registry import to_pywps_process
+
+from ..context import GatewayContext
+from ..inputs import InputError, RawInput, check_inputs
+from ..jobs import ResponseForm, submit_job, wait_for_job
+from ..planner import job_paths
+from ..store.models import JobStatus
+from .render import execute_response
+
+XML_MIMETYPE = "text/xml"
+ERRORS = {"MissingParameterValue": MissingParameterValue, "InvalidParameterValue": InvalidParameterValue}
+
+
+class GatewayService(Service):
+    """PyWPS ``Service`` whose Execute goes through the job store."""
+
+    def __init__(self, context: GatewayContext) -> None:
+        self.context = context
+        super().__init__(processes=[to_pywps_process(p) for p in context.processors().values()])
+
+    def refresh_processes(self) -> None:
+        """Pick up processors deployed since start."""
+        from collections import OrderedDict
+
+        self.processes = OrderedDict(
+            (p.id, to_pywps_process(p)) for p in self.context.processors().values())
+
+    def execute(self, identifier: str, wps_request: Any, uuid: Any) -> Response:
+        processor = self.context.processors().get(identifier)
+        if processor is None:
+            raise InvalidParameterValue(f"Unknown process '{identifier}'", "Identifier")
+        form = _response_form(wps_request, {o.id for o in processor.outputs})
+        try:
+            checked = check_inputs(processor, _raw_inputs(wps_request.inputs), self.context.address_policy)
+        except InputError as exc:
+            raise ERRORS.get(exc.code, InvalidParameterValue)(exc.message, exc.locator) from exc
+        settings = self.context.settings
+        job = submit_job(self.context.store, settings.jobs_dir, processor, checked, form, protocol="wps1")
+        self.context.notify_dispatcher()
+        if not form.asynchronous:
+            job = wait_for_job(self.context.store, job.id, settings.sync_timeout)
+            if form.raw and job.status == JobStatus.SUCCESSFUL:
+                return self._raw_output(job, form)
+            if form.raw and job.status in JobStatus.FINAL:
+                raise NoApplicableCode(job.message or "Process failed", code=500)
+        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir)
+        return Response(body, 200, mimetype=XML_MIMETYPE)
+
+    def _raw_output(self, job, form: ResponseForm) -> Response:
+        output_id = next(iter(form.outputs))
+        produced = job.outputs.get(output_id)
+        if produced is None:
+            raise NoApplicableCode(f"output {output_id!r} was not produced", code=500)
+        if "value" in produced:
+            return Response(str(produced["value"]), 200, mimetype="text/plain")
+        path = job_paths(self.context.settings.jobs_dir, job.id)["outputs"] / produced["file"]
+        media_type = produced.get("media_type") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        response = Response(path.read_bytes(), 200, content_type=media_type)
+        response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
+        return response
+
+
+def _raw_inputs(inputs: dict[str, list[dict]]) -> dict[str, list[RawInput]]:
+    out: dict[str, list[RawInput]] = {}
+    for name, items in (inputs or {}).items():
+        out[name] = [RawInput(value=item.get("data"), href=item.get("href") or None,
+                              media_type=item.get("mimeType") or item.get("mimetype") or None,
+                              encoding=item.get("encoding") or None) for item in items]
+    return out
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() == "true"
+
+
+def _response_form(wps_request: Any, output_ids: set[str]) -> ResponseForm:
+    store = _flag(wps_request.store_execute)
+    status = _flag(wps_request.status)
+    if status and not store:
+        raise InvalidParameterValue("status=true requires storeExecuteResponse=true", "status")
+    requested: dict[str, dict[str, Any]] = {}
+    for name, spec in (wps_request.outputs or {}).items():
+        if name not in output_ids:
+            raise InvalidParameterValue(f"the process has no output '{name}'", name)
+        as_reference = spec.get("asReference") if isinstance(spec, dict) else None
+        requested[name] = {"as_reference": None if as_reference in (None, "") else _flag(as_reference),
+                           "mime_type": spec.get("mimetype") if isinstance(spec, dict) else None}
+    raw = bool(wps_request.raw)
+    if raw and len(requested) != 1:
+        raise InvalidParameterValue("RawDataOutput names exactly one output", "RawDataOutput")
+    if raw and store:
+        raise InvalidParameterValue("RawDataOutput cannot be stored; drop storeExecuteResponse", "RawDataOutput")
+    return ResponseForm(outputs=requested, raw=raw, lineage=_flag(wps_request.lineage), asynchronous=store)
