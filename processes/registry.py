@@ -52,7 +52,7 @@ def to_pywps_process(processor: Processor) -> Process:
         identifier=processor.id,
         title=processor.title,
         abstract=processor.description,
-        keywords=list(processor.keywords),
+        keywords=[],  # WPS 1.0.0 process briefs have no keywords: PyWPS would emit invalid XML
         version=processor.version,
         inputs=[_pywps_input(i) for i in processor.inputs],
         outputs=[_pywps_output(o) for o in processor.outputs],
