@@ -1,0 +1,1 @@
+"""Thematic processors shipped with the gateway, one folder per processor (see DESCRIPTOR.md)."""

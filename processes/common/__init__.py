@@ -1,0 +1,1 @@
+"""Helpers shared by the processors so that each ``task.py`` only holds its science."""

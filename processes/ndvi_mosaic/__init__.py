@@ -1,0 +1,1 @@
+"""ndvi-mosaic processor: NDVI per scene, then a max-NDVI composite and statistics."""

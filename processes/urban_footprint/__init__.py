@@ -1,0 +1,1 @@
+"""urban-footprint processor: NDBI/NDVI built-up classification per tile, then areas."""
