@@ -11,7 +11,7 @@ import logging
 import mimetypes
 
 from lxml import etree
-from pywps.exceptions import FileSizeExceeded, NoApplicableCode
+from pywps.exceptions import FileSizeExceeded, InvalidParameterValue, NoApplicableCode
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -27,11 +27,12 @@ LOG = logging.getLogger(__name__)
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
-class RequestTooLarge(FileSizeExceeded):
-    """An OWS FileSizeExceeded exception answered with HTTP 413."""
+WPS_NAMESPACES = ("http://www.opengis.net/wps/1.0.0", "http://www.opengis.net/wps/2.0")
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"Request body exceeds the limit of {limit} bytes", "request", code=413)
+
+def request_too_large(limit: int) -> FileSizeExceeded:
+    """An OWS FileSizeExceeded exception answered with HTTP 413."""
+    return FileSizeExceeded(f"Request body exceeds the limit of {limit} bytes", "request", code=413)
 
 
 class GatewayApp:
@@ -111,16 +112,19 @@ class GatewayApp:
 def guard_xml_body(request: Request, limit: int) -> None:
     """Refuse oversized bodies, DTDs (entity expansion, external entities) and malformed XML."""
     if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLarge(limit)
+        raise request_too_large(limit)
     body = request.stream.read(limit + 1)
     if len(body) > limit:
-        raise RequestTooLarge(limit)
+        raise request_too_large(limit)
     request._cached_data = body  # PyWPS reads the body through get_data()
     if "json" in (request.content_type or ""):
         return
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise NoApplicableCode("DOCTYPE and ENTITY declarations are not allowed in requests", "request", code=400)
     try:
-        etree.fromstring(body, SAFE_XML)
+        root = etree.fromstring(body, SAFE_XML)
     except etree.XMLSyntaxError as exc:
         raise NoApplicableCode(f"The request is not well-formed XML: {exc}", "request", code=400) from None
+    if etree.QName(root).namespace not in WPS_NAMESPACES:
+        raise InvalidParameterValue(f"Unknown request element {root.tag}; expected a WPS 1.0.0 or 2.0 request",
+                                    "request")

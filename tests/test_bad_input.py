@@ -1,0 +1,155 @@
+"""Bad requests get an OGC ExceptionReport with the right code and a 4xx status; the server keeps serving."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from wps_gateway.address_policy import AddressPolicy, ReferenceRefused, is_public_address
+
+from .test_wps1 import execute_xml
+
+OWS = {"ows": "http://www.opengis.net/ows/1.1"}
+
+
+def exception_of(response) -> tuple[str, str, str]:
+    doc = etree.fromstring(response.body)
+    assert etree.QName(doc).localname == "ExceptionReport", response.body
+    exc = doc.find("ows:Exception", OWS)
+    return exc.get("exceptionCode"), exc.get("locator") or "", exc.findtext("ows:ExceptionText", namespaces=OWS)
+
+
+def post(gateway, body: bytes, status: int):
+    return gateway.client.post("/wps", body, content_type="text/xml", status=status)
+
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+  xmlns:ows="http://www.opengis.net/ows/1.1"><ows:Identifier>&xxe;</ows:Identifier></wps:Execute>"""
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
+<wps:GetCapabilities service="WPS" xmlns:wps="http://www.opengis.net/wps/1.0.0">&lol4;</wps:GetCapabilities>"""
+
+
+@pytest.mark.parametrize("body, status, code, text", [
+    (b"<wps:Execute this is not xml", 400, "NoApplicableCode", "not well-formed"),
+    (XXE, 400, "NoApplicableCode", "DOCTYPE"),
+    (BILLION_LAUGHS, 400, "NoApplicableCode", "DOCTYPE"),
+    (b"<foo xmlns='urn:x'/>", 400, None, None),
+])
+def test_malformed_and_hostile_xml_is_refused(gateway, body, status, code, text):
+    got_code, _, got_text = exception_of(post(gateway, body, status))
+    if code:
+        assert got_code == code and text in got_text
+    assert "root:" not in (got_text or "")  # nothing of /etc/passwd leaks
+
+
+def test_oversized_request_is_refused_with_413(gateway):
+    body = execute_xml("ndvi-mosaic", [("scenes", "literal", "x" * (2 * 1024 * 1024))])
+    code, _, text = exception_of(post(gateway, body, 413))
+    assert code == "FileSizeExceeded" and "limit" in text
+
+
+@pytest.mark.parametrize("params, code, locator", [
+    ({"identifier": "no-such-process", "DataInputs": "a=1"}, "InvalidParameterValue", "Identifier"),
+    ({"identifier": "urban-footprint", "DataInputs": "ndvi_max=0.2"}, "MissingParameterValue", "tiles"),
+    ({"identifier": "sleepy-squares", "DataInputs": "numbers=abc"}, "InvalidParameterValue", "numbers"),
+    ({"identifier": "sleepy-squares", "DataInputs": "numbers=1;seconds=99"}, "InvalidParameterValue", "seconds"),
+    ({"identifier": "sleepy-squares", "DataInputs": "numbers=1;fail_step=maybe"}, "InvalidParameterValue",
+     "fail_step"),
+    ({"identifier": "sleepy-squares", "DataInputs": "numbers=1;colour=red"}, "InvalidParameterValue", "colour"),
+    ({"identifier": "sleepy-squares", "DataInputs": "numbers=1", "ResponseDocument": "nothing"},
+     "InvalidParameterValue", "nothing"),
+    ({"identifier": "sleepy-squares", "DataInputs": "numbers=1", "status": "true"}, "InvalidParameterValue",
+     "status"),
+])
+def test_invalid_execute_requests_name_the_input(gateway, params, code, locator):
+    query = {"service": "WPS", "request": "Execute", "version": "1.0.0", **params}
+    got_code, got_locator, text = exception_of(gateway.client.get("/wps", query, status=400))
+    assert (got_code, got_locator) == (code, locator), text
+
+
+@pytest.mark.parametrize("href, why", [
+    ("file:///etc/passwd", "outside the folders"),
+    ("http://127.0.0.1:8080/scene.tif", "loopback, private or link-local"),
+    ("http://169.254.169.254/latest/meta-data/", "loopback, private or link-local"),
+    ("http://[::1]/scene.tif", "loopback, private or link-local"),
+    ("http://10.1.2.3/scene.tif", "loopback, private or link-local"),
+    ("ftp://example.org/scene.tif", "scheme"),
+])
+def test_references_to_disallowed_locations_are_refused(gateway, href, why):
+    body = execute_xml("ndvi-mosaic", [("scenes", "ref", href)])
+    code, locator, text = exception_of(post(gateway, body, 400))
+    assert (code, locator) == ("InvalidParameterValue", "scenes")
+    assert why in text
+
+
+def test_file_reference_escaping_the_allow_list_through_dotdot_is_refused(gateway, sample_data):
+    sneaky = f"file://{sample_data}/../../../../etc/passwd"
+    code, _, text = exception_of(post(gateway, execute_xml("ndvi-mosaic", [("scenes", "ref", sneaky)]), 400))
+    assert code == "InvalidParameterValue" and "outside the folders" in text
+
+
+def test_the_server_keeps_serving_after_bad_requests(gateway):
+    post(gateway, XXE, 400)
+    post(gateway, b"<<<", 400)
+    response = gateway.client.get("/wps", {"service": "WPS", "request": "GetCapabilities"})
+    assert b"ndvi-mosaic" in response.body
+
+
+def test_no_job_is_written_for_a_refused_request(gateway):
+    post(gateway, execute_xml("ndvi-mosaic", [("scenes", "ref", "file:///etc/passwd")]), 400)
+    from wps_gateway.jobs import list_jobs
+
+    assert list_jobs(gateway.store) == []
+
+
+# -- the address policy itself: no request is ever sent to these addresses --
+
+def fake_resolver(table: dict[str, list[str]]):
+    return lambda host: table[host]
+
+
+@pytest.mark.parametrize("address, public", [
+    ("127.0.0.1", False), ("10.0.0.8", False), ("172.16.5.4", False), ("192.168.1.1", False),
+    ("169.254.169.254", False), ("::1", False), ("fe80::1", False), ("fc00::1", False), ("0.0.0.0", False),
+    ("224.0.0.1", False), ("::ffff:127.0.0.1", False), ("100.64.0.1", False),
+    ("8.8.8.8", True), ("2001:4860:4860::8888", True),
+])
+def test_address_classification(address, public):
+    assert is_public_address(address) is public
+
+
+def test_policy_checks_every_address_a_name_resolves_to():
+    policy = AddressPolicy(resolver=fake_resolver({
+        "data.example.org": ["93.184.216.34"],
+        "rebind.example.org": ["93.184.216.34", "10.0.0.5"],
+        "metadata.internal": ["169.254.169.254"],
+    }))
+    assert policy.check("https://data.example.org/s2.tif") == "https://data.example.org/s2.tif"
+    for host in ("rebind.example.org", "metadata.internal"):
+        with pytest.raises(ReferenceRefused):
+            policy.check(f"http://{host}/x.tif")
+
+
+def test_operator_can_allow_named_internal_hosts():
+    policy = AddressPolicy(allowed_hosts=["archive.internal:8080"],
+                           resolver=fake_resolver({"archive.internal": ["10.0.0.7"]}))
+    assert policy.check("http://archive.internal:8080/a.tif")
+    with pytest.raises(ReferenceRefused):
+        policy.check("http://archive.internal:9090/a.tif")
+
+
+def test_file_policy_follows_symlinks(tmp_path):
+    allowed = tmp_path / "data"
+    allowed.mkdir()
+    (allowed / "escape").symlink_to("/etc")
+    policy = AddressPolicy(allowed_paths=[allowed])
+    (allowed / "ok.tif").write_bytes(b"x")
+    assert policy.check((allowed / "ok.tif").as_uri()).endswith("ok.tif")
+    with pytest.raises(ReferenceRefused):
+        policy.check((allowed / "escape" / "passwd").as_uri())
