@@ -78,7 +78,7 @@ class TaskSpec:
     workdir: str | None = None
 
 
-class TaskState(str, Enum):
+class TaskState(str, Enum):  # noqa: UP042 (StrEnum would change what str() of a member gives)
     STARTED = "started"
     FINISHED = "finished"  # ran to the end; see exit_code
     FAILED = "failed"  # could not run, or was killed for a reason (timeout, ...)

@@ -1,0 +1,85 @@
+"""Putting a task's ``FetchUri`` files into its sandbox (local backend).
+
+Supported values are ``file://`` URIs (host empty or ``localhost``) and plain
+filesystem paths; relative paths are taken from the gateway's working
+directory. Each one is copied into the sandbox under its base name, and
+directories are copied recursively. ``extract=True`` unpacks an archive that
+``shutil.unpack_archive`` recognises (zip, tar, tar.gz, tar.bz2, tar.xz) into
+the sandbox instead of copying it; ``executable=True`` adds the execute bits.
+``cache`` is accepted but has no effect here: every attempt gets a fresh copy.
+Any other scheme (http, hdfs, s3, ...) is rejected when the task is launched,
+so a spec the local backend cannot honour fails early and says why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tarfile
+import zipfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from .base import BackendError, FetchUri
+
+SUPPORTED_SCHEMES = ("file",)
+
+
+class FetchError(BackendError):
+    """A URI could not be put into the sandbox (missing file, bad archive)."""
+
+
+def source_path(value: str) -> Path:
+    """The local file a URI value names; BackendError if it is not a local one."""
+    parsed = urlparse(value)
+    # A one-letter "scheme" is a Windows drive, not a URI; treat it as a path.
+    if parsed.scheme and len(parsed.scheme) > 1:
+        if parsed.scheme not in SUPPORTED_SCHEMES:
+            raise BackendError(
+                f"URI {value!r}: scheme {parsed.scheme!r} is not supported by the local backend "
+                f"(supported: {', '.join(SUPPORTED_SCHEMES)} and plain paths)"
+            )
+        if parsed.netloc not in ("", "localhost"):
+            raise BackendError(f"URI {value!r}: file URIs must name a local file (no host)")
+        return Path(unquote(parsed.path))
+    if not value:
+        raise BackendError("empty URI")
+    return Path(value)
+
+
+def fetch_into(uris: list[FetchUri], sandbox: Path) -> list[Path]:
+    """Copy (or extract) every URI into ``sandbox``; returns what was created."""
+    created: list[Path] = []
+    for uri in uris:
+        src = source_path(uri.value)
+        try:
+            if uri.extract and src.is_file():
+                _unpack(src, sandbox)
+                created.append(sandbox)
+                continue
+            dest = sandbox / src.name
+            if src.is_dir():
+                shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, dest)
+                if uri.executable:
+                    mode = dest.stat().st_mode
+                    os.chmod(dest, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            created.append(dest)
+        except FetchError:
+            raise
+        except (OSError, shutil.Error) as exc:
+            raise FetchError(f"cannot fetch {uri.value!r}: {exc}") from exc
+    return created
+
+
+def _unpack(src: Path, sandbox: Path) -> None:
+    try:
+        try:
+            # filter="data" refuses tar members that would escape the sandbox.
+            shutil.unpack_archive(src, sandbox, filter="data")
+        except TypeError:  # zip (sanitised by zipfile itself) or a Python without filters
+            shutil.unpack_archive(src, sandbox)
+    except (shutil.ReadError, ValueError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise FetchError(f"cannot extract {str(src)!r}: {exc}") from exc

@@ -1,0 +1,695 @@
+"""Local backend: task commands run as subprocesses of the gateway's machine.
+
+It is the default engine (no cluster needed) and the reference for what the
+others must report. Main choices, so that callers can rely on them:
+
+* Capacity. ``cpus``, ``mem`` (MiB) and ``gpus`` are accounted, not enforced:
+  a task may use more than it asked for, but the backend never starts a task
+  whose ``Resources`` do not fit in what is free. ``disk`` is not accounted.
+  The queue is strictly FIFO: a task that does not fit yet holds back the
+  ones behind it, so big tasks are not starved by a stream of small ones. A
+  task bigger than the whole capacity gets a FAILED event at once (reason
+  ``insufficient_resources``) instead of waiting forever.
+* Sandbox. Each task runs in ``sandbox_root/<task_id>/`` (its cwd unless
+  ``spec.workdir`` says otherwise; a relative workdir is created inside the
+  sandbox). ``stdout`` and ``stderr`` files there are kept after the task
+  ends. URIs are copied in before the start, see ``mesos_backend.fetch``.
+  ``spec.image``, ``locality`` and ``labels`` are ignored: there are no
+  containers and only one machine.
+* Environment. ``os.environ`` + ``spec.environment`` + ``LOCAL_BACKEND_TASK_ID``
+  and ``LOCAL_BACKEND_SANDBOX`` (+ ``CUDA_VISIBLE_DEVICES`` for GPU tasks).
+  The task-id variable is how ``recover`` recognises a task's processes. When
+  the gateway runs in a virtualenv, that environment's ``bin`` directory is
+  put first on the tasks' PATH (as if it were activated), so a processor
+  command such as ``python -m processes.x.task`` runs with the interpreter the
+  processors are installed in; ``use_gateway_python=False`` turns this off
+  and a PATH in ``spec.environment`` always wins.
+* Process groups. Every task leads its own session (``start_new_session``).
+  Timeouts, kills and ``stop`` signal the whole group (SIGTERM, then SIGKILL
+  after ``kill_grace`` seconds), and when a task's main process exits,
+  whatever it left running in its group is killed too.
+* Events. All callbacks come from one backend thread, one at a time, in the
+  order the backend produced them: for each task STARTED (if it started)
+  always precedes its single terminal event. A terminal event for a process
+  that ran carries measured ``Usage`` (cpu from ``wait4`` rusage, peak RSS,
+  wall time); one for a task that never ran carries zero usage.
+* A non-zero exit is FINISHED with that ``exit_code`` (negative: killed by
+  that signal) and the last non-empty line of stderr as message.
+
+Events are ``LocalTaskEvent`` (a ``TaskEvent`` with the task's ``pid`` once it
+started). ``recover`` needs no hints: it finds the previous run's processes by
+their task-id variable. Hints may still give ``pid`` (never signalled unless
+its environment proves it is that task) and ``sandbox`` (echoed in the LOST
+event).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import heapq
+import itertools
+import logging
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import SimpleQueue
+
+from .base import (
+    Backend,
+    BackendError,
+    EventCallback,
+    Resources,
+    TaskEvent,
+    TaskSpec,
+    TaskState,
+    Usage,
+)
+from .fetch import FetchError, fetch_into, source_path
+
+log = logging.getLogger(__name__)
+
+TASK_ID_ENV = "LOCAL_BACKEND_TASK_ID"
+SANDBOX_ENV = "LOCAL_BACKEND_SANDBOX"
+
+# Reasons carried by events of this backend.
+REASON_TIMEOUT = "timeout"
+REASON_LAUNCH_FAILED = "launch_failed"
+REASON_FETCH_FAILED = "fetch_failed"
+REASON_OVERSIZE = "insufficient_resources"
+REASON_KILLED = "killed"
+REASON_STOPPED = "backend_stopped"
+REASON_RESTARTED = "backend_restarted"
+
+_OUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_ZERO_USAGE = Usage(cpu_seconds=0.0, mem_peak_mb=0.0, wall_seconds=0.0)
+# ru_maxrss is in KiB on Linux and in bytes on macOS.
+_MAXRSS_TO_MB = 1.0 / (1024 * 1024) if sys.platform == "darwin" else 1.0 / 1024
+
+
+def machine_memory_mb() -> float:
+    """Total physical memory in MiB (the default local capacity)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1024.0 * 1024.0)
+    except (ValueError, OSError, AttributeError):
+        return 1024.0
+
+
+@dataclass(frozen=True)
+class LocalTaskEvent(TaskEvent):
+    """A TaskEvent that also names the task's process (STARTED and after)."""
+
+    pid: int | None = None
+
+
+@dataclass(eq=False)
+class _Task:
+    spec: TaskSpec
+    sandbox: Path
+    need: Resources
+    phase: str = "queued"  # queued -> starting -> running -> exited
+    pid: int | None = None
+    gpu_ids: list[str] = field(default_factory=list)
+    # Why we are ending it, first cause wins: killed | timeout | backend_stopped.
+    end_cause: str | None = None
+
+
+class LocalBackend(Backend):
+    """Runs tasks as local subprocesses, as many at once as the capacity allows.
+
+    ``cpus`` defaults to ``os.cpu_count()`` and ``mem`` (MiB) to the machine's
+    memory; ``gpus`` are numbered slots handed out via CUDA_VISIBLE_DEVICES.
+    ``kill_grace`` is the time between SIGTERM and SIGKILL on timeout, kill,
+    stop and recover.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        sandbox_root: str | Path,
+        cpus: float | None = None,
+        mem: float | None = None,
+        gpus: int = 0,
+        kill_grace: float = 3.0,
+        use_gateway_python: bool = True,
+    ) -> None:
+        cpus = float(os.cpu_count() or 1) if cpus is None else float(cpus)
+        mem = machine_memory_mb() if mem is None else float(mem)
+        if cpus <= 0 or mem <= 0 or gpus < 0 or kill_grace < 0:
+            raise BackendError(f"invalid local capacity cpus={cpus} mem={mem} gpus={gpus} grace={kill_grace}")
+        self.sandbox_root = Path(sandbox_root).absolute()
+        self.capacity = Resources(cpus=cpus, mem=mem, disk=math.inf, gpus=int(gpus))
+        self.kill_grace = float(kill_grace)
+        self._agent = socket.gethostname()
+        in_venv = sys.prefix != sys.base_prefix
+        self._python_bin = os.path.dirname(sys.executable) if use_gateway_python and in_venv else None
+
+        # Map our GPU slots onto the devices the gateway itself may use.
+        visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        self._gpu_names = visible[: self.capacity.gpus] if len(visible) >= self.capacity.gpus else [
+            str(i) for i in range(self.capacity.gpus)
+        ]
+
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a task left: stop() waits on it
+        self._timer_cond = threading.Condition(self._lock)
+        self._state = "new"  # new -> started -> stopping -> stopped
+        self._queue: collections.deque[_Task] = collections.deque()
+        self._tasks: dict[str, _Task] = {}  # queued, starting and running
+        self._free = self.capacity
+        self._free_gpus = list(self._gpu_names)
+        self._timers: list[tuple[float, int, _Task, str]] = []
+        self._timer_seq = itertools.count()
+        self._events: SimpleQueue[TaskEvent | None] = SimpleQueue()
+        self._on_event: EventCallback | None = None
+        self._event_thread: threading.Thread | None = None
+        self._timer_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ API
+
+    def start(self, on_event: EventCallback) -> None:
+        """Start the event and timer threads; tasks can be launched afterwards."""
+        with self._lock:
+            if self._state != "new":
+                raise BackendError(f"local backend already {self._state}")
+            self.sandbox_root.mkdir(parents=True, exist_ok=True)
+            self._on_event = on_event
+            self._event_thread = threading.Thread(target=self._deliver_events, name="local-backend-events",
+                                                  daemon=True)
+            self._timer_thread = threading.Thread(target=self._run_timers, name="local-backend-timers",
+                                                  daemon=True)
+            self._state = "started"
+        atexit.register(self.stop)  # interpreter exit without stop(): still no orphans
+        self._event_thread.start()
+        self._timer_thread.start()
+        log.info("local backend started: capacity cpus=%g mem=%.0f MiB gpus=%d, sandboxes in %s",
+                 self.capacity.cpus, self.capacity.mem, self.capacity.gpus, self.sandbox_root)
+
+    def launch(self, spec: TaskSpec) -> None:
+        """Queue a task (FIFO); BackendError for a spec this backend cannot run at all."""
+        self._validate(spec)
+        need = Resources(cpus=spec.resources.cpus, mem=spec.resources.mem, disk=0.0, gpus=spec.resources.gpus)
+        task = _Task(spec=spec, sandbox=self.sandbox_root / spec.task_id, need=need)
+        with self._lock:
+            if self._state != "started":
+                raise BackendError(f"cannot launch {spec.task_id!r}: local backend is {self._state}")
+            if spec.task_id in self._tasks:
+                raise BackendError(f"task {spec.task_id!r} is already queued or running")
+            if not need.fits_in(self.capacity):
+                self._emit(TaskEvent(spec.task_id, TaskState.FAILED, reason=REASON_OVERSIZE,
+                                     message=self._oversize_message(need), usage=_ZERO_USAGE, agent=self._agent))
+                return
+            self._tasks[spec.task_id] = task
+            self._queue.append(task)
+            self._schedule_locked()
+
+    def kill(self, task_id: str) -> None:
+        """Kill a queued or running task; KILLED follows (unknown or ending tasks: no-op)."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                log.debug("kill %s: not queued or running", task_id)
+                return
+            if task.phase == "queued":
+                self._queue.remove(task)
+                del self._tasks[task_id]
+                self._emit(TaskEvent(task_id, TaskState.KILLED, reason=REASON_KILLED,
+                                     message="killed before it started", usage=_ZERO_USAGE, agent=self._agent))
+                self._changed.notify_all()
+                self._schedule_locked()  # the head may have been the one holding others back
+            elif task.end_cause is None:
+                task.end_cause = REASON_KILLED
+                if task.phase == "running":
+                    self._terminate_locked(task)
+                # "starting": the launching thread sees end_cause and does not start it;
+                # "exited": the process ended on its own, its terminal event follows.
+
+    def recover(self, task_ids: list[str], hints: dict[str, dict] | None = None) -> None:
+        """Kill what is left of a previous run's tasks, then report each one LOST.
+
+        The previous run's children are not ours any more, so they are found by
+        the ``LOCAL_BACKEND_TASK_ID`` variable in ``/proc/<pid>/environ``; a pid
+        whose environment does not carry that task id is never signalled. Task
+        ids this backend is running right now are left alone (no event). This
+        call blocks for at most ``kill_grace`` seconds while processes exit.
+        """
+        hints = hints or {}
+        with self._lock:
+            if self._state != "started":
+                raise BackendError(f"cannot recover: local backend is {self._state}")
+            wanted = [t for t in dict.fromkeys(task_ids) if t not in self._tasks]
+        if not wanted:
+            return
+        found = _find_task_processes(set(wanted))
+        for task_id in wanted:
+            pid = (hints.get(task_id) or {}).get("pid")
+            if isinstance(pid, int) and pid not in found.get(task_id, set()) and _pid_alive(pid):
+                log.warning("recover %s: pid %d is alive but is not that task; left alone", task_id, pid)
+        victims = {pid: tid for tid, pids in found.items() for pid in pids}
+        if victims:
+            log.info("recover: killing %d orphaned process(es) of %d task(s)", len(victims), len(found))
+            _kill_orphans(victims, self.kill_grace)
+        for task_id in wanted:
+            pids = sorted(found.get(task_id, ()))
+            hint_sandbox = (hints.get(task_id) or {}).get("sandbox")
+            default_sandbox = self.sandbox_root / task_id
+            sandbox = hint_sandbox or (str(default_sandbox) if default_sandbox.is_dir() else None)
+            message = (f"killed leftover process(es) {', '.join(map(str, pids))} of the previous run"
+                       if pids else "no process of the previous run was found")
+            self._emit(TaskEvent(task_id, TaskState.LOST, reason=REASON_RESTARTED, message=message,
+                                 agent=self._agent, sandbox=sandbox))
+
+    def stop(self) -> None:
+        """Stop launching, end every task and the backend's threads; idempotent.
+
+        Local tasks do not outlive the backend: running ones get SIGTERM (then
+        SIGKILL after ``kill_grace``) on their process group. Queued and
+        running tasks are reported LOST with reason ``backend_stopped`` (not
+        KILLED: nobody cancelled them, the caller should run them again). All
+        events are delivered before this returns, unless it is called from the
+        event callback itself.
+        """
+        with self._lock:
+            if self._state in ("stopping", "stopped"):
+                return
+            was_started = self._state == "started"
+            self._state = "stopping"
+            while self._queue:
+                task = self._queue.popleft()
+                del self._tasks[task.spec.task_id]
+                self._emit(TaskEvent(task.spec.task_id, TaskState.LOST, reason=REASON_STOPPED,
+                                     message="backend stopped before the task started", usage=_ZERO_USAGE,
+                                     agent=self._agent))
+            for task in self._tasks.values():
+                if task.end_cause is None:
+                    task.end_cause = REASON_STOPPED
+                    if task.phase == "running":
+                        self._terminate_locked(task)
+            deadline = time.monotonic() + self.kill_grace + 10.0
+            while self._tasks and time.monotonic() < deadline:
+                self._changed.wait(timeout=deadline - time.monotonic())
+            if self._tasks:
+                log.warning("local backend stopped with %d task(s) not yet reaped: %s",
+                            len(self._tasks), ", ".join(sorted(self._tasks)))
+            self._state = "stopped"
+            self._timer_cond.notify_all()
+        if not was_started:
+            return
+        atexit.unregister(self.stop)
+        self._events.put(None)
+        for thread in (self._timer_thread, self._event_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=10.0)
+        log.info("local backend stopped")
+
+    def queued(self) -> int:
+        """How many launched tasks wait for resources."""
+        with self._lock:
+            return len(self._queue)
+
+    def running(self) -> int:
+        """How many tasks hold resources (being started or running)."""
+        with self._lock:
+            return len(self._tasks) - len(self._queue)
+
+    @property
+    def free(self) -> Resources:
+        """Capacity not reserved by running tasks (for status pages)."""
+        with self._lock:
+            return self._free
+
+    # ------------------------------------------------------------- internals
+
+    def _validate(self, spec: TaskSpec) -> None:
+        tid = spec.task_id
+        if not isinstance(tid, str) or not tid or tid in (".", "..") or "/" in tid or "\0" in tid:
+            raise BackendError(f"task id {tid!r} cannot name a sandbox directory")
+        if not spec.command or not all(isinstance(a, str) for a in spec.command):
+            raise BackendError(f"task {tid!r}: command must be a non-empty list of strings")
+        if spec.timeout is not None and not spec.timeout > 0:
+            raise BackendError(f"task {tid!r}: timeout must be positive or None, not {spec.timeout!r}")
+        res = spec.resources
+        if min(res.cpus, res.mem, res.gpus) < 0:
+            raise BackendError(f"task {tid!r}: negative resources {res}")
+        for uri in spec.uris:
+            source_path(uri.value)  # raises BackendError for schemes we cannot fetch
+
+    def _oversize_message(self, need: Resources) -> str:
+        cap = self.capacity
+        over = [f"{name}={getattr(need, name):g} (machine has {getattr(cap, name):g})"
+                for name in ("cpus", "mem", "gpus") if getattr(need, name) > getattr(cap, name) + 1e-9]
+        return "task needs more than this machine offers: " + ", ".join(over)
+
+    def _emit(self, event: TaskEvent) -> None:
+        self._events.put(event)
+
+    def _deliver_events(self) -> None:
+        assert self._on_event is not None
+        while True:
+            event = self._events.get()
+            if event is None:
+                return
+            try:
+                self._on_event(event)
+            except Exception:
+                log.exception("event callback failed for %s %s", event.task_id, event.state.value)
+
+    def _schedule_locked(self, take_one: bool = False) -> _Task | None:
+        """Start queued tasks, in order, while the head fits in what is free.
+
+        With ``take_one`` the first startable task is returned instead of given
+        a new thread: a worker whose task just ended runs the next one itself,
+        which saves a thread start per task on the hot path.
+        """
+        taken: _Task | None = None
+        while self._queue and self._state == "started":
+            task = self._queue[0]
+            if not task.need.fits_in(self._free):
+                break
+            self._queue.popleft()
+            self._free = self._free - task.need
+            if task.need.gpus:
+                task.gpu_ids = self._free_gpus[: task.need.gpus]
+                del self._free_gpus[: task.need.gpus]
+            task.phase = "starting"
+            if take_one and taken is None:
+                taken = task
+            else:
+                threading.Thread(target=self._worker, args=(task,), name="local-backend-worker",
+                                 daemon=True).start()
+        return taken
+
+    def _finish_locked(self, task: _Task, event: TaskEvent, take_next: bool = False) -> _Task | None:
+        """Report a task's end, give its resources back and start what now fits."""
+        self._emit(event)
+        del self._tasks[task.spec.task_id]
+        if task.phase != "queued":
+            self._free = self._free + task.need
+            if task.gpu_ids:
+                self._free_gpus.extend(task.gpu_ids)
+                self._free_gpus.sort(key=self._gpu_names.index)
+        if len(self._timers) > 64 and len(self._timers) > 4 * len(self._tasks):
+            # Drop timers of ended tasks (long timeouts would otherwise pile up).
+            self._timers = [entry for entry in self._timers if entry[2].phase == "running"]
+            heapq.heapify(self._timers)
+        self._changed.notify_all()
+        return self._schedule_locked(take_one=take_next)
+
+    def _worker(self, task: _Task | None) -> None:
+        """Run tasks one after the other while there are startable ones."""
+        while task is not None:
+            try:
+                event = self._execute(task)
+            except Exception as exc:  # a bug here must not leak the task's resources
+                log.exception("local backend: task %s failed unexpectedly", task.spec.task_id)
+                event = self._event(task, TaskState.LOST, reason="backend_error", message=str(exc))
+            with self._lock:
+                task = self._finish_locked(task, event, take_next=True)
+
+    def _event(self, task: _Task, state: TaskState, **kw: object) -> TaskEvent:
+        return LocalTaskEvent(task.spec.task_id, state, agent=self._agent, sandbox=str(task.sandbox),
+                              pid=task.pid, **kw)
+
+    def _execute(self, task: _Task) -> TaskEvent:
+        """Prepare the sandbox, spawn, wait; returns the terminal event."""
+        spec = task.spec
+        sandbox = str(task.sandbox)
+        try:
+            try:
+                os.mkdir(sandbox)
+            except FileExistsError:
+                pass
+            if spec.uris:
+                fetch_into(spec.uris, task.sandbox)
+            cwd = task.sandbox
+            if spec.workdir:
+                cwd = task.sandbox / spec.workdir  # an absolute workdir replaces the sandbox
+                if not Path(spec.workdir).is_absolute():
+                    cwd.mkdir(parents=True, exist_ok=True)
+        except (FetchError, OSError) as exc:
+            reason = REASON_FETCH_FAILED if isinstance(exc, FetchError) else REASON_LAUNCH_FAILED
+            return self._event(task, TaskState.FAILED, reason=reason, message=str(exc), usage=_ZERO_USAGE)
+
+        env = dict(os.environ)
+        if self._python_bin:
+            path = env.get("PATH", os.defpath)
+            if not path.startswith(self._python_bin + os.pathsep):
+                env["PATH"] = self._python_bin + os.pathsep + path
+        env.update(spec.environment)
+        env[TASK_ID_ENV] = spec.task_id
+        env[SANDBOX_ENV] = sandbox
+        if task.gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(task.gpu_ids)
+
+        with self._lock:
+            if task.end_cause is not None:  # killed or stopped while we were fetching
+                return self._not_started_event(task)
+        stderr_path = os.path.join(sandbox, "stderr")
+        out = err = -1
+        try:
+            out = os.open(os.path.join(sandbox, "stdout"), _OUT_FLAGS, 0o644)
+            err = os.open(stderr_path, _OUT_FLAGS, 0o644)
+            proc = subprocess.Popen(spec.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
+                                    env=env, start_new_session=True, close_fds=True)
+        except (OSError, ValueError, TypeError) as exc:
+            return self._event(task, TaskState.FAILED, reason=REASON_LAUNCH_FAILED,
+                               message=f"cannot start task: {exc}", usage=_ZERO_USAGE)
+        finally:
+            for fd in (out, err):
+                if fd >= 0:
+                    os.close(fd)
+        started = time.monotonic()
+        pid = proc.pid
+        with self._lock:
+            task.pid = pid
+            task.phase = "running"
+            self._emit(self._event(task, TaskState.STARTED, message=f"pid {pid}"))
+            if task.end_cause is not None:
+                self._terminate_locked(task)
+            elif spec.timeout is not None:
+                self._add_timer_locked(started + spec.timeout, task, "timeout")
+
+        # Wait without reaping: while the zombie exists its pid (and group id)
+        # cannot be reused, so signals sent under the lock reach the right group.
+        try:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            pass
+        with self._lock:
+            task.phase = "exited"
+            _signal_group(pid, signal.SIGKILL)  # whatever the task left behind in its group
+        try:
+            _, status, rusage = os.wait4(pid, 0)
+            exit_code: int | None = os.waitstatus_to_exitcode(status)
+            usage = Usage(cpu_seconds=rusage.ru_utime + rusage.ru_stime,
+                          mem_peak_mb=rusage.ru_maxrss * _MAXRSS_TO_MB,
+                          wall_seconds=time.monotonic() - started)
+        except ChildProcessError:  # someone else reaped it (SIGCHLD ignored, waitpid(-1) elsewhere)
+            exit_code, usage = None, Usage(wall_seconds=time.monotonic() - started)
+        proc.returncode = exit_code if exit_code is not None else -1  # keep subprocess from waiting on it
+        return self._end_event(task, exit_code, usage, stderr_path)
+
+    def _not_started_event(self, task: _Task) -> TaskEvent:
+        if task.end_cause == REASON_STOPPED:
+            return self._event(task, TaskState.LOST, reason=REASON_STOPPED,
+                               message="backend stopped before the task started", usage=_ZERO_USAGE)
+        return self._event(task, TaskState.KILLED, reason=REASON_KILLED, message="killed before it started",
+                           usage=_ZERO_USAGE)
+
+    def _end_event(self, task: _Task, exit_code: int | None, usage: Usage, stderr_path: str) -> TaskEvent:
+        last = _last_line(stderr_path) if exit_code != 0 else ""
+        cause = task.end_cause
+        if cause == REASON_KILLED:
+            return self._event(task, TaskState.KILLED, exit_code=exit_code, reason=REASON_KILLED,
+                               message="killed on request", usage=usage)
+        if cause == REASON_TIMEOUT:
+            message = f"timed out after {task.spec.timeout:g} s" + (f"; last stderr line: {last}" if last else "")
+            return self._event(task, TaskState.FAILED, exit_code=exit_code, reason=REASON_TIMEOUT,
+                               message=message, usage=usage)
+        if cause == REASON_STOPPED:
+            return self._event(task, TaskState.LOST, exit_code=exit_code, reason=REASON_STOPPED,
+                               message="killed because the backend stopped", usage=usage)
+        if exit_code is None:
+            return self._event(task, TaskState.LOST, reason="exit_status_lost",
+                               message="the exit status was collected by someone else", usage=usage)
+        if exit_code == 0:
+            return self._event(task, TaskState.FINISHED, exit_code=0, usage=usage)
+        if not last:
+            last = (f"terminated by signal {_signal_name(-exit_code)}" if exit_code < 0
+                    else f"exited with code {exit_code}")
+        return self._event(task, TaskState.FINISHED, exit_code=exit_code, message=last, usage=usage)
+
+    # Timers (timeouts, SIGKILL after the grace period): one thread, a heap.
+
+    def _add_timer_locked(self, deadline: float, task: _Task, action: str) -> None:
+        heapq.heappush(self._timers, (deadline, next(self._timer_seq), task, action))
+        if self._timers[0][2] is task:
+            self._timer_cond.notify()
+
+    def _terminate_locked(self, task: _Task) -> None:
+        """SIGTERM the task's group now and SIGKILL it after the grace period."""
+        assert task.pid is not None
+        _signal_group(task.pid, signal.SIGTERM)
+        self._add_timer_locked(time.monotonic() + self.kill_grace, task, "sigkill")
+
+    def _run_timers(self) -> None:
+        with self._lock:
+            while self._state != "stopped":
+                if not self._timers:
+                    self._timer_cond.wait()
+                    continue
+                deadline, _, task, action = self._timers[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._timer_cond.wait(timeout=delay)
+                    continue
+                heapq.heappop(self._timers)
+                if task.phase != "running":
+                    continue  # ended meanwhile; its pid may not be ours any more
+                if action == "timeout":
+                    if task.end_cause is None:
+                        log.info("task %s timed out after %g s", task.spec.task_id, task.spec.timeout)
+                        task.end_cause = REASON_TIMEOUT
+                        self._terminate_locked(task)
+                elif action == "sigkill":
+                    assert task.pid is not None
+                    log.info("task %s still running %g s after SIGTERM: SIGKILL", task.spec.task_id,
+                             self.kill_grace)
+                    _signal_group(task.pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
+
+
+def _last_line(path: str | Path, window: int = 8192) -> str:
+    """Last non-empty line of a (possibly large) file, for failure messages."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - window))
+            data = fh.read()
+    except OSError:
+        return ""
+    for line in reversed(data.splitlines()):
+        text = line.decode("utf-8", "replace").strip()
+        if text:
+            return text[:1000]
+    return ""
+
+
+def _proc_task_id(pid: int) -> str | None:
+    """The LOCAL_BACKEND_TASK_ID a process was started with, if we may read it."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    prefix = TASK_ID_ENV.encode() + b"="
+    for entry in data.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix):].decode("utf-8", "replace")
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if the pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _find_task_processes(task_ids: set[str]) -> dict[str, set[int]]:
+    """Live processes whose environment carries one of these task ids."""
+    found: dict[str, set[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        log.warning("no /proc: cannot identify processes of a previous run; none killed")
+        return found
+    me = os.getpid()
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        task_id = _proc_task_id(pid)
+        if task_id in task_ids and _pid_alive(pid):
+            found.setdefault(task_id, set()).add(pid)
+    return found
+
+
+def _kill_orphans(victims: dict[int, str], grace: float) -> None:
+    """SIGTERM the groups of proven task processes, SIGKILL what is left after ``grace``."""
+    own_group = os.getpgrp()
+
+    def groups_of(pids: list[int]) -> set[int]:
+        groups = set()
+        for pid in pids:
+            try:
+                pgid = os.getpgid(pid)
+            except OSError:
+                continue
+            if pgid > 1 and pgid != own_group:
+                groups.add(pgid)
+        return groups
+
+    def send(sig: int, pids: list[int]) -> None:
+        for pgid in groups_of(pids):
+            _signal_group(pgid, sig)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    send(signal.SIGTERM, list(victims))
+    deadline = time.monotonic() + grace
+    while True:
+        # Re-check the identity: a pid that died may already have been reused.
+        remaining = [pid for pid, tid in victims.items() if _pid_alive(pid) and _proc_task_id(pid) == tid]
+        if not remaining:
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)  # not our children: nothing to wait on
+    log.warning("recover: SIGKILL for %d process(es) that ignored SIGTERM", len(remaining))
+    send(signal.SIGKILL, remaining)

@@ -1,0 +1,429 @@
+"""The local backend, with real subprocesses: what a user of the gateway relies on."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mesos_backend import BackendError, FetchUri, Resources, TaskEvent, TaskSpec, TaskState, create_backend
+from mesos_backend.local import TASK_ID_ENV, LocalBackend
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and Linux rusage")
+
+PY = sys.executable
+
+
+class Recorder:
+    """Collects events and lets a test wait for them (no sleeps)."""
+
+    def __init__(self) -> None:
+        self.events: list[TaskEvent] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: TaskEvent) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def of(self, task_id: str) -> list[TaskEvent]:
+        with self._cond:
+            return [e for e in self.events if e.task_id == task_id]
+
+    def wait(self, task_id: str, state: TaskState | None = None, timeout: float = 10.0) -> TaskEvent:
+        """The first event of ``task_id`` in ``state`` (default: its terminal one)."""
+
+        def match() -> TaskEvent | None:
+            for e in self.events:
+                if e.task_id == task_id and (e.state is state if state else e.state.is_terminal):
+                    return e
+            return None
+
+        with self._cond:
+            assert self._cond.wait_for(lambda: match() is not None, timeout), (
+                f"no {state or 'terminal'} event for {task_id} in {timeout} s; got {self.of(task_id)}")
+            event = match()
+            assert event is not None
+            return event
+
+    def wait_count(self, n: int, timeout: float) -> None:
+        with self._cond:
+            ok = self._cond.wait_for(lambda: sum(e.state.is_terminal for e in self.events) >= n, timeout)
+            assert ok, f"only {sum(e.state.is_terminal for e in self.events)} of {n} tasks ended"
+
+
+@pytest.fixture
+def make_backend(tmp_path):
+    started: list[LocalBackend] = []
+
+    def make(**options) -> tuple[LocalBackend, Recorder]:
+        options.setdefault("cpus", 4)
+        options.setdefault("mem", 4096)
+        options.setdefault("kill_grace", 0.5)
+        backend = LocalBackend(tmp_path / "sandboxes", **options)
+        recorder = Recorder()
+        backend.start(recorder)
+        started.append(backend)
+        return backend, recorder
+
+    yield make
+    for backend in started:
+        backend.stop()
+
+
+@pytest.fixture
+def backend(make_backend):
+    return make_backend()
+
+
+def sh(task_id: str, script: str, **kw) -> TaskSpec:
+    return TaskSpec(task_id=task_id, command=["sh", "-c", script], **kw)
+
+
+def alive(pid: int) -> bool:
+    """The pid exists and is not a zombie (orphans may stay zombies in containers)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(b")", 1)[1].split()[0] != b"Z"
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)  # not our child: nothing to wait on
+    return True
+
+
+def read_pid_file(path: Path, timeout: float = 5.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text().strip() if path.exists() else ""
+        if text:
+            return int(text)
+        time.sleep(0.01)
+    raise AssertionError(f"{path} never written")
+
+
+# ------------------------------------------------------------------ results
+
+
+def test_exit_code_output_and_failure_message(backend):
+    b, rec = backend
+    b.launch(sh("ok", "echo hello; echo note >&2"))
+    b.launch(sh("bad", "echo partial; printf 'warning: x\\nERROR: band 4 missing\\n\\n  \\n' >&2; exit 3"))
+
+    ok = rec.wait("ok")
+    assert ok.succeeded and ok.exit_code == 0 and ok.message == ""
+    started = rec.wait("ok", TaskState.STARTED)
+    assert rec.of("ok") == [started, ok]
+    sandbox = Path(ok.sandbox)
+    assert sandbox == b.sandbox_root / "ok" and started.sandbox == ok.sandbox
+    assert started.agent == socket.gethostname() and started.pid and ok.pid == started.pid
+    assert (sandbox / "stdout").read_text() == "hello\n"
+    assert (sandbox / "stderr").read_text() == "note\n"
+
+    bad = rec.wait("bad")
+    assert bad.state is TaskState.FINISHED and bad.exit_code == 3 and not bad.succeeded
+    assert bad.message == "ERROR: band 4 missing"
+    assert (Path(bad.sandbox) / "stdout").read_text() == "partial\n"
+
+
+def test_non_zero_exit_without_stderr_and_death_by_signal(backend):
+    b, rec = backend
+    b.launch(sh("quiet", "exit 7"))
+    b.launch(sh("segv", "kill -SEGV $$"))
+    assert rec.wait("quiet").message == "exited with code 7"
+    segv = rec.wait("segv")
+    assert segv.state is TaskState.FINISHED and segv.exit_code == -11
+    assert "SIGSEGV" in segv.message
+
+
+def test_environment_and_workdir(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("WPS_TEST_INHERITED", "from-gateway")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    b, rec = backend
+    b.launch(sh("env", 'echo "$FOO|$WPS_TEST_INHERITED|$LOCAL_BACKEND_TASK_ID|$LOCAL_BACKEND_SANDBOX"; pwd',
+                environment={"FOO": "bar baz"}, workdir=str(workdir)))
+    ev = rec.wait("env")
+    assert ev.succeeded
+    lines = (Path(ev.sandbox) / "stdout").read_text().splitlines()
+    assert lines == [f"bar baz|from-gateway|env|{ev.sandbox}", str(workdir)]
+    assert not (workdir / "stdout").exists()
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="the gateway is not in a virtualenv")
+def test_tasks_find_the_gateway_python_first(backend):
+    b, rec = backend
+    b.launch(sh("py", "command -v python"))
+    b.launch(sh("own-path", 'echo "$PATH"', environment={"PATH": "/usr/bin:/bin"}))
+    assert (Path(rec.wait("py").sandbox) / "stdout").read_text() == str(Path(PY).parent / "python") + "\n"
+    assert (Path(rec.wait("own-path").sandbox) / "stdout").read_text() == "/usr/bin:/bin\n"
+
+
+def test_missing_executable_is_launch_failed(backend):
+    b, rec = backend
+    b.launch(TaskSpec("nope", ["/nonexistent/processor", "--in", "x"]))
+    ev = rec.wait("nope")
+    assert ev.state is TaskState.FAILED and ev.reason == "launch_failed"
+    assert "/nonexistent/processor" in ev.message
+    assert [e.state for e in rec.of("nope")] == [TaskState.FAILED]
+
+
+def test_invalid_specs_are_refused(backend):
+    b, _ = backend
+    for spec in (TaskSpec("../escape", ["true"]), TaskSpec("empty", []),
+                 TaskSpec("t", ["true"], timeout=0), TaskSpec("u", ["true"], uris=[FetchUri("http://x/y")])):
+        with pytest.raises(BackendError):
+            b.launch(spec)
+    b.launch(sh("dup", "sleep 5"))
+    with pytest.raises(BackendError):
+        b.launch(sh("dup", "true"))
+    b.kill("dup")
+
+
+# ------------------------------------------------------------ kill, timeout
+
+
+def test_timeout_kills_the_process_group(backend):
+    b, rec = backend
+    b.launch(sh("slow", "sleep 30 & echo $! > child.pid; echo working >&2; wait", timeout=0.5))
+    child = read_pid_file(b.sandbox_root / "slow" / "child.pid")
+    ev = rec.wait("slow")
+    assert ev.state is TaskState.FAILED and ev.reason == "timeout"
+    assert "timed out after 0.5 s" in ev.message and "working" in ev.message
+    assert ev.usage is not None and 0.4 < ev.usage.wall_seconds < 5
+    assert wait_gone(child), "the task's child survived the timeout"
+
+
+def test_timeout_escalates_to_sigkill(backend):
+    b, rec = backend
+    t0 = time.monotonic()
+    b.launch(sh("stubborn", "trap '' TERM; sleep 30", timeout=0.3))
+    ev = rec.wait("stubborn")
+    assert ev.state is TaskState.FAILED and ev.reason == "timeout" and ev.exit_code == -9
+    assert time.monotonic() - t0 < 5
+
+
+def test_leftovers_of_a_finished_task_are_killed(backend):
+    b, rec = backend
+    b.launch(sh("daemonish", "sleep 30 & echo $! > child.pid"))
+    assert rec.wait("daemonish").succeeded
+    assert wait_gone(read_pid_file(b.sandbox_root / "daemonish" / "child.pid"))
+
+
+def test_kill_running_task(backend):
+    b, rec = backend
+    b.launch(sh("long", "sleep 30"))
+    rec.wait("long", TaskState.STARTED)
+    b.kill("long")
+    ev = rec.wait("long")
+    assert ev.state is TaskState.KILLED and ev.reason == "killed"
+    assert ev.usage is not None and ev.usage.wall_seconds < 5
+    b.kill("long")  # already gone: no-op, no second event
+    b.kill("never-launched")
+    assert [e.state for e in rec.of("long")] == [TaskState.STARTED, TaskState.KILLED]
+
+
+def test_kill_queued_task(make_backend):
+    b, rec = make_backend(cpus=1)
+    b.launch(sh("blocker", "sleep 30"))
+    b.launch(sh("waiting", "echo should not run > ran"))
+    rec.wait("blocker", TaskState.STARTED)
+    assert b.queued() == 1
+    b.kill("waiting")
+    ev = rec.wait("waiting")
+    assert ev.state is TaskState.KILLED and [e.state for e in rec.of("waiting")] == [TaskState.KILLED]
+    assert b.queued() == 0
+    b.kill("blocker")
+    assert rec.wait("blocker").state is TaskState.KILLED
+    assert not (b.sandbox_root / "waiting").exists()
+
+
+# ----------------------------------------------------------------- capacity
+
+
+def test_capacity_is_never_exceeded(make_backend):
+    b, rec = make_backend(cpus=2)
+    script = ("import time,sys; s=time.time(); time.sleep(0.25); "
+              "open('span','w').write(f'{s} {time.time()}')")
+    for i in range(6):
+        b.launch(TaskSpec(f"c{i}", [PY, "-c", script], resources=Resources(cpus=1, mem=64)))
+    assert b.queued() >= 3
+    rec.wait_count(6, timeout=20)
+    spans = []
+    for i in range(6):
+        assert rec.wait(f"c{i}").succeeded
+        start, end = map(float, (b.sandbox_root / f"c{i}" / "span").read_text().split())
+        spans.append((start, end))
+    points = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda p: (p[0], p[1]))
+    running = peak = 0
+    for _, delta in points:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2
+
+
+def test_queue_is_fifo_and_memory_counts(make_backend):
+    b, rec = make_backend(cpus=2, mem=1000)
+    b.launch(sh("a", "sleep 0.3", resources=Resources(cpus=1, mem=100)))
+    b.launch(sh("big", "sleep 0.1", resources=Resources(cpus=1, mem=950)))  # waits for a's memory
+    b.launch(sh("c", "true", resources=Resources(cpus=1, mem=100)))  # fits, but must not overtake
+    rec.wait_count(3, timeout=10)
+    order = [(e.task_id, e.state) for e in rec.events]
+    assert order.index(("big", TaskState.STARTED)) > order.index(("a", TaskState.FINISHED))
+    assert order.index(("c", TaskState.STARTED)) > order.index(("big", TaskState.STARTED))
+
+
+def test_oversize_task_fails_at_once(make_backend):
+    b, rec = make_backend(cpus=2, mem=1024, gpus=0)
+    b.launch(TaskSpec("huge", ["true"], resources=Resources(cpus=8, mem=100)))
+    b.launch(TaskSpec("gpu", ["true"], resources=Resources(cpus=1, mem=100, gpus=1)))
+    huge = rec.wait("huge", timeout=2)
+    assert huge.state is TaskState.FAILED and huge.reason == "insufficient_resources"
+    assert "cpus=8" in huge.message and "machine has 2" in huge.message
+    assert rec.wait("gpu", timeout=2).reason == "insufficient_resources"
+    assert b.queued() == 0
+
+
+def test_gpus_are_assigned(make_backend, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    b, rec = make_backend(gpus=2)
+    b.launch(sh("g", 'echo "$CUDA_VISIBLE_DEVICES"', resources=Resources(cpus=1, mem=10, gpus=2)))
+    assert (Path(rec.wait("g").sandbox) / "stdout").read_text() == "0,1\n"
+
+
+# -------------------------------------------------------------------- usage
+
+
+def test_usage_is_measured(backend):
+    b, rec = backend
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    b.launch(TaskSpec("cpu", [PY, "-c", burn]))
+    b.launch(TaskSpec("mem", [PY, "-c", "b = b'x' * (100 * 1024 * 1024)"]))
+    cpu, mem = rec.wait("cpu"), rec.wait("mem")
+    assert cpu.succeeded and mem.succeeded
+    assert cpu.usage.cpu_seconds >= 0.2
+    assert cpu.usage.wall_seconds >= cpu.usage.cpu_seconds * 0.9
+    assert mem.usage.mem_peak_mb >= 80
+
+
+# ---------------------------------------------------------------- recover
+
+
+def test_recover_kills_only_proven_orphans(backend):
+    b, rec = backend
+    # An orphan of a "previous run": its parent shell is gone, it carries the task id.
+    env = dict(os.environ, **{TASK_ID_ENV: "old-1"})
+    shell = subprocess.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], env=env, capture_output=True,
+                           text=True, start_new_session=True, check=True)
+    orphan = int(shell.stdout)
+    # A process that reuses the pid recorded for another task: not that task.
+    env_other = {k: v for k, v in os.environ.items() if k != TASK_ID_ENV}
+    stranger = subprocess.Popen(["sleep", "60"], env=env_other, start_new_session=True)
+    try:
+        b.launch(sh("current", "sleep 30"))
+        rec.wait("current", TaskState.STARTED)
+        b.recover(["old-1", "old-2", "current"],
+                  {"old-1": {"pid": orphan, "sandbox": "/somewhere/old-1"}, "old-2": {"pid": stranger.pid}})
+        lost1, lost2 = rec.wait("old-1"), rec.wait("old-2")
+        assert lost1.state is TaskState.LOST and lost1.reason == "backend_restarted"
+        assert lost1.sandbox == "/somewhere/old-1" and str(orphan) in lost1.message
+        assert lost2.state is TaskState.LOST and lost2.reason == "backend_restarted"
+        assert wait_gone(orphan)
+        assert stranger.poll() is None, "an unrelated process was killed"
+        assert [e.state for e in rec.of("current")] == [TaskState.STARTED]  # ours: left alone
+    finally:
+        stranger.kill()
+        stranger.wait()
+        if alive(orphan):
+            os.kill(orphan, 9)
+
+
+# ------------------------------------------------------------ uris, stop, misc
+
+
+def test_uris_are_copied_into_the_sandbox(backend, tmp_path):
+    src = tmp_path / "inputs"
+    src.mkdir()
+    (src / "params.json").write_text('{"band": 4}')
+    (src / "tool.sh").write_text("#!/bin/sh\necho tool ran\n")
+    b, rec = backend
+    b.launch(TaskSpec("fetch", ["./tool.sh"], uris=[FetchUri((src / "params.json").as_uri()),
+                                                    FetchUri(str(src / "tool.sh"), executable=True)]))
+    ev = rec.wait("fetch")
+    assert ev.succeeded, ev.message
+    assert (Path(ev.sandbox) / "params.json").read_text() == '{"band": 4}'
+    assert (Path(ev.sandbox) / "stdout").read_text() == "tool ran\n"
+    b.launch(TaskSpec("missing", ["true"], uris=[FetchUri(str(src / "absent.tif"))]))
+    missing = rec.wait("missing")
+    assert missing.state is TaskState.FAILED and missing.reason == "fetch_failed"
+    assert "absent.tif" in missing.message
+
+
+def test_stop_ends_everything_and_is_idempotent(make_backend):
+    b, rec = make_backend(cpus=1)
+    b.launch(sh("running", "sleep 30 & echo $! > child.pid; wait"))
+    b.launch(sh("queued", "true"))
+    child = read_pid_file(b.sandbox_root / "running" / "child.pid")
+    b.stop()
+    # Delivered before stop() returned: LOST, so the caller reruns them later.
+    assert {e.task_id: (e.state, e.reason) for e in rec.events if e.state.is_terminal} == {
+        "running": (TaskState.LOST, "backend_stopped"), "queued": (TaskState.LOST, "backend_stopped")}
+    assert wait_gone(child)
+    b.stop()
+    with pytest.raises(BackendError):
+        b.launch(sh("late", "true"))
+
+
+def test_callback_errors_do_not_stop_delivery(tmp_path):
+    seen: list[TaskEvent] = []
+    done = threading.Event()
+
+    def callback(event: TaskEvent) -> None:
+        seen.append(event)
+        if event.state.is_terminal:
+            done.set()
+        raise RuntimeError("buggy dispatcher")
+
+    b = LocalBackend(tmp_path, cpus=1, mem=100)
+    b.start(callback)
+    try:
+        b.launch(TaskSpec("t", ["true"], resources=Resources(cpus=1, mem=10)))
+        assert done.wait(10)
+        assert [e.state for e in seen] == [TaskState.STARTED, TaskState.FINISHED]
+    finally:
+        b.stop()
+
+
+def test_many_noop_tasks(make_backend):
+    b, rec = make_backend(cpus=os.cpu_count() or 2)
+    for i in range(200):
+        b.launch(TaskSpec(f"n{i}", ["true"], resources=Resources(cpus=1, mem=1)))
+    rec.wait_count(200, timeout=30)
+    terminal = [e for e in rec.events if e.state.is_terminal]
+    assert len(terminal) == 200 and all(e.succeeded for e in terminal)
+    assert b.queued() == 0 and b.running() == 0 and b.free == b.capacity
+
+
+def test_factory(tmp_path):
+    b = create_backend("local", sandbox_root=tmp_path, cpus=1, mem=128)
+    assert isinstance(b, LocalBackend) and b.capacity.cpus == 1
+    with pytest.raises(BackendError, match="local"):
+        create_backend("kubernetes")
+    with pytest.raises(BackendError, match="bad options"):
+        create_backend("local", sandbox_root=tmp_path, cores=4)
+    # Engines are imported only when asked for.
+    code = "import sys, mesos_backend; assert 'mesos_backend.local' not in sys.modules"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([PY, "-c", code], check=True, cwd=root)
