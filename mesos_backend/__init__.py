@@ -14,8 +14,10 @@ from typing import Any
 from .base import (
     Backend,
     BackendError,
+    BackendState,
     EventCallback,
     FetchUri,
+    MemoryState,
     Resources,
     TaskEvent,
     TaskSpec,
@@ -26,8 +28,10 @@ from .base import (
 __all__ = [
     "Backend",
     "BackendError",
+    "BackendState",
     "EventCallback",
     "FetchUri",
+    "MemoryState",
     "Resources",
     "TaskEvent",
     "TaskSpec",

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 
 class BackendError(Exception):
@@ -117,6 +118,34 @@ class TaskEvent:
 
 
 EventCallback = Callable[[TaskEvent], None]
+
+
+class BackendState(Protocol):
+    """Small durable key/value state a backend keeps across restarts.
+
+    The Mesos framework keeps its framework id here. The gateway backs it
+    with the job store; tests may use a dict-backed ``MemoryState``.
+    """
+
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, value: str | None) -> None: ...
+
+
+class MemoryState:
+    """A ``BackendState`` that lives as long as the process (tests, one-off runs)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    def put(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._values.pop(key, None)
+        else:
+            self._values[key] = value
 
 
 class Backend(ABC):
