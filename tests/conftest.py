@@ -21,6 +21,9 @@ from wps_gateway.context import GatewayContext
 from wps_gateway.runner import DispatcherRunner
 from wps_gateway.store.db import Store
 
+# Fixture modules for real servers; each adds itself here.
+pytest_plugins: list[str] = []
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_PROCESSORS = Path(__file__).resolve().parent / "processors"
 SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
