@@ -31,7 +31,9 @@ from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskS
 
 LOG = logging.getLogger(__name__)
 ACTIVE_ATTEMPT = ("launched", "running")
-RESTART_REASON = "backend_restarted"
+# Attempts that ended because the gateway or its backend went down, not
+# because of the task: they get an extra attempt, at once.
+NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped"})
 
 
 @dataclass
@@ -183,10 +185,11 @@ class Dispatcher:
 
     def _retry_or_fail(self, task: Task, attempt: TaskAttempt, event: TaskEvent) -> None:
         reason = _describe_failure(event)
-        if event.reason == RESTART_REASON:
-            task.max_attempts += 1  # a dispatcher restart is not the task's fault
+        restarted = event.reason in NOT_THE_TASKS_FAULT
+        if restarted:
+            task.max_attempts += 1
         if task.attempts < task.max_attempts:
-            delay = 0.0 if event.reason == RESTART_REASON else min(
+            delay = 0.0 if restarted else min(
                 self.options.retry_backoff * 2 ** (task.attempts - 1), self.options.retry_backoff_max)
             task.status = TaskStatus.QUEUED
             task.not_before = utcnow() + timedelta(seconds=delay)

@@ -1,0 +1,78 @@
+"""The dispatcher's bookkeeping when the backend goes away under running tasks."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from wps_gateway.dispatcher import Dispatcher
+from wps_gateway.runner import DispatcherRunner, backend_for, dispatcher_options
+from wps_gateway.store.models import Job, JobStatus, Task, TaskStatus
+
+from .conftest import build_gateway, close_gateway
+
+
+def submit_sleepy(gateway, numbers: list[int], seconds: float) -> str:
+    inputs = ";".join(f"numbers={n}" for n in numbers) + f";seconds={seconds}"
+    response = gateway.client.get("/wps", {
+        "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
+        "DataInputs": inputs, "storeExecuteResponse": "true", "status": "true"})
+    return response.body.decode().split("/wps/status/")[1].split(".xml")[0]
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def test_tasks_cut_short_by_a_stopping_backend_are_rerun_without_spending_retries(tmp_path, sample_data):
+    gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False)
+    try:
+        job_id = submit_sleepy(gateway, [2, 3], seconds=5)
+        first = Dispatcher(gateway.store, backend_for(gateway.settings), dispatcher_options(gateway.settings))
+        first.start()
+
+        def running() -> bool:
+            first.run_once()
+            with gateway.store.session() as s:
+                return s.scalars(select(Task).where(Task.status == TaskStatus.RUNNING)).first() is not None
+
+        wait_for(running)
+        first.paused = True
+        first.backend.stop()  # reports the running attempts LOST (backend_stopped)
+
+        def requeued() -> bool:
+            first.run_once()
+            with gateway.store.session() as s:
+                return not s.scalars(select(Task).where(Task.status == TaskStatus.RUNNING)).all()
+
+        wait_for(requeued)
+        with gateway.store.session() as s:
+            squares = s.scalars(select(Task).where(Task.job_id == job_id, Task.step == "square")).all()
+            cut_short = [t for t in squares if t.attempts == 1]
+            assert cut_short, "no attempt was cut short"
+            for task in cut_short:
+                assert task.status == TaskStatus.QUEUED
+                assert task.max_attempts == 3  # retries: 1, plus the attempt the stop took away
+                assert "backend_stopped" in task.message
+
+        runner = DispatcherRunner(gateway.settings, gateway.store)
+        runner.start_thread()
+        try:
+            def finished() -> bool:
+                with gateway.store.session() as s:
+                    return s.get(Job, job_id).status in JobStatus.FINAL
+
+            # the squares now sleep 5 s again, once
+            wait_for(finished, timeout=60)
+            with gateway.store.session() as s:
+                assert s.get(Job, job_id).status == JobStatus.SUCCESSFUL
+        finally:
+            runner.stop()
+    finally:
+        close_gateway(gateway)
