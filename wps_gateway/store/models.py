@@ -164,3 +164,14 @@ class AttemptEvent(Base):
     attempt: Mapped[TaskAttempt] = relationship(back_populates="events")
 
     __table_args__ = (Index("ix_attempt_events_attempt", "attempt_id"),)
+
+
+class BackendStateEntry(Base):
+    """Durable state a backend keeps across restarts (the Mesos framework id, say)."""
+
+    __tablename__ = "backend_state"
+
+    backend: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
