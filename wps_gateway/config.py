@@ -1,7 +1,8 @@
 """Configuration: ``pywps.cfg`` plus environment overrides.
 
 Every setting ``[section] key`` can be overridden by the environment variable
-``SECTION_KEY`` in upper case (``GATEWAY_DATABASE_URL``, ``SERVER_URL``, ...),
+``SECTION_KEY`` in upper case, a colon read as an underscore
+(``GATEWAY_DATABASE_URL``, ``SERVER_URL``, ``METADATA_MAIN_PROVIDER_NAME``),
 as container deployments expect. The gateway's own sections sit beside
 PyWPS's in the same file; PyWPS is handed its sections with the overrides
 applied.
@@ -102,7 +103,7 @@ def read_config(cfg_files: list[str] | None = None, environ: dict[str, str] | No
             raise ConfigError(f"configuration file {path} cannot be read")
     for section in parser.sections():
         for key in list(parser[section]) + list(DEFAULTS.get(section, {})):
-            name = f"{section}_{key}".upper()
+            name = f"{section}_{key}".upper().replace(":", "_")
             if name in environ:
                 parser[section][key] = environ[name]
     return parser
