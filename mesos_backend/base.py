@@ -77,6 +77,11 @@ class TaskSpec:
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
+    # Who and what the task is for: engines that share a cluster use them for
+    # caps, fair share between users and processes, and ordering.
+    user: str = ""
+    process: str = ""
+    priority: int = 0
 
 
 class TaskState(str, Enum):  # noqa: UP042 (StrEnum would change what str() of a member gives)

@@ -318,6 +318,9 @@ def _task_spec(task: Task, backend_id: str) -> TaskSpec:
         image=spec.get("image"),
         timeout=spec.get("timeout"),
         labels={"job_id": task.job_id, "task_id": task.id, "step": task.step},
+        user=task.job.user,
+        process=task.job.process_id,
+        priority=task.job.priority,
     )
 
 
