@@ -186,3 +186,10 @@ class Backend(ABC):
     def queued(self) -> int:
         """How many launched tasks have not started yet."""
         return 0
+
+    def set_paused(self, paused: bool) -> None:
+        """Stop (or resume) starting queued tasks; running tasks and the queue are kept.
+
+        Engines that queue nothing of their own may ignore it.
+        """
+        return None

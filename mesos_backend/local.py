@@ -170,6 +170,7 @@ class LocalBackend(Backend):
         self._timer_cond = threading.Condition(self._lock)
         self._state = "new"  # new -> started -> stopping -> stopped
         self._queue: collections.deque[_Task] = collections.deque()
+        self._paused = False
         self._tasks: dict[str, _Task] = {}  # queued, starting and running
         self._free = self.capacity
         self._free_gpus = list(self._gpu_names)
@@ -217,6 +218,13 @@ class LocalBackend(Backend):
             self._tasks[spec.task_id] = task
             self._queue.append(task)
             self._schedule_locked()
+
+    def set_paused(self, paused: bool) -> None:
+        """Hold queued tasks back (running ones carry on); resuming starts what fits."""
+        with self._lock:
+            self._paused = paused
+            if not paused:
+                self._schedule_locked()
 
     def kill(self, task_id: str) -> None:
         """Kill a queued or running task; KILLED follows (unknown or ending tasks: no-op)."""
@@ -377,7 +385,7 @@ class LocalBackend(Backend):
         which saves a thread start per task on the hot path.
         """
         taken: _Task | None = None
-        while self._queue and self._state == "started":
+        while self._queue and self._state == "started" and not self._paused:
             task = self._queue[0]
             if not task.need.fits_in(self._free):
                 break

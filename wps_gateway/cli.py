@@ -1,4 +1,4 @@
-"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID``."""
+"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID | dispatching ...``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     show = jobs_cmd.add_parser("show")
     show.add_argument("job_id")
 
+    control = commands.add_parser("dispatching", help="pause or resume launching tasks (queued work is kept)")
+    control.add_argument("action", choices=["pause", "resume", "status"])
+    control.add_argument("--reason", default="", help="shown in status and logs while paused")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "jobs":
         return _jobs(store, args)
+    if args.command == "dispatching":
+        return _dispatching(store, args)
     store.upgrade()
     if args.command == "dispatch":
         return _dispatch(settings, store)
@@ -100,6 +106,26 @@ def _serve(settings, store: Store, args) -> int:
     finally:
         if runner is not None:
             runner.stop()
+    return 0
+
+
+def _dispatching(store: Store, args) -> int:
+    from sqlalchemy import func, select
+
+    from .store.models import Task, TaskStatus
+    from .switches import DispatchSwitch
+
+    switch = DispatchSwitch(store)
+    if args.action == "pause":
+        switch.pause(args.reason)
+    elif args.action == "resume":
+        switch.resume()
+    reason = switch.paused_reason()
+    with store.sessions() as session:
+        counts = dict(session.execute(select(Task.status, func.count()).group_by(Task.status)).all())
+    state = f"paused ({reason})" if reason else "running"
+    print(f"dispatching {state}; tasks queued {counts.get(TaskStatus.QUEUED, 0)}, "
+          f"running {counts.get(TaskStatus.RUNNING, 0)}")
     return 0
 
 

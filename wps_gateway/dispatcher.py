@@ -28,6 +28,7 @@ from processes.descriptor import DescriptorError, Processor, parse_descriptor
 from .planner import PlanError, job_paths, plan_job
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
+from .switches import DispatchSwitch
 
 LOG = logging.getLogger(__name__)
 ACTIVE_ATTEMPT = ("launched", "running")
@@ -53,7 +54,9 @@ class Dispatcher:
         self.store = store
         self.backend = backend
         self.options = options
-        self.paused = False
+        self.paused = False  # in-process override; operators use the store-backed switch
+        self.switch = DispatchSwitch(store)
+        self._backend_paused = False
         self._events: queue.SimpleQueue[TaskEvent] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._started = False
@@ -89,11 +92,21 @@ class Dispatcher:
         if kills:
             for backend_id in kills:
                 self.backend.kill(backend_id)
-        if not self.paused:
+        if not self._sync_pause():
             self._launch_ready()
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _sync_pause(self) -> bool:
+        """Read the pause switch; tell the backend when it flips. True while paused."""
+        reason = self.switch.paused_reason()
+        paused = self.paused or reason is not None
+        if paused != self._backend_paused:
+            self.backend.set_paused(paused)
+            self._backend_paused = paused
+            LOG.info("dispatching %s", f"paused: {reason or 'in process'}" if paused else "resumed")
+        return paused
 
     def _on_event(self, event: TaskEvent) -> None:
         self._events.put(event)

@@ -1,0 +1,60 @@
+"""The operator's pause switch: nothing new starts while paused, nothing queued is lost."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from wps_gateway.cli import main as cli
+from wps_gateway.store.models import Job, JobStatus, TaskAttempt
+
+from .conftest import build_gateway, close_gateway, gateway_environ
+from .test_dispatcher import submit_sleepy, wait_for
+
+
+def attempt_states(gateway, job_id: str) -> list[str]:
+    with gateway.store.session() as s:
+        return sorted(a.status for a in s.scalars(select(TaskAttempt).join(TaskAttempt.task)).all()
+                      if a.task.job_id == job_id)
+
+
+def test_pause_holds_queued_tasks_and_resume_finishes_the_job(tmp_path, sample_data, monkeypatch, capsys):
+    data_dir = tmp_path / "var"
+    for key, value in gateway_environ(data_dir, sample_data, "http://localhost/wps").items():
+        monkeypatch.setenv(key, value)
+    # one square task at a time (each needs 0.5 cpu)
+    gateway = build_gateway(data_dir, sample_data, LOCAL_CPUS="0.5")
+    try:
+        job_id = submit_sleepy(gateway, [1, 2, 3], seconds=1)
+        wait_for(lambda: "running" in attempt_states(gateway, job_id))
+        assert cli(["dispatching", "pause", "--reason", "storage maintenance"]) == 0
+        assert "paused (storage maintenance)" in capsys.readouterr().out
+
+        # the running task finishes; the two queued behind it do not start
+        wait_for(lambda: "succeeded" in attempt_states(gateway, job_id))
+        time.sleep(1.5)
+        states = attempt_states(gateway, job_id)
+        assert states.count("succeeded") == 1 and "running" not in states, states
+        with gateway.store.session() as s:
+            assert s.get(Job, job_id).status == JobStatus.RUNNING
+
+        # a job submitted while paused is accepted and planned, but nothing of it runs
+        second = submit_sleepy(gateway, [4], seconds=0)
+        time.sleep(1)
+        assert attempt_states(gateway, second) == []
+        assert cli(["dispatching", "status"]) == 0
+        assert "dispatching paused (storage maintenance); tasks queued 1" in capsys.readouterr().out
+
+        assert cli(["dispatching", "resume"]) == 0
+        assert "dispatching running" in capsys.readouterr().out
+
+        def both_done() -> bool:
+            with gateway.store.session() as s:
+                return all(s.get(Job, j).status in JobStatus.FINAL for j in (job_id, second))
+
+        wait_for(both_done, timeout=60)
+        with gateway.store.session() as s:
+            assert [s.get(Job, j).status for j in (job_id, second)] == [JobStatus.SUCCESSFUL] * 2
+    finally:
+        close_gateway(gateway)
