@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import TaskError
 from .fetch import localize
 from .taskenv import Task
 
@@ -63,6 +64,14 @@ def _search(pattern: re.Pattern[str], text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def step_rasters(directory: Path, suffix: str) -> list[Path]:
-    """Rasters an upstream split step left in its directory, in task order."""
-    return sorted(Path(directory).glob(f"*_{suffix}.tif"))
+def step_rasters(task: Task, step: str, suffix: str, input_id: str) -> list[Path]:
+    """Rasters the upstream split ``step`` left, in task order: one per item of ``input_id``.
+
+    A missing raster means an upstream task lost its output; say so instead of
+    computing statistics over part of the request.
+    """
+    rasters = sorted(Path(task.dep_dir(step)).glob(f"*_{suffix}.tif"))
+    expected = len(task.urls(input_id))
+    if len(rasters) != expected:
+        raise TaskError(f"step {step} produced {len(rasters)} rasters for {expected} {input_id}")
+    return rasters

@@ -33,10 +33,7 @@ def ndvi_step(task: Task) -> None:
 
 def mosaic_step(task: Task) -> None:
     """Max-NDVI composite of all NDVI rasters, statistics, and the mean NDVI literal."""
-    rasters = step_rasters(task.dep_dir("ndvi"), SUFFIX)
-    expected = len(task.urls("scenes"))
-    if len(rasters) != expected:
-        raise TaskError(f"step ndvi produced {len(rasters)} NDVI rasters for {expected} scenes")
+    rasters = step_rasters(task, "ndvi", SUFFIX, "scenes")
     scenes = [_scene_statistics(path) for path in rasters]
     composite, profile = mosaic(rasters, task.outputs_dir / "mosaic.tif", method="max",
                                 description="NDVI max")

@@ -9,7 +9,6 @@ import numpy as np
 import rasterio
 
 from processes.common.atomic import format_number, write_json, write_text
-from processes.common.errors import TaskError
 from processes.common.indices import ndbi, ndvi
 from processes.common.items import identity, identity_tags, step_rasters, task_items
 from processes.common.mosaic import mosaic
@@ -43,10 +42,7 @@ def classify_step(task: Task) -> None:
 
 def statistics_step(task: Task) -> None:
     """Footprint mosaic, built-up area per tile and in total, and the total area literal."""
-    masks = step_rasters(task.dep_dir("classify"), SUFFIX)
-    expected = len(task.urls("tiles"))
-    if len(masks) != expected:
-        raise TaskError(f"step classify produced {len(masks)} masks for {expected} tiles")
+    masks = step_rasters(task, "classify", SUFFIX, "tiles")
     tiles = [_tile_statistics(path) for path in masks]
     footprint, profile = mosaic(masks, task.outputs_dir / "footprint.tif", method="max",
                                 description="built-up")
