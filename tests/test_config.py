@@ -35,3 +35,15 @@ def test_passwords_are_masked():
 def test_a_bad_value_names_the_problem():
     with pytest.raises(ConfigError, match="invalid setting"):
         load_settings(environ={"GATEWAY_SYNC_TIMEOUT": "soon"})
+
+
+def test_mesos_settings_take_the_names_mesos_schedulers_use():
+    environ = {"MESOS_MASTER": "zk://127.0.0.1:2181/mesos", "MAX_CPU": "64", "TASK_IMAGE": "eo/tasks:2",
+               "OFFER_REFUSE_SECONDS": "30", "MESOS_SECRET": "hunter2", "MESOS_MAX_CPU": "32"}
+    settings = load_settings(environ=environ)
+    assert settings.mesos["master"] == "zk://127.0.0.1:2181/mesos"
+    assert settings.mesos["task_image"] == "eo/tasks:2"
+    assert settings.mesos["offer_refuse_seconds"] == "30"
+    assert settings.mesos["max_cpu"] == "32"  # the SECTION_KEY name wins over the alias
+    assert "hunter2" not in repr(settings)
+    assert redacted(read_config(None, environ))["mesos"]["secret"] == "***"

@@ -46,6 +46,39 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "cpus": "",
         "mem": "",
     },
+    "mesos": {
+        "master": "",  # host:port[,host:port] or zk://host:port[,host:port]/path
+        "principal": "",
+        "secret": "",
+        "role": "*",
+        "user": "",  # Unix user tasks run as; empty: the agent's
+        "framework_name": "wps-gateway",
+        "failover_timeout": "604800",  # a week: tasks survive a gateway outage this long
+        "checkpoint": "true",
+        "gpus": "false",  # GPU_RESOURCES capability
+        "task_image": "",  # empty: the processor's executionUnit.image
+        "containerizer": "mesos",  # mesos (UCR with a Docker image) | docker | none
+        "volumes": "",  # host_path:container_path[:ro|rw], comma-separated
+        "task_cpu": "",  # floor of cpus per task; empty: as the step says
+        "task_mem": "",  # floor of mem (MiB) per task
+        "max_cpu": "0",  # cpus in use by the framework at most; 0: no cap
+        "user_max_cpu": "0",  # cpus per user at most; 0: no cap
+        "offer_refuse_seconds": "5",
+        "locality_delay": "5",  # seconds a task waits for an offer near its data
+        "unreachable_timeout": "60",  # seconds before an unreachable task is rerun elsewhere
+        "reconcile_interval": "600",
+        "tls_verify": "true",
+        "ca_file": "",
+    },
+}
+
+# Names that existing Mesos schedulers use, accepted beside SECTION_KEY.
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "TASK_IMAGE": ("mesos", "task_image"),
+    "TASK_CPU": ("mesos", "task_cpu"),
+    "TASK_MEM": ("mesos", "task_mem"),
+    "MAX_CPU": ("mesos", "max_cpu"),
+    "OFFER_REFUSE_SECONDS": ("mesos", "offer_refuse_seconds"),
 }
 
 
@@ -69,6 +102,8 @@ class Settings:
     max_tasks_per_job: int
     local_cpus: float | None
     local_mem: float | None
+    # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
+    mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
 
     @property
@@ -106,6 +141,9 @@ def read_config(cfg_files: list[str] | None = None, environ: dict[str, str] | No
             name = f"{section}_{key}".upper().replace(":", "_")
             if name in environ:
                 parser[section][key] = environ[name]
+    for name, (section, key) in ENV_ALIASES.items():
+        if name in environ and f"{section}_{key}".upper() not in environ:
+            parser[section][key] = environ[name]
     return parser
 
 
@@ -135,6 +173,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             max_tasks_per_job=int(gw["max_tasks_per_job"]),
             local_cpus=float(parser["local"]["cpus"]) if parser["local"]["cpus"] else None,
             local_mem=float(parser["local"]["mem"]) if parser["local"]["mem"] else None,
+            mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:
