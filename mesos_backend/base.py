@@ -90,10 +90,13 @@ class TaskState(str, Enum):  # noqa: UP042 (StrEnum would change what str() of a
     FAILED = "failed"  # could not run, or was killed for a reason (timeout, ...)
     KILLED = "killed"  # killed on request (cancel)
     LOST = "lost"  # the engine lost track of it (agent gone, restart)
+    # The engine's own intermediate states (Mesos TASK_STAGING, TASK_UNREACHABLE,
+    # ...): recorded in the attempt's history, they change nothing else.
+    NOTICE = "notice"
 
     @property
     def is_terminal(self) -> bool:
-        return self is not TaskState.STARTED
+        return self not in (TaskState.STARTED, TaskState.NOTICE)
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ class Dispatcher:
     def _recover(self) -> None:
         with self.store.session() as session:
             attempts = session.scalars(select(TaskAttempt).where(TaskAttempt.status.in_(ACTIVE_ATTEMPT))).all()
-            hints = {a.backend_task_id: {"pid": a.pid, "sandbox": a.sandbox} for a in attempts}
+            hints = {a.backend_task_id: {"pid": a.pid, "sandbox": a.sandbox, "agent": a.agent} for a in attempts}
         if hints:
             LOG.info("recovering %d task attempts left active by a previous dispatcher", len(hints))
             self.backend.recover(list(hints), hints)
@@ -155,6 +155,8 @@ class Dispatcher:
         when = datetime.fromtimestamp(event.timestamp, UTC)
         session.add(AttemptEvent(attempt_id=attempt.id, state=event.state.value, reason=event.reason,
                                  message=event.message[:4000], timestamp=when))
+        if event.state is TaskState.NOTICE:
+            return
         task = attempt.task
         if event.agent:
             attempt.agent = event.agent

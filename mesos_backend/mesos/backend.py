@@ -1,0 +1,452 @@
+"""The Mesos backend: a framework on the v1 scheduler HTTP API.
+
+The dispatcher hands it ``TaskSpec`` objects; it queues them in a ``Placer``
+(caps, fair share, priorities, delay scheduling for data locality), packs
+them into offers as they come, and turns status updates into ``TaskEvent``
+objects. What Marathon and Cook taught about running for months:
+
+- the framework id is kept (``BackendState``) and re-used after a crash or a
+  leader change, within a long failover timeout, so running tasks carry on;
+- every (re)subscription reconciles the tasks believed active, explicitly,
+  then implicitly; and again every ``reconcile_interval``;
+- unusable offers are declined with a filter, offers are suppressed while
+  nothing is queued and revived when work arrives;
+- TASK_UNREACHABLE is waited for ``unreachable_timeout`` and then given up
+  (the dispatcher reruns the task; the old one is killed if it comes back);
+- a task past its timeout is killed and reported FAILED (``timeout``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..base import Backend, BackendState, EventCallback, MemoryState, Resources, TaskEvent, TaskSpec, TaskState
+from .detector import MasterDetector, create_detector
+from .driver import DriverTimeouts, MesosSchedulerDriver
+from .offers import parse_offer, resource_list
+from .placement import PendingTask, PlacementPolicy, Placer
+from .scheduler import Scheduler
+from .status import ACTIVE_STATES, TERMINAL_STATES, describe, task_id_of, to_event
+from .taskinfo import TaskOptions, Volume, id_value, task_info
+
+LOG = logging.getLogger(__name__)
+FRAMEWORK_ID_KEY = "framework_id"
+TICK_SECONDS = 0.5
+RECONCILE_BATCH = 1000
+# A launched task with no word from the master after this long is reconciled.
+LAUNCH_SILENCE_SECONDS = 30.0
+
+
+@dataclass
+class FrameworkOptions:
+    """What the framework tells the master about itself (FrameworkInfo)."""
+
+    name: str = "wps-gateway"
+    user: str = ""
+    role: str = "*"
+    failover_timeout: float = 7 * 24 * 3600.0
+    checkpoint: bool = True
+    gpus: bool = False
+    principal: str | None = None
+
+    def framework_info(self, framework_id: str | None) -> dict[str, Any]:
+        capabilities = ["PARTITION_AWARE", "TASK_KILLING_STATE"] + (["GPU_RESOURCES"] if self.gpus else [])
+        info: dict[str, Any] = {"user": self.user, "name": self.name, "role": self.role,
+                                "failover_timeout": self.failover_timeout, "checkpoint": self.checkpoint,
+                                "capabilities": [{"type": c} for c in capabilities]}
+        if self.principal:
+            info["principal"] = self.principal
+        if framework_id:
+            info["id"] = id_value(framework_id)
+        return info
+
+
+@dataclass
+class SchedulingOptions:
+    """How queued tasks meet offers, and how long the framework waits for trouble to pass."""
+
+    max_cpu: float | None = None
+    user_max_cpu: float | None = None
+    locality_delay: float = 5.0
+    offer_refuse_seconds: float = 5.0
+    unreachable_timeout: float = 60.0
+    reconcile_interval: float = 600.0
+    task_cpu: float | None = None  # floor per task
+    task_mem: float | None = None
+    process_weights: dict[str, float] = field(default_factory=dict)
+    user_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ActiveTask:
+    """A task launched on (or recovered from) the cluster that has not ended yet."""
+
+    spec: TaskSpec | None
+    agent_id: str | None
+    launched_at: float  # monotonic
+    resources: Resources
+    started_at: float | None = None  # wall clock, from the RUNNING update
+    kill_cause: str | None = None  # killed | timeout | unreachable
+    unreachable_since: float | None = None
+    heard_from: bool = False
+
+
+class MesosBackend(Backend, Scheduler):
+    """Runs tasks on a Mesos cluster; see the module docstring."""
+
+    name = "mesos"
+
+    def __init__(self, master: str | MasterDetector, *, state: BackendState | None = None,
+                 framework: FrameworkOptions | None = None, scheduling: SchedulingOptions | None = None,
+                 tasks: TaskOptions | None = None, secret: str | None = None, tls: bool = False,
+                 verify: bool | str = True,
+                 timeouts: DriverTimeouts | None = None) -> None:
+        self.framework = framework or FrameworkOptions()
+        self.scheduling = scheduling or SchedulingOptions()
+        self.task_options = tasks or TaskOptions()
+        self.state = state or MemoryState()
+        self._detector = master if isinstance(master, MasterDetector) else create_detector(master, tls=tls)
+        self._secret = secret
+        self._verify = verify
+        self._timeouts = timeouts
+        self._placer = Placer(PlacementPolicy(
+            max_cpu=self.scheduling.max_cpu, user_max_cpu=self.scheduling.user_max_cpu,
+            locality_delay=self.scheduling.locality_delay, process_weights=self.scheduling.process_weights,
+            user_weights=self.scheduling.user_weights))
+        self._queued: dict[str, TaskSpec] = {}
+        self._active: dict[str, ActiveTask] = {}
+        self._abandoned: set[str] = set()  # given up (unreachable): killed if they show up again
+        self._lock = threading.RLock()
+        self._on_event: EventCallback | None = None
+        self._driver: MesosSchedulerDriver | None = None
+        self._paused = False
+        self._suppressed = False
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._next_reconcile = 0.0
+        self._revive_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<MesosBackend {self._detector!r} framework={self.state.get(FRAMEWORK_ID_KEY)}>"
+
+    # -- Backend interface ----------------------------------------------------
+
+    def start(self, on_event: EventCallback) -> None:
+        self._on_event = on_event
+        self._stop.clear()
+        self._start_driver()
+        self._ticker = threading.Thread(target=self._tick_loop, name="mesos-backend-ticker", daemon=True)
+        self._ticker.start()
+
+    def stop(self) -> None:
+        """Disconnect; the framework stays registered so its tasks keep running until a restart recovers them."""
+        self._stop.set()
+        driver = self._driver
+        if driver is not None:
+            driver.stop(failover=True)
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+
+    def launch(self, spec: TaskSpec) -> None:
+        resources = self._with_floor(spec.resources)
+        with self._lock:
+            self._queued[spec.task_id] = spec
+            self._placer.add(PendingTask(spec.task_id, resources, user=spec.user, process=spec.process,
+                                         priority=spec.priority, locality=tuple(spec.locality),
+                                         queued_at=time.monotonic()))
+            if self._suppressed and not self._paused:
+                self._revive()
+
+    def kill(self, task_id: str) -> None:
+        with self._lock:
+            if self._placer.remove(task_id) is not None:
+                self._queued.pop(task_id, None)
+                self._emit(TaskEvent(task_id, TaskState.KILLED, reason="killed", message="killed before launch"))
+                return
+            active = self._active.get(task_id)
+            if active is None:
+                return
+            active.kill_cause = active.kill_cause or "killed"
+            self._send_kill(task_id, active)
+
+    def recover(self, task_ids: list[str], hints: dict[str, dict] | None = None) -> None:
+        """Attempts a previous run launched: keep them as active and ask the master what became of them."""
+        now = time.monotonic()
+        with self._lock:
+            for task_id in task_ids:
+                agent = (hints or {}).get(task_id, {}).get("agent")
+                self._active[task_id] = ActiveTask(None, agent, now, Resources(0, 0, 0, 0))
+        self._reconcile_explicit()
+
+    def queued(self) -> int:
+        with self._lock:
+            return self._placer.pending()
+
+    def set_paused(self, paused: bool) -> None:
+        with self._lock:
+            self._paused = paused
+            if paused:
+                self._suppress()
+            elif self._placer.pending():
+                self._revive()
+
+    # -- Scheduler callbacks --------------------------------------------------
+
+    def registered(self, driver: MesosSchedulerDriver, framework_id: dict[str, str],
+                   master_info: dict[str, Any]) -> None:
+        LOG.info("registered with Mesos as framework %s", framework_id["value"])
+        self.state.put(FRAMEWORK_ID_KEY, framework_id["value"])
+        self._after_subscribe()
+
+    def reregistered(self, driver: MesosSchedulerDriver, master_info: dict[str, Any]) -> None:
+        LOG.info("re-registered with Mesos as framework %s", driver.framework_id)
+        self._after_subscribe()
+
+    def disconnected(self, driver: MesosSchedulerDriver) -> None:
+        LOG.warning("disconnected from the Mesos master; reconnecting")
+
+    def error(self, driver: MesosSchedulerDriver, message: str) -> None:
+        """The framework was removed (failover timeout, teardown): its tasks are gone; start afresh."""
+        LOG.error("Mesos removed the framework: %s; its running tasks are rerun under a new framework", message)
+        self.state.put(FRAMEWORK_ID_KEY, None)
+        with self._lock:
+            lost = list(self._active)
+            self._active.clear()
+            for task_id in lost:
+                self._placer.finished(task_id)
+                self._emit(TaskEvent(task_id, TaskState.LOST, reason="framework_removed", message=message))
+        if not self._stop.is_set():
+            threading.Thread(target=self._start_driver, name="mesos-restart", daemon=True).start()
+
+    def resourceOffers(self, driver: MesosSchedulerDriver, offers: list[dict[str, Any]]) -> None:  # noqa: N802
+        refuse = {"refuse_seconds": self.scheduling.offer_refuse_seconds}
+        with self._lock:
+            if self._paused or self._stop.is_set() or not self._placer.pending():
+                driver.declineOffer([o["id"] for o in offers], refuse)
+                self._suppress()
+                return
+            result = self._placer.place([parse_offer(o) for o in offers], time.monotonic())
+            by_offer: dict[str, list[dict[str, Any]]] = {}
+            now = time.monotonic()
+            for placement in result.placements:
+                spec = self._queued.pop(placement.task_id)
+                info = task_info(spec, placement.agent_id, resource_list(placement.resources), self.task_options)
+                by_offer.setdefault(placement.offer_id, []).append(info)
+                self._active[spec.task_id] = ActiveTask(spec, placement.agent_id, now, placement.resources)
+            for offer_id, infos in by_offer.items():
+                LOG.debug("launching %d task(s) on offer %s", len(infos), offer_id)
+                driver.launchTasks([id_value(offer_id)], infos, refuse)
+            if result.unused_offer_ids:
+                driver.declineOffer([id_value(o) for o in result.unused_offer_ids], refuse)
+            if not self._placer.pending():
+                self._suppress()
+            else:
+                deadline = self._placer.next_locality_deadline(now)
+                if deadline is not None:
+                    self._revive_at = deadline
+
+    def offerRescinded(self, driver: MesosSchedulerDriver, offer_id: dict[str, str]) -> None:  # noqa: N802
+        LOG.info("offer %s rescinded", offer_id["value"])
+
+    def slaveLost(self, driver: MesosSchedulerDriver, agent_id: dict[str, str]) -> None:  # noqa: N802
+        LOG.warning("agent %s lost", agent_id["value"])
+
+    def statusUpdate(self, driver: MesosSchedulerDriver, update: dict[str, Any]) -> None:  # noqa: N802
+        task_id = task_id_of(update)
+        state = update.get("state", "")
+        with self._lock:
+            active = self._active.get(task_id)
+            if active is None:
+                self._unexpected(task_id, update)
+                return
+            active.heard_from = True
+            self._emit(TaskEvent(task_id, TaskState.NOTICE, reason=update.get("reason") or update.get("source"),
+                                 message=describe(update), agent=_agent_of(update),
+                                 timestamp=float(update.get("timestamp") or time.time())))
+            if state == "TASK_UNREACHABLE":
+                active.unreachable_since = active.unreachable_since or time.monotonic()
+                return
+            active.unreachable_since = None
+            if state == "TASK_RUNNING" and active.started_at is None:
+                active.started_at = float(update.get("timestamp") or time.time())
+            event = to_event(update, active.kill_cause, active.started_at)
+            if event is None:
+                return
+            if state in TERMINAL_STATES or state == "TASK_UNKNOWN":
+                del self._active[task_id]
+                self._placer.finished(task_id)
+                if self._placer.pending() and self._suppressed and not self._paused:
+                    self._revive()
+            self._emit(event)
+
+    # -- internals ------------------------------------------------------------
+
+    def _start_driver(self) -> None:
+        framework_id = self.state.get(FRAMEWORK_ID_KEY)
+        info = self.framework.framework_info(framework_id)
+        self._suppressed = False
+        self._driver = MesosSchedulerDriver(self, info, self._detector, principal=self.framework.principal,
+                                            secret=self._secret, verify=self._verify, timeouts=self._timeouts)
+        self._driver.start()
+
+    def _after_subscribe(self) -> None:
+        """Offers died with the old stream; learn what became of every task; re-send pending kills."""
+        with self._lock:
+            self._suppressed = False
+            for task_id, active in self._active.items():
+                if active.kill_cause:
+                    self._send_kill(task_id, active)
+            if self._paused or not self._placer.pending():
+                self._suppress()
+        self._reconcile_explicit()
+        self._reconcile_implicit()
+
+    def _reconcile_explicit(self, task_ids: Iterable[str] | None = None) -> None:
+        driver = self._driver
+        if driver is None or not driver.connected:
+            return
+        with self._lock:
+            ids = list(self._active) if task_ids is None else [t for t in task_ids if t in self._active]
+            items = [{"task_id": id_value(t), **({"agent_id": id_value(a)} if (a := self._active[t].agent_id) else {})}
+                     for t in ids]
+        for start in range(0, len(items), RECONCILE_BATCH):
+            driver.reconcileTasks(items[start:start + RECONCILE_BATCH])
+
+    def _reconcile_implicit(self) -> None:
+        driver = self._driver
+        if driver is not None and driver.connected:
+            driver.reconcileTasks([])
+
+    def _unexpected(self, task_id: str, update: dict[str, Any]) -> None:
+        """An update for a task this framework does not track: kill it if it runs (an orphan)."""
+        state = update.get("state", "")
+        if task_id in self._abandoned and state in TERMINAL_STATES:
+            self._abandoned.discard(task_id)
+            return
+        if state in ACTIVE_STATES and self._driver is not None:
+            LOG.warning("killing task %s: running but not wanted (%s)", task_id, describe(update))
+            self._driver.killTask(id_value(task_id), update.get("agent_id"))
+
+    def _send_kill(self, task_id: str, active: ActiveTask) -> None:
+        driver = self._driver
+        if driver is None or not driver.connected:
+            return  # sent again after re-subscription
+        grace = {"grace_period": {"nanoseconds": int(self.task_options.kill_grace_seconds * 1e9)}}
+        driver.killTask(id_value(task_id), id_value(active.agent_id) if active.agent_id else None, grace)
+
+    def _suppress(self) -> None:
+        driver = self._driver
+        if not self._suppressed and driver is not None and driver.connected and driver.suppressOffers():
+            self._suppressed = True
+
+    def _revive(self) -> None:
+        driver = self._driver
+        if driver is not None and driver.connected and driver.reviveOffers():
+            self._suppressed = False
+
+    def _emit(self, event: TaskEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _with_floor(self, resources: Resources) -> Resources:
+        cpus = max(resources.cpus, self.scheduling.task_cpu or 0.0)
+        mem = max(resources.mem, self.scheduling.task_mem or 0.0)
+        return Resources(cpus, mem, resources.disk, resources.gpus)
+
+    # -- timers -----------------------------------------------------------------
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            try:
+                self._tick(time.monotonic())
+            except Exception:  # keep ticking; a failed turn is retried next time
+                LOG.exception("mesos backend timer turn failed")
+
+    def _tick(self, now: float) -> None:
+        silent: list[str] = []
+        with self._lock:
+            for task_id, active in list(self._active.items()):
+                self._check_timeout(task_id, active, now)
+                self._check_unreachable(task_id, active, now)
+                if not active.heard_from and now - active.launched_at > LAUNCH_SILENCE_SECONDS:
+                    active.launched_at = now
+                    silent.append(task_id)
+            if self._revive_at is not None and now >= self._revive_at and not self._paused:
+                self._revive_at = None
+                self._revive()
+        if silent:
+            self._reconcile_explicit(silent)
+        if now >= self._next_reconcile:
+            first = self._next_reconcile == 0.0
+            self._next_reconcile = now + self.scheduling.reconcile_interval
+            if not first:
+                self._reconcile_explicit()
+                self._reconcile_implicit()
+
+    def _check_timeout(self, task_id: str, active: ActiveTask, now: float) -> None:
+        timeout = active.spec.timeout if active.spec else None
+        if timeout and not active.kill_cause and now - active.launched_at > timeout:
+            LOG.warning("task %s ran past its timeout of %.0f s; killing it", task_id, timeout)
+            active.kill_cause = "timeout"
+            self._send_kill(task_id, active)
+
+    def _check_unreachable(self, task_id: str, active: ActiveTask, now: float) -> None:
+        since = active.unreachable_since
+        if since is None or now - since < self.scheduling.unreachable_timeout:
+            return
+        LOG.warning("task %s unreachable for %.0f s; rerunning it elsewhere", task_id, now - since)
+        del self._active[task_id]
+        self._abandoned.add(task_id)
+        self._placer.finished(task_id)
+        self._emit(TaskEvent(task_id, TaskState.LOST, reason="unreachable", agent=active.agent_id,
+                             message=f"agent unreachable for more than {self.scheduling.unreachable_timeout:g} s"))
+        active.kill_cause = "unreachable"
+        self._send_kill(task_id, active)
+
+
+def _agent_of(update: dict[str, Any]) -> str | None:
+    return (update.get("agent_id") or {}).get("value")
+
+
+def backend_options(raw: dict[str, str]) -> dict[str, Any]:
+    """``create_backend("mesos", **backend_options(settings.mesos))``: the [mesos] section, typed."""
+    def number(key: str) -> float | None:
+        text = (raw.get(key) or "").strip()
+        return float(text) if text else None
+
+    def flag(key: str, default: bool) -> bool:
+        text = (raw.get(key) or "").strip().lower()
+        return default if not text else text in ("1", "true", "yes", "on")
+
+    master = (raw.get("master") or "").strip()
+    if not master:
+        raise ValueError("[mesos] master (MESOS_MASTER) is required for the mesos backend")
+    volumes = tuple(Volume.parse(v) for v in (raw.get("volumes") or "").split(",") if v.strip())
+    principal = (raw.get("principal") or "").strip() or None
+    framework = FrameworkOptions(
+        name=raw.get("framework_name") or "wps-gateway", user=raw.get("user") or "", role=raw.get("role") or "*",
+        failover_timeout=number("failover_timeout") or FrameworkOptions.failover_timeout,
+        checkpoint=flag("checkpoint", True), gpus=flag("gpus", False), principal=principal)
+    scheduling = SchedulingOptions(
+        max_cpu=number("max_cpu") or None, user_max_cpu=number("user_max_cpu") or None,
+        locality_delay=_or(number("locality_delay"), 5.0),
+        offer_refuse_seconds=_or(number("offer_refuse_seconds"), 5.0),
+        unreachable_timeout=_or(number("unreachable_timeout"), 60.0),
+        reconcile_interval=_or(number("reconcile_interval"), 600.0),
+        task_cpu=number("task_cpu"), task_mem=number("task_mem"))
+    tasks = TaskOptions(containerizer=(raw.get("containerizer") or "mesos").strip().lower(),
+                        image=(raw.get("task_image") or "").strip() or None, volumes=volumes,
+                        user=(raw.get("user") or "").strip() or None)
+    ca_file = (raw.get("ca_file") or "").strip()
+    verify: bool | str = ca_file or flag("tls_verify", True)
+    return {"master": master, "framework": framework, "scheduling": scheduling, "tasks": tasks,
+            "secret": raw.get("secret") or None, "tls": flag("tls", bool(ca_file)), "verify": verify}
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value

@@ -1,0 +1,96 @@
+"""Announcing a test Mesos master in ZooKeeper exactly as a real master does, so leader detection is real.
+
+A master holds an ephemeral sequential znode ``<path>/json.info_<10 digits>`` with its JSON MasterInfo for
+as long as its ZooKeeper session lives; the lowest sequence number is the leader.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Self
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from kazoo.security import CREATOR_ALL_ACL, READ_ACL_UNSAFE
+
+from mesos_backend.mesos.detector import JSON_PREFIX, DetectorError, ZooKeeperSource, kazoo_log, pack_ip, parse_master
+
+MESOS_VERSION = "1.11.0"
+
+
+def master_info(ip: str = "127.0.0.1", port: int = 5050, hostname: str | None = None,
+                master_id: str | None = None) -> dict[str, Any]:
+    """The JSON MasterInfo a real master writes (``ip`` packed as Mesos packs it)."""
+    hostname = hostname or ip
+    return {
+        "id": master_id or str(uuid.uuid4()),
+        "ip": pack_ip(ip),
+        "port": port,
+        "pid": f"master@{ip}:{port}",
+        "hostname": hostname,
+        "version": MESOS_VERSION,
+        "address": {"hostname": hostname, "ip": ip, "port": port},
+    }
+
+
+class MasterPublisher:
+    """One master's announcement: ``start()`` joins the election, ``stop()`` leaves it (deletes the znode).
+
+    ``zk`` is the masters' ``zk://[user:pass@]hosts/path``; ``info`` the JSON MasterInfo to publish.
+    """
+
+    def __init__(self, zk: str | ZooKeeperSource, info: dict[str, Any], timeout: float = 10.0) -> None:
+        source = parse_master(zk) if isinstance(zk, str) else zk
+        if not isinstance(source, ZooKeeperSource):
+            raise DetectorError("a master is published in ZooKeeper: expected zk://hosts/path")
+        self.source = source
+        self.info = info
+        self.timeout = timeout
+        self._client: KazooClient | None = None
+        self.node: str | None = None  # full path of the znode while published
+
+    def __repr__(self) -> str:
+        return f"MasterPublisher({self.source}, node={self.node})"
+
+    def start(self) -> str:
+        """Open a session and create the znode; returns its path. With credentials, like Mesos, everyone
+        may read and only this master write."""
+        credentials = self.source.credentials
+        auth = [("digest", ":".join(credentials))] if credentials else None
+        acl = CREATOR_ALL_ACL + READ_ACL_UNSAFE if credentials else None
+        client = KazooClient(hosts=self.source.hosts, timeout=self.timeout, auth_data=auth, default_acl=acl,
+                             logger=kazoo_log)
+        client.start(timeout=self.timeout)
+        try:
+            client.ensure_path(self.source.path)
+            self.node = client.create(f"{self.source.path}/{JSON_PREFIX}", json.dumps(self.info).encode(),
+                                      ephemeral=True, sequence=True)
+        except Exception:
+            client.stop()
+            client.close()
+            raise
+        self._client = client
+        return self.node
+
+    def stop(self) -> None:
+        """Leave the election at once: delete the znode and close the session."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if self.node is not None:  # waits for a reconnection, within the timeout
+                client.delete_async(self.node).get(timeout=self.timeout)
+        except NoNodeError:
+            pass  # the session expired already, taking the node with it
+        finally:
+            self.node = None
+            client.stop()
+            client.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
