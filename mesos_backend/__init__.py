@@ -44,6 +44,7 @@ __all__ = [
 # name -> "module:class", imported on first use.
 _ENGINES: dict[str, str] = {
     "local": "mesos_backend.local:LocalBackend",
+    "mesos": "mesos_backend.mesos.backend:MesosBackend",
 }
 
 

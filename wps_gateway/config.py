@@ -67,6 +67,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "locality_delay": "5",  # seconds a task waits for an offer near its data
         "unreachable_timeout": "60",  # seconds before an unreachable task is rerun elsewhere
         "reconcile_interval": "600",
+        "tls": "",  # https to the masters; empty: on when ca_file is set (an https:// master says so too)
         "tls_verify": "true",
         "ca_file": "",
     },

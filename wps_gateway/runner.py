@@ -10,22 +10,35 @@ from __future__ import annotations
 import logging
 import threading
 
-from mesos_backend import Backend, create_backend
+from mesos_backend import Backend, BackendError, create_backend
 
 from .config import Settings
 from .dispatcher import Dispatcher, DispatcherOptions
 from .leader_lock import LeaderLock, leader_lock_for
+from .store.backend_state import StoreBackendState
 from .store.db import Store
 
 LOG = logging.getLogger(__name__)
 STANDBY_RETRY_SECONDS = 2.0
 
 
-def backend_for(settings: Settings) -> Backend:
-    """The configured backend with its engine-specific options."""
+def backend_for(settings: Settings, store: Store | None = None) -> Backend:
+    """The configured backend with its engine-specific options.
+
+    Engines that keep state across restarts (the Mesos framework id) keep it
+    in the job store when one is given.
+    """
     if settings.backend == "local":
         return create_backend("local", sandbox_root=settings.sandbox_dir, cpus=settings.local_cpus,
                               mem=settings.local_mem)
+    if settings.backend == "mesos":
+        from mesos_backend.mesos.backend import backend_options
+        try:
+            options = backend_options(settings.mesos)
+        except ValueError as exc:
+            raise BackendError(f"mesos backend: {exc}") from None
+        state = StoreBackendState(store, "mesos") if store is not None else None
+        return create_backend("mesos", state=state, **options)
     return create_backend(settings.backend)
 
 
@@ -43,7 +56,7 @@ class DispatcherRunner:
         self.settings = settings
         self.store = store
         self.lock = lock or leader_lock_for(store.engine, settings.data_dir)
-        self.dispatcher = Dispatcher(store, backend or backend_for(settings), dispatcher_options(settings))
+        self.dispatcher = Dispatcher(store, backend or backend_for(settings, store), dispatcher_options(settings))
         self.stop_event = threading.Event()
         self.is_leader = threading.Event()
         self._thread: threading.Thread | None = None
