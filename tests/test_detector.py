@@ -29,7 +29,6 @@ from mesos_backend.testing.zk_publish import MasterPublisher, master_info
 from tests.conftest import free_port
 from tests.servers.zookeeper import ZooKeeperServer
 
-
 WAIT = 10.0
 
 

@@ -40,6 +40,9 @@ TICK_SECONDS = 0.5
 RECONCILE_BATCH = 1000
 # A launched task with no word from the master after this long is reconciled.
 LAUNCH_SILENCE_SECONDS = 30.0
+# Updates for tasks the backend does not know are kept this long, in case the
+# dispatcher is about to recover them; a task still unknown then is killed.
+UNKNOWN_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -121,6 +124,7 @@ class MesosBackend(Backend, Scheduler):
         self._queued: dict[str, TaskSpec] = {}
         self._active: dict[str, ActiveTask] = {}
         self._abandoned: set[str] = set()  # given up (unreachable): killed if they show up again
+        self._unknown: dict[str, tuple[float, dict[str, Any]]] = {}  # task id -> (first seen, latest update)
         self._lock = threading.RLock()
         self._on_event: EventCallback | None = None
         self._driver: MesosSchedulerDriver | None = None
@@ -181,6 +185,9 @@ class MesosBackend(Backend, Scheduler):
             for task_id in task_ids:
                 agent = (hints or {}).get(task_id, {}).get("agent")
                 self._active[task_id] = ActiveTask(None, agent, now, Resources(0, 0, 0, 0))
+            early = [self._unknown.pop(t)[1] for t in task_ids if t in self._unknown]
+        for update in early:  # came in on the new stream before the dispatcher told us about them
+            self.statusUpdate(self._driver, update)
         self._reconcile_explicit()
 
     def queued(self) -> int:
@@ -323,14 +330,25 @@ class MesosBackend(Backend, Scheduler):
             driver.reconcileTasks([])
 
     def _unexpected(self, task_id: str, update: dict[str, Any]) -> None:
-        """An update for a task this framework does not track: kill it if it runs (an orphan)."""
-        state = update.get("state", "")
-        if task_id in self._abandoned and state in TERMINAL_STATES:
-            self._abandoned.discard(task_id)
+        """An update for a task this backend does not track (yet): keep it for a while (see ``_orphans``)."""
+        if task_id in self._abandoned:
+            if update.get("state") in TERMINAL_STATES:
+                self._abandoned.discard(task_id)
+            elif self._driver is not None:
+                self._driver.killTask(id_value(task_id), update.get("agent_id"))
             return
-        if state in ACTIVE_STATES and self._driver is not None:
-            LOG.warning("killing task %s: running but not wanted (%s)", task_id, describe(update))
-            self._driver.killTask(id_value(task_id), update.get("agent_id"))
+        first_seen = self._unknown.get(task_id, (time.monotonic(), update))[0]
+        self._unknown[task_id] = (first_seen, update)
+
+    def _orphans(self, now: float) -> None:
+        """Tasks still unknown after the grace period belong to nobody: kill those that run."""
+        for task_id, (first_seen, update) in list(self._unknown.items()):
+            if now - first_seen < UNKNOWN_GRACE_SECONDS:
+                continue
+            del self._unknown[task_id]
+            if update.get("state") in ACTIVE_STATES and self._driver is not None:
+                LOG.warning("killing task %s: running but not wanted (%s)", task_id, describe(update))
+                self._driver.killTask(id_value(task_id), update.get("agent_id"))
 
     def _send_kill(self, task_id: str, active: ActiveTask) -> None:
         driver = self._driver
@@ -376,6 +394,7 @@ class MesosBackend(Backend, Scheduler):
                 if not active.heard_from and now - active.launched_at > LAUNCH_SILENCE_SECONDS:
                     active.launched_at = now
                     silent.append(task_id)
+            self._orphans(now)
             if self._revive_at is not None and now >= self._revive_at and not self._paused:
                 self._revive_at = None
                 self._revive()

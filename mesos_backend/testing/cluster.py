@@ -128,6 +128,8 @@ class Cluster:
         self.strict = strict and proto.available()
         self.protocol_errors: list[str] = []  # events this master emitted that the protos refuse
         self.launched: list[str] = []  # every task id launched, in order (tests check for doubles)
+        # Test hook: the next N ACCEPTs cross a RESCIND of their offers on the wire.
+        self.rescind_next = 0
         self.lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -339,6 +341,10 @@ class Cluster:
                             "REASON_RECONCILIATION")
 
     def _on_accept(self, framework: Framework, body: dict[str, Any]) -> None:
+        if self.rescind_next > 0:
+            self.rescind_next -= 1
+            for offer_id in body.get("offer_ids", []):
+                self.rescind(offer_id["value"])
         offers = []
         valid = True
         for offer_id in body.get("offer_ids", []):
@@ -499,6 +505,7 @@ class Cluster:
                 batch.append(self._offer_json(offer, agent, framework))
             if batch:
                 self._emit(framework, {"type": "OFFERS", "offers": {"offers": batch}})
+
 
     @staticmethod
     def _offer_json(offer: Offer, agent: TestAgent, framework: Framework) -> dict[str, Any]:

@@ -1,0 +1,190 @@
+"""What goes wrong on a Mesos cluster, each on the test master: the job still ends as it should."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from mesos_backend import TaskSpec, TaskState
+from mesos_backend.mesos.backend import MesosBackend, SchedulingOptions
+from mesos_backend.mesos.driver import DriverTimeouts
+from mesos_backend.testing import proto
+from mesos_backend.testing.zk_publish import MasterPublisher
+from wps_gateway.jobs import request_dismiss
+from wps_gateway.store.backend_state import StoreBackendState
+from wps_gateway.store.db import Store
+from wps_gateway.store.models import JobStatus, TaskAttempt
+
+from .conftest import close_gateway, require
+from .mesos_support import attempts_of, job_of, mesos_gateway, start_master
+from .test_dispatcher import submit_sleepy, wait_for
+from .test_restart import GatewayProcess, wait_final
+
+pytestmark = pytest.mark.slow
+SUCCEEDED = "ProcessSucceeded"
+
+
+@pytest.fixture
+def master(tmp_path):
+    require(proto.available(), "protoc and the Mesos protos (golang-github-mesos-mesos-go-dev) are not installed")
+    test_master = start_master(tmp_path / "mesos")
+    yield test_master
+    test_master.stop()
+    assert test_master.cluster.protocol_errors == []
+
+
+def running(gateway, job_id: str) -> list[TaskAttempt]:
+    return [a for a in attempts_of(gateway, job_id) if a.status == "running"]
+
+
+def finished_ok(gateway, job_id: str, timeout: float = 60) -> None:
+    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, timeout)
+    job = job_of(gateway, job_id)
+    assert job.status == JobStatus.SUCCESSFUL, job.message
+
+
+def test_an_agent_lost_mid_job_has_its_tasks_rerun_elsewhere(tmp_path, sample_data, master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+    try:
+        job_id = submit_sleepy(gateway, [1, 2, 3, 4], seconds=3)
+        wait_for(lambda: len(running(gateway, job_id)) == 4, 30)
+        victim = running(gateway, job_id)[0].agent
+        master.cluster.lose_agent(victim)
+        finished_ok(gateway, job_id)
+        attempts = attempts_of(gateway, job_id)
+        lost = [a for a in attempts if a.agent == victim]
+        assert lost and all(a.status == "lost" and a.reason == "unreachable" for a in lost)
+        reruns = [a for a in attempts if a.number == 2]
+        assert len(reruns) == len(lost) and all(a.agent != victim and a.status == "succeeded" for a in reruns)
+    finally:
+        close_gateway(gateway)
+
+
+def test_a_dropped_connection_and_a_silent_stream_are_survived_with_the_same_framework(tmp_path, sample_data,
+                                                                                       master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+    try:
+        job_id = submit_sleepy(gateway, [1, 2, 3], seconds=2)
+        wait_for(lambda: len(running(gateway, job_id)) == 3, 30)
+        framework_id = StoreBackendState(gateway.store, "mesos").get("framework_id")
+        master.cluster.drop_connections()
+        time.sleep(0.5)
+        master.cluster.silence_streams()  # no heartbeats: the driver must notice and reconnect
+        finished_ok(gateway, job_id)
+        assert list(master.cluster.frameworks) == [framework_id]
+        assert all(a.number == 1 for a in attempts_of(gateway, job_id)), "a running task was launched again"
+    finally:
+        close_gateway(gateway)
+
+
+def test_a_rescinded_offer_costs_an_attempt_not_the_job(tmp_path, sample_data, master):
+    master.cluster.rescind_next = 1
+    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+    try:
+        job_id = submit_sleepy(gateway, [1, 2], seconds=0.2)
+        finished_ok(gateway, job_id)
+        dropped = [a for a in attempts_of(gateway, job_id) if a.reason == "REASON_INVALID_OFFERS"]
+        assert dropped and all(a.status == "lost" for a in dropped)
+    finally:
+        close_gateway(gateway)
+
+
+def test_spent_retries_fail_the_job_with_a_clear_message(tmp_path, sample_data, master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+    try:
+        inputs = "numbers=2;fail_step=square"
+        response = gateway.client.get("/wps", {
+            "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
+            "DataInputs": inputs, "storeExecuteResponse": "true", "status": "true"})
+        job_id = response.xml.get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml")
+        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 60)
+        job = job_of(gateway, job_id)
+        assert job.status == JobStatus.FAILED
+        assert "Step 'square' task 0 failed: exited with code 3" in job.message
+        assert "after 2 attempts" in job.message
+    finally:
+        close_gateway(gateway)
+
+
+def test_dismissing_a_job_kills_its_running_tasks(tmp_path, sample_data, master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+    try:
+        job_id = submit_sleepy(gateway, [1, 2], seconds=30)
+        wait_for(lambda: len(running(gateway, job_id)) == 2, 30)
+        request_dismiss(gateway.store, job_id)
+        gateway.runner.wake()
+        wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 20)
+        assert job_of(gateway, job_id).status == JobStatus.DISMISSED
+        wait_for(lambda: not any(a.tasks for a in master.cluster.agents.values()), 10)
+    finally:
+        close_gateway(gateway)
+
+
+def test_a_task_past_its_timeout_is_killed_and_reported_failed(tmp_path, master):
+    events = []
+    backend = MesosBackend(master.leader.address, scheduling=SchedulingOptions(offer_refuse_seconds=0.2),
+                           timeouts=DriverTimeouts(backoff_initial=0.1))
+    backend.start(events.append)
+    try:
+        backend.launch(TaskSpec("slow-1", ["sleep", "30"], timeout=1.0))
+        wait_for(lambda: any(e.state.is_terminal for e in events), 20)
+        (final,) = [e for e in events if e.state.is_terminal]
+        assert final.state is TaskState.FAILED and final.reason == "timeout"
+        assert [e.state for e in events if e.state is TaskState.STARTED]
+    finally:
+        backend.stop()
+
+
+def test_sigkill_of_the_gateway_mid_job_resumes_with_the_same_framework_and_no_double_launch(tmp_path, sample_data,
+                                                                                            master):
+    data_dir = tmp_path / "var"
+    process = GatewayProcess(data_dir, sample_data, GATEWAY_BACKEND="mesos", MESOS_MASTER=master.leader.address,
+                             MESOS_OFFER_REFUSE_SECONDS="0.2", MESOS_FAILOVER_TIMEOUT="60").start()
+    store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
+    try:
+        status = process.submit("numbers=1;numbers=2;numbers=3;seconds=4")
+        wait_for(lambda: len(master.cluster.launched) == 3, 30)
+        framework_id = StoreBackendState(store, "mesos").get("framework_id")
+        process.kill()
+        process.start()
+        doc = wait_final(process, status)
+        assert doc.find(".//{http://www.opengis.net/wps/1.0.0}" + SUCCEEDED) is not None
+        assert StoreBackendState(store, "mesos").get("framework_id") == framework_id
+        assert list(master.cluster.frameworks) == [framework_id]
+        assert not [t for t, n in Counter(master.cluster.launched).items() if n > 1]
+        with store.session() as session:
+            squares = session.scalars(select(TaskAttempt)).all()
+            assert all(a.number == 1 for a in squares), "a task that kept running was launched again"
+    finally:
+        process.stop()
+        store.dispose()
+
+
+def test_a_leader_change_in_zookeeper_moves_the_framework_to_the_new_master(tmp_path, sample_data,
+                                                                           zookeeper_server):
+    require(proto.available(), "protoc and the Mesos protos are not installed")
+    test_master = start_master(tmp_path / "mesos", standby=True)
+    zk = f"zk://{zookeeper_server.hosts}/mesos-{tmp_path.name}"
+    first = MasterPublisher(zk, test_master.leader.master_info())
+    second = MasterPublisher(zk, test_master.standby.master_info())
+    first.start()
+    second.start()
+    gateway = mesos_gateway(tmp_path / "var", sample_data, zk)
+    try:
+        job_id = submit_sleepy(gateway, [1, 2, 3], seconds=3)
+        wait_for(lambda: len(running(gateway, job_id)) == 3, 30)
+        framework_id = StoreBackendState(gateway.store, "mesos").get("framework_id")
+        new_leader = test_master.fail_over()
+        first.stop()
+        finished_ok(gateway, job_id)
+        assert gateway.runner.dispatcher.backend._driver._leader == new_leader.url
+        assert list(test_master.cluster.frameworks) == [framework_id]
+        assert all(a.number == 1 for a in attempts_of(gateway, job_id))
+    finally:
+        close_gateway(gateway)
+        second.stop()
+        test_master.stop()
+    assert test_master.cluster.protocol_errors == []
