@@ -192,3 +192,22 @@ def test_a_corrupt_input_raster_fails_the_job_clearly(gateway, wps100_schema):
 def test_status_of_unknown_job_is_404(gateway):
     gateway.client.get("/wps/status/no-such-job.xml", status=404)
     gateway.client.get("/outputs/no-such-job/mosaic.tif", status=404)
+
+
+def test_concurrent_async_executes_are_all_accepted(live_gateway, scenes):
+    """Many portal users at once: every Execute is accepted (no 500 from a shared request log)."""
+    import urllib.parse
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    query = urllib.parse.urlencode({
+        "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "ndvi-mosaic",
+        "DataInputs": kvp_refs("scenes", scenes[:1]), "storeExecuteResponse": "true", "status": "true"})
+
+    def execute(_: int) -> int:
+        with urllib.request.urlopen(f"{live_gateway.url}?{query}", timeout=30) as response:
+            return response.status
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(execute, range(240)))
+    assert statuses == [200] * 240

@@ -151,9 +151,10 @@ def read_config(cfg_files: list[str] | None = None, environ: dict[str, str] | No
 def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Read the configuration, hand PyWPS its part, and return the gateway's settings."""
     parser = read_config(cfg_files, environ)
-    _configure_pywps(parser)
     gw = parser["gateway"]
     data_dir = Path(gw["data_dir"]).resolve()
+    _default_request_log(parser, data_dir)
+    _configure_pywps(parser)
     database_url = gw["database_url"] or f"sqlite:///{data_dir / 'gateway.db'}"
     try:
         return Settings(
@@ -183,6 +184,18 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
 
 def _paths(value: str) -> list[Path]:
     return [Path(p.strip()).resolve() for p in value.replace(",", os.pathsep).split(os.pathsep) if p.strip()]
+
+
+def _default_request_log(parser: configparser.ConfigParser, data_dir: Path) -> None:
+    """PyWPS logs every request to ``[logging] database``. An in-memory SQLite is one
+    connection shared by all server threads, whose concurrent commits fail (HTTP 500),
+    so an empty or in-memory setting becomes a file in the data directory."""
+    if not parser.has_section("logging"):
+        parser.add_section("logging")
+    database = parser["logging"].get("database", "").strip()
+    if not database or database.endswith(":memory:"):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        parser["logging"]["database"] = f"sqlite:///{data_dir / 'pywps-requests.sqlite'}"
 
 
 def _configure_pywps(parser: configparser.ConfigParser) -> None:

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, selectinload, undefer
 
 from mesos_backend import Backend, Resources, TaskEvent, TaskSpec, TaskState
 from processes.descriptor import DescriptorError, Processor, parse_descriptor
@@ -60,6 +60,7 @@ class Dispatcher:
         self._events: queue.SimpleQueue[TaskEvent] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._started = False
+        self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
 
     # -- life cycle ---------------------------------------------------------
 
@@ -218,34 +219,59 @@ class Dispatcher:
     # -- job progress -------------------------------------------------------
 
     def _advance_job(self, session: Session, job: Job) -> list[str]:
-        """Promote ready tasks, update progress, finish the job; return attempts to kill."""
+        """Promote ready tasks, update progress, finish the job; return attempts to kill.
+
+        Works on counts per step and status (one aggregate query), not on the
+        job's task rows: a turn costs the same for a job of ten tasks or ten
+        thousand.
+        """
         if job.status in JobStatus.FINAL:
             return []
-        tasks = job.tasks
-        failed = next((t for t in tasks if t.status == TaskStatus.FAILED), None)
-        if failed is not None:
+        session.flush()
+        counts: dict[tuple[str, str], int] = {
+            (step, status): n for step, status, n in session.execute(
+                select(Task.step, Task.status, func.count()).where(Task.job_id == job.id)
+                .group_by(Task.step, Task.status))}
+        if any(status == TaskStatus.FAILED for _, status in counts):
+            failed = session.scalars(select(Task).where(Task.job_id == job.id, Task.status == TaskStatus.FAILED)
+                                     .order_by(Task.seq).limit(1)).one()
             message = f"Step '{failed.step}' task {failed.index} failed: {failed.message}"
             return self._finish_job(session, job, JobStatus.FAILED, message)
-        done_steps = _finished_steps(tasks)
-        for task in tasks:
-            if task.status == TaskStatus.PENDING and set(task.spec.get("depends_on", [])) <= done_steps:
-                task.status = TaskStatus.QUEUED
-        succeeded = sum(1 for t in tasks if t.status == TaskStatus.SUCCEEDED)
-        if tasks and succeeded == len(tasks):
+        total = sum(counts.values())
+        succeeded = sum(n for (_, status), n in counts.items() if status == TaskStatus.SUCCEEDED)
+        if any(status == TaskStatus.PENDING for _, status in counts):
+            self._promote(session, job, _finished_steps(counts))
+        if total and succeeded == total:
             try:
                 job.outputs = collect_outputs(job, self.options.jobs_dir)
             except OutputMissing as exc:
                 return self._finish_job(session, job, JobStatus.FAILED, str(exc))
             return self._finish_job(session, job, JobStatus.SUCCESSFUL, "Process succeeded")
-        job.progress = min(99, int(100 * succeeded / max(1, len(tasks))))
-        running = sorted({t.step for t in tasks if t.status == TaskStatus.RUNNING})
-        job.message = (f"{succeeded} of {len(tasks)} tasks done"
+        job.progress = min(99, int(100 * succeeded / max(1, total)))
+        running = sorted({step for step, status in counts if status == TaskStatus.RUNNING})
+        job.message = (f"{succeeded} of {total} tasks done"
                        + (f"; running step {', '.join(running)}" if running else ""))
         return []
+
+    def _promote(self, session: Session, job: Job, done_steps: set[str]) -> None:
+        """Queue the pending tasks of every step whose dependencies have all succeeded."""
+        ready = [step.id for step in self._processor(job).steps if set(step.depends_on) <= done_steps]
+        if ready:
+            session.execute(update(Task).where(Task.job_id == job.id, Task.status == TaskStatus.PENDING,
+                                               Task.step.in_(ready)).values(status=TaskStatus.QUEUED)
+                            .execution_options(synchronize_session="fetch"))
+
+    def _processor(self, job: Job) -> Processor:
+        """The job's workflow, parsed once per job (the descriptor it was submitted with)."""
+        processor = self._processors.get(job.id)
+        if processor is None:
+            processor = self._processors[job.id] = parse_descriptor(job.descriptor)
+        return processor
 
     def _finish_job(self, session: Session, job: Job, status: str, message: str) -> list[str]:
         kills: list[str] = []
         now = utcnow()
+        self._processors.pop(job.id, None)
         for task in job.tasks:
             if task.status not in TaskStatus.FINAL:
                 if task.status == TaskStatus.RUNNING:
@@ -309,6 +335,7 @@ class Dispatcher:
                        Job.cancel_requested.is_(False),
                        or_(Task.not_before.is_(None), Task.not_before <= now))
                 .order_by(Job.priority.desc(), Job.created, Task.seq)
+                .options(undefer(Task.spec), selectinload(Task.job))
                 .limit(self.options.batch)).all()
             for task in tasks:
                 task.attempts += 1
@@ -339,10 +366,10 @@ def _task_spec(task: Task, backend_id: str) -> TaskSpec:
     )
 
 
-def _finished_steps(tasks: list[Task]) -> set[str]:
+def _finished_steps(counts: dict[tuple[str, str], int]) -> set[str]:
     steps: dict[str, bool] = {}
-    for task in tasks:
-        steps[task.step] = steps.get(task.step, True) and task.status == TaskStatus.SUCCEEDED
+    for step, status in counts:
+        steps[step] = steps.get(step, True) and status == TaskStatus.SUCCEEDED
     return {step for step, done in steps.items() if done}
 
 

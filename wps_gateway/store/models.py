@@ -100,7 +100,8 @@ class Task(Base):
     step: Mapped[str] = mapped_column(String(64))
     index: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)
-    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Deferred: the dispatcher's bookkeeping never needs it, only launching does.
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict, deferred=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
