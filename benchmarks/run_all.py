@@ -1,0 +1,55 @@
+"""Run every benchmark (`make bench`) and print one results table.
+
+Each benchmark runs in its own interpreter, as it would alone, so that one
+benchmark's threads, memory or imports cannot colour another's figures. The
+table printed at the end is the one in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import BENCH_DIR, PYTHON, Row, load_rows, machine_description, markdown_table
+
+BENCHMARKS = ("dispatch_overhead.py", "http_latency.py", "queued_memory.py")
+
+
+def run_one(script: str, quick: bool, json_path: Path) -> bool:
+    """Run one benchmark script, its own output passing through; True if it succeeded."""
+    print(f"\n## {script}", flush=True)
+    argv = [PYTHON, str(BENCH_DIR / script), "--json", str(json_path)] + (["--quick"] if quick else [])
+    started = time.monotonic()
+    code = subprocess.call(argv)
+    print(f"({script}: {time.monotonic() - started:.0f} s, exit {code})", flush=True)
+    return code == 0 and json_path.is_file()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    args = parser.parse_args()
+    rows: list[Row] = []
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-results-") as tmp:
+        for script in BENCHMARKS:
+            json_path = Path(tmp) / f"{script}.json"
+            if run_one(script, args.quick, json_path):
+                rows += load_rows(json_path)
+            else:
+                failed.append(script)
+    print(f"\n# Results {datetime.date.today().isoformat()} ({machine_description()})"
+          + (" [quick]" if args.quick else "") + "\n")
+    print(markdown_table(rows))
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
