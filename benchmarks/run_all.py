@@ -18,16 +18,19 @@ from pathlib import Path
 from _common import BENCH_DIR, PYTHON, Row, load_rows, machine_description, markdown_table
 
 BENCHMARKS = ("dispatch_overhead.py", "http_latency.py", "queued_memory.py")
+# These print their own table (their columns differ); their output passes through.
+OWN_TABLES = ("mesos_placement.py", "mesos_scheduler.py")
 
 
-def run_one(script: str, quick: bool, json_path: Path) -> bool:
+def run_one(script: str, quick: bool, json_path: Path | None) -> bool:
     """Run one benchmark script, its own output passing through; True if it succeeded."""
     print(f"\n## {script}", flush=True)
-    argv = [PYTHON, str(BENCH_DIR / script), "--json", str(json_path)] + (["--quick"] if quick else [])
+    argv = [PYTHON, str(BENCH_DIR / script)] + (["--json", str(json_path)] if json_path else [])
+    argv += ["--quick"] if quick else []
     started = time.monotonic()
     code = subprocess.call(argv)
     print(f"({script}: {time.monotonic() - started:.0f} s, exit {code})", flush=True)
-    return code == 0 and json_path.is_file()
+    return code == 0 and (json_path is None or json_path.is_file())
 
 
 def main() -> int:
@@ -43,6 +46,7 @@ def main() -> int:
                 rows += load_rows(json_path)
             else:
                 failed.append(script)
+        failed += [script for script in OWN_TABLES if not run_one(script, args.quick, None)]
     print(f"\n# Results {datetime.date.today().isoformat()} ({machine_description()})"
           + (" [quick]" if args.quick else "") + "\n")
     print(markdown_table(rows))

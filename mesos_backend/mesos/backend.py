@@ -29,7 +29,7 @@ from ..base import Backend, BackendState, EventCallback, MemoryState, Resources,
 from .detector import MasterDetector, create_detector
 from .driver import DriverTimeouts, MesosSchedulerDriver
 from .offers import parse_offer, resource_list
-from .placement import PendingTask, PlacementPolicy, Placer
+from .placement import PendingTask, Placement, PlacementPolicy, Placer
 from .scheduler import Scheduler
 from .status import ACTIVE_STATES, TERMINAL_STATES, describe, task_id_of, to_event
 from .taskinfo import TaskOptions, Volume, id_value, task_info
@@ -237,16 +237,15 @@ class MesosBackend(Backend, Scheduler):
                 driver.declineOffer([o["id"] for o in offers], refuse)
                 self._suppress()
                 return
-            result = self._placer.place([parse_offer(o) for o in offers], time.monotonic())
-            by_offer: dict[str, list[dict[str, Any]]] = {}
             now = time.monotonic()
+            result = self._placer.place([parse_offer(o) for o in offers], now)
+            by_offer: dict[str, list[Placement]] = {}
             for placement in result.placements:
-                spec = self._queued.pop(placement.task_id)
-                info = task_info(spec, placement.agent_id, resource_list(placement.resources), self.task_options)
-                by_offer.setdefault(placement.offer_id, []).append(info)
-                self._active[spec.task_id] = ActiveTask(spec, placement.agent_id, now, placement.resources)
-            for offer_id, infos in by_offer.items():
-                LOG.debug("launching %d task(s) on offer %s", len(infos), offer_id)
+                by_offer.setdefault(placement.offer_id, []).append(placement)
+            # One ACCEPT per offer as soon as its TaskInfos exist: building them all
+            # first keeps thousands of dicts alive and costs full garbage collections.
+            for offer_id, placements in by_offer.items():
+                infos = [self._task_info(p, now) for p in placements]
                 driver.launchTasks([id_value(offer_id)], infos, refuse)
             if result.unused_offer_ids:
                 driver.declineOffer([id_value(o) for o in result.unused_offer_ids], refuse)
@@ -292,6 +291,11 @@ class MesosBackend(Backend, Scheduler):
             self._emit(event)
 
     # -- internals ------------------------------------------------------------
+
+    def _task_info(self, placement: Placement, now: float) -> dict[str, Any]:
+        spec = self._queued.pop(placement.task_id)
+        self._active[spec.task_id] = ActiveTask(spec, placement.agent_id, now, placement.resources)
+        return task_info(spec, placement.agent_id, resource_list(placement.resources), self.task_options)
 
     def _start_driver(self) -> None:
         framework_id = self.state.get(FRAMEWORK_ID_KEY)
