@@ -6,15 +6,17 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from sqlalchemy import select
 
 from mesos_backend import Resources
+from mesos_backend.testing import proto
 from mesos_backend.testing.cluster import MasterTimings
 from mesos_backend.testing.master import TestMaster
 from wps_gateway.store.models import Job, Task, TaskAttempt
 
-from .conftest import Gateway, build_gateway
+from .conftest import Gateway, build_gateway, require
 from .test_wps1 import NS, kvp_refs, poll_until_final
 
 # Fast clocks: heartbeats every 0.3 s, offers every 0.1 s, unacknowledged updates again after 1 s.
@@ -25,6 +27,16 @@ def start_master(work_dir: Path, agents: int = 3, **options) -> TestMaster:
     options.setdefault("agent_resources", Resources(cpus=2, mem=4096, disk=10000))
     options.setdefault("agent_attributes", {"rack": "r{i}", "storage": "shared"})
     return TestMaster(work_dir, agents, timings=FAST, **options).start()
+
+
+@pytest.fixture
+def mesos_master(tmp_path):
+    """A leading test master with three agents; no event it sent may break the Mesos protos."""
+    require(proto.available(), "protoc and the Mesos protos (golang-github-mesos-mesos-go-dev) are not installed")
+    master = start_master(tmp_path / "mesos")
+    yield master
+    master.stop()
+    assert master.cluster.protocol_errors == []
 
 
 def mesos_gateway(data_dir: Path, sample_data: Path, master: str, dispatcher: bool = True, **extra: str) -> Gateway:

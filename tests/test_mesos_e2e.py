@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_backend.testing import proto
-
-from .conftest import build_gateway, close_gateway, require
+from .conftest import build_gateway, close_gateway
 from .mesos_support import (
     assert_same_outputs,
     attempts_of,
     job_id_of,
     mesos_gateway,
     outputs_of,
-    start_master,
     submit,
 )
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def master(tmp_path):
-    require(proto.available(), "protoc and the Mesos protos (golang-github-mesos-mesos-go-dev) are not installed")
-    test_master = start_master(tmp_path / "mesos")
-    yield test_master
-    test_master.stop()
-    assert test_master.cluster.protocol_errors == []
 
 
 @pytest.mark.parametrize(("identifier", "name", "date"), [
@@ -34,10 +24,10 @@ def master(tmp_path):
     ("urban-footprint", "tiles", "20240610"),
 ])
 def test_each_processor_gives_the_same_outputs_on_mesos_as_on_the_local_backend(
-        tmp_path, sample_data, scenes, wps100_schema, master, identifier, name, date):
+        tmp_path, sample_data, scenes, wps100_schema, mesos_master, identifier, name, date):
     inputs = [s for s in scenes if date in s.name]
     local = build_gateway(tmp_path / "local", sample_data)
-    mesos = mesos_gateway(tmp_path / "mesos-gw", sample_data, master.leader.address)
+    mesos = mesos_gateway(tmp_path / "mesos-gw", sample_data, mesos_master.leader.address)
     try:
         expected = outputs_of(local, submit(local, identifier, name, inputs), wps100_schema)
         status_url = submit(mesos, identifier, name, inputs)
@@ -45,10 +35,10 @@ def test_each_processor_gives_the_same_outputs_on_mesos_as_on_the_local_backend(
 
         attempts = attempts_of(mesos, job_id_of(status_url))
         assert attempts and all(a.status == "succeeded" and a.exit_code == 0 for a in attempts)
-        agents = {a.agent_id for a in master.cluster.agents.values()}
+        agents = {a.agent_id for a in mesos_master.cluster.agents.values()}
         assert {a.agent for a in attempts} <= agents
         assert all(a.wall_seconds is not None and a.wall_seconds >= 0 for a in attempts)
-        assert sorted(master.cluster.launched) == sorted(a.backend_task_id for a in attempts)
+        assert sorted(mesos_master.cluster.launched) == sorted(a.backend_task_id for a in attempts)
     finally:
         close_gateway(local)
         close_gateway(mesos)

@@ -27,13 +27,6 @@ pytestmark = pytest.mark.slow
 SUCCEEDED = "ProcessSucceeded"
 
 
-@pytest.fixture
-def master(tmp_path):
-    require(proto.available(), "protoc and the Mesos protos (golang-github-mesos-mesos-go-dev) are not installed")
-    test_master = start_master(tmp_path / "mesos")
-    yield test_master
-    test_master.stop()
-    assert test_master.cluster.protocol_errors == []
 
 
 def running(gateway, job_id: str) -> list[TaskAttempt]:
@@ -46,13 +39,13 @@ def finished_ok(gateway, job_id: str, timeout: float = 60) -> None:
     assert job.status == JobStatus.SUCCESSFUL, job.message
 
 
-def test_an_agent_lost_mid_job_has_its_tasks_rerun_elsewhere(tmp_path, sample_data, master):
-    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+def test_an_agent_lost_mid_job_has_its_tasks_rerun_elsewhere(tmp_path, sample_data, mesos_master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
     try:
         job_id = submit_sleepy(gateway, [1, 2, 3, 4], seconds=3)
         wait_for(lambda: len(running(gateway, job_id)) == 4, 30)
         victim = running(gateway, job_id)[0].agent
-        master.cluster.lose_agent(victim)
+        mesos_master.cluster.lose_agent(victim)
         finished_ok(gateway, job_id)
         attempts = attempts_of(gateway, job_id)
         lost = [a for a in attempts if a.agent == victim]
@@ -64,25 +57,25 @@ def test_an_agent_lost_mid_job_has_its_tasks_rerun_elsewhere(tmp_path, sample_da
 
 
 def test_a_dropped_connection_and_a_silent_stream_are_survived_with_the_same_framework(tmp_path, sample_data,
-                                                                                       master):
-    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+                                                                                       mesos_master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
     try:
         job_id = submit_sleepy(gateway, [1, 2, 3], seconds=2)
         wait_for(lambda: len(running(gateway, job_id)) == 3, 30)
         framework_id = StoreBackendState(gateway.store, "mesos").get("framework_id")
-        master.cluster.drop_connections()
+        mesos_master.cluster.drop_connections()
         time.sleep(0.5)
-        master.cluster.silence_streams()  # no heartbeats: the driver must notice and reconnect
+        mesos_master.cluster.silence_streams()  # no heartbeats: the driver must notice and reconnect
         finished_ok(gateway, job_id)
-        assert list(master.cluster.frameworks) == [framework_id]
+        assert list(mesos_master.cluster.frameworks) == [framework_id]
         assert all(a.number == 1 for a in attempts_of(gateway, job_id)), "a running task was launched again"
     finally:
         close_gateway(gateway)
 
 
-def test_a_rescinded_offer_costs_an_attempt_not_the_job(tmp_path, sample_data, master):
-    master.cluster.rescind_next = 1
-    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+def test_a_rescinded_offer_costs_an_attempt_not_the_job(tmp_path, sample_data, mesos_master):
+    mesos_master.cluster.rescind_next = 1
+    gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
     try:
         job_id = submit_sleepy(gateway, [1, 2], seconds=0.2)
         finished_ok(gateway, job_id)
@@ -92,8 +85,8 @@ def test_a_rescinded_offer_costs_an_attempt_not_the_job(tmp_path, sample_data, m
         close_gateway(gateway)
 
 
-def test_spent_retries_fail_the_job_with_a_clear_message(tmp_path, sample_data, master):
-    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+def test_spent_retries_fail_the_job_with_a_clear_message(tmp_path, sample_data, mesos_master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
     try:
         inputs = "numbers=2;fail_step=square"
         response = gateway.client.get("/wps", {
@@ -109,8 +102,8 @@ def test_spent_retries_fail_the_job_with_a_clear_message(tmp_path, sample_data, 
         close_gateway(gateway)
 
 
-def test_dismissing_a_job_kills_its_running_tasks(tmp_path, sample_data, master):
-    gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
+def test_dismissing_a_job_kills_its_running_tasks(tmp_path, sample_data, mesos_master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
     try:
         job_id = submit_sleepy(gateway, [1, 2], seconds=30)
         wait_for(lambda: len(running(gateway, job_id)) == 2, 30)
@@ -118,14 +111,14 @@ def test_dismissing_a_job_kills_its_running_tasks(tmp_path, sample_data, master)
         gateway.runner.wake()
         wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 20)
         assert job_of(gateway, job_id).status == JobStatus.DISMISSED
-        wait_for(lambda: not any(a.tasks for a in master.cluster.agents.values()), 10)
+        wait_for(lambda: not any(a.tasks for a in mesos_master.cluster.agents.values()), 10)
     finally:
         close_gateway(gateway)
 
 
-def test_a_task_past_its_timeout_is_killed_and_reported_failed(tmp_path, master):
+def test_a_task_past_its_timeout_is_killed_and_reported_failed(tmp_path, mesos_master):
     events = []
-    backend = MesosBackend(master.leader.address, scheduling=SchedulingOptions(offer_refuse_seconds=0.2),
+    backend = MesosBackend(mesos_master.leader.address, scheduling=SchedulingOptions(offer_refuse_seconds=0.2),
                            timeouts=DriverTimeouts(backoff_initial=0.1))
     backend.start(events.append)
     try:
@@ -139,22 +132,22 @@ def test_a_task_past_its_timeout_is_killed_and_reported_failed(tmp_path, master)
 
 
 def test_sigkill_of_the_gateway_mid_job_resumes_with_the_same_framework_and_no_double_launch(tmp_path, sample_data,
-                                                                                            master):
+                                                                                            mesos_master):
     data_dir = tmp_path / "var"
-    process = GatewayProcess(data_dir, sample_data, GATEWAY_BACKEND="mesos", MESOS_MASTER=master.leader.address,
+    process = GatewayProcess(data_dir, sample_data, GATEWAY_BACKEND="mesos", MESOS_MASTER=mesos_master.leader.address,
                              MESOS_OFFER_REFUSE_SECONDS="0.2", MESOS_FAILOVER_TIMEOUT="60").start()
     store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
     try:
         status = process.submit("numbers=1;numbers=2;numbers=3;seconds=4")
-        wait_for(lambda: len(master.cluster.launched) == 3, 30)
+        wait_for(lambda: len(mesos_master.cluster.launched) == 3, 30)
         framework_id = StoreBackendState(store, "mesos").get("framework_id")
         process.kill()
         process.start()
         doc = wait_final(process, status)
         assert doc.find(".//{http://www.opengis.net/wps/1.0.0}" + SUCCEEDED) is not None
         assert StoreBackendState(store, "mesos").get("framework_id") == framework_id
-        assert list(master.cluster.frameworks) == [framework_id]
-        assert not [t for t, n in Counter(master.cluster.launched).items() if n > 1]
+        assert list(mesos_master.cluster.frameworks) == [framework_id]
+        assert not [t for t, n in Counter(mesos_master.cluster.launched).items() if n > 1]
         with store.session() as session:
             squares = session.scalars(select(TaskAttempt)).all()
             assert all(a.number == 1 for a in squares), "a task that kept running was launched again"

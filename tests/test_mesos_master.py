@@ -131,16 +131,8 @@ def launch(offer: dict[str, Any], *tasks: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def master(tmp_path):
-    test_master = start_master(tmp_path / "mesos", agents=2)
-    yield test_master
-    test_master.stop()
-    assert test_master.cluster.protocol_errors == []
-
-
-@pytest.fixture
-def framework(master):
-    raw = RawFramework(master.leader.url)
+def framework(mesos_master):
+    raw = RawFramework(mesos_master.leader.url)
     subscribed = raw.subscribe()
     assert raw.status == 200 and raw.stream_id
     assert subscribed["subscribed"]["heartbeat_interval_seconds"] > 0
@@ -150,15 +142,15 @@ def framework(master):
 
 def test_the_stream_brings_offers_and_heartbeats(framework):
     offers = framework.next("OFFERS")["offers"]["offers"]
-    assert len(offers) == 2
+    assert len(offers) == 3
     assert {r["name"] for r in offers[0]["resources"]} == {"cpus", "mem", "disk"}
     assert {a["name"] for a in offers[0]["attributes"]} == {"rack", "storage"}
     framework.next("HEARTBEAT", timeout=2)
 
 
-def test_calls_the_real_master_refuses_are_refused(master, framework):
+def test_calls_the_real_master_refuses_are_refused(mesos_master, framework):
     subscribe = {"type": "SUBSCRIBE", "subscribe": {"framework_info": framework.info}}
-    answer = framework.client.post(master.leader.url + API, json=subscribe,
+    answer = framework.client.post(mesos_master.leader.url + API, json=subscribe,
                                    headers=dict(JSON, **{"Mesos-Stream-Id": framework.stream_id}))
     assert answer.status_code == 400 and "should not include the 'Mesos-Stream-Id'" in answer.text
     answer = framework.call({"type": "REVIVE"}, stream_id=None)
@@ -169,7 +161,7 @@ def test_calls_the_real_master_refuses_are_refused(master, framework):
     assert answer.status_code == 400 and "offer_idz" in answer.text
     answer = framework.call({"type": "REVIVE"}, **{"Content-Type": "text/plain"})
     assert answer.status_code == 415
-    assert framework.client.get(master.leader.url + API).status_code == 405
+    assert framework.client.get(mesos_master.leader.url + API).status_code == 405
     assert framework.call({"type": "REVIVE"}).status_code == 202
 
 
@@ -219,13 +211,13 @@ def test_reconciliation_answers_for_known_and_unknown_tasks(framework):
         answers == {"long": "TASK_RUNNING", "ghost": "TASK_GONE", "nowhere": "TASK_UNKNOWN"}
 
 
-def test_a_framework_past_its_failover_timeout_is_removed_and_told_so(master):
-    raw = RawFramework(master.leader.url, {"user": "", "name": "brief", "failover_timeout": 0.2})
+def test_a_framework_past_its_failover_timeout_is_removed_and_told_so(mesos_master):
+    raw = RawFramework(mesos_master.leader.url, {"user": "", "name": "brief", "failover_timeout": 0.2})
     raw.subscribe()
     framework_id = raw.framework_id
     raw.client.close()  # the connection drops
     time.sleep(1.5)
-    again = RawFramework(master.leader.url, {"user": "", "name": "brief", "failover_timeout": 0.2})
+    again = RawFramework(mesos_master.leader.url, {"user": "", "name": "brief", "failover_timeout": 0.2})
     event = again.subscribe(framework_id)
     assert event["type"] == "ERROR" and "removed" in event["error"]["message"]
     again.close()
