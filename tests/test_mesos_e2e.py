@@ -42,3 +42,21 @@ def test_each_processor_gives_the_same_outputs_on_mesos_as_on_the_local_backend(
     finally:
         close_gateway(local)
         close_gateway(mesos)
+
+
+def test_tasks_run_where_their_data_lives(tmp_path, sample_data, scenes, wps100_schema, mesos_master):
+    """With a data_locality rule, the classify tasks go to the agent whose storage attribute matches."""
+    site = "storage=shared"  # every agent's attribute (see start_master) but the one set below
+    near = list(mesos_master.cluster.agents.values())[-1]
+    near.attributes["storage"] = "site-a"
+    tiles = [s for s in scenes if "20240610" in s.name][:2]
+    mesos = mesos_gateway(tmp_path / "gw", sample_data, mesos_master.leader.address,
+                          GATEWAY_DATA_LOCALITY=f"{sample_data.as_uri()}/ storage=site-a, /elsewhere/ {site}",
+                          MESOS_LOCALITY_DELAY="30")
+    try:
+        status_url = submit(mesos, "urban-footprint", "tiles", tiles)
+        outputs_of(mesos, status_url, wps100_schema)
+        classify = [a for a in attempts_of(mesos, job_id_of(status_url)) if ".classify." in a.backend_task_id]
+        assert classify and {a.agent for a in classify} == {near.agent_id}
+    finally:
+        close_gateway(mesos)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pywps.configuration as pywps_config
 
+from .locality import parse_rules
+
 DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
 CFG_ENV = "PYWPS_CFG"
 SECRET_KEYS = ("password", "secret", "token")
@@ -41,6 +43,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "allowed_input_paths": "var/sample-data",
         "allowed_input_hosts": "",
         "max_tasks_per_job": "1000",
+        "data_locality": "",  # PREFIX PLACE, ...: inputs under PREFIX live at PLACE (e.g. storage=site-a)
     },
     "local": {
         "cpus": "",
@@ -103,6 +106,7 @@ class Settings:
     max_tasks_per_job: int
     local_cpus: float | None
     local_mem: float | None
+    locality_rules: list[tuple[str, str]] = field(default_factory=list)
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -175,6 +179,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             max_tasks_per_job=int(gw["max_tasks_per_job"]),
             local_cpus=float(parser["local"]["cpus"]) if parser["local"]["cpus"] else None,
             local_mem=float(parser["local"]["mem"]) if parser["local"]["mem"] else None,
+            locality_rules=parse_rules(gw["data_locality"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ class DispatcherOptions:
     retry_backoff_max: float = 60.0
     max_tasks_per_job: int = 1000
     batch: int = 1000
+    locality_rules: list[tuple[str, str]] = field(default_factory=list)  # where input data lives
 
 
 class Dispatcher:
@@ -309,7 +310,7 @@ class Dispatcher:
         try:
             processor = parse_descriptor(job.descriptor)
             planned = plan_job(processor, job.id, job.inputs, self.options.jobs_dir,
-                               self.options.max_tasks_per_job)
+                               self.options.max_tasks_per_job, self.options.locality_rules)
         except (DescriptorError, PlanError) as exc:
             job.status, job.message, job.finished = JobStatus.FAILED, f"Cannot plan job: {exc}", utcnow()
             return
@@ -359,6 +360,7 @@ def _task_spec(task: Task, backend_id: str) -> TaskSpec:
         environment=dict(spec.get("environment", {})),
         image=spec.get("image"),
         timeout=spec.get("timeout"),
+        locality=list(spec.get("locality", [])),
         labels={"job_id": task.job_id, "task_id": task.id, "step": task.step},
         user=task.job.user,
         process=task.job.process_id,

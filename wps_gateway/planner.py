@@ -16,6 +16,8 @@ from typing import Any
 
 from processes.descriptor import Processor, Step
 
+from .locality import places_for
+
 
 class PlanError(ValueError):
     """The job cannot be planned (e.g. more tasks than a job may have)."""
@@ -38,8 +40,8 @@ def job_paths(jobs_dir: Path, job_id: str) -> dict[str, Path]:
 
 
 def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jobs_dir: Path,
-             max_tasks: int) -> list[PlannedTask]:
-    """The tasks of one job, in launch order."""
+             max_tasks: int, locality_rules: list[tuple[str, str]] | None = None) -> list[PlannedTask]:
+    """The tasks of one job, in launch order; ``locality_rules`` say where input items live."""
     paths = job_paths(jobs_dir, job_id)
     job_inputs = _task_inputs(processor, inputs)
     tasks: list[PlannedTask] = []
@@ -64,7 +66,7 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
                 seq=len(tasks),
                 step=step.id,
                 index=index,
-                spec=_spec(processor, step, document),
+                spec=_spec(processor, step, document, places_for(items, locality_rules or [])),
                 max_attempts=step.retries + 1,
                 ready=not step.depends_on,
             ))
@@ -91,9 +93,10 @@ def _chunks(step: Step, inputs: dict[str, list[Any]]) -> list[list[Any]]:
     return [items[i:i + step.chunk] for i in range(0, len(items), step.chunk)]
 
 
-def _spec(processor: Processor, step: Step, document: dict[str, Any]) -> dict[str, Any]:
+def _spec(processor: Processor, step: Step, document: dict[str, Any], locality: list[str]) -> dict[str, Any]:
     res = step.resources
     return {
+        "locality": locality,
         "command": [*processor.command, step.id],
         "environment": {"WPS_TASK": json.dumps(document, separators=(",", ":"))},
         "resources": {"cpus": res.cpus, "mem": res.mem, "disk": res.disk, "gpus": res.gpus},

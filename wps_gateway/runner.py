@@ -45,7 +45,8 @@ def backend_for(settings: Settings, store: Store | None = None) -> Backend:
 def dispatcher_options(settings: Settings) -> DispatcherOptions:
     return DispatcherOptions(jobs_dir=settings.jobs_dir, poll_interval=settings.poll_interval,
                              retry_backoff=settings.retry_backoff, retry_backoff_max=settings.retry_backoff_max,
-                             max_tasks_per_job=settings.max_tasks_per_job)
+                             max_tasks_per_job=settings.max_tasks_per_job,
+                             locality_rules=settings.locality_rules)
 
 
 class DispatcherRunner:
