@@ -82,3 +82,19 @@ def test_invalid_tasks_fail_and_unreachable_waits():
     assert to_event(status("TASK_ERROR", reason="REASON_TASK_INVALID")).state is TaskState.FAILED
     assert to_event(status("TASK_UNREACHABLE")) is None
     assert to_event(status("TASK_KILLING")) is None
+
+
+def test_the_mesos_section_becomes_typed_backend_options():
+    from mesos_backend.mesos.backend import backend_options
+
+    options = backend_options({"master": "zk://127.0.0.1:2181/mesos", "max_cpu": "0", "user_max_cpu": "8",
+                               "process_weights": "ndvi-mosaic:2, urban-footprint:1", "volumes": "/aux:/aux:ro",
+                               "ca_file": "/etc/ssl/mesos.pem", "secret": "x"})
+    assert options["scheduling"].max_cpu is None and options["scheduling"].user_max_cpu == 8
+    assert options["scheduling"].process_weights == {"ndvi-mosaic": 2.0, "urban-footprint": 1.0}
+    assert options["tasks"].volumes[0].mode == "RO"
+    assert options["tls"] is True and options["verify"] == "/etc/ssl/mesos.pem"
+    with pytest.raises(ValueError, match="MESOS_MASTER"):
+        backend_options({"master": ""})
+    with pytest.raises(ValueError, match="name:weight"):
+        backend_options({"master": "m:5050", "user_weights": "alice"})

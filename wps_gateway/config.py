@@ -66,6 +66,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "task_mem": "",  # floor of mem (MiB) per task
         "max_cpu": "0",  # cpus in use by the framework at most; 0: no cap
         "user_max_cpu": "0",  # cpus per user at most; 0: no cap
+        "process_weights": "",  # fair share between processes: name:weight, ... (default 1 each)
+        "user_weights": "",  # fair share between users: name:weight, ...
         "offer_refuse_seconds": "5",
         "locality_delay": "5",  # seconds a task waits for an offer near its data
         "unreachable_timeout": "60",  # seconds before an unreachable task is rerun elsewhere

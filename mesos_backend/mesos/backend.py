@@ -461,7 +461,9 @@ def backend_options(raw: dict[str, str]) -> dict[str, Any]:
         offer_refuse_seconds=_or(number("offer_refuse_seconds"), 5.0),
         unreachable_timeout=_or(number("unreachable_timeout"), 60.0),
         reconcile_interval=_or(number("reconcile_interval"), 600.0),
-        task_cpu=number("task_cpu"), task_mem=number("task_mem"))
+        task_cpu=number("task_cpu"), task_mem=number("task_mem"),
+        process_weights=_weights(raw.get("process_weights") or ""),
+        user_weights=_weights(raw.get("user_weights") or ""))
     tasks = TaskOptions(containerizer=(raw.get("containerizer") or "mesos").strip().lower(),
                         image=(raw.get("task_image") or "").strip() or None, volumes=volumes,
                         user=(raw.get("user") or "").strip() or None)
@@ -469,6 +471,18 @@ def backend_options(raw: dict[str, str]) -> dict[str, Any]:
     verify: bool | str = ca_file or flag("tls_verify", True)
     return {"master": master, "framework": framework, "scheduling": scheduling, "tasks": tasks,
             "secret": raw.get("secret") or None, "tls": flag("tls", bool(ca_file)), "verify": verify}
+
+
+def _weights(text: str) -> dict[str, float]:
+    """``ndvi-mosaic:2, urban-footprint:1`` as {name: weight}."""
+    weights = {}
+    for part in text.split(","):
+        if part.strip():
+            name, sep, value = part.rpartition(":")
+            if not sep or not name.strip():
+                raise ValueError(f"weight {part.strip()!r} is not name:weight")
+            weights[name.strip()] = float(value)
+    return weights
 
 
 def _or(value: float | None, default: float) -> float:
