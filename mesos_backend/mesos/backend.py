@@ -113,7 +113,8 @@ class MesosBackend(Backend, Scheduler):
         self.scheduling = scheduling or SchedulingOptions()
         self.task_options = tasks or TaskOptions()
         self.state = state or MemoryState()
-        self._detector = master if isinstance(master, MasterDetector) else create_detector(master, tls=tls)
+        self._detector = master if isinstance(master, MasterDetector) else create_detector(
+            master, tls=tls, on_change=self._leader_changed)
         self._secret = secret
         self._verify = verify
         self._timeouts = timeouts
@@ -296,6 +297,11 @@ class MesosBackend(Backend, Scheduler):
         spec = self._queued.pop(placement.task_id)
         self._active[spec.task_id] = ActiveTask(spec, placement.agent_id, now, placement.resources)
         return task_info(spec, placement.agent_id, resource_list(placement.resources), self.task_options)
+
+    def _leader_changed(self, address: str | None) -> None:
+        driver = self._driver
+        if driver is not None:
+            driver.leader_changed(address)
 
     def _start_driver(self) -> None:
         framework_id = self.state.get(FRAMEWORK_ID_KEY)

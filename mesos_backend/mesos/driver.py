@@ -132,6 +132,13 @@ class MesosSchedulerDriver:
         self._stream_client.close()
         self._call_client.close()
 
+    def leader_changed(self, address: str | None) -> None:
+        """The detector saw a new leader (``host:port``): leave the old one now, not at the next timeout."""
+        current = self._leader
+        if current is not None and address is not None and not current.endswith(f"//{address}"):
+            LOG.info("leading master is now %s; re-subscribing", address)
+            self._cut_stream()
+
     def abort(self) -> None:
         """Stop without joining (from a callback)."""
         self._stop.set()
