@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +46,7 @@ class DispatcherOptions:
     retry_backoff_max: float = 60.0
     max_tasks_per_job: int = 1000
     batch: int = 1000
+    min_turn: float = 0.02  # seconds; at most 1/min_turn turns a second
     locality_rules: list[tuple[str, str]] = field(default_factory=list)  # where input data lives
 
 
@@ -77,12 +79,16 @@ class Dispatcher:
         self.start()
         try:
             while not stop.is_set():
+                began = time.monotonic()
                 try:
                     self.run_once()
                 except Exception:  # keep dispatching; the store is consistent per transaction
                     LOG.exception("dispatcher turn failed")
                 self._wake.wait(self.options.poll_interval)
                 self._wake.clear()
+                # Events come in bursts; a turn costs about the same for one event or
+                # a hundred, so let them gather for a moment before the next turn.
+                stop.wait(max(0.0, began + self.options.min_turn - time.monotonic()))
         finally:
             self.backend.stop()
 
