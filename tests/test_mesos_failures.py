@@ -17,6 +17,7 @@ from wps_gateway.jobs import request_dismiss
 from wps_gateway.store.backend_state import StoreBackendState
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import JobStatus, TaskAttempt
+from wps_gateway.switches import DispatchSwitch
 
 from .conftest import close_gateway, require
 from .mesos_support import attempts_of, job_of, mesos_gateway, start_master
@@ -181,3 +182,23 @@ def test_a_leader_change_in_zookeeper_moves_the_framework_to_the_new_master(tmp_
         second.stop()
         test_master.stop()
     assert test_master.cluster.protocol_errors == []
+
+
+def test_pausing_suppresses_offers_and_keeps_the_queue(tmp_path, sample_data, mesos_master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
+    switch = DispatchSwitch(gateway.store)
+    try:
+        switch.pause("agent maintenance")
+        job_id = submit_sleepy(gateway, [1, 2], seconds=0.1)
+
+        def suppressed() -> bool:
+            frameworks = list(mesos_master.cluster.frameworks.values())
+            return bool(frameworks) and all(f.suppressed for f in frameworks)
+
+        wait_for(suppressed, 10)
+        time.sleep(1)
+        assert attempts_of(gateway, job_id) == [] and mesos_master.cluster.launched == []
+        switch.resume()
+        finished_ok(gateway, job_id)
+    finally:
+        close_gateway(gateway)
