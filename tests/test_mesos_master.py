@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +27,7 @@ from mesos_backend.mesos.driver import DriverTimeouts, MesosSchedulerDriver
 from mesos_backend.mesos.recordio import RecordIODecoder
 from mesos_backend.mesos.scheduler import Scheduler
 from mesos_backend.testing import proto
+from mesos_backend.testing.master import server_tls
 
 from .conftest import free_port, require
 from .mesos_support import start_master
@@ -317,3 +320,41 @@ def test_the_test_master_runs_on_its_own_for_any_framework(tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def self_signed(tmp_path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, made with openssl."""
+    cert, key = tmp_path / "master.pem", tmp_path / "master.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return str(cert), str(key)
+
+
+def test_tls_to_the_master_verifies_its_certificate(tmp_path, caplog):
+    require(shutil.which("openssl") is not None, "openssl is not installed")
+    cert, key = self_signed(tmp_path)
+    test_master = start_master(tmp_path / "mesos", agents=1, tls=server_tls(Path(cert), Path(key)))
+    address = f"https://{test_master.leader.address}"
+
+    def subscribes(verify: bool | str) -> bool:
+        registered = threading.Event()
+
+        class Recorder(Scheduler):
+            def registered(self, driver, framework_id, master_info):
+                registered.set()
+
+        driver = MesosSchedulerDriver(Recorder(), FrameworkOptions().framework_info(None), create_detector(address),
+                                      verify=verify, timeouts=DriverTimeouts(backoff_initial=0.1))
+        driver.start()
+        try:
+            return registered.wait(3)
+        finally:
+            driver.stop()
+
+    try:
+        assert subscribes(cert), "the master's own CA must be accepted"
+        assert not subscribes(True), "a self-signed master must not pass the system CAs"
+        assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
+    finally:
+        test_master.stop()

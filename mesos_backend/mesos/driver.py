@@ -16,6 +16,7 @@ import base64
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -73,7 +74,8 @@ class MesosSchedulerDriver:
     """Runs a ``Scheduler`` against the leading master; call methods are thread-safe."""
 
     def __init__(self, scheduler: Scheduler, framework_info: dict[str, Any], detector: MasterDetector, *,
-                 principal: str | None = None, secret: str | None = None, verify: bool | str = True,
+                 principal: str | None = None, secret: str | None = None,
+                 verify: bool | str | ssl.SSLContext = True,
                  timeouts: DriverTimeouts | None = None, implicit_acknowledgements: bool = True) -> None:
         self.scheduler = scheduler
         self.framework_info = dict(framework_info)
@@ -83,6 +85,8 @@ class MesosSchedulerDriver:
         auth = httpx.BasicAuth(principal, secret or "") if principal else None
         if principal:
             self.framework_info.setdefault("principal", principal)
+        if isinstance(verify, str):  # a CA bundle for the masters' certificates
+            verify = ssl.create_default_context(cafile=verify)
         common = {"auth": auth, "verify": verify, "follow_redirects": False,
                   "headers": {"Accept": "application/json"}}
         self._stream_client = httpx.Client(timeout=httpx.Timeout(self.timeouts.call, connect=self.timeouts.connect,

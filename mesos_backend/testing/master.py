@@ -22,6 +22,7 @@ import logging
 import queue
 import signal
 import socket
+import ssl
 import threading
 import time
 from http import HTTPStatus
@@ -43,13 +44,17 @@ class MasterServer:
     """One master process: an HTTP endpoint onto a (possibly shared) cluster."""
 
     def __init__(self, cluster: Cluster, host: str = "127.0.0.1", port: int = 0, *,
-                 credentials: dict[str, str] | None = None, leader: MasterServer | None = None) -> None:
+                 credentials: dict[str, str] | None = None, leader: MasterServer | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.cluster = cluster
         self.credentials = credentials  # principal -> secret; None: no authentication
         self.leading = leader is None
         self.leader = leader  # the leader a standby redirects to
+        self.scheme = "https" if tls else "http"
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.host, self.port = self.httpd.server_address[:2]
         self.master_id = f"master-{self.port}"
         self.streams: set[Stream] = set()
@@ -61,7 +66,7 @@ class MasterServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        return f"{self.scheme}://{self.address}"
 
     def master_info(self) -> dict[str, Any]:
         ip = socket.inet_aton(socket.gethostbyname(self.host))
@@ -100,11 +105,11 @@ class TestMaster:
     def __init__(self, work_dir: Path, agents: int = 3, *, agent_resources: Resources | None = None,
                  agent_attributes: dict[str, str] | None = None, timings: MasterTimings | None = None,
                  credentials: dict[str, str] | None = None, standby: bool = False, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         resources = agent_resources or Resources(cpus=4, mem=8192, disk=20000)
         self.cluster = Cluster(make_agents(agents, work_dir, resources, agent_attributes), timings)
-        self.leader = MasterServer(self.cluster, host, port, credentials=credentials)
-        self.standby = (MasterServer(self.cluster, host, 0, credentials=credentials, leader=self.leader)
+        self.leader = MasterServer(self.cluster, host, port, credentials=credentials, tls=tls)
+        self.standby = (MasterServer(self.cluster, host, 0, credentials=credentials, leader=self.leader, tls=tls)
                         if standby else None)
 
     @property
@@ -313,6 +318,13 @@ def _parse_call(body: bytes) -> dict[str, Any]:
     return call
 
 
+def server_tls(cert: Path, key: Path | None = None) -> ssl.SSLContext:
+    """A server-side TLS context for a master answering on https."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 # -- command line -------------------------------------------------------------
 
 def _key_values(text: str) -> dict[str, str]:
@@ -349,12 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--credentials", type=_key_values, default=None,
                         help="require HTTP basic authentication: 'principal:secret;...'")
     parser.add_argument("--zk", default=None, help="publish the master in ZooKeeper: zk://host:port/mesos")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="serve https with this PEM certificate")
+    parser.add_argument("--tls-key", type=Path, default=None, help="and this PEM private key")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     timings = MasterTimings(heartbeat_interval=args.heartbeat_interval, allocation_interval=args.allocation_interval)
+    tls = server_tls(args.tls_cert, args.tls_key) if args.tls_cert else None
     master = TestMaster(args.work_dir.resolve(), args.agents, agent_resources=args.agent_resources,
                         agent_attributes=args.agent_attributes, timings=timings, credentials=args.credentials,
-                        host=args.host, port=args.port).start()
+                        host=args.host, port=args.port, tls=tls).start()
     publisher = None
     if args.zk:
         from .zk_publish import MasterPublisher
