@@ -9,6 +9,8 @@ import signal
 import sys
 import threading
 
+from mesos_backend import BackendError
+
 from .config import ConfigError, load_settings
 from .store.db import Store
 
@@ -60,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dispatching":
         return _dispatching(store, args)
     store.upgrade()
-    if args.command == "dispatch":
-        return _dispatch(settings, store)
-    return _serve(settings, store, args)
+    try:
+        if args.command == "dispatch":
+            return _dispatch(settings, store)
+        return _serve(settings, store, args)
+    except BackendError as exc:  # a backend setting the engine cannot use
+        print(f"wps-gateway: {exc}", file=sys.stderr)
+        return 2
 
 
 def _display_url(url: str) -> str:

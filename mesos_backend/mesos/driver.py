@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from .detector import MasterDetector
+from .detector import DetectorError, MasterDetector
 from .recordio import RecordIODecoder, RecordIOError
 from .scheduler import Scheduler
 
@@ -120,7 +120,7 @@ class MesosSchedulerDriver:
         return self._connected.wait(timeout)
 
     def start(self) -> None:
-        self.detector.start()
+        """Connect in the background: a master or ZooKeeper that is down now is retried, not fatal."""
         self._thread = threading.Thread(target=self._run, name="mesos-driver", daemon=True)
         self._thread.start()
 
@@ -228,7 +228,22 @@ class MesosSchedulerDriver:
 
     # -- the subscription loop ----------------------------------------------
 
+    def _start_detector(self) -> bool:
+        delay = self.timeouts.backoff_initial
+        while not self._stop.is_set():
+            try:
+                self.detector.start()
+                return True
+            except DetectorError as exc:
+                LOG.warning("cannot find the Mesos masters yet: %s", exc)
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self.timeouts.backoff_max)
+        return False
+
     def _run(self) -> None:
+        if not self._start_detector():
+            return
         delay = self.timeouts.backoff_initial
         while not self._stop.is_set():
             try:
