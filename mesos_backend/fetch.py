@@ -6,17 +6,23 @@ directory. Each one is copied into the sandbox under its base name, and
 directories are copied recursively. ``extract=True`` unpacks an archive that
 ``shutil.unpack_archive`` recognises (zip, tar, tar.gz, tar.bz2, tar.xz) into
 the sandbox instead of copying it; ``executable=True`` adds the execute bits.
-``cache`` is accepted but has no effect here: every attempt gets a fresh copy.
+``cache=True`` goes through a ``FetchCache``: the first task copies (or
+unpacks) the URI into a cache entry keyed by a digest of the URI, and every
+later task gets symlinks to that entry, so a processor bundle whose name
+carries its content digest is unpacked once per version, not once per task.
 Any other scheme (http, hdfs, s3, ...) is rejected when the task is launched,
 so a spec the local backend cannot honour fails early and says why.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
 import tarfile
+import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -48,30 +54,72 @@ def source_path(value: str) -> Path:
     return Path(value)
 
 
-def fetch_into(uris: list[FetchUri], sandbox: Path) -> list[Path]:
+class FetchCache:
+    """Digest-keyed cache entries, each made once: ``downloads`` counts misses, ``hits`` the rest."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.downloads = 0
+        self.hits = 0
+        self._lock = threading.Lock()
+
+    def entry(self, uri: FetchUri, src: Path) -> Path:
+        """The folder holding the URI's file (or unpacked archive), made now if this is the first use."""
+        key = hashlib.sha256(f"{uri.value}\0{uri.extract}\0{uri.executable}".encode()).hexdigest()[:32]
+        entry = self.root / key
+        with self._lock:
+            if entry.is_dir():
+                self.hits += 1
+                return entry
+            partial = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_made(self.root)))
+            try:
+                _place(uri, src, partial)
+                os.replace(partial, entry)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            self.downloads += 1
+            return entry
+
+
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fetch_into(uris: list[FetchUri], sandbox: Path, cache: FetchCache | None = None) -> list[Path]:
     """Copy (or extract) every URI into ``sandbox``; returns what was created."""
     created: list[Path] = []
     for uri in uris:
         src = source_path(uri.value)
         try:
-            if uri.extract and src.is_file():
-                _unpack(src, sandbox)
-                created.append(sandbox)
+            if uri.cache and cache is not None:
+                for item in sorted(cache.entry(uri, src).iterdir()):
+                    (sandbox / item.name).symlink_to(item, target_is_directory=item.is_dir())
+                    created.append(sandbox / item.name)
                 continue
-            dest = sandbox / src.name
-            if src.is_dir():
-                shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
-            else:
-                shutil.copy2(src, dest)
-                if uri.executable:
-                    mode = dest.stat().st_mode
-                    os.chmod(dest, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-            created.append(dest)
+            created.append(_place(uri, src, sandbox))
         except FetchError:
             raise
         except (OSError, shutil.Error) as exc:
             raise FetchError(f"cannot fetch {uri.value!r}: {exc}") from exc
     return created
+
+
+def _place(uri: FetchUri, src: Path, sandbox: Path) -> Path:
+    """Copy or unpack one URI's file into ``sandbox``; returns what was created."""
+    if uri.extract and src.is_file():
+        _unpack(src, sandbox)
+        return sandbox
+    dest = sandbox / src.name
+    if src.is_dir():
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
+    else:
+        shutil.copy2(src, dest)
+        if uri.executable:
+            mode = dest.stat().st_mode
+            os.chmod(dest, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return dest
 
 
 def _unpack(src: Path, sandbox: Path) -> None:

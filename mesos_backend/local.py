@@ -72,7 +72,7 @@ from .base import (
     TaskState,
     Usage,
 )
-from .fetch import FetchError, fetch_into, source_path
+from .fetch import FetchCache, FetchError, fetch_into, source_path
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,16 @@ class LocalBackend(Backend):
         gpus: int = 0,
         kill_grace: float = 3.0,
         use_gateway_python: bool = True,
+        cache_dir: str | Path | None = None,
     ) -> None:
         cpus = float(os.cpu_count() or 1) if cpus is None else float(cpus)
         mem = machine_memory_mb() if mem is None else float(mem)
         if cpus <= 0 or mem <= 0 or gpus < 0 or kill_grace < 0:
             raise BackendError(f"invalid local capacity cpus={cpus} mem={mem} gpus={gpus} grace={kill_grace}")
         self.sandbox_root = Path(sandbox_root).absolute()
+        # Fetched URIs with cache=True (processor bundles), one entry per URI digest.
+        self.fetch_cache = FetchCache(Path(cache_dir).absolute() if cache_dir else
+                                      self.sandbox_root.parent / "fetch-cache")
         self.capacity = Resources(cpus=cpus, mem=mem, disk=math.inf, gpus=int(gpus))
         self.kill_grace = float(kill_grace)
         self._agent = socket.gethostname()
@@ -443,7 +447,7 @@ class LocalBackend(Backend):
             except FileExistsError:
                 pass
             if spec.uris:
-                fetch_into(spec.uris, task.sandbox)
+                fetch_into(spec.uris, task.sandbox, self.fetch_cache)
             cwd = task.sandbox
             if spec.workdir:
                 cwd = task.sandbox / spec.workdir  # an absolute workdir replaces the sandbox

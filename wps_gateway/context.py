@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from processes.bundle import Bundle, build_bundle
 from processes.descriptor import Processor
 from processes.registry import discover
 
@@ -29,7 +30,10 @@ class GatewayContext:
         return context
 
     def reload_processors(self) -> None:
-        self._processors = discover(self.settings.processors_paths)
+        """Find the processors and pack each one's bundle; jobs record the bundle they were submitted with."""
+        bundles = self.settings.data_dir / "bundles"
+        self._processors = {pid: with_bundle(p, build_bundle(p, bundles))
+                            for pid, p in discover(self.settings.processors_paths).items()}
 
     def processors(self) -> dict[str, Processor]:
         return self._processors
@@ -37,3 +41,8 @@ class GatewayContext:
     def notify_dispatcher(self) -> None:
         """Wake an in-process dispatcher early; an external one finds the job on its next poll."""
         self.on_job_submitted()
+
+
+def with_bundle(processor: Processor, bundle: Bundle) -> Processor:
+    """The processor whose stored descriptor names its bundle (``bundle.uri``, ``bundle.digest``)."""
+    return replace(processor, raw={**processor.raw, "bundle": {"uri": bundle.uri, "digest": bundle.digest}})

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
-from mesos_backend import Backend, Resources, TaskEvent, TaskSpec, TaskState
+from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
 from processes.descriptor import DescriptorError, Processor, parse_descriptor
 
 from .planner import PlanError, job_paths, plan_job
@@ -367,6 +367,7 @@ def _task_spec(task: Task, backend_id: str) -> TaskSpec:
         image=spec.get("image"),
         timeout=spec.get("timeout"),
         locality=list(spec.get("locality", [])),
+        uris=[FetchUri(**uri) for uri in spec.get("uris", [])],
         labels={"job_id": task.job_id, "task_id": task.id, "step": task.step},
         user=task.job.user,
         process=task.job.process_id,

@@ -95,7 +95,10 @@ def _chunks(step: Step, inputs: dict[str, list[Any]]) -> list[list[Any]]:
 
 def _spec(processor: Processor, step: Step, document: dict[str, Any], locality: list[str]) -> dict[str, Any]:
     res = step.resources
+    bundle = processor.raw.get("bundle")
     return {
+        # The processor's code, fetched (and cached by digest) into the task's working directory.
+        "uris": [{"value": bundle["uri"], "cache": True, "extract": True}] if bundle else [],
         "locality": locality,
         "command": [*processor.command, step.id],
         "environment": {"WPS_TASK": json.dumps(document, separators=(",", ":"))},
