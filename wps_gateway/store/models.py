@@ -83,6 +83,8 @@ class Job(Base):
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # Callback URLs the client asked for: successUri, failedUri, inProgressUri.
+    subscriber: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
 
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq",
                                              cascade="all, delete-orphan")
@@ -175,4 +177,36 @@ class BackendStateEntry(Base):
     backend: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Notification(Base):
+    """A callback to deliver (an outbox): written with the job change, sent by the notifier."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(16))  # success | failed | inProgress
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_notifications_status_next", "status", "next_attempt"),)
+
+
+class DeployedProcessor(Base):
+    """A processor deployed through OGC API - Processes Part 2; the current version of each id."""
+
+    __tablename__ = "deployed_processors"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))
+    descriptor: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
