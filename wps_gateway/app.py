@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from .context import GatewayContext
 from .jobs import JobNotFound, get_job
+from .ogcapi import OgcApi
 from .planner import job_paths
 from .store.models import JobStatus
 from .wps1.render import execute_response
@@ -41,8 +42,9 @@ class GatewayApp:
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
         self.service = GatewayService(context)
+        self.ogcapi = OgcApi(context)  # also the landing page at /
         self.url_map = Map([
-            Rule("/", endpoint="landing"),
+            *self.ogcapi.rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
             Rule("/wps/status/<job_id>.xml", endpoint="wps_status"),
@@ -53,25 +55,13 @@ class GatewayApp:
         request = Request(environ)
         try:
             endpoint, args = self.url_map.bind_to_environ(environ).match()
-            response = getattr(self, f"on_{endpoint}")(request, **args)
+            handler = endpoint if callable(endpoint) else getattr(self, f"on_{endpoint}")
+            response = handler(request, **args)
         except HTTPException as exc:
-            response = exc
+            response = self.ogcapi.error(exc) if self.ogcapi.owns(request.path) else exc
         return response(environ, start_response)
 
     # -- endpoints ----------------------------------------------------------
-
-    def on_landing(self, request: Request) -> Response:
-        base = self.context.settings.base_url
-        body = {
-            "title": "WPS processing gateway",
-            "links": [
-                {"rel": "service", "href": f"{base}/wps?service=WPS&request=GetCapabilities",
-                 "title": "WPS 1.0.0 GetCapabilities"},
-                {"rel": "status", "href": f"{base}/health"},
-            ],
-            "processes": sorted(self.context.processors()),
-        }
-        return Response(json.dumps(body, indent=2), mimetype="application/json")
 
     def on_health(self, request: Request) -> Response:
         return Response(json.dumps({"status": "ok"}), mimetype="application/json")

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
-from processes.descriptor import Processor
+from processes.descriptor import IOSpec, Processor
 
 from .inputs import CheckedInputs, write_inline_inputs
 from .planner import job_paths
@@ -44,6 +45,17 @@ class ResponseForm:
     def from_dict(cls, data: dict[str, Any]) -> ResponseForm:
         return cls(outputs=data.get("outputs", {}), raw=data.get("raw", False),
                    lineage=data.get("lineage", False), asynchronous=data.get("asynchronous", False))
+
+    def requested(self, processor: Processor) -> list[IOSpec]:
+        """The outputs to answer with: those asked for, in the processor's order, or all of them."""
+        if not self.outputs:
+            return list(processor.outputs)
+        return [o for o in processor.outputs if o.id in self.outputs]
+
+    def by_reference(self, spec: IOSpec) -> bool:
+        """Whether ``spec`` goes back as a link: as asked, else complex outputs by reference, literals by value."""
+        asked = self.outputs.get(spec.id, {}).get("as_reference")
+        return spec.is_complex if asked is None else bool(asked)
 
 
 def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: CheckedInputs,
@@ -112,9 +124,35 @@ def request_dismiss(store: Store, job_id: str) -> Job:
     return job
 
 
-def list_jobs(store: Store, limit: int = 50, status: str | None = None) -> list[Job]:
+@dataclass
+class JobFilter:
+    """Which jobs a listing wants; empty fields do not filter (OGC API /jobs query parameters)."""
+
+    statuses: tuple[str, ...] = ()
+    process_ids: tuple[str, ...] = ()
+    created_from: datetime | None = None  # inclusive
+    created_to: datetime | None = None  # inclusive
+
+
+def list_jobs(store: Store, limit: int = 50, status: str | None = None, *, offset: int = 0,
+              filters: JobFilter | None = None) -> list[Job]:
+    """Newest first; ``offset`` and ``filters`` serve paged, filtered job lists."""
     with store.sessions() as session:
-        query = select(Job).order_by(Job.created.desc()).limit(limit)
+        query = select(Job).order_by(Job.created.desc(), Job.id).offset(offset).limit(limit)
         if status:
             query = query.where(Job.status == status)
+        if filters is not None:
+            query = _filtered(query, filters)
         return list(session.scalars(query))
+
+
+def _filtered(query: Select, filters: JobFilter) -> Select:
+    if filters.statuses:
+        query = query.where(Job.status.in_(filters.statuses))
+    if filters.process_ids:
+        query = query.where(Job.process_id.in_(filters.process_ids))
+    if filters.created_from is not None:
+        query = query.where(Job.created >= filters.created_from)
+    if filters.created_to is not None:
+        query = query.where(Job.created <= filters.created_to)
+    return query

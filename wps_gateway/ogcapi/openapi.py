@@ -1,0 +1,188 @@
+"""The OpenAPI 3.0 definition of this service's OGC API - Processes paths (``/api``).
+
+Generated from a small template rather than shipped as a file, so that the
+server URL and the process ids are this deployment's. The schemas follow the
+official OGC API - Processes 1.0 ones, written out so the document stands
+alone (no external ``$ref``s, which API tools would have to fetch); where an
+official ``oneOf`` has overlapping branches (a number is also an integer) it
+reads ``anyOf``, which is what the standard means and what a validator can
+check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+STATUS_CODES = ["accepted", "running", "successful", "failed", "dismissed"]
+
+
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+LINKS = _array(_ref("link"))
+SCHEMAS: dict[str, Any] = {
+    "link": {"type": "object", "required": ["href"], "properties": {
+        "href": {"type": "string"}, "rel": {"type": "string"}, "type": {"type": "string"},
+        "hreflang": {"type": "string"}, "title": {"type": "string"}}},
+    "landingPage": {"type": "object", "required": ["links"], "properties": {
+        "title": {"type": "string"}, "description": {"type": "string"}, "links": LINKS}},
+    "confClasses": {"type": "object", "required": ["conformsTo"], "properties": {
+        "conformsTo": _array({"type": "string"})}},
+    "processSummary": {"type": "object", "required": ["id", "version"], "properties": {
+        "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+        "version": {"type": "string"}, "keywords": _array({"type": "string"}),
+        "jobControlOptions": _array({"type": "string", "enum": ["sync-execute", "async-execute", "dismiss"]}),
+        "outputTransmission": _array({"type": "string", "enum": ["value", "reference"]}),
+        "links": LINKS}},
+    "processList": {"type": "object", "required": ["processes", "links"], "properties": {
+        "processes": _array(_ref("processSummary")), "links": LINKS}},
+    "inputDescription": {"type": "object", "required": ["schema"], "properties": {
+        "title": {"type": "string"}, "description": {"type": "string"},
+        "minOccurs": {"type": "integer", "minimum": 0},
+        "maxOccurs": {"oneOf": [{"type": "integer"}, {"type": "string", "enum": ["unbounded"]}]},
+        "schema": {"type": "object"}}},
+    "outputDescription": {"type": "object", "required": ["schema"], "properties": {
+        "title": {"type": "string"}, "description": {"type": "string"}, "schema": {"type": "object"}}},
+    "process": {"allOf": [_ref("processSummary"), {"type": "object", "properties": {
+        "inputs": {"type": "object", "additionalProperties": _ref("inputDescription")},
+        "outputs": {"type": "object", "additionalProperties": _ref("outputDescription")}}}]},
+    "statusInfo": {"type": "object", "required": ["jobID", "status", "type"], "properties": {
+        "processID": {"type": "string"}, "type": {"type": "string", "enum": ["process"]},
+        "jobID": {"type": "string"}, "status": {"type": "string", "enum": STATUS_CODES},
+        "message": {"type": "string"}, "created": {"type": "string", "format": "date-time"},
+        "started": {"type": "string", "format": "date-time"}, "finished": {"type": "string", "format": "date-time"},
+        "updated": {"type": "string", "format": "date-time"},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100}, "links": LINKS}},
+    "jobList": {"type": "object", "required": ["jobs", "links"], "properties": {
+        "jobs": _array(_ref("statusInfo")), "links": LINKS}},
+    "qualifiedValue": {"type": "object", "required": ["value"], "properties": {
+        "value": {}, "mediaType": {"type": "string"}, "encoding": {"type": "string"}}},
+    "results": {"type": "object", "additionalProperties": {"anyOf": [
+        {"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "array", "items": {}},
+        _ref("qualifiedValue"), _ref("link")]}},
+    "execute": {"type": "object", "properties": {
+        "inputs": {"type": "object", "additionalProperties": {}},
+        "outputs": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+            "transmissionMode": {"type": "string", "enum": ["value", "reference"]},
+            "format": {"type": "object", "properties": {"mediaType": {"type": "string"}}}}}},
+        "response": {"type": "string", "enum": ["raw", "document"], "default": "raw"}}},
+    "exception": {"type": "object", "required": ["type"], "additionalProperties": True, "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "instance": {"type": "string"}}},
+}
+
+PARAMETERS: dict[str, Any] = {
+    "processId": {"name": "processId", "in": "path", "required": True, "schema": {"type": "string"}},
+    "jobId": {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}},
+    "f": {"name": "f", "in": "query", "required": False, "description": "response format (default json)",
+          "schema": {"type": "string", "enum": ["json", "html"]}},
+    "limit": {"name": "limit", "in": "query", "required": False,
+              "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}},
+    "offset": {"name": "offset", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647, "default": 0}},
+    "status": {"name": "status", "in": "query", "required": False, "style": "form", "explode": False,
+               "schema": _array({"type": "string", "enum": STATUS_CODES})},
+    "processID": {"name": "processID", "in": "query", "required": False, "style": "form", "explode": False,
+                  "schema": _array({"type": "string"})},
+    "type": {"name": "type", "in": "query", "required": False, "style": "form", "explode": False,
+             "schema": _array({"type": "string", "enum": ["process"]})},
+    "datetime": {"name": "datetime", "in": "query", "required": False,
+                 "description": "creation time: an RFC 3339 instant or an interval start/end, '..' open",
+                 "schema": {"type": "string"}},
+    "Prefer": {"name": "Prefer", "in": "header", "required": False,
+               "description": "respond-async asks for an asynchronous execution (RFC 7240)",
+               "schema": {"type": "string"}},
+}
+
+PROBLEM = {"application/problem+json": {"schema": _ref("exception")}}
+RESPONSES: dict[str, Any] = {
+    name: {"description": text, "content": PROBLEM} for name, text in {
+        "InvalidParameter": "a query parameter or the request body is invalid",
+        "NotFound": "no such resource (process, job), or results not ready",
+        "NotAllowed": "the method is not allowed on this resource",
+        "TooLarge": "the request body is larger than the server accepts",
+        "UnsupportedMediaType": "the request body is not JSON",
+        "Gone": "the job was dismissed; it has no results",
+        "ServerError": "the job failed, or the server did",
+    }.items()}
+
+
+def _json(schema: str, description: str, html: bool = True) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": _ref(schema)}}
+    if html:
+        content["text/html"] = {"schema": {"type": "string"}}
+    return {"description": description, "content": content}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    names = {400: "InvalidParameter", 404: "NotFound", 405: "NotAllowed", 410: "Gone", 413: "TooLarge",
+             415: "UnsupportedMediaType", 500: "ServerError"}
+    return {str(code): _ref(names[code], "responses") for code in codes}
+
+
+def _get(operation_id: str, summary: str, ok: dict[str, Any], params: list[str], errors: tuple[int, ...] = (400,),
+         tag: str = "Processes") -> dict[str, Any]:
+    return {"get": {"operationId": operation_id, "summary": summary, "tags": [tag],
+                    "parameters": [_ref(p, "parameters") for p in params],
+                    "responses": {"200": ok, **_errors(*errors)}}}
+
+
+def _paths() -> dict[str, Any]:
+    status_headers = {"Location": {"description": "URL of the job's status", "schema": {"type": "string"}},
+                      "Preference-Applied": {"description": "respond-async when honoured",
+                                             "schema": {"type": "string"}}}
+    paths: dict[str, Any] = {
+        "/": _get("getLandingPage", "landing page", _json("landingPage", "links to the API"), ["f"],
+                  tag="Capabilities"),
+        "/conformance": _get("getConformanceClasses", "conformance classes implemented",
+                             _json("confClasses", "conformance declaration"), ["f"], tag="Capabilities"),
+        "/api": _get("getAPI", "this API definition", {"description": "OpenAPI 3.0 definition", "content": {
+            OPENAPI_MEDIA_TYPE: {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
+            ["f"], tag="Capabilities"),
+        "/processes": _get("getProcesses", "list of processes", _json("processList", "process summaries"),
+                           ["limit", "offset", "f"]),
+        "/processes/{processId}": _get("getProcessDescription", "process description",
+                                       _json("process", "OGC process description"), ["processId", "f"],
+                                       (400, 404)),
+        "/jobs": _get("getJobs", "list of jobs", _json("jobList", "statusInfo of each job"),
+                      ["limit", "offset", "status", "processID", "type", "datetime", "f"], tag="Jobs"),
+        "/jobs/{jobId}": _get("getStatus", "status of a job", _json("statusInfo", "statusInfo"),
+                              ["jobId", "f"], (400, 404), tag="Jobs"),
+        "/jobs/{jobId}/results": _get("getResult", "results of a job", _json("results", "results", html=True),
+                                      ["jobId", "f"], (400, 404, 410, 500), tag="Jobs"),
+    }
+    paths["/jobs/{jobId}"]["delete"] = {
+        "operationId": "dismiss", "summary": "dismiss a job", "tags": ["Jobs"],
+        "parameters": [_ref("jobId", "parameters")],
+        "responses": {"200": _json("statusInfo", "statusInfo of the dismissed job", html=False), **_errors(404)}}
+    paths["/processes/{processId}/execution"] = {"post": {
+        "operationId": "execute", "summary": "execute a process (create a job)", "tags": ["Processes"],
+        "parameters": [_ref("processId", "parameters"), _ref("Prefer", "parameters")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("execute")}}},
+        "responses": {
+            "200": {"description": "results (response=document) or the one output's content (response=raw)",
+                    "content": {"application/json": {"schema": _ref("results")},
+                                "*/*": {"schema": {"type": "string", "format": "binary"}}}},
+            "201": {"description": "job created; asynchronous execution", "headers": status_headers,
+                    "content": {"application/json": {"schema": _ref("statusInfo")}}},
+            **_errors(400, 404, 410, 413, 415, 500)}}}
+    return paths
+
+
+def openapi_document(base: str, title: str, description: str) -> dict[str, Any]:
+    """The definition of the OGC API paths served under ``base``."""
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "description": description, "version": "1.0.0",
+                 "license": {"name": "see the gateway's distribution"}},
+        "servers": [{"url": base}],
+        "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}],
+        "paths": _paths(),
+        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "responses": RESPONSES},
+    }

@@ -1,0 +1,341 @@
+"""OGC API - Processes - Part 1: Core 1.0 over the gateway's job store.
+
+One method per resource, like pygeoapi's API class. Jobs go through
+``wps_gateway.jobs`` exactly as WPS 1.0.0 Execute does, so a job submitted
+here has a WPS status document, and a WPS job is listed under ``/jobs``.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from processes.descriptor import Processor
+
+from ..context import GatewayContext
+from ..inputs import InputError, check_inputs
+from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss, submit_job, wait_for_job
+from ..planner import job_paths
+from ..store.models import Job, JobStatus
+from . import encode, html
+from .encode import HTML, JSON, link, self_links
+from .execute import parse_execute, prefers_async, read_json_body
+from .openapi import OPENAPI_MEDIA_TYPE, STATUS_CODES, openapi_document
+from .problems import (
+    JOB_DISMISSED,
+    JOB_FAILED,
+    Problem,
+    from_http_error,
+    invalid_parameter,
+    no_such_job,
+    no_such_process,
+    result_not_ready,
+)
+
+CONFORMANCE = [f"http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/{name}"
+               for name in ("core", "ogc-process-description", "json", "html", "oas30", "job-list", "dismiss")]
+TITLE = "WPS processing gateway"
+DESCRIPTION = ("Earth-observation processing gateway: OGC API - Processes - Part 1: Core 1.0 and OGC WPS 1.0.0 "
+               "over one job store")
+MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1  # beyond what an SQL OFFSET takes on every database
+OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs")
+
+
+class OgcApi:
+    """The OGC API - Processes resources; ``rules()`` are mounted by the WSGI app."""
+
+    def __init__(self, context: GatewayContext) -> None:
+        self.context = context
+
+    def rules(self) -> list[Rule]:
+        """Werkzeug rules whose endpoints are this object's handlers."""
+        return [
+            Rule("/", endpoint=self.on_landing, methods=["GET"]),
+            Rule("/conformance", endpoint=self.on_conformance, methods=["GET"]),
+            Rule("/api", endpoint=self.on_api, methods=["GET"]),
+            Rule("/processes", endpoint=self.on_processes, methods=["GET"]),
+            Rule("/processes/<process_id>", endpoint=self.on_process, methods=["GET"]),
+            Rule("/processes/<process_id>/execution", endpoint=self.on_execute, methods=["POST"]),
+            Rule("/jobs", endpoint=self.on_jobs, methods=["GET"]),
+            Rule("/jobs/<job_id>", endpoint=self.on_job, methods=["GET", "DELETE"]),
+            Rule("/jobs/<job_id>/results", endpoint=self.on_results, methods=["GET"]),
+        ]
+
+    @staticmethod
+    def owns(path: str) -> bool:
+        """Whether errors on ``path`` are answered as problem documents."""
+        return path == "/" or any(path == p or path.startswith(p + "/") for p in OGC_PREFIXES)
+
+    @staticmethod
+    def error(exc: HTTPException) -> Response:
+        return from_http_error(exc).get_response()
+
+    @property
+    def base(self) -> str:
+        return self.context.settings.base_url
+
+    # -- capabilities --------------------------------------------------------
+
+    def on_landing(self, request: Request) -> Response:
+        base, wps = self.base, self.context.settings.url
+        doc = {
+            "title": TITLE,
+            "description": DESCRIPTION,
+            "links": [
+                *self_links(f"{base}/", "landing page"),
+                link(f"{base}/api", "service-desc", OPENAPI_MEDIA_TYPE, "API definition (OpenAPI 3.0)"),
+                link(f"{base}/api?f=html", "service-doc", HTML, "API documentation"),
+                link(f"{base}/conformance", "conformance", JSON, "conformance classes"),
+                link(f"{base}/conformance", encode.REL_CONFORMANCE, JSON, "conformance classes"),
+                link(f"{base}/processes", encode.REL_PROCESSES, JSON, "processes"),
+                link(f"{base}/jobs", encode.REL_JOB_LIST, JSON, "jobs"),
+                link(f"{wps}?service=WPS&request=GetCapabilities", "service", "text/xml",
+                     "WPS 1.0.0 GetCapabilities"),
+                link(f"{base}/health", "status", JSON, "health"),
+            ],
+            "processes": sorted(self.context.processors()),
+        }
+        return self._answer(request, doc, html.landing)
+
+    def on_conformance(self, request: Request) -> Response:
+        doc = {"conformsTo": CONFORMANCE}
+        return self._answer(request, doc, lambda d: html.document("Conformance", d))
+
+    def on_api(self, request: Request) -> Response:
+        doc = openapi_document(self.base, TITLE, DESCRIPTION)
+        if wants_html(request):
+            return self._html(html.document("API definition (OpenAPI 3.0)", doc))
+        return _json_response(doc, content_type=OPENAPI_MEDIA_TYPE)
+
+    # -- processes -----------------------------------------------------------
+
+    def on_processes(self, request: Request) -> Response:
+        limit = int_param(request, "limit", MAX_LIMIT, 1, MAX_LIMIT)
+        offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
+        processors = sorted(self.context.processors().values(), key=lambda p: p.id)
+        page = processors[offset:offset + limit]
+        doc = {"processes": [encode.process_summary(p, self.base) for p in page],
+               "links": self._page_links(request, "/processes", offset, limit, offset + limit < len(processors))}
+        return self._answer(request, doc, html.processes)
+
+    def on_process(self, request: Request, process_id: str) -> Response:
+        processor = self._processor(process_id)
+        doc = encode.process_description(processor, self.base, self.context.settings.url)
+        return self._answer(request, doc, html.process)
+
+    def on_execute(self, request: Request, process_id: str) -> Response:
+        processor = self._processor(process_id)
+        settings = self.context.settings
+        asynchronous = prefers_async(request.headers.get("Prefer"))
+        parsed = parse_execute(read_json_body(request, settings.max_request_bytes), processor, asynchronous)
+        try:
+            checked = check_inputs(processor, parsed.inputs, self.context.address_policy)
+        except InputError as exc:
+            raise invalid_parameter(exc.message, exc.locator, input=exc.locator, code=exc.code) from exc
+        job = submit_job(self.context.store, settings.jobs_dir, processor, checked, parsed.form, protocol="ogcapi")
+        self.context.notify_dispatcher()
+        if asynchronous:
+            return self._created(job, {"Preference-Applied": "respond-async"})
+        job = wait_for_job(self.context.store, job.id, settings.sync_timeout)
+        if job.status not in JobStatus.FINAL:
+            note = (f"still {job.status} after the synchronous wait of {settings.sync_timeout:g} s; "
+                    "the server answered asynchronously: poll the job")
+            return self._created(job, {}, note)
+        return self._sync_result(job, processor, parsed.form.raw)
+
+    # -- jobs ----------------------------------------------------------------
+
+    def on_jobs(self, request: Request) -> Response:
+        limit = int_param(request, "limit", 10, 1, MAX_LIMIT)
+        offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
+        filters = job_filter(request)
+        if "process" not in list_param(request, "type", ["process"]):
+            found: list[Job] = []  # every job here is a process execution
+        else:
+            found = list_jobs(self.context.store, limit + 1, offset=offset, filters=filters)
+        doc = {"jobs": [self._status(job) for job in found[:limit]],
+               "links": self._page_links(request, "/jobs", offset, limit, len(found) > limit)}
+        return self._answer(request, doc, html.jobs)
+
+    def on_job(self, request: Request, job_id: str) -> Response:
+        if request.method == "DELETE":
+            return self._dismiss(job_id)
+        return self._answer(request, self._status(self._job(job_id)), html.job)
+
+    def on_results(self, request: Request, job_id: str) -> Response:
+        job = self._job(job_id)
+        check_finished(job)
+        doc = encode.results_document(job, self.base, self.context.settings.jobs_dir)
+        return self._answer(request, doc, lambda d: html.document(f"Results of job {job_id}", d))
+
+    # -- helpers -------------------------------------------------------------
+
+    def _dismiss(self, job_id: str) -> Response:
+        try:
+            job = request_dismiss(self.context.store, job_id)
+        except JobNotFound:
+            raise no_such_job(job_id) from None
+        # A running job is dismissed by the dispatcher on its next turn; the dismissal is already decided.
+        status = None if job.status in JobStatus.FINAL else JobStatus.DISMISSED
+        return _json_response(self._status(job, status))
+
+    def _created(self, job: Job, headers: dict[str, str], note: str | None = None) -> Response:
+        body = self._status(job)
+        if note:
+            body["message"] = f"{body['message']} ({note})" if body["message"] else note
+        response = _json_response(body, 201)
+        response.headers["Location"] = f"{self.base}/jobs/{job.id}"
+        response.headers.update(headers)
+        return response
+
+    def _sync_result(self, job: Job, processor: Processor, raw: bool) -> Response:
+        check_finished(job)
+        jobs_dir = self.context.settings.jobs_dir
+        doc = encode.results_document(job, self.base, jobs_dir)
+        response = _json_response(doc)
+        if raw and len(doc) == 1:
+            response = self._raw_output(job, processor, next(iter(doc)))
+        response.headers["Link"] = f'<{self.base}/jobs/{job.id}>; rel="monitor"'
+        return response
+
+    def _raw_output(self, job: Job, processor: Processor, output_id: str) -> Response:
+        """The one output itself, as ``response=raw`` asks (several outputs get the results document)."""
+        produced = job.outputs[output_id]
+        spec = processor.output(output_id)
+        if not spec.is_complex:
+            return Response(json.dumps(produced["value"]), 200, content_type="text/plain; charset=utf-8")
+        path = job_paths(self.context.settings.jobs_dir, job.id)["outputs"] / produced["file"]
+        media_type = spec.media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        response = Response(path.read_bytes(), 200, content_type=media_type)
+        response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
+        return response
+
+    def _status(self, job: Job, status: str | None = None) -> dict[str, Any]:
+        return encode.status_info(job, self.base, self.context.settings.url, status)
+
+    def _processor(self, process_id: str) -> Processor:
+        processor = self.context.processors().get(process_id)
+        if processor is None:
+            raise no_such_process(process_id)
+        return processor
+
+    def _job(self, job_id: str) -> Job:
+        try:
+            return get_job(self.context.store, job_id)
+        except JobNotFound:
+            raise no_such_job(job_id) from None
+
+    def _page_links(self, request: Request, path: str, offset: int, limit: int, more: bool) -> list[dict[str, str]]:
+        """self, alternate, and next/prev links that keep the request's filters."""
+        args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("offset", "f")]
+
+        def href(new_offset: int, fmt: str | None = None) -> str:
+            query = args + ([("offset", str(new_offset))] if new_offset else []) + ([("f", fmt)] if fmt else [])
+            return f"{self.base}{path}" + (f"?{urlencode(query)}" if query else "")
+
+        links = [link(href(offset), "self", JSON), link(href(offset, "html"), "alternate", HTML)]
+        if more:
+            links.append(link(href(offset + limit), "next", JSON, "next page"))
+        if offset:
+            links.append(link(href(max(0, offset - limit)), "prev", JSON, "previous page"))
+        return links
+
+    def _answer(self, request: Request, doc: dict[str, Any], page: Callable[[dict[str, Any]], str]) -> Response:
+        return self._html(page(doc)) if wants_html(request) else _json_response(doc)
+
+    @staticmethod
+    def _html(text: str) -> Response:
+        return Response(text, 200, content_type="text/html; charset=utf-8")
+
+
+def _json_response(doc: Any, status: int = 200, content_type: str = JSON) -> Response:
+    return Response(json.dumps(doc, indent=2), status, content_type=content_type)
+
+
+def check_finished(job: Job) -> None:
+    """Raise the problem a results request gets while a job has no results."""
+    if job.status in JobStatus.ACTIVE:
+        raise result_not_ready(job.id, encode.ogc_status(job))
+    if job.status == JobStatus.FAILED:
+        raise Problem(500, "Job failed", job.message or "the job failed", JOB_FAILED, jobID=job.id)
+    if job.status == JobStatus.DISMISSED:
+        raise Problem(410, "Job dismissed", job.message or "the job was dismissed", JOB_DISMISSED, jobID=job.id)
+
+
+def wants_html(request: Request) -> bool:
+    """``f=html``/``f=json`` first, then the Accept header; JSON when nothing says otherwise."""
+    fmt = request.args.get("f")
+    if fmt is not None:
+        if fmt not in ("json", "html"):
+            raise invalid_parameter(f"f must be 'json' or 'html', not {fmt!r}", "f")
+        return fmt == "html"
+    return request.accept_mimetypes.best_match([JSON, HTML], default=JSON) == HTML
+
+
+def int_param(request: Request, name: str, default: int, minimum: int, maximum: int | None) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise invalid_parameter(f"{name} must be an integer, not {text!r}", name) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise invalid_parameter(f"{name} must be {bounds}, not {value}", name)
+    return value
+
+
+def list_param(request: Request, name: str, default: list[str] | None = None) -> list[str]:
+    """A list parameter, repeated (``a=1&a=2``) or comma-separated (``a=1,2``)."""
+    values = [v.strip() for raw in request.args.getlist(name) for v in raw.split(",") if v.strip()]
+    return values or list(default or [])
+
+
+def job_filter(request: Request) -> JobFilter:
+    statuses = list_param(request, "status")
+    unknown = [s for s in statuses if s not in STATUS_CODES]
+    if unknown:
+        raise invalid_parameter(f"status must be among {', '.join(STATUS_CODES)}; not {', '.join(unknown)}",
+                                "status")
+    start, end = datetime_interval(request.args.get("datetime"))
+    return JobFilter(statuses=tuple(statuses), process_ids=tuple(list_param(request, "processID")),
+                     created_from=start, created_to=end)
+
+
+def datetime_interval(text: str | None) -> tuple[datetime | None, datetime | None]:
+    """``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end; RFC 3339, UTC if bare."""
+    if text is None or not text.strip():
+        return None, None
+    parts = text.strip().split("/")
+    if len(parts) > 2:
+        raise invalid_parameter(f"datetime must be an instant or an interval start/end, not {text!r}", "datetime")
+    bounds = [_instant(p) for p in parts]
+    if len(bounds) == 1:
+        if bounds[0] is None:
+            raise invalid_parameter("datetime '..' needs an interval: start/.. or ../end", "datetime")
+        return bounds[0], bounds[0]
+    start, end = bounds
+    if start is not None and end is not None and start > end:
+        raise invalid_parameter(f"datetime interval {text!r} ends before it starts", "datetime")
+    return start, end
+
+
+def _instant(text: str) -> datetime | None:
+    text = text.strip()
+    if text in ("", ".."):
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise invalid_parameter(f"datetime: {text!r} is not an RFC 3339 date-time", "datetime") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
