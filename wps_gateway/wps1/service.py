@@ -9,11 +9,12 @@ for the dispatcher to finish the job (sync).
 from __future__ import annotations
 
 import mimetypes
+from pathlib import Path
 from typing import Any
 
 from pywps import Service
 from pywps.exceptions import InvalidParameterValue, MissingParameterValue, NoApplicableCode
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 from processes.registry import to_pywps_process
 
@@ -21,7 +22,8 @@ from ..context import GatewayContext
 from ..inputs import InputError, RawInput, check_inputs
 from ..jobs import ResponseForm, submit_job, wait_for_job
 from ..planner import job_paths
-from ..store.models import JobStatus
+from ..store.models import Job, JobStatus
+from ..wps2.requests import is_wps2_kvp, is_wps2_xml
 from .render import execute_response
 
 XML_MIMETYPE = "text/xml"
@@ -34,6 +36,20 @@ class GatewayService(Service):
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
         super().__init__(processes=[to_pywps_process(p) for p in context.processors().values()])
+        from ..wps2.service import Wps2Service  # here: wps2 imports this module's raw_output
+
+        jobs_dir = context.settings.jobs_dir
+        self.wps2 = Wps2Service(context, lambda job, output_id: raw_output(job, output_id, jobs_dir))
+
+    def call(self, http_request: Request) -> Response:
+        """WPS 2.0 requests (2.0 namespace, version=2.0.0, GetStatus/GetResult/Dismiss) go to ``wps2``."""
+        if http_request.method == "POST":
+            is_wps2 = "json" not in (http_request.content_type or "") and is_wps2_xml(http_request.get_data())
+        else:
+            is_wps2 = http_request.method == "GET" and is_wps2_kvp(http_request.args)
+        if is_wps2:
+            return self.wps2.call(http_request)
+        return super().call(http_request)
 
     def refresh_processes(self) -> None:
         """Pick up processors deployed since start."""
@@ -65,16 +81,27 @@ class GatewayService(Service):
 
     def _raw_output(self, job, form: ResponseForm) -> Response:
         output_id = next(iter(form.outputs))
-        produced = job.outputs.get(output_id)
-        if produced is None:
-            raise NoApplicableCode(f"output {output_id!r} was not produced", code=500)
-        if "value" in produced:
-            return Response(str(produced["value"]), 200, mimetype="text/plain")
-        path = job_paths(self.context.settings.jobs_dir, job.id)["outputs"] / produced["file"]
-        media_type = produced.get("media_type") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        response = Response(path.read_bytes(), 200, content_type=media_type)
-        response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
-        return response
+        try:
+            return raw_output(job, output_id, self.context.settings.jobs_dir)
+        except LookupError:
+            raise NoApplicableCode(f"output {output_id!r} was not produced", code=500) from None
+
+
+def raw_output(job: Job, output_id: str, jobs_dir: Path) -> Response:
+    """One output of a succeeded job as the whole HTTP answer (WPS 1.0.0 RawDataOutput, WPS 2.0 response=raw).
+
+    Raises ``LookupError`` if the job did not produce that output.
+    """
+    produced = job.outputs.get(output_id)
+    if produced is None:
+        raise LookupError(output_id)
+    if "value" in produced:
+        return Response(str(produced["value"]), 200, mimetype="text/plain")
+    path = job_paths(jobs_dir, job.id)["outputs"] / produced["file"]
+    media_type = produced.get("media_type") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    response = Response(path.read_bytes(), 200, content_type=media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
+    return response
 
 
 def _raw_inputs(inputs: dict[str, list[dict]]) -> dict[str, list[RawInput]]:

@@ -1,0 +1,273 @@
+"""WPS 2.0 requests, XML (POST) and KVP (GET), parsed into small dataclasses.
+
+Parsing only checks the request's shape (operation, version, required
+parameters); whether a process, input or job exists is the handlers' business.
+The XML parser resolves no entities and fetches nothing, like the one that
+guards every POST body in ``app.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from ..inputs import RawInput
+from .errors import Wps2Error
+
+WPS_NS = "http://www.opengis.net/wps/2.0"
+WPS1_NS = "http://www.opengis.net/wps/1.0.0"
+OWS_NS = "http://www.opengis.net/ows/2.0"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+VERSION = "2.0.0"
+SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+JOB_OPERATIONS = ("GetStatus", "GetResult", "Dismiss")  # exist in WPS 2.0 only
+OPERATIONS = ("GetCapabilities", "DescribeProcess", "Execute", *JOB_OPERATIONS)
+MODES = ("sync", "async", "auto")
+RESPONSES = ("document", "raw")
+TRANSMISSIONS = ("value", "reference")
+
+
+@dataclass
+class GetCapabilities:
+    accept_versions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DescribeProcess:
+    identifiers: list[str]
+
+
+@dataclass
+class OutputRequest:
+    """One ``wps:Output`` of an Execute: which output, in which format, by value or by reference."""
+
+    id: str
+    mime_type: str | None = None
+    transmission: str | None = None  # "value" | "reference" | None (the server's default)
+
+
+@dataclass
+class Execute:
+    identifier: str
+    mode: str  # sync | async | auto
+    response: str  # document | raw
+    inputs: dict[str, list[RawInput]] = field(default_factory=dict)
+    outputs: list[OutputRequest] = field(default_factory=list)
+
+
+@dataclass
+class JobRequest:
+    """GetStatus, GetResult or Dismiss of one job."""
+
+    operation: str
+    job_id: str
+
+
+Wps2Request = GetCapabilities | DescribeProcess | Execute | JobRequest
+
+
+# -- routing ------------------------------------------------------------------
+
+
+def is_wps2_kvp(args: Mapping[str, str]) -> bool:
+    """Whether a GET request is for WPS 2.0 (an explicit version, or an operation only 2.0 has).
+
+    GetCapabilities goes to 2.0 whenever ``AcceptVersions`` names 2.0.0 (PyWPS
+    would pick 2.0.0 too, and render a document that does not validate); without
+    it, it stays WPS 1.0.0, so existing 1.0.0 clients (OWSLib, the portal) see no change.
+    """
+    params = _lower(args)
+    version = params.get("version", "").strip()
+    if version:
+        return version == VERSION
+    operation = params.get("request", "").strip().lower()
+    if operation in (op.lower() for op in JOB_OPERATIONS):
+        return True
+    if operation == "getcapabilities":
+        return VERSION in _versions(params.get("acceptversions", ""))
+    return False
+
+
+def is_wps2_xml(body: bytes) -> bool:
+    """Whether a POST body is a WPS 2.0 request: its root is in the 2.0 namespace, or it asks for 2.0.0 capabilities."""
+    try:
+        root = etree.fromstring(body, SAFE_XML)
+    except etree.XMLSyntaxError:
+        return False
+    name = etree.QName(root)
+    if name.namespace == WPS_NS:
+        return True
+    return name.namespace == WPS1_NS and name.localname == "GetCapabilities" and VERSION in _accept_versions(root)
+
+
+def _versions(accept_versions: str) -> list[str]:
+    return [v.strip() for v in accept_versions.split(",") if v.strip()]
+
+
+def _accept_versions(root: etree._Element) -> list[str]:
+    """ows:AcceptVersions of a GetCapabilities, OWS 1.1 (WPS 1.0.0) or 2.0."""
+    return [v.text.strip() for v in root.iterfind("{*}AcceptVersions/{*}Version") if v.text and v.text.strip()]
+
+
+# -- KVP ----------------------------------------------------------------------
+
+
+def parse_kvp(args: Mapping[str, str]) -> Wps2Request:
+    """A WPS 2.0 GET request; parameter names are case-insensitive (OWS Common)."""
+    params = _lower(args)
+    _check_service(params.get("service"))
+    operation = _operation(params.get("request"))
+    if operation == "GetCapabilities":
+        versions = _versions(params.get("acceptversions", ""))
+        if versions and VERSION not in versions:
+            raise Wps2Error("VersionNegotiationFailed", f"this server speaks WPS 1.0.0 and {VERSION}, "
+                            f"not {', '.join(versions)}")
+        return GetCapabilities(versions)
+    _check_version(params.get("version"), required=operation not in JOB_OPERATIONS)
+    if operation == "DescribeProcess":
+        identifiers = [i.strip() for i in params.get("identifier", "").split(",") if i.strip()]
+        if not identifiers:
+            raise Wps2Error("MissingParameterValue", "DescribeProcess needs an identifier", "identifier")
+        return DescribeProcess(identifiers)
+    if operation == "Execute":
+        raise Wps2Error("OperationNotSupported", "WPS 2.0 Execute is encoded in XML only: POST a wps:Execute "
+                        "document", "Execute")
+    job_id = params.get("jobid", "").strip()
+    if not job_id:
+        raise Wps2Error("MissingParameterValue", f"{operation} needs a jobId", "jobId")
+    return JobRequest(operation, job_id)
+
+
+def _lower(args: Mapping[str, str]) -> dict[str, str]:
+    return {key.lower(): value for key, value in args.items()}
+
+
+def _check_service(service: str | None) -> None:
+    if not service:
+        raise Wps2Error("MissingParameterValue", "the service parameter is required", "service")
+    if service.strip().upper() != "WPS":
+        raise Wps2Error("InvalidParameterValue", f"service {service!r} is not offered here; use WPS", "service")
+
+
+def _check_version(version: str | None, required: bool = True) -> None:
+    if not version:
+        if required:
+            raise Wps2Error("MissingParameterValue", "the version parameter is required", "version")
+        return
+    if version.strip() != VERSION:
+        raise Wps2Error("InvalidParameterValue", f"version {version!r} is not {VERSION}", "version")
+
+
+def _operation(name: str | None) -> str:
+    if not name:
+        raise Wps2Error("MissingParameterValue", "the request parameter is required", "request")
+    for operation in OPERATIONS:
+        if operation.lower() == name.strip().lower():
+            return operation
+    raise Wps2Error("OperationNotSupported", f"WPS 2.0 has no operation {name!r}", name)
+
+
+# -- XML ----------------------------------------------------------------------
+
+
+def parse_xml(body: bytes) -> Wps2Request:
+    """A WPS 2.0 POST request document."""
+    try:
+        root = etree.fromstring(body, SAFE_XML)
+    except etree.XMLSyntaxError as exc:
+        raise Wps2Error("NoApplicableCode", f"the request is not well-formed XML: {exc}") from None
+    name = etree.QName(root)
+    capabilities = name.localname == "GetCapabilities" and name.namespace in (WPS_NS, WPS1_NS)
+    if not capabilities and (name.namespace != WPS_NS or name.localname not in OPERATIONS):
+        raise Wps2Error("OperationNotSupported", f"unknown WPS 2.0 request element {name.localname}",
+                        name.localname)
+    _check_service(root.get("service"))
+    if capabilities:
+        versions = _accept_versions(root)
+        if versions and VERSION not in versions:
+            raise Wps2Error("VersionNegotiationFailed", f"this server speaks WPS 1.0.0 and {VERSION}, "
+                            f"not {', '.join(versions)}")
+        return GetCapabilities(versions)
+    _check_version(root.get("version"))
+    if name.localname == "DescribeProcess":
+        identifiers = [(e.text or "").strip() for e in root.iterfind(f"{{{OWS_NS}}}Identifier")]
+        if not any(identifiers):
+            raise Wps2Error("MissingParameterValue", "DescribeProcess needs an ows:Identifier", "Identifier")
+        return DescribeProcess([i for i in identifiers if i])
+    if name.localname == "Execute":
+        return _execute(root)
+    job_id = (root.findtext(f"{{{WPS_NS}}}JobID") or "").strip()
+    if not job_id:
+        raise Wps2Error("MissingParameterValue", f"{name.localname} needs a wps:JobID", "JobID")
+    return JobRequest(name.localname, job_id)
+
+
+def _execute(root: etree._Element) -> Execute:
+    identifier = (root.findtext(f"{{{OWS_NS}}}Identifier") or "").strip()
+    if not identifier:
+        raise Wps2Error("MissingParameterValue", "Execute needs an ows:Identifier", "Identifier")
+    mode = _required_attribute(root, "mode")
+    if mode not in MODES:
+        raise Wps2Error("NoSuchMode", f"mode {mode!r} is not one of {', '.join(MODES)}", "mode")
+    response = _required_attribute(root, "response")
+    if response not in RESPONSES:
+        raise Wps2Error("InvalidParameterValue", f"response {response!r} is not one of {', '.join(RESPONSES)}",
+                        "response")
+    inputs: dict[str, list[RawInput]] = {}
+    for element in root.iterfind(f"{{{WPS_NS}}}Input"):
+        input_id = _required_attribute(element, "id", "Input")
+        inputs.setdefault(input_id, []).append(_input(element, input_id))
+    outputs = [_output(element) for element in root.iterfind(f"{{{WPS_NS}}}Output")]
+    return Execute(identifier, mode, response, inputs, outputs)
+
+
+def _required_attribute(element: etree._Element, name: str, locator: str | None = None) -> str:
+    value = (element.get(name) or "").strip()
+    if not value:
+        where = etree.QName(element).localname
+        raise Wps2Error("MissingParameterValue", f"wps:{where} needs the attribute {name}", locator or name)
+    return value
+
+
+def _input(element: etree._Element, input_id: str) -> RawInput:
+    data = element.find(f"{{{WPS_NS}}}Data")
+    reference = element.find(f"{{{WPS_NS}}}Reference")
+    if element.find(f"{{{WPS_NS}}}Input") is not None:
+        raise Wps2Error("WrongInputData", f"input {input_id!r}: nested inputs are not supported", input_id)
+    if reference is not None:
+        href = reference.get(f"{{{XLINK_NS}}}href") or reference.get("href")
+        if not href:
+            raise Wps2Error("MissingParameterValue", f"input {input_id!r}: wps:Reference needs xlink:href", input_id)
+        if len(reference):
+            raise Wps2Error("DataNotAccessible", f"input {input_id!r}: references with a request body are not "
+                            "supported", input_id)
+        return RawInput(href=href.strip(), media_type=reference.get("mimeType"), encoding=reference.get("encoding"))
+    if data is None:
+        raise Wps2Error("MissingParameterValue", f"input {input_id!r} has neither wps:Data nor wps:Reference",
+                        input_id)
+    return RawInput(value=_data_content(data), media_type=data.get("mimeType"), encoding=data.get("encoding"))
+
+
+def _data_content(data: etree._Element) -> str | bytes:
+    """Text for literals and text formats; the serialized child for inline XML."""
+    children = [c for c in data if isinstance(c.tag, str)]
+    if not children:
+        return (data.text or "").strip()
+    child = children[0]
+    if etree.QName(child) == etree.QName(WPS_NS, "LiteralValue"):
+        return (child.text or "").strip()
+    return etree.tostring(child)
+
+
+def _output(element: etree._Element) -> OutputRequest:
+    output_id = _required_attribute(element, "id", "Output")
+    if element.find(f"{{{WPS_NS}}}Output") is not None:
+        raise Wps2Error("NoSuchOutput", f"output {output_id!r} has no nested outputs", output_id)
+    transmission = element.get("transmission")
+    if transmission is not None and transmission not in TRANSMISSIONS:
+        raise Wps2Error("InvalidParameterValue", f"output {output_id!r}: transmission {transmission!r} is not "
+                        f"one of {', '.join(TRANSMISSIONS)}", "transmission")
+    return OutputRequest(output_id, element.get("mimeType"), transmission)

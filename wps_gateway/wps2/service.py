@@ -1,0 +1,208 @@
+"""WPS 2.0 handlers over the same job store as WPS 1.0.0.
+
+Every operation goes through ``jobs.py`` (submit, get, wait, dismiss) and
+``inputs.check_inputs``, so a job submitted with one protocol version is seen
+by the other under the same id. Execute only writes an accepted job; the
+dispatcher runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from processes.descriptor import IOSpec, Processor
+
+from ..context import GatewayContext
+from ..inputs import CheckedInputs, InputError, RawInput, _same_media_type, check_inputs
+from ..jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job, wait_for_job
+from ..store.models import Job, JobStatus
+from . import render
+from .errors import Wps2Error
+from .requests import DescribeProcess, Execute, GetCapabilities, JobRequest, Wps2Request, parse_kvp, parse_xml
+
+LOG = logging.getLogger(__name__)
+XML_MIMETYPE = "text/xml"
+DISMISS_WAIT_SECONDS = 5.0  # how long Dismiss waits for the dispatcher to stop the tasks
+
+RawOutput = Callable[[Job, str], Response]
+
+
+class Wps2Service:
+    """Answers WPS 2.0 requests; ``raw_output`` turns one output of a finished job into a raw HTTP answer."""
+
+    def __init__(self, context: GatewayContext, raw_output: RawOutput) -> None:
+        self.context = context
+        self.raw_output = raw_output
+
+    def call(self, request: Request) -> Response:
+        """Parse, handle, and turn any failure into an OWS 2.0 ExceptionReport (never an HTML error page)."""
+        try:
+            parsed = parse_xml(request.get_data()) if request.method == "POST" else parse_kvp(request.args)
+            return self.handle(parsed)
+        except Wps2Error as exc:
+            return exc.response()
+        except Exception:
+            LOG.exception("WPS 2.0 request failed")
+            return Wps2Error("NoApplicableCode", "internal error, see the server log").response()
+
+    def handle(self, parsed: Wps2Request) -> Response:
+        if isinstance(parsed, GetCapabilities):
+            processors = list(self.context.processors().values())
+            return _xml(render.capabilities(processors, self.context.settings.url))
+        if isinstance(parsed, DescribeProcess):
+            return _xml(render.process_offerings(self._processors(parsed.identifiers)))
+        if isinstance(parsed, Execute):
+            return self.execute(parsed)
+        return {"GetStatus": self.get_status, "GetResult": self.get_result,
+                "Dismiss": self.dismiss}[parsed.operation](parsed)
+
+    # -- DescribeProcess -----------------------------------------------------
+
+    def _processors(self, identifiers: list[str]) -> list[Processor]:
+        known = self.context.processors()
+        if [i.lower() for i in identifiers] == ["all"]:
+            return list(known.values())
+        missing = [i for i in identifiers if i not in known]
+        if missing:
+            raise Wps2Error("NoSuchProcess", f"no process {', '.join(missing)}; offered: {', '.join(known)}",
+                            missing[0])
+        return [known[i] for i in identifiers]
+
+    # -- Execute -------------------------------------------------------------
+
+    def execute(self, request: Execute) -> Response:
+        processor = self.context.processors().get(request.identifier)
+        if processor is None:
+            raise Wps2Error("NoSuchProcess", f"no process {request.identifier!r}", request.identifier)
+        raw = request.response == "raw"
+        # "auto": the server chooses; raw data can only come back on the same connection.
+        asynchronous = request.mode == "async" or (request.mode == "auto" and not raw)
+        form = ResponseForm(outputs=_requested_outputs(request, processor), raw=raw, asynchronous=asynchronous)
+        checked = _check_inputs(processor, request.inputs, self.context)
+        settings = self.context.settings
+        job = submit_job(self.context.store, settings.jobs_dir, processor, checked, form, protocol="wps2")
+        self.context.notify_dispatcher()
+        if asynchronous:
+            return _xml(render.status_info(job))
+        job = wait_for_job(self.context.store, job.id, settings.sync_timeout)
+        if job.status not in JobStatus.FINAL:
+            return _xml(render.status_info(job))  # past sync_timeout: the client polls with GetStatus
+        return self._result(job)
+
+    def _result(self, job: Job) -> Response:
+        """The outcome of a final job: Result document or raw output, or the reason it has none."""
+        if job.status == JobStatus.DISMISSED:
+            raise Wps2Error("NoSuchJob", f"job {job.id} was dismissed; it has no results", "JobID")
+        if job.status == JobStatus.FAILED:
+            raise Wps2Error("InternalServerError", f"job {job.id} failed: {job.message or 'no reason given'}",
+                            "JobID")
+        form = ResponseForm.from_dict(job.response_form)
+        if form.raw:
+            output_id = next(iter(form.outputs))
+            try:
+                return self.raw_output(job, output_id)
+            except LookupError:
+                raise Wps2Error("InternalServerError", f"job {job.id} did not produce output {output_id!r}",
+                                output_id) from None
+        settings = self.context.settings
+        return _xml(render.result(job, settings.base_url, settings.jobs_dir))
+
+    # -- job operations --------------------------------------------------------
+
+    def _job(self, job_id: str) -> Job:
+        try:
+            return get_job(self.context.store, job_id)
+        except JobNotFound:
+            raise Wps2Error("NoSuchJob", f"no job {job_id}", "JobID") from None
+
+    def get_status(self, request: JobRequest) -> Response:
+        return _xml(render.status_info(self._job(request.job_id)))
+
+    def get_result(self, request: JobRequest) -> Response:
+        job = self._job(request.job_id)
+        if job.status not in JobStatus.FINAL:
+            raise Wps2Error("ResultNotReady", f"job {job.id} is {render.status_word(job).lower()}; "
+                            "poll GetStatus until it has succeeded", "JobID")
+        return self._result(job)
+
+    def dismiss(self, request: JobRequest) -> Response:
+        """Ask the dispatcher to stop the job, and wait a little for its tasks to be killed."""
+        try:
+            job = request_dismiss(self.context.store, request.job_id)
+        except JobNotFound:
+            raise Wps2Error("NoSuchJob", f"no job {request.job_id}", "JobID") from None
+        self.context.notify_dispatcher()
+        if job.status not in JobStatus.FINAL:
+            job = wait_for_job(self.context.store, job.id, DISMISS_WAIT_SECONDS)
+        return _xml(render.status_info(job))
+
+
+def _xml(body: bytes, status: int = 200) -> Response:
+    return Response(body, status, mimetype=XML_MIMETYPE)
+
+
+def _requested_outputs(request: Execute, processor: Processor) -> dict[str, dict[str, Any]]:
+    """The wps:Output elements as a ResponseForm's outputs, checked against the process."""
+    specs = {o.id: o for o in processor.outputs}
+    requested: dict[str, dict[str, Any]] = {}
+    for output in request.outputs:
+        spec = specs.get(output.id)
+        if spec is None:
+            raise Wps2Error("NoSuchOutput", f"process {processor.id!r} has no output {output.id!r}; "
+                            f"its outputs are: {', '.join(specs)}", output.id)
+        if output.mime_type and not _same_media_type(output.mime_type, spec.media_type or "text/plain"):
+            raise Wps2Error("NoSuchFormat", f"output {output.id!r} comes as {spec.media_type or 'text/plain'}, "
+                            f"not {output.mime_type}", output.id)
+        as_reference = None if output.transmission is None else output.transmission == "reference"
+        requested[output.id] = {"as_reference": as_reference, "mime_type": output.mime_type}
+    if request.response == "raw":
+        count = len(requested) or len(specs)
+        if count != 1:
+            raise Wps2Error("TooManyOutputs", "response=raw returns exactly one output; name it with one "
+                            f"wps:Output (the process has {', '.join(specs)})", "Output")
+        if not requested:
+            requested = {next(iter(specs)): {"as_reference": None, "mime_type": None}}
+    return requested
+
+
+def _check_inputs(processor: Processor, given: dict[str, list[RawInput]], context: GatewayContext) -> CheckedInputs:
+    """``inputs.check_inputs``, with its OWS codes refined into the WPS 2.0 ones."""
+    specs = {spec.id: spec for spec in processor.inputs}
+    for input_id, items in given.items():
+        spec = specs.get(input_id)
+        if spec is None:
+            raise Wps2Error("NoSuchInput", f"process {processor.id!r} has no input {input_id!r}; "
+                            f"its inputs are: {', '.join(specs) or 'none'}", input_id)
+        if len(items) < spec.min_occurs:
+            raise Wps2Error("MissingParameterValue", f"input {input_id!r} takes at least {spec.min_occurs} values, "
+                            f"{len(items)} given", input_id)
+        if len(items) > spec.max_occurs:
+            raise Wps2Error("TooManyInputs", f"input {input_id!r} takes at most {spec.max_occurs} values, "
+                            f"{len(items)} given", input_id)
+        for item in items:
+            _check_format(spec, item)
+    try:
+        return check_inputs(processor, given, context.address_policy)
+    except InputError as exc:
+        raise Wps2Error(_wps2_code(exc, specs, given), exc.message, exc.locator) from exc
+
+
+def _check_format(spec: IOSpec, item: RawInput) -> None:
+    expected = spec.media_type or "text/plain"
+    if item.media_type and not _same_media_type(item.media_type, expected):
+        raise Wps2Error("NoSuchFormat", f"input {spec.id!r} takes {expected}, not {item.media_type}", spec.id)
+    if not spec.is_complex and item.href:
+        raise Wps2Error("WrongInputData", f"input {spec.id!r} is a literal: give its value in wps:Data", spec.id)
+
+
+def _wps2_code(exc: InputError, specs: dict[str, IOSpec], given: dict[str, list[RawInput]]) -> str:
+    if exc.code == "MissingParameterValue":
+        return "MissingParameterValue"
+    spec = specs.get(exc.locator)
+    if spec is not None and spec.is_complex and any(item.href for item in given.get(spec.id, [])):
+        return "DataNotAccessible"  # the address policy refused a reference
+    return "WrongInputData"
