@@ -43,6 +43,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "allowed_input_paths": "var/sample-data",
         "allowed_input_hosts": "",
         "max_tasks_per_job": "1000",
+        "allowed_callback_hosts": "",  # subscriber callbacks may go to these hosts even if private
+        "callback_timeout": "5",
+        "callback_attempts": "3",
         "data_locality": "",  # PREFIX PLACE, ...: inputs under PREFIX live at PLACE (e.g. storage=site-a)
     },
     "local": {
@@ -109,6 +112,9 @@ class Settings:
     local_cpus: float | None
     local_mem: float | None
     locality_rules: list[tuple[str, str]] = field(default_factory=list)
+    allowed_callback_hosts: list[str] = field(default_factory=list)
+    callback_timeout: float = 5.0
+    callback_attempts: int = 3
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -182,6 +188,9 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             local_cpus=float(parser["local"]["cpus"]) if parser["local"]["cpus"] else None,
             local_mem=float(parser["local"]["mem"]) if parser["local"]["mem"] else None,
             locality_rules=parse_rules(gw["data_locality"]),
+            allowed_callback_hosts=[h.strip().lower() for h in gw["allowed_callback_hosts"].split(",") if h.strip()],
+            callback_timeout=float(gw["callback_timeout"]),
+            callback_attempts=int(gw["callback_attempts"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
         )

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, selectinload, undefer
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
 from processes.descriptor import DescriptorError, Processor, parse_descriptor
 
+from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
@@ -286,6 +287,7 @@ class Dispatcher:
                 task.status = TaskStatus.CANCELLED
                 task.finished = now
         job.status = status
+        enqueue(session, job, status)
         job.message = message
         job.finished = now
         if status == JobStatus.SUCCESSFUL:
@@ -319,6 +321,7 @@ class Dispatcher:
                                self.options.max_tasks_per_job, self.options.locality_rules)
         except (DescriptorError, PlanError) as exc:
             job.status, job.message, job.finished = JobStatus.FAILED, f"Cannot plan job: {exc}", utcnow()
+            enqueue(session, job, JobStatus.FAILED)
             return
         for p in planned:
             session.add(Task(id=p.id, job_id=job.id, seq=p.seq, step=p.step, index=p.index, spec=p.spec,
@@ -329,6 +332,7 @@ class Dispatcher:
             (paths["steps"] / step.id).mkdir(parents=True, exist_ok=True)
         paths["outputs"].mkdir(parents=True, exist_ok=True)
         job.status = JobStatus.RUNNING
+        enqueue(session, job, JobStatus.RUNNING)
         job.started = utcnow()
         job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
 

@@ -60,8 +60,8 @@ class ResponseForm:
 
 def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: CheckedInputs,
                response_form: ResponseForm, protocol: str, user: str = "anonymous", group: str = "",
-               priority: int = 0) -> Job:
-    """Write an accepted job; the dispatcher picks it up."""
+               priority: int = 0, subscriber: dict[str, str] | None = None) -> Job:
+    """Write an accepted job; the dispatcher picks it up (and calls ``subscriber`` back as it goes)."""
     job_id = str(uuid.uuid4())
     values = write_inline_inputs(checked, processor, job_paths(jobs_dir, job_id)["inputs"])
     job = Job(
@@ -78,6 +78,7 @@ def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: Chec
         inputs=values,
         response_form=response_form.as_dict(),
         descriptor=processor.raw,
+        subscriber=subscriber,
     )
     with store.session() as session:
         session.add(job)

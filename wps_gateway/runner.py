@@ -15,8 +15,10 @@ from mesos_backend import Backend, BackendError, create_backend
 from .config import Settings
 from .dispatcher import Dispatcher, DispatcherOptions
 from .leader_lock import LeaderLock, leader_lock_for
+from .notify import Notifier, NotifierOptions, callback_policy
 from .store.backend_state import StoreBackendState
 from .store.db import Store
+from .store.models import Job
 
 LOG = logging.getLogger(__name__)
 STANDBY_RETRY_SECONDS = 2.0
@@ -49,6 +51,19 @@ def dispatcher_options(settings: Settings) -> DispatcherOptions:
                              locality_rules=settings.locality_rules)
 
 
+def notifier_for(settings: Settings, store: Store) -> Notifier:
+    """Callbacks carry what a client would GET: the results on success, the status otherwise."""
+    from .ogcapi.encode import results_document, status_info
+
+    def payload(job: Job, event: str) -> dict:
+        if event == "success":
+            return results_document(job, settings.base_url, settings.jobs_dir)
+        return status_info(job, settings.base_url, settings.url)
+
+    options = NotifierOptions(timeout=settings.callback_timeout, max_attempts=settings.callback_attempts)
+    return Notifier(store, callback_policy(settings.allowed_callback_hosts), payload, options)
+
+
 class DispatcherRunner:
     """Holds the leader lock while a dispatcher runs; stands by while another holds it."""
 
@@ -76,6 +91,9 @@ class DispatcherRunner:
             return
         self.is_leader.set()
         LOG.info("dispatcher active (backend %s)", self.dispatcher.backend.name)
+        notifier = threading.Thread(target=notifier_for(self.settings, self.store).run, args=(self.stop_event,),
+                                    name="notifier", daemon=True)
+        notifier.start()
         try:
             self.dispatcher.run(self.stop_event)
         finally:

@@ -29,6 +29,7 @@ class ExecuteRequest:
 
     inputs: dict[str, list[RawInput]]
     form: ResponseForm
+    subscriber: Any = None  # checked against the callback policy by the caller
 
 
 def read_json_body(request: Request, limit: int) -> Any:
@@ -70,7 +71,7 @@ def parse_execute(document: Any, processor: Processor, asynchronous: bool) -> Ex
     inputs = _inputs(document.get("inputs", {}), processor)
     outputs = _outputs(document.get("outputs", {}), processor)
     form = ResponseForm(outputs=outputs, raw=response == "raw", asynchronous=asynchronous)
-    return ExecuteRequest(inputs, form)
+    return ExecuteRequest(inputs, form, document.get("subscriber"))
 
 
 def _inputs(given: Any, processor: Processor) -> dict[str, list[RawInput]]:

@@ -23,6 +23,7 @@ from processes.descriptor import Processor
 from ..context import GatewayContext
 from ..inputs import InputError, check_inputs
 from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss, submit_job, wait_for_job
+from ..notify import SubscriberRefused, callback_policy, check_subscriber
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
 from . import encode, html
@@ -41,7 +42,8 @@ from .problems import (
 )
 
 CONFORMANCE = [f"http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/{name}"
-               for name in ("core", "ogc-process-description", "json", "html", "oas30", "job-list", "dismiss")]
+               for name in ("core", "ogc-process-description", "json", "html", "oas30", "job-list", "dismiss",
+                            "callback")]
 TITLE = "WPS processing gateway"
 DESCRIPTION = ("Earth-observation processing gateway: OGC API - Processes - Part 1: Core 1.0 and OGC WPS 1.0.0 "
                "over one job store")
@@ -141,7 +143,12 @@ class OgcApi:
             checked = check_inputs(processor, parsed.inputs, self.context.address_policy)
         except InputError as exc:
             raise invalid_parameter(exc.message, exc.locator, input=exc.locator, code=exc.code) from exc
-        job = submit_job(self.context.store, settings.jobs_dir, processor, checked, parsed.form, protocol="ogcapi")
+        try:
+            subscriber = check_subscriber(parsed.subscriber, callback_policy(settings.allowed_callback_hosts))
+        except SubscriberRefused as exc:
+            raise invalid_parameter(str(exc), "subscriber") from None
+        job = submit_job(self.context.store, settings.jobs_dir, processor, checked, parsed.form, protocol="ogcapi",
+                         subscriber=subscriber)
         self.context.notify_dispatcher()
         if asynchronous:
             return self._created(job, {"Preference-Applied": "respond-async"})
