@@ -70,8 +70,10 @@ def test_landing_page_links_everything_a_client_needs(gateway, api):
 def test_conformance_declares_the_classes_implemented(gateway, api):
     doc = validate_official("confClasses", gateway.client.get("/conformance").json)
     validate_api(api, "confClasses", doc)
+    part2 = "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/"
     assert set(doc["conformsTo"]) == {PREFIX + c for c in ("core", "ogc-process-description", "json", "html",
-                                                           "oas30", "job-list", "dismiss")}
+                                                           "oas30", "job-list", "dismiss", "callback")} | {
+        part2 + "deploy-replace-undeploy", part2 + "ogcapppkg"}
     assert set(CONFORMANCE) == set(doc["conformsTo"])
 
 

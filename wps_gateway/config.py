@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pywps.configuration as pywps_config
 
+from .deployment import parse_deployers
 from .locality import parse_rules
 
 DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
@@ -43,6 +44,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "allowed_input_paths": "var/sample-data",
         "allowed_input_hosts": "",
         "max_tasks_per_job": "1000",
+        "deploy_tokens": "",  # name:token, ...: who may deploy processors (empty: nobody)
         "allowed_callback_hosts": "",  # subscriber callbacks may go to these hosts even if private
         "callback_timeout": "5",
         "callback_attempts": "3",
@@ -113,6 +115,7 @@ class Settings:
     local_mem: float | None
     locality_rules: list[tuple[str, str]] = field(default_factory=list)
     allowed_callback_hosts: list[str] = field(default_factory=list)
+    deployers: dict[str, str] = field(default_factory=dict, repr=False)  # name -> token
     callback_timeout: float = 5.0
     callback_attempts: int = 3
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
@@ -191,6 +194,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             allowed_callback_hosts=[h.strip().lower() for h in gw["allowed_callback_hosts"].split(",") if h.strip()],
             callback_timeout=float(gw["callback_timeout"]),
             callback_attempts=int(gw["callback_attempts"]),
+            deployers=parse_deployers(gw["deploy_tokens"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
         )

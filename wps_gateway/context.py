@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -11,7 +12,10 @@ from processes.registry import discover
 
 from .address_policy import AddressPolicy, policy_from
 from .config import Settings
+from .deployment import catalog_state, deployed_processors
 from .store.db import Store
+
+CATALOG_RECHECK_SECONDS = 1.0  # how stale another replica's deploy may look here
 
 
 @dataclass
@@ -20,7 +24,11 @@ class GatewayContext:
     store: Store
     address_policy: AddressPolicy
     on_job_submitted: Callable[[], None] = field(default=lambda: None)
+    catalog_version: int = 0  # bumped whenever the set of processors changes
+    _shipped: dict[str, Processor] = field(default_factory=dict)
     _processors: dict[str, Processor] = field(default_factory=dict)
+    _catalog: tuple[int, str] | None = None
+    _checked: float = 0.0
 
     @classmethod
     def create(cls, settings: Settings, store: Store | None = None) -> GatewayContext:
@@ -32,11 +40,34 @@ class GatewayContext:
     def reload_processors(self) -> None:
         """Find the processors and pack each one's bundle; jobs record the bundle they were submitted with."""
         bundles = self.settings.data_dir / "bundles"
-        self._processors = {pid: with_bundle(p, build_bundle(p, bundles))
-                            for pid, p in discover(self.settings.processors_paths).items()}
+        self._shipped = {pid: with_bundle(p, build_bundle(p, bundles))
+                         for pid, p in discover(self.settings.processors_paths).items()}
+        self.catalog_changed()
 
     def processors(self) -> dict[str, Processor]:
+        """The shipped processors and the deployed ones (as another replica may have changed them a moment ago)."""
+        if time.monotonic() - self._checked >= CATALOG_RECHECK_SECONDS:
+            self._refresh_deployed()
         return self._processors
+
+    def shipped(self) -> set[str]:
+        """Ids of processors that come from folders: offered, but not replaceable through the API."""
+        return set(self._shipped)
+
+    def catalog_changed(self) -> None:
+        """Re-read the deployed processors now (this replica just changed them)."""
+        self._catalog = None
+        self._refresh_deployed()
+
+    def _refresh_deployed(self) -> None:
+        self._checked = time.monotonic()
+        state = catalog_state(self.store)
+        if state == self._catalog:
+            return
+        deployed = deployed_processors(self.store)
+        self._processors = {**deployed, **self._shipped}
+        self._catalog = state
+        self.catalog_version += 1
 
     def notify_dispatcher(self) -> None:
         """Wake an in-process dispatcher early; an external one finds the job on its next poll."""

@@ -101,6 +101,10 @@ PARAMETERS: dict[str, Any] = {
 }
 
 PROBLEM = {"application/problem+json": {"schema": _ref("exception")}}
+PACKAGE_TYPES = ("application/ogcapppkg+json", "application/json")
+# An application package: the gateway's descriptor shape (processDescription, executionUnit, workflow).
+PACKAGE = {"type": "object", "required": ["processDescription", "executionUnit", "workflow"], "properties": {
+    "processDescription": {"type": "object"}, "executionUnit": {"type": "object"}, "workflow": {"type": "object"}}}
 RESPONSES: dict[str, Any] = {
     name: {"description": text, "content": PROBLEM} for name, text in {
         "InvalidParameter": "a query parameter or the request body is invalid",
@@ -109,6 +113,9 @@ RESPONSES: dict[str, Any] = {
         "TooLarge": "the request body is larger than the server accepts",
         "UnsupportedMediaType": "the request body is not JSON",
         "Gone": "the job was dismissed; it has no results",
+        "Unauthorized": "deploying needs a deployer's credentials",
+        "Forbidden": "deployment is disabled, or the process is shipped with the gateway (immutable)",
+        "Conflict": "a process with this id exists already",
         "ServerError": "the job failed, or the server did",
     }.items()}
 
@@ -121,8 +128,8 @@ def _json(schema: str, description: str, html: bool = True) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    names = {400: "InvalidParameter", 404: "NotFound", 405: "NotAllowed", 410: "Gone", 413: "TooLarge",
-             415: "UnsupportedMediaType", 500: "ServerError"}
+    names = {400: "InvalidParameter", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "NotAllowed",
+             409: "Conflict", 410: "Gone", 413: "TooLarge", 415: "UnsupportedMediaType", 500: "ServerError"}
     return {str(code): _ref(names[code], "responses") for code in codes}
 
 
@@ -172,6 +179,23 @@ def _paths() -> dict[str, Any]:
             "201": {"description": "job created; asynchronous execution", "headers": status_headers,
                     "content": {"application/json": {"schema": _ref("statusInfo")}}},
             **_errors(400, 404, 410, 413, 415, 500)}}}
+    package = {"required": True, "content": {media: {"schema": PACKAGE} for media in PACKAGE_TYPES}}
+    deployer = [{"deployer": []}]
+    paths["/processes"]["post"] = {
+        "operationId": "deploy", "summary": "deploy a processor (OGC API - Processes Part 2)", "tags": ["DRU"],
+        "security": deployer, "requestBody": package,
+        "responses": {"201": {"description": "deployed", "headers": {"Location": {
+            "description": "the new process", "schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": _ref("processSummary")}}},
+            **_errors(400, 401, 403, 409, 413, 415)}}
+    paths["/processes/{processId}"]["put"] = {
+        "operationId": "replace", "summary": "replace a deployed processor with a new version", "tags": ["DRU"],
+        "security": deployer, "parameters": [_ref("processId", "parameters")], "requestBody": package,
+        "responses": {"204": {"description": "replaced"}, **_errors(400, 401, 403, 404, 413, 415)}}
+    paths["/processes/{processId}"]["delete"] = {
+        "operationId": "undeploy", "summary": "undeploy a deployed processor", "tags": ["DRU"],
+        "security": deployer, "parameters": [_ref("processId", "parameters")],
+        "responses": {"204": {"description": "undeployed"}, **_errors(401, 403, 404)}}
     return paths
 
 
@@ -182,7 +206,9 @@ def openapi_document(base: str, title: str, description: str) -> dict[str, Any]:
         "info": {"title": title, "description": description, "version": "1.0.0",
                  "license": {"name": "see the gateway's distribution"}},
         "servers": [{"url": base}],
-        "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}],
+        "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}, {"name": "DRU"}],
         "paths": _paths(),
-        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "responses": RESPONSES},
+        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "responses": RESPONSES,
+                       "securitySchemes": {"deployer": {"type": "http", "scheme": "bearer",
+                                                        "description": "a token of [gateway] deploy_tokens"}}},
     }

@@ -26,7 +26,7 @@ from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss, 
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
-from . import encode, html
+from . import deploy, encode, html
 from .encode import HTML, JSON, link, self_links
 from .execute import parse_execute, prefers_async, read_json_body
 from .openapi import OPENAPI_MEDIA_TYPE, STATUS_CODES, openapi_document
@@ -43,7 +43,9 @@ from .problems import (
 
 CONFORMANCE = [f"http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/{name}"
                for name in ("core", "ogc-process-description", "json", "html", "oas30", "job-list", "dismiss",
-                            "callback")]
+                            "callback")] + [
+    "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/deploy-replace-undeploy",
+    "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/ogcapppkg"]
 TITLE = "WPS processing gateway"
 DESCRIPTION = ("Earth-observation processing gateway: OGC API - Processes - Part 1: Core 1.0 and OGC WPS 1.0.0 "
                "over one job store")
@@ -64,8 +66,8 @@ class OgcApi:
             Rule("/", endpoint=self.on_landing, methods=["GET"]),
             Rule("/conformance", endpoint=self.on_conformance, methods=["GET"]),
             Rule("/api", endpoint=self.on_api, methods=["GET"]),
-            Rule("/processes", endpoint=self.on_processes, methods=["GET"]),
-            Rule("/processes/<process_id>", endpoint=self.on_process, methods=["GET"]),
+            Rule("/processes", endpoint=self.on_processes, methods=["GET", "POST"]),
+            Rule("/processes/<process_id>", endpoint=self.on_process, methods=["GET", "PUT", "DELETE"]),
             Rule("/processes/<process_id>/execution", endpoint=self.on_execute, methods=["POST"]),
             Rule("/jobs", endpoint=self.on_jobs, methods=["GET"]),
             Rule("/jobs/<job_id>", endpoint=self.on_job, methods=["GET", "DELETE"]),
@@ -121,6 +123,8 @@ class OgcApi:
     # -- processes -----------------------------------------------------------
 
     def on_processes(self, request: Request) -> Response:
+        if request.method == "POST":
+            return deploy.on_deploy(request, self.context)
         limit = int_param(request, "limit", MAX_LIMIT, 1, MAX_LIMIT)
         offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
         processors = sorted(self.context.processors().values(), key=lambda p: p.id)
@@ -130,6 +134,10 @@ class OgcApi:
         return self._answer(request, doc, html.processes)
 
     def on_process(self, request: Request, process_id: str) -> Response:
+        if request.method == "PUT":
+            return deploy.on_replace(request, self.context, process_id)
+        if request.method == "DELETE":
+            return deploy.on_undeploy(request, self.context, process_id)
         processor = self._processor(process_id)
         doc = encode.process_description(processor, self.base, self.context.settings.url)
         return self._answer(request, doc, html.process)

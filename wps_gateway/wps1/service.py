@@ -36,6 +36,7 @@ class GatewayService(Service):
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
         super().__init__(processes=[to_pywps_process(p) for p in context.processors().values()])
+        self._catalog_version = context.catalog_version
         from ..wps2.service import Wps2Service  # here: wps2 imports this module's raw_output
 
         jobs_dir = context.settings.jobs_dir
@@ -49,6 +50,8 @@ class GatewayService(Service):
             is_wps2 = http_request.method == "GET" and is_wps2_kvp(http_request.args)
         if is_wps2:
             return self.wps2.call(http_request)
+        if self._catalog_version != self.context.catalog_version:
+            self.refresh_processes()
         return super().call(http_request)
 
     def refresh_processes(self) -> None:
@@ -57,6 +60,7 @@ class GatewayService(Service):
 
         self.processes = OrderedDict(
             (p.id, to_pywps_process(p)) for p in self.context.processors().values())
+        self._catalog_version = self.context.catalog_version
 
     def execute(self, identifier: str, wps_request: Any, uuid: Any) -> Response:
         processor = self.context.processors().get(identifier)
