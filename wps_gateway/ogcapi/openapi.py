@@ -78,7 +78,8 @@ SCHEMAS: dict[str, Any] = {
 }
 
 PARAMETERS: dict[str, Any] = {
-    "processId": {"name": "processId", "in": "path", "required": True, "schema": {"type": "string"}},
+    "processId": {"name": "processId", "in": "path", "required": True, "schema": {"type": "string"},
+                  "example": "urban-footprint"},
     "jobId": {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}},
     "f": {"name": "f", "in": "query", "required": False, "description": "response format (default json)",
           "schema": {"type": "string", "enum": ["json", "html"]}},
@@ -93,8 +94,9 @@ PARAMETERS: dict[str, Any] = {
     "type": {"name": "type", "in": "query", "required": False, "style": "form", "explode": False,
              "schema": _array({"type": "string", "enum": ["process"]})},
     "datetime": {"name": "datetime", "in": "query", "required": False,
-                 "description": "creation time: an RFC 3339 instant or an interval start/end, '..' open",
-                 "schema": {"type": "string"}},
+                 "description": "creation time: an RFC 3339 instant; an interval start/end (either end '..' "
+                                "for open) is accepted too",
+                 "schema": {"type": "string", "format": "date-time"}},
     "Prefer": {"name": "Prefer", "in": "header", "required": False,
                "description": "respond-async asks for an asynchronous execution (RFC 7240)",
                "schema": {"type": "string"}},

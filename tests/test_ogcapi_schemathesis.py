@@ -1,0 +1,43 @@
+"""Property-based tests of the OGC API from its own OpenAPI document (schemathesis).
+
+Every operation of ``/api`` gets generated requests; no answer may be a
+server error, and every answer must match the status codes, media types and
+schemas the document declares. Jobs are accepted but not run (no
+dispatcher), so generated executions only test the HTTP contract.
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from .conftest import build_gateway, close_gateway
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory, sample_data):
+    gateway = build_gateway(tmp_path_factory.mktemp("schemathesis") / "var", sample_data, dispatcher=False,
+                            GATEWAY_SYNC_TIMEOUT="0.1", GATEWAY_DEPLOY_TOKENS="portal:t0ken")
+    yield schemathesis.openapi.from_wsgi("/api", gateway.app)
+    close_gateway(gateway)
+
+
+def operations(schema) -> list:
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def test_every_operation_keeps_its_contract(api_schema):
+    checked = []
+    for operation in operations(api_schema):
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def keeps_contract(case) -> None:
+            case.call_and_validate()
+
+        keeps_contract()
+        checked.append(operation.label)
+    assert len(checked) >= 10, checked
