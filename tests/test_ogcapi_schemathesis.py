@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from .conftest import build_gateway, close_gateway
 
@@ -25,6 +26,15 @@ def api_schema(tmp_path_factory, sample_data):
     close_gateway(gateway)
 
 
+def semantic_bodies(case) -> list:
+    """An execute body is valid only for its process's inputs, a package only if its workflow is sound: the
+    document cannot say so, so "schema-valid but refused" is expected there (and nothing else is excused)."""
+    if case.method in ("POST", "PUT") and case.path in ("/processes/{processId}/execution", "/processes",
+                                                        "/processes/{processId}"):
+        return [positive_data_acceptance]
+    return []
+
+
 def operations(schema) -> list:
     return [result.ok() for result in schema.get_all_operations()]
 
@@ -36,7 +46,7 @@ def test_every_operation_keeps_its_contract(api_schema):
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def keeps_contract(case) -> None:
-            case.call_and_validate()
+            case.call_and_validate(excluded_checks=semantic_bodies(case))
 
         keeps_contract()
         checked.append(operation.label)
