@@ -80,7 +80,7 @@ def check_inputs(processor: Processor, raw: dict[str, list[RawInput]], policy: A
 
 def _complex(spec: IOSpec, item: RawInput, policy: AddressPolicy, n: int,
              inline: dict[str, list[tuple[int, bytes]]]) -> str | None:
-    if item.media_type and not _same_media_type(item.media_type, spec.media_type or ""):
+    if item.media_type and not same_media_type(item.media_type, spec.media_type or ""):
         raise InputError("InvalidParameterValue", spec.id,
                          f"input {spec.id!r} takes {spec.media_type}, not {item.media_type}")
     if item.href:
@@ -102,7 +102,7 @@ def _complex(spec: IOSpec, item: RawInput, policy: AddressPolicy, n: int,
     return None  # filled in with the file's URL once written
 
 
-def _same_media_type(given: str, expected: str) -> bool:
+def same_media_type(given: str, expected: str) -> bool:
     def main(value: str) -> str:
         return value.split(";", 1)[0].strip().lower()
 

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request
 
 from processes.descriptor import IOSpec, Processor
 
-from ..inputs import RawInput, _same_media_type
+from ..inputs import RawInput, same_media_type
 from ..jobs import ResponseForm
 from .problems import Problem, invalid_parameter
 
@@ -159,7 +159,7 @@ def _output(spec: IOSpec, definition: Any) -> dict[str, Any]:
     fmt = definition.get("format") or {}
     media_type = fmt.get("mediaType") if isinstance(fmt, dict) else None
     offered = spec.media_type or "text/plain"
-    if media_type is not None and (not isinstance(media_type, str) or not _same_media_type(media_type, offered)):
+    if media_type is not None and (not isinstance(media_type, str) or not same_media_type(media_type, offered)):
         raise invalid_parameter(f"output {spec.id!r} is only available as {offered}, not {media_type!r}",
                                 spec.id, output=spec.id)
     return {"as_reference": None if mode is None else mode == "reference", "mime_type": media_type}

@@ -8,7 +8,6 @@ here has a WPS status document, and a WPS job is listed under ``/jobs``.
 from __future__ import annotations
 
 import json
-import mimetypes
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,7 @@ from ..context import GatewayContext
 from ..inputs import InputError, check_inputs
 from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss, submit_job, wait_for_job
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
-from ..planner import job_paths
+from ..outputs import raw_output
 from ..store.models import Job, JobStatus
 from . import deploy, encode, html
 from .encode import HTML, JSON, link, self_links
@@ -224,15 +223,7 @@ class OgcApi:
 
     def _raw_output(self, job: Job, processor: Processor, output_id: str) -> Response:
         """The one output itself, as ``response=raw`` asks (several outputs get the results document)."""
-        produced = job.outputs[output_id]
-        spec = processor.output(output_id)
-        if not spec.is_complex:
-            return Response(json.dumps(produced["value"]), 200, content_type="text/plain; charset=utf-8")
-        path = job_paths(self.context.settings.jobs_dir, job.id)["outputs"] / produced["file"]
-        media_type = spec.media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        response = Response(path.read_bytes(), 200, content_type=media_type)
-        response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
-        return response
+        return raw_output(job, output_id, self.context.settings.jobs_dir)
 
     def _status(self, job: Job, status: str | None = None) -> dict[str, Any]:
         return encode.status_info(job, self.base, self.context.settings.url, status)

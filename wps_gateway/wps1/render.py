@@ -95,7 +95,7 @@ def _data_inputs(job: Job, processor: Processor) -> etree._Element:
             if spec.is_complex:
                 data: Any = WPS.Reference({f"{{{XLINK_NS}}}href": str(value), "mimeType": spec.media_type})
             else:
-                data = WPS.Data(WPS.LiteralData(_literal_text(value)))
+                data = WPS.Data(WPS.LiteralData(literal_text(value)))
             element.append(WPS.Input(OWS.Identifier(spec.id), OWS.Title(spec.title), data))
     return element
 
@@ -129,7 +129,7 @@ def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_ur
             continue
         output = WPS.Output(OWS.Identifier(spec.id), OWS.Title(spec.title))
         if not spec.is_complex:
-            output.append(WPS.Data(WPS.LiteralData({"dataType": spec.literal_type}, _literal_text(produced["value"]))))
+            output.append(WPS.Data(WPS.LiteralData({"dataType": spec.literal_type}, literal_text(produced["value"]))))
         elif _as_reference(form, spec):
             output.append(WPS.Reference({"href": output_url(base_url, job.id, produced["file"]),
                                          "mimeType": spec.media_type}))
@@ -154,7 +154,7 @@ def _inline_complex(job: Job, media_type: str, filename: str, jobs_dir: Path) ->
     return data
 
 
-def _literal_text(value: Any) -> str:
+def literal_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

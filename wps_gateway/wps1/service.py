@@ -8,8 +8,6 @@ for the dispatcher to finish the job (sync).
 
 from __future__ import annotations
 
-import mimetypes
-from pathlib import Path
 from typing import Any
 
 from pywps import Service
@@ -21,9 +19,10 @@ from processes.registry import to_pywps_process
 from ..context import GatewayContext
 from ..inputs import InputError, RawInput, check_inputs
 from ..jobs import ResponseForm, submit_job, wait_for_job
-from ..planner import job_paths
-from ..store.models import Job, JobStatus
+from ..outputs import raw_output
+from ..store.models import JobStatus
 from ..wps2.requests import is_wps2_kvp, is_wps2_xml
+from ..wps2.service import Wps2Service
 from .render import execute_response
 
 XML_MIMETYPE = "text/xml"
@@ -37,10 +36,7 @@ class GatewayService(Service):
         self.context = context
         super().__init__(processes=[to_pywps_process(p) for p in context.processors().values()])
         self._catalog_version = context.catalog_version
-        from ..wps2.service import Wps2Service  # here: wps2 imports this module's raw_output
-
-        jobs_dir = context.settings.jobs_dir
-        self.wps2 = Wps2Service(context, lambda job, output_id: raw_output(job, output_id, jobs_dir))
+        self.wps2 = Wps2Service(context)
 
     def call(self, http_request: Request) -> Response:
         """WPS 2.0 requests (2.0 namespace, version=2.0.0, GetStatus/GetResult/Dismiss) go to ``wps2``."""
@@ -91,21 +87,6 @@ class GatewayService(Service):
             raise NoApplicableCode(f"output {output_id!r} was not produced", code=500) from None
 
 
-def raw_output(job: Job, output_id: str, jobs_dir: Path) -> Response:
-    """One output of a succeeded job as the whole HTTP answer (WPS 1.0.0 RawDataOutput, WPS 2.0 response=raw).
-
-    Raises ``LookupError`` if the job did not produce that output.
-    """
-    produced = job.outputs.get(output_id)
-    if produced is None:
-        raise LookupError(output_id)
-    if "value" in produced:
-        return Response(str(produced["value"]), 200, mimetype="text/plain")
-    path = job_paths(jobs_dir, job.id)["outputs"] / produced["file"]
-    media_type = produced.get("media_type") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    response = Response(path.read_bytes(), 200, content_type=media_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
-    return response
 
 
 def _raw_inputs(inputs: dict[str, list[dict]]) -> dict[str, list[RawInput]]:

@@ -23,7 +23,7 @@ from processes.descriptor import UNBOUNDED, IOSpec, Processor, parse_descriptor
 from ..jobs import ResponseForm
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
-from ..wps1.render import _literal_text, output_url
+from ..wps1.render import literal_text, output_url
 from .requests import OWS_NS, VERSION, WPS_NS, XLINK_NS
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -169,20 +169,20 @@ def _data_description(spec: IOSpec) -> etree._Element:
     domain.append(OWS.DataType({f"{{{OWS_NS}}}reference": f"http://www.w3.org/2001/XMLSchema#{xsd_type}"},
                                xsd_type))
     if spec.default is not None:
-        domain.append(OWS.DefaultValue(_literal_text(spec.default)))
+        domain.append(OWS.DefaultValue(literal_text(spec.default)))
     return WPS.LiteralData(WPS.Format({"mimeType": "text/plain", "default": "true"}), domain)
 
 
 def _allowed_values(spec: IOSpec) -> etree._Element:
     schema = spec.schema
     if "enum" in schema:
-        return OWS.AllowedValues(*(OWS.Value(_literal_text(v)) for v in schema["enum"]))
+        return OWS.AllowedValues(*(OWS.Value(literal_text(v)) for v in schema["enum"]))
     if "minimum" in schema or "maximum" in schema:
         bounds = []
         if "minimum" in schema:
-            bounds.append(OWS.MinimumValue(_literal_text(schema["minimum"])))
+            bounds.append(OWS.MinimumValue(literal_text(schema["minimum"])))
         if "maximum" in schema:
-            bounds.append(OWS.MaximumValue(_literal_text(schema["maximum"])))
+            bounds.append(OWS.MaximumValue(literal_text(schema["maximum"])))
         return OWS.AllowedValues(OWS.Range({f"{{{OWS_NS}}}rangeClosure": "closed"}, *bounds))
     return OWS.AnyValue()
 
@@ -234,7 +234,7 @@ def result(job: Job, base_url: str, jobs_dir: Path) -> bytes:
             output.append(WPS.Reference({**_href(output_url(base_url, job.id, produced["file"])),
                                          "mimeType": spec.media_type or "text/plain"}))
         elif not spec.is_complex:
-            output.append(WPS.Data({"mimeType": "text/plain"}, _literal_text(produced["value"])))
+            output.append(WPS.Data({"mimeType": "text/plain"}, literal_text(produced["value"])))
         else:
             output.append(_inline_complex(spec.media_type or "", job_paths(jobs_dir, job.id)["outputs"]
                                           / produced["file"]))

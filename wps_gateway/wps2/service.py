@@ -9,7 +9,6 @@ dispatcher runs it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -17,8 +16,9 @@ from werkzeug.wrappers import Request, Response
 from processes.descriptor import IOSpec, Processor
 
 from ..context import GatewayContext
-from ..inputs import CheckedInputs, InputError, RawInput, _same_media_type, check_inputs
+from ..inputs import CheckedInputs, InputError, RawInput, check_inputs, same_media_type
 from ..jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job, wait_for_job
+from ..outputs import raw_output
 from ..store.models import Job, JobStatus
 from . import render
 from .errors import Wps2Error
@@ -28,15 +28,11 @@ LOG = logging.getLogger(__name__)
 XML_MIMETYPE = "text/xml"
 DISMISS_WAIT_SECONDS = 5.0  # how long Dismiss waits for the dispatcher to stop the tasks
 
-RawOutput = Callable[[Job, str], Response]
-
-
 class Wps2Service:
-    """Answers WPS 2.0 requests; ``raw_output`` turns one output of a finished job into a raw HTTP answer."""
+    """Answers WPS 2.0 requests on the shared job store."""
 
-    def __init__(self, context: GatewayContext, raw_output: RawOutput) -> None:
+    def __init__(self, context: GatewayContext) -> None:
         self.context = context
-        self.raw_output = raw_output
 
     def call(self, request: Request) -> Response:
         """Parse, handle, and turn any failure into an OWS 2.0 ExceptionReport (never an HTML error page)."""
@@ -104,7 +100,7 @@ class Wps2Service:
         if form.raw:
             output_id = next(iter(form.outputs))
             try:
-                return self.raw_output(job, output_id)
+                return raw_output(job, output_id, self.context.settings.jobs_dir)
             except LookupError:
                 raise Wps2Error("InternalServerError", f"job {job.id} did not produce output {output_id!r}",
                                 output_id) from None
@@ -154,7 +150,7 @@ def _requested_outputs(request: Execute, processor: Processor) -> dict[str, dict
         if spec is None:
             raise Wps2Error("NoSuchOutput", f"process {processor.id!r} has no output {output.id!r}; "
                             f"its outputs are: {', '.join(specs)}", output.id)
-        if output.mime_type and not _same_media_type(output.mime_type, spec.media_type or "text/plain"):
+        if output.mime_type and not same_media_type(output.mime_type, spec.media_type or "text/plain"):
             raise Wps2Error("NoSuchFormat", f"output {output.id!r} comes as {spec.media_type or 'text/plain'}, "
                             f"not {output.mime_type}", output.id)
         as_reference = None if output.transmission is None else output.transmission == "reference"
@@ -193,7 +189,7 @@ def _check_inputs(processor: Processor, given: dict[str, list[RawInput]], contex
 
 def _check_format(spec: IOSpec, item: RawInput) -> None:
     expected = spec.media_type or "text/plain"
-    if item.media_type and not _same_media_type(item.media_type, expected):
+    if item.media_type and not same_media_type(item.media_type, expected):
         raise Wps2Error("NoSuchFormat", f"input {spec.id!r} takes {expected}, not {item.media_type}", spec.id)
     if not spec.is_complex and item.href:
         raise Wps2Error("WrongInputData", f"input {spec.id!r} is a literal: give its value in wps:Data", spec.id)
