@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,8 @@ class ZooKeeperDetector(MasterDetector):
 
     def start(self) -> None:
         auth = [("digest", ":".join(self.source.credentials))] if self.source.credentials else None
-        client = KazooClient(hosts=self.source.hosts, timeout=self.timeout, auth_data=auth, logger=kazoo_log)
+        client = KazooClient(hosts=self.source.hosts, timeout=self.timeout, auth_data=auth, logger=kazoo_log,
+                             connection_retry=forever())
         try:
             client.start(timeout=self.timeout)
         except KazooTimeoutError:
@@ -309,6 +311,11 @@ class ZooKeeperDetector(MasterDetector):
                 self.on_change(leader)
             except Exception:
                 log.exception("on_change callback failed")
+
+
+def forever() -> KazooRetry:
+    """Reconnect to ZooKeeper for as long as it takes (kazoo's default gives up after one try)."""
+    return KazooRetry(max_tries=-1, delay=0.2, backoff=2, max_delay=10.0)
 
 
 def create_detector(master: str | MasterSource, tls: bool = False, on_change: OnChange | None = None,

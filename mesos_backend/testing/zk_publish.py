@@ -14,7 +14,15 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from kazoo.security import CREATOR_ALL_ACL, READ_ACL_UNSAFE
 
-from mesos_backend.mesos.detector import JSON_PREFIX, DetectorError, ZooKeeperSource, kazoo_log, pack_ip, parse_master
+from mesos_backend.mesos.detector import (
+    JSON_PREFIX,
+    DetectorError,
+    ZooKeeperSource,
+    forever,
+    kazoo_log,
+    pack_ip,
+    parse_master,
+)
 
 MESOS_VERSION = "1.11.0"
 
@@ -60,7 +68,7 @@ class MasterPublisher:
         auth = [("digest", ":".join(credentials))] if credentials else None
         acl = CREATOR_ALL_ACL + READ_ACL_UNSAFE if credentials else None
         client = KazooClient(hosts=self.source.hosts, timeout=self.timeout, auth_data=auth, default_acl=acl,
-                             logger=kazoo_log)
+                             logger=kazoo_log, connection_retry=forever())
         client.start(timeout=self.timeout)
         try:
             client.ensure_path(self.source.path)
