@@ -18,7 +18,7 @@ from .leader_lock import LeaderLock, leader_lock_for
 from .notify import Notifier, NotifierOptions, callback_policy
 from .store.backend_state import StoreBackendState
 from .store.db import Store
-from .store.models import Job
+from .store.models import Job, JobStatus
 
 LOG = logging.getLogger(__name__)
 STANDBY_RETRY_SECONDS = 2.0
@@ -58,6 +58,10 @@ def notifier_for(settings: Settings, store: Store) -> Notifier:
     def payload(job: Job, event: str) -> dict:
         if event == "success":
             return results_document(job, settings.base_url, settings.jobs_dir)
+        if event == "inProgress":  # the job may have moved on before the callback went out
+            info = status_info(job, settings.base_url, settings.url, JobStatus.RUNNING)
+            info.pop("finished", None)
+            return info
         return status_info(job, settings.base_url, settings.url)
 
     options = NotifierOptions(timeout=settings.callback_timeout, max_attempts=settings.callback_attempts)
