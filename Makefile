@@ -24,7 +24,7 @@ sample-data: $(VENV)/.installed
 
 run: setup
 	$(BIN)/wps-gateway db upgrade
-	$(BIN)/wps-gateway serve --host $(HOST) --port $(PORT)
+	SERVER_URL=$${SERVER_URL:-http://$(HOST):$(PORT)/wps} $(BIN)/wps-gateway serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
