@@ -8,8 +8,10 @@ directories are copied recursively. ``extract=True`` unpacks an archive that
 the sandbox instead of copying it; ``executable=True`` adds the execute bits.
 ``cache=True`` goes through a ``FetchCache``: the first task copies (or
 unpacks) the URI into a cache entry keyed by a digest of the URI, and every
-later task gets symlinks to that entry, so a processor bundle whose name
-carries its content digest is unpacked once per version, not once per task.
+later task gets a copy of that entry (as the Mesos fetcher copies from its
+cache: a task that writes into its copy cannot change the next task's), so
+a processor bundle whose name carries its content digest is fetched and
+unpacked once per version, not once per task.
 Any other scheme (http, hdfs, s3, ...) is rejected when the task is launched,
 so a spec the local backend cannot honour fails early and says why.
 """
@@ -62,14 +64,18 @@ class FetchCache:
         self.downloads = 0
         self.hits = 0
         self._lock = threading.Lock()
+        self._entry_locks: dict[str, threading.Lock] = {}  # one per key: different URIs fetch in parallel
 
     def entry(self, uri: FetchUri, src: Path) -> Path:
         """The folder holding the URI's file (or unpacked archive), made now if this is the first use."""
         key = hashlib.sha256(f"{uri.value}\0{uri.extract}\0{uri.executable}".encode()).hexdigest()[:32]
         entry = self.root / key
         with self._lock:
+            entry_lock = self._entry_locks.setdefault(key, threading.Lock())
+        with entry_lock:
             if entry.is_dir():
-                self.hits += 1
+                with self._lock:
+                    self.hits += 1
                 return entry
             partial = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_made(self.root)))
             try:
@@ -78,7 +84,8 @@ class FetchCache:
             except BaseException:
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
-            self.downloads += 1
+            with self._lock:
+                self.downloads += 1
             return entry
 
 
@@ -95,7 +102,10 @@ def fetch_into(uris: list[FetchUri], sandbox: Path, cache: FetchCache | None = N
         try:
             if uri.cache and cache is not None:
                 for item in sorted(cache.entry(uri, src).iterdir()):
-                    (sandbox / item.name).symlink_to(item, target_is_directory=item.is_dir())
+                    if item.is_dir():
+                        shutil.copytree(item, sandbox / item.name, symlinks=True, dirs_exist_ok=True)
+                    else:
+                        shutil.copy2(item, sandbox / item.name)
                     created.append(sandbox / item.name)
                 continue
             created.append(_place(uri, src, sandbox))

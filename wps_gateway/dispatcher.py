@@ -124,12 +124,14 @@ class Dispatcher:
     # -- recovery -----------------------------------------------------------
 
     def _recover(self) -> None:
+        """Hand the backend every attempt a previous run left active (an empty list says there are none)."""
         with self.store.session() as session:
-            attempts = session.scalars(select(TaskAttempt).where(TaskAttempt.status.in_(ACTIVE_ATTEMPT))).all()
-            hints = {a.backend_task_id: {"pid": a.pid, "sandbox": a.sandbox, "agent": a.agent} for a in attempts}
+            attempts = session.scalars(select(TaskAttempt).where(TaskAttempt.status.in_(ACTIVE_ATTEMPT))
+                                       .options(selectinload(TaskAttempt.task).selectinload(Task.job))).all()
+            hints = {a.backend_task_id: _recovery_hint(a) for a in attempts}
         if hints:
             LOG.info("recovering %d task attempts left active by a previous dispatcher", len(hints))
-            self.backend.recover(list(hints), hints)
+        self.backend.recover(list(hints), hints)
 
     # -- events -------------------------------------------------------------
 
@@ -396,6 +398,14 @@ def _describe_failure(event: TaskEvent) -> str:
     else:
         text = f"failed ({event.reason or 'unknown reason'})"
     return f"{text}: {event.message}" if event.message else text
+
+
+def _recovery_hint(attempt: TaskAttempt) -> dict[str, Any]:
+    """What a backend needs to take an attempt over: where it ran, what it holds, whose it is, its timeout."""
+    task = attempt.task
+    return {"pid": attempt.pid, "sandbox": attempt.sandbox, "agent": attempt.agent, "cpus": attempt.cpus,
+            "mem": attempt.mem_mb, "user": task.job.user, "process": task.job.process_id,
+            "timeout": task.spec.get("timeout")}
 
 
 def _pid_from(event: TaskEvent) -> int | None:

@@ -31,7 +31,7 @@ from .driver import DriverTimeouts, MesosSchedulerDriver
 from .offers import parse_offer, resource_list
 from .placement import PendingTask, Placement, PlacementPolicy, Placer
 from .scheduler import Scheduler
-from .status import ACTIVE_STATES, TERMINAL_STATES, describe, task_id_of, to_event
+from .status import ACTIVE_STATES, TERMINAL_STATES, agent_id_of, describe, task_id_of, to_event
 from .taskinfo import TaskOptions, Volume, id_value, task_info
 
 LOG = logging.getLogger(__name__)
@@ -40,9 +40,12 @@ TICK_SECONDS = 0.5
 RECONCILE_BATCH = 1000
 # A launched task with no word from the master after this long is reconciled.
 LAUNCH_SILENCE_SECONDS = 30.0
-# Updates for tasks the backend does not know are kept this long, in case the
-# dispatcher is about to recover them; a task still unknown then is killed.
+# Updates for tasks the backend does not know are kept this long (counted from
+# the dispatcher's recovery), in case it is about to name them; a task still
+# unknown then is killed.
 UNKNOWN_GRACE_SECONDS = 5.0
+# Tasks given up (unreachable) are forgotten after this long if nothing is heard.
+ABANDONED_SECONDS = 3600.0
 
 
 @dataclass
@@ -89,14 +92,15 @@ class SchedulingOptions:
 class ActiveTask:
     """A task launched on (or recovered from) the cluster that has not ended yet."""
 
-    spec: TaskSpec | None
     agent_id: str | None
-    launched_at: float  # monotonic
-    resources: Resources
+    launched_at: float  # monotonic; the timeout counts from here
+    timeout: float | None = None
     started_at: float | None = None  # wall clock, from the RUNNING update
     kill_cause: str | None = None  # killed | timeout | unreachable
     unreachable_since: float | None = None
     heard_from: bool = False
+    silence_check_at: float = 0.0  # monotonic; reconcile if nothing was heard by then
+    last_state: str = ""  # the last state recorded, so repeats (reconciliation) add no history
 
 
 class MesosBackend(Backend, Scheduler):
@@ -124,7 +128,8 @@ class MesosBackend(Backend, Scheduler):
             user_weights=self.scheduling.user_weights))
         self._queued: dict[str, TaskSpec] = {}
         self._active: dict[str, ActiveTask] = {}
-        self._abandoned: set[str] = set()  # given up (unreachable): killed if they show up again
+        self._abandoned: dict[str, float] = {}  # given up (unreachable) -> when; killed if they show up again
+        self._recovered_at: float | None = None  # when the dispatcher handed over the previous run's tasks
         self._unknown: dict[str, tuple[float, dict[str, Any]]] = {}  # task id -> (first seen, latest update)
         self._lock = threading.RLock()
         self._on_event: EventCallback | None = None
@@ -180,16 +185,21 @@ class MesosBackend(Backend, Scheduler):
             self._send_kill(task_id, active)
 
     def recover(self, task_ids: list[str], hints: dict[str, dict] | None = None) -> None:
-        """Attempts a previous run launched: keep them as active and ask the master what became of them."""
+        """Attempts a previous run launched: keep them as active (counted against the caps, with their
+        timeout from now) and ask the master what became of them."""
         now = time.monotonic()
         with self._lock:
             for task_id in task_ids:
-                agent = (hints or {}).get(task_id, {}).get("agent")
-                self._active[task_id] = ActiveTask(None, agent, now, Resources(0, 0, 0, 0))
+                hint = (hints or {}).get(task_id, {})
+                self._active[task_id] = ActiveTask(hint.get("agent"), now, hint.get("timeout"),
+                                                   silence_check_at=now + LAUNCH_SILENCE_SECONDS)
+                self._placer.started(task_id, hint.get("user", ""), hint.get("process", ""),
+                                     Resources(hint.get("cpus") or 0.0, hint.get("mem") or 0.0))
             early = [self._unknown.pop(t)[1] for t in task_ids if t in self._unknown]
+            self._recovered_at = now
         for update in early:  # came in on the new stream before the dispatcher told us about them
             self.statusUpdate(self._driver, update)
-        self._reconcile_explicit()
+        self._reconcile_explicit(task_ids)
 
     def queued(self) -> int:
         with self._lock:
@@ -219,7 +229,8 @@ class MesosBackend(Backend, Scheduler):
         LOG.warning("disconnected from the Mesos master; reconnecting")
 
     def error(self, driver: MesosSchedulerDriver, message: str) -> None:
-        """The framework was removed (failover timeout, teardown): its tasks are gone; start afresh."""
+        """The framework was removed (failover timeout, teardown): its tasks are gone; the driver subscribes
+        afresh and ``registered`` keeps the new id."""
         LOG.error("Mesos removed the framework: %s; its running tasks are rerun under a new framework", message)
         self.state.put(FRAMEWORK_ID_KEY, None)
         with self._lock:
@@ -228,8 +239,6 @@ class MesosBackend(Backend, Scheduler):
             for task_id in lost:
                 self._placer.finished(task_id)
                 self._emit(TaskEvent(task_id, TaskState.LOST, reason="framework_removed", message=message))
-        if not self._stop.is_set():
-            threading.Thread(target=self._start_driver, name="mesos-restart", daemon=True).start()
 
     def resourceOffers(self, driver: MesosSchedulerDriver, offers: list[dict[str, Any]]) -> None:  # noqa: N802
         refuse = {"refuse_seconds": self.scheduling.offer_refuse_seconds}
@@ -272,14 +281,19 @@ class MesosBackend(Backend, Scheduler):
                 self._unexpected(task_id, update)
                 return
             active.heard_from = True
-            self._emit(TaskEvent(task_id, TaskState.NOTICE, reason=update.get("reason") or update.get("source"),
-                                 message=describe(update), agent=_agent_of(update),
-                                 timestamp=float(update.get("timestamp") or time.time())))
+            repeated = state == active.last_state  # retransmissions and reconciliation answers
+            active.last_state = state
+            if not repeated:
+                self._emit(TaskEvent(task_id, TaskState.NOTICE, reason=update.get("reason") or update.get("source"),
+                                     message=describe(update), agent=agent_id_of(update),
+                                     timestamp=float(update.get("timestamp") or time.time())))
             if state == "TASK_UNREACHABLE":
                 active.unreachable_since = active.unreachable_since or time.monotonic()
                 return
             active.unreachable_since = None
-            if state == "TASK_RUNNING" and active.started_at is None:
+            if state == "TASK_RUNNING":
+                if active.started_at is not None:
+                    return  # seen running already
                 active.started_at = float(update.get("timestamp") or time.time())
             event = to_event(update, active.kill_cause, active.started_at)
             if event is None:
@@ -295,7 +309,8 @@ class MesosBackend(Backend, Scheduler):
 
     def _task_info(self, placement: Placement, now: float) -> dict[str, Any]:
         spec = self._queued.pop(placement.task_id)
-        self._active[spec.task_id] = ActiveTask(spec, placement.agent_id, now, placement.resources)
+        self._active[spec.task_id] = ActiveTask(placement.agent_id, now, spec.timeout,
+                                                silence_check_at=now + LAUNCH_SILENCE_SECONDS)
         return task_info(spec, placement.agent_id, resource_list(placement.resources), self.task_options)
 
     def _leader_changed(self, address: str | None) -> None:
@@ -341,24 +356,30 @@ class MesosBackend(Backend, Scheduler):
 
     def _unexpected(self, task_id: str, update: dict[str, Any]) -> None:
         """An update for a task this backend does not track (yet): keep it for a while (see ``_orphans``)."""
+        state = update.get("state", "")
         if task_id in self._abandoned:
-            if update.get("state") in TERMINAL_STATES:
-                self._abandoned.discard(task_id)
-            elif self._driver is not None:
+            if state in ACTIVE_STATES and self._driver is not None:  # its agent came back: stop the old copy
                 self._driver.killTask(id_value(task_id), update.get("agent_id"))
+            elif state not in ("TASK_UNREACHABLE", "TASK_KILLING"):
+                del self._abandoned[task_id]  # ended, or the master no longer knows it
             return
         first_seen = self._unknown.get(task_id, (time.monotonic(), update))[0]
         self._unknown[task_id] = (first_seen, update)
 
     def _orphans(self, now: float) -> None:
-        """Tasks still unknown after the grace period belong to nobody: kill those that run."""
+        """Tasks still unknown some time after the dispatcher's recovery belong to nobody: kill those that run."""
+        if self._recovered_at is None:
+            return  # the dispatcher has not named the previous run's tasks yet
         for task_id, (first_seen, update) in list(self._unknown.items()):
-            if now - first_seen < UNKNOWN_GRACE_SECONDS:
+            if now - max(first_seen, self._recovered_at) < UNKNOWN_GRACE_SECONDS:
                 continue
             del self._unknown[task_id]
             if update.get("state") in ACTIVE_STATES and self._driver is not None:
                 LOG.warning("killing task %s: running but not wanted (%s)", task_id, describe(update))
                 self._driver.killTask(id_value(task_id), update.get("agent_id"))
+        for task_id, since in list(self._abandoned.items()):
+            if now - since > ABANDONED_SECONDS:
+                del self._abandoned[task_id]
 
     def _send_kill(self, task_id: str, active: ActiveTask) -> None:
         driver = self._driver
@@ -401,8 +422,8 @@ class MesosBackend(Backend, Scheduler):
             for task_id, active in list(self._active.items()):
                 self._check_timeout(task_id, active, now)
                 self._check_unreachable(task_id, active, now)
-                if not active.heard_from and now - active.launched_at > LAUNCH_SILENCE_SECONDS:
-                    active.launched_at = now
+                if not active.heard_from and now >= active.silence_check_at:
+                    active.silence_check_at = now + LAUNCH_SILENCE_SECONDS
                     silent.append(task_id)
             self._orphans(now)
             if self._revive_at is not None and now >= self._revive_at and not self._paused:
@@ -418,7 +439,7 @@ class MesosBackend(Backend, Scheduler):
                 self._reconcile_implicit()
 
     def _check_timeout(self, task_id: str, active: ActiveTask, now: float) -> None:
-        timeout = active.spec.timeout if active.spec else None
+        timeout = active.timeout
         if timeout and not active.kill_cause and now - active.launched_at > timeout:
             LOG.warning("task %s ran past its timeout of %.0f s; killing it", task_id, timeout)
             active.kill_cause = "timeout"
@@ -430,16 +451,12 @@ class MesosBackend(Backend, Scheduler):
             return
         LOG.warning("task %s unreachable for %.0f s; rerunning it elsewhere", task_id, now - since)
         del self._active[task_id]
-        self._abandoned.add(task_id)
+        self._abandoned[task_id] = now
         self._placer.finished(task_id)
         self._emit(TaskEvent(task_id, TaskState.LOST, reason="unreachable", agent=active.agent_id,
                              message=f"agent unreachable for more than {self.scheduling.unreachable_timeout:g} s"))
         active.kill_cause = "unreachable"
         self._send_kill(task_id, active)
-
-
-def _agent_of(update: dict[str, Any]) -> str | None:
-    return (update.get("agent_id") or {}).get("value")
 
 
 def backend_options(raw: dict[str, str]) -> dict[str, Any]:

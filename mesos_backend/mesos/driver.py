@@ -250,16 +250,20 @@ class MesosSchedulerDriver:
                 if self._subscribe():
                     delay = self.timeouts.backoff_initial
             except FrameworkRemovedError as exc:
-                LOG.error("the master removed framework %s: %s", self.framework_id, exc)
-                self._stop.set()
-                self.scheduler.error(self, str(exc))
-                break
+                # The id is dead: tell the scheduler (its tasks are gone), then subscribe afresh.
+                LOG.error("the master removed framework %s: %s; subscribing as a new framework",
+                          self.framework_id, exc)
+                self.framework_info.pop("id", None)
+                self._leader = None
+                self._call_scheduler(self.scheduler.error, str(exc))
             except MesosCallError as exc:
-                LOG.error("subscription refused: %s", exc)
-                if exc.status in (401, 403):
-                    self.scheduler.error(self, str(exc))
+                # 401/403: wrong credentials or principal; an operator must fix them; keep trying meanwhile.
+                LOG.error("the master refused the subscription: %s", exc)
             except (MesosError, httpx.HTTPError, RecordIOError, OSError) as exc:
-                LOG.warning("mesos stream: %s", exc)
+                if not self._stop.is_set():
+                    LOG.warning("mesos stream: %s", exc)
+            except Exception:  # a bug in a callback must not end the framework: reconnect
+                LOG.exception("mesos driver: unexpected error; reconnecting")
             finally:
                 was_connected = self._connected.is_set()
                 self._connected.clear()
@@ -357,7 +361,20 @@ class MesosSchedulerDriver:
         if handler is None:
             LOG.debug("event %s ignored", kind)
             return
-        handler(body)
+        try:
+            handler(body)
+        except FrameworkRemovedError:
+            raise
+        except Exception:  # one bad event (or a callback's bug) must not cost the stream
+            LOG.exception("mesos driver: handling a %s event failed", kind)
+        finally:
+            self._last_activity = time.monotonic()  # time spent in callbacks is not the master's silence
+
+    def _call_scheduler(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(self, *args)
+        except Exception:
+            LOG.exception("mesos driver: scheduler callback %s failed", getattr(callback, "__name__", callback))
 
     def _handlers(self) -> dict[str, Callable[[dict[str, Any]], None]]:
         return {

@@ -297,19 +297,28 @@ class Cluster:
     def _on_kill(self, framework: Framework, body: dict[str, Any]) -> None:
         task_id = body["task_id"]["value"]
         record = self.tasks.get(f"{framework.framework_id}/{task_id}")
-        if record is None or record.state in TERMINAL:
-            state = "TASK_UNKNOWN" if framework.partition_aware else "TASK_LOST"
-            self._master_update(framework, task_id, body.get("agent_id", {}).get("value"), state,
-                                "Attempted to kill an unknown task", "REASON_RECONCILIATION")
+        agent_id = (body.get("agent_id") or {}).get("value") or (record.agent_id if record else None)
+        if record is None or record.state in TERMINAL or not self.agents[record.agent_id].reachable:
+            # As a real master: a kill it cannot carry out is answered as a reconciliation would be.
+            state = record.state if record is not None and record.state not in TERMINAL else \
+                self._unknown_task_state(framework, agent_id)
+            self._master_update(framework, task_id, agent_id, state, "Cannot kill the task: "
+                                "it is unknown or its agent is unreachable", "REASON_RECONCILIATION")
             return
-        agent = self.agents[record.agent_id]
-        if not agent.reachable:
-            return  # the kill goes nowhere until the agent comes back
         grace = _grace_seconds(body.get("kill_policy"))
         grace = record.kill_grace if grace is None else grace
         if "TASK_KILLING_STATE" in framework.capabilities:
             self._agent_update(framework, record, "TASK_KILLING", "", None)
-        agent.kill(task_id, grace)
+        self.agents[record.agent_id].kill(task_id, grace)
+
+    def _unknown_task_state(self, framework: Framework, agent_id: str | None) -> str:
+        """What a master says of a task it does not know, by what it knows of the agent."""
+        agent = self.agents.get(agent_id) if agent_id else None
+        if not framework.partition_aware:
+            return "TASK_LOST"
+        if agent is None:
+            return "TASK_UNKNOWN"
+        return "TASK_GONE" if agent.reachable else "TASK_UNREACHABLE"
 
     def _on_reconcile(self, framework: Framework, body: dict[str, Any]) -> None:
         wanted = body.get("tasks", [])
@@ -325,13 +334,7 @@ class Cluster:
                 self._reconciled(framework, record)
                 continue
             agent_id = (item.get("agent_id") or {}).get("value")
-            agent = self.agents.get(agent_id) if agent_id else None
-            if agent is not None and not agent.reachable:
-                state = "TASK_UNREACHABLE" if framework.partition_aware else "TASK_LOST"
-            elif agent is not None:
-                state = "TASK_GONE" if framework.partition_aware else "TASK_LOST"
-            else:
-                state = "TASK_UNKNOWN" if framework.partition_aware else "TASK_LOST"
+            state = self._unknown_task_state(framework, agent_id)
             self._master_update(framework, task_id, agent_id, state, "Reconciliation: task is unknown",
                                 "REASON_RECONCILIATION")
 
