@@ -18,6 +18,7 @@ import hashlib
 import io
 import os
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +71,10 @@ def build_bundle(processor: Processor, out_dir: Path) -> Bundle:
     target = out_dir / f"{processor.id}-{processor.version}-{hexdigest[:16]}.tar.gz"
     if not target.is_file():
         out_dir.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.partial")
-        partial.write_bytes(_archive(files))
+        # A unique temporary name: replicas sharing data_dir (all pid 1 in containers) never mix writes.
+        fd, partial = tempfile.mkstemp(dir=out_dir, suffix=".partial")
+        with os.fdopen(fd, "wb") as out:
+            out.write(_archive(files))
         os.replace(partial, target)
     return Bundle(target, hexdigest)
 

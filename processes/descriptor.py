@@ -127,7 +127,7 @@ def parse_descriptor(raw: Any) -> Processor:
     steps = _steps(workflow.get("steps"), {i.id: i for i in inputs})
     return Processor(
         id=pid,
-        version=str(desc.get("version", "1.0.0")),
+        version=_version(desc.get("version", "1.0.0")),
         title=str(desc.get("title", pid)),
         description=str(desc.get("description", "")),
         keywords=tuple(str(k) for k in desc.get("keywords", []) or []),
@@ -147,6 +147,14 @@ def _mapping(parent: dict, key: str, required: bool = True) -> dict:
     if not isinstance(value, dict):
         raise DescriptorError(f"{key}: a mapping is required")
     return value
+
+
+def _version(value: Any) -> str:
+    """Versions are kept with every job (32 characters at most, like a semantic version with a build tag)."""
+    text = str(value)
+    if not text or len(text) > 32 or any(c.isspace() for c in text):
+        raise DescriptorError(f"processDescription.version: {text[:40]!r} must be 1 to 32 characters, no spaces")
+    return text
 
 
 def _identifier(value: Any, where: str) -> str:

@@ -122,18 +122,29 @@ class LiveGateway:
     url: str  # the WPS endpoint
 
 
-@pytest.fixture
-def live_gateway(tmp_path, sample_data) -> Iterator[LiveGateway]:
-    """The gateway served over HTTP on 127.0.0.1, for OWSLib and other real clients."""
+def serve_live(data_dir: Path, sample_data: Path, dispatcher: bool = True) -> Iterator[LiveGateway]:
+    """A gateway served over HTTP on 127.0.0.1 by waitress, as an operator runs it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/wps"
-    gw = build_gateway(tmp_path / "var", sample_data, url=url)
+    gw = build_gateway(data_dir, sample_data, url=url, dispatcher=dispatcher)
     server = waitress.server.create_server(gw.app, host="127.0.0.1", port=port, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield LiveGateway(gw, url)
     server.close()
     close_gateway(gw)
+
+
+@pytest.fixture
+def live_gateway(tmp_path, sample_data) -> Iterator[LiveGateway]:
+    """The gateway served over HTTP on 127.0.0.1, for OWSLib and other real clients."""
+    yield from serve_live(tmp_path / "var", sample_data)
+
+
+@pytest.fixture
+def live_front_end(tmp_path, sample_data) -> Iterator[LiveGateway]:
+    """The same without a dispatcher: requests are accepted and queued, nothing runs."""
+    yield from serve_live(tmp_path / "var", sample_data, dispatcher=False)
 
 
 @pytest.fixture(scope="session")

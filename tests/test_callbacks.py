@@ -101,6 +101,8 @@ def test_a_failed_job_calls_the_failure_uri(tmp_path, sample_data, receiver):
     "http://10.1.2.3/hook",  # private
     "file:///etc/passwd",
     "ftp://example.org/hook",
+    "http://portal.example.org:99999/hook",  # malformed: port out of range
+    "http://[::1/hook",  # malformed IPv6 literal
 ])
 def test_callbacks_to_refused_addresses_are_refused_at_submission(gateway, url):
     response = execute(gateway, "sleepy-squares", {"numbers": [2]}, {"successUri": url})
@@ -145,4 +147,30 @@ def test_delivery_is_retried_a_bounded_number_of_times_then_given_up(tmp_path, s
     finally:
         failing.close()
         slow.close()
+        close_gateway(gateway)
+
+
+def test_a_callback_whose_body_cannot_be_made_does_not_hold_up_the_others(tmp_path, sample_data, receiver):
+    gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False)
+    try:
+        with gateway.store.session() as session:
+            for job_id in ("broken", "fine"):
+                session.add(Job(id=job_id, process_id="sleepy-squares", process_version="1",
+                                status=JobStatus.FAILED))
+            session.add(Notification(job_id="broken", event="failed", url=receiver.url("/broken")))
+            session.add(Notification(job_id="fine", event="failed", url=receiver.url("/fine")))
+
+        def payload(job, event):
+            if job.id == "broken":
+                raise FileNotFoundError("output gone")
+            return {"jobID": job.id}
+
+        notifier = Notifier(gateway.store, callback_policy([receiver.host]), payload,
+                            NotifierOptions(max_attempts=1))
+        assert notifier.run_once() == 1
+        assert receiver.received(1) == [("/fine", {"jobID": "fine"})]
+        with gateway.store.session() as session:
+            broken = session.query(Notification).filter_by(job_id="broken").one()
+            assert broken.status == "failed" and "output gone" in broken.last_error
+    finally:
         close_gateway(gateway)

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from wps_gateway.config import ConfigError, load_settings
 from wps_gateway.store.models import Job
 
 from .conftest import TEST_PROCESSORS, build_gateway, close_gateway
 from .mesos_support import attempts_of, mesos_gateway
 from .ogcapi_support import poll_job, problem, validate_official
+from .test_dispatcher import wait_for
 from .test_wps1 import NS
 
 TOKEN = "d3ploy-t0ken"
@@ -167,3 +169,30 @@ def test_a_deployed_processor_runs_on_mesos(tmp_path, sample_data, mesos_master)
         assert {a.agent for a in attempts_of(gateway, job_id)} <= set(mesos_master.cluster.agents)
     finally:
         close_gateway(gateway)
+
+
+def test_another_replica_offers_a_deployed_processor_within_a_second_or_so(tmp_path, sample_data, gateway):
+    replica = build_gateway(tmp_path / "var", sample_data, dispatcher=False)
+    try:
+        assert "sleepy-cubes" not in wps1_ids(replica)
+        deploy(gateway, package())
+        wait_for(lambda: "sleepy-cubes" in wps1_ids(replica), timeout=5)
+        assert "sleepy-cubes" in wps2_ids(replica)
+        assert replica.client.get("/processes/sleepy-cubes").status_code == 200
+    finally:
+        close_gateway(replica)
+
+
+def test_a_package_cannot_name_its_own_bundle(gateway):
+    """The gateway names bundles; a package that tries is deployed without it and runs."""
+    body = package()
+    body["bundle"] = "x"
+    assert deploy(gateway, body).status_code == 201
+    results, _ = run(gateway, "sleepy-cubes", [2])
+    assert results["total"] == 8
+
+
+def test_a_bad_token_setting_is_refused_without_showing_the_token():
+    with pytest.raises(ConfigError) as refused:
+        load_settings(cfg_files=[], environ={"GATEWAY_DEPLOY_TOKENS": "s3cr3t-value"})
+    assert "s3cr3t" not in str(refused.value) and "deploy_tokens" in str(refused.value)

@@ -283,7 +283,8 @@ def test_job_list_pages_and_filters(gateway, api):
     assert listed(datetime=f"{last}/..") == {seen[0]}
     assert listed(datetime="2000-01-01T00:00:00Z/2000-01-02T00:00:00Z") == set()
     for params in ({"status": "done"}, {"datetime": "yesterday"}, {"datetime": f"{last}/{first}"},
-                   {"offset": "-1"}, {"offset": str(10**20)}, {"limit": "0"}):
+                   {"offset": "-1"}, {"offset": str(10**20)}, {"limit": "0"},
+                   {"datetime": "9999-12-31T23:00:00-05:00"}, {"datetime": "0001-01-01T00:30:00+01:00"}):
         problem(client.get("/jobs", params, status=400), 400, "invalid-parameter")
 
 

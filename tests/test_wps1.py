@@ -194,7 +194,7 @@ def test_status_of_unknown_job_is_404(gateway):
     gateway.client.get("/outputs/no-such-job/mosaic.tif", status=404)
 
 
-def test_concurrent_async_executes_are_all_accepted(live_gateway, scenes):
+def test_concurrent_async_executes_are_all_accepted(live_front_end, scenes):
     """Many portal users at once: every Execute is accepted (no 500 from a shared request log)."""
     import urllib.parse
     import urllib.request
@@ -205,7 +205,7 @@ def test_concurrent_async_executes_are_all_accepted(live_gateway, scenes):
         "DataInputs": kvp_refs("scenes", scenes[:1]), "storeExecuteResponse": "true", "status": "true"})
 
     def execute(_: int) -> int:
-        with urllib.request.urlopen(f"{live_gateway.url}?{query}", timeout=30) as response:
+        with urllib.request.urlopen(f"{live_front_end.url}?{query}", timeout=30) as response:
             return response.status
 
     with ThreadPoolExecutor(8) as pool:

@@ -49,12 +49,16 @@ class AddressPolicy:
 
     def check(self, url: str) -> str:
         """Return the normalised reference, or raise ``ReferenceRefused`` saying why."""
-        parts = urlsplit(url.strip())
+        try:
+            parts = urlsplit(url.strip())
+            port = parts.port
+        except ValueError as exc:  # "Port out of range", "Invalid IPv6 URL"
+            raise ReferenceRefused(f"the URL is malformed: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme in ("", "file"):
             return self._check_file(parts.path if scheme else url.strip())
         if scheme in ("http", "https"):
-            self._check_host(parts.hostname or "", parts.port)
+            self._check_host(parts.hostname or "", port)
             return url.strip()
         raise ReferenceRefused(f"URL scheme {scheme!r} is not supported (use http, https or file)")
 

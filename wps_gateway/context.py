@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,8 +28,9 @@ class GatewayContext:
     catalog_version: int = 0  # bumped whenever the set of processors changes
     _shipped: dict[str, Processor] = field(default_factory=dict)
     _processors: dict[str, Processor] = field(default_factory=dict)
-    _catalog: tuple[int, str] | None = None
+    _catalog: tuple | None = None
     _checked: float = 0.0
+    _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, store: Store | None = None) -> GatewayContext:
@@ -60,14 +62,15 @@ class GatewayContext:
         self._refresh_deployed()
 
     def _refresh_deployed(self) -> None:
-        self._checked = time.monotonic()
-        state = catalog_state(self.store)
-        if state == self._catalog:
-            return
-        deployed = deployed_processors(self.store)
-        self._processors = {**deployed, **self._shipped}
-        self._catalog = state
-        self.catalog_version += 1
+        with self._catalog_lock:  # server threads: one refresh at a time, never an older one last
+            self._checked = time.monotonic()
+            state = catalog_state(self.store)
+            if state == self._catalog:
+                return
+            deployed = deployed_processors(self.store)
+            self._processors = {**deployed, **self._shipped}
+            self._catalog = state
+            self.catalog_version += 1
 
     def notify_dispatcher(self) -> None:
         """Wake an in-process dispatcher early; an external one finds the job on its next poll."""

@@ -14,7 +14,8 @@ import binascii
 import hmac
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from processes.descriptor import DescriptorError, Processor, parse_descriptor
 
@@ -56,7 +57,7 @@ def descriptor_from_package(package: Any) -> dict[str, Any]:
     if not isinstance(package, dict):
         raise InvalidPackage("an application package is a JSON object with processDescription, "
                              "executionUnit and workflow")
-    descriptor = dict(package)
+    descriptor = {k: v for k, v in package.items() if k != "bundle"}  # bundles are the gateway's to name
     description = descriptor.get("processDescription")
     if isinstance(description, dict) and isinstance(description.get("process"), dict):
         descriptor["processDescription"] = description["process"]
@@ -80,11 +81,15 @@ def processor_from_package(package: Any) -> Processor:
 
 def deploy(store: Store, processor: Processor, owner: str, taken: set[str]) -> None:
     """Keep a new processor; ``taken`` are the ids already offered (shipped ones included)."""
-    with store.session() as session:
-        if processor.id in taken or session.get(DeployedProcessor, processor.id) is not None:
-            raise DuplicateProcess(f"a process with id '{processor.id}' exists already; replace it with PUT")
-        session.add(DeployedProcessor(id=processor.id, version=processor.version, descriptor=processor.raw,
-                                      owner=owner))
+    duplicate = DuplicateProcess(f"a process with id '{processor.id}' exists already; replace it with PUT")
+    try:
+        with store.session() as session:
+            if processor.id in taken or session.get(DeployedProcessor, processor.id) is not None:
+                raise duplicate
+            session.add(DeployedProcessor(id=processor.id, version=processor.version, descriptor=processor.raw,
+                                          owner=owner))
+    except IntegrityError:  # another replica deployed the same id a moment ago
+        raise duplicate from None
 
 
 def replace(store: Store, process_id: str, processor: Processor, owner: str) -> None:
@@ -119,30 +124,30 @@ def deployed_processors(store: Store) -> dict[str, Processor]:
         return found
 
 
-def catalog_state(store: Store) -> tuple[int, str]:
-    """A cheap fingerprint of the deployed processors: (how many, newest change)."""
+def catalog_state(store: Store) -> tuple[tuple[str, str, str], ...]:
+    """A fingerprint of the deployed processors: every (id, version, last change), so that a replace
+    from a replica with a slower clock is still seen (a handful of rows; no descriptors read)."""
     with store.session() as session:
-        count, newest = session.execute(
-            select(func.count(DeployedProcessor.id), func.max(DeployedProcessor.updated))).one()
-    return count, str(newest)
+        rows = session.execute(select(DeployedProcessor.id, DeployedProcessor.version, DeployedProcessor.updated)
+                               .order_by(DeployedProcessor.id)).all()
+    return tuple((pid, version, str(updated)) for pid, version, updated in rows)
 
 
 def parse_deployers(text: str) -> dict[str, str]:
     """``name:token, name:token`` as {name: token}."""
     deployers = {}
-    for part in text.split(","):
-        if part.strip():
-            name, sep, token = part.strip().partition(":")
-            if not sep or not name or not token:
-                raise ValueError(f"deployer {name or part.strip()!r} is not name:token")
-            deployers[name] = token
+    for position, part in enumerate((p for p in text.split(",") if p.strip()), start=1):
+        name, sep, token = part.strip().partition(":")
+        if not sep or not name or not token:  # the entry may be a bare token: never echo it
+            raise ValueError(f"deploy_tokens entry {position} is not name:token")
+        deployers[name] = token
     return deployers
 
 
 def authenticate(authorization: str | None, deployers: dict[str, str]) -> str:
     """The deployer named by an ``Authorization`` header (Bearer token, or Basic name:token)."""
     if not deployers:
-        raise NotAuthorized("deploying processors is disabled on this gateway ([gateway] deployers is empty)")
+        raise NotAuthorized("deploying processors is disabled on this gateway ([gateway] deploy_tokens is empty)")
     scheme, _, credentials = (authorization or "").partition(" ")
     if scheme.lower() == "bearer":
         for name, token in deployers.items():

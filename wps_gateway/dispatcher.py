@@ -97,10 +97,9 @@ class Dispatcher:
         """One turn: events, cancellations, planning, launching."""
         kills = self._apply_events()
         kills += self._dismiss_requested()
+        for backend_id in kills:  # committed as cancelled: kill before anything else can fail
+            self.backend.kill(backend_id)
         self._plan_accepted()
-        if kills:
-            for backend_id in kills:
-                self.backend.kill(backend_id)
         if not self._sync_pause():
             self._launch_ready()
 
@@ -271,6 +270,11 @@ class Dispatcher:
                                                Task.step.in_(ready)).values(status=TaskStatus.QUEUED)
                             .execution_options(synchronize_session="fetch"))
 
+    def _fail_unplanned(self, session: Session, job: Job, why: str) -> None:
+        job.status, job.message, job.finished = JobStatus.FAILED, f"Cannot plan job: {why}", utcnow()
+        self._processors.pop(job.id, None)
+        enqueue(session, job, JobStatus.FAILED)
+
     def _processor(self, job: Job) -> Processor:
         """The job's workflow, parsed once per job (the descriptor it was submitted with)."""
         processor = self._processors.get(job.id)
@@ -318,12 +322,15 @@ class Dispatcher:
 
     def _plan(self, session: Session, job: Job) -> None:
         try:
-            processor = parse_descriptor(job.descriptor)
+            processor = self._processor(job)
             planned = plan_job(processor, job.id, job.inputs, self.options.jobs_dir,
                                self.options.max_tasks_per_job, self.options.locality_rules)
         except (DescriptorError, PlanError) as exc:
-            job.status, job.message, job.finished = JobStatus.FAILED, f"Cannot plan job: {exc}", utcnow()
-            enqueue(session, job, JobStatus.FAILED)
+            self._fail_unplanned(session, job, str(exc))
+            return
+        except Exception as exc:  # one job's odd descriptor must not stop planning for every job
+            LOG.exception("planning job %s failed", job.id)
+            self._fail_unplanned(session, job, f"{type(exc).__name__}: {exc}")
             return
         for p in planned:
             session.add(Task(id=p.id, job_id=job.id, seq=p.seq, step=p.step, index=p.index, spec=p.spec,

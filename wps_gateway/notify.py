@@ -106,15 +106,22 @@ class Notifier:
             due = session.scalars(select(Notification).where(
                 Notification.status == "pending", Notification.next_attempt <= utcnow())
                 .order_by(Notification.id).limit(self.options.batch)).all()
-            work = [(n.id, n.url, n.event, json.dumps(self.payload(session.get(Job, n.job_id), n.event)))
-                    for n in due]
+            work = [(n.id, n.url, n.event, self._body(session, n)) for n in due]
         delivered = 0
         for notification_id, url, event, body in work:
-            error = self._send(url, body)
-            self._record(notification_id, error)
+            error = body if isinstance(body, Exception) else self._send(url, body)
+            self._record(notification_id, None if error is None else str(error))
             delivered += error is None
             LOG.info("callback %s to %s: %s", event, url, error or "delivered")
         return delivered
+
+    def _body(self, session: Session, notification: Notification) -> str | Exception:
+        """The JSON to send, or why it cannot be made (recorded like a failed delivery, never blocking others)."""
+        try:
+            return json.dumps(self.payload(session.get(Job, notification.job_id), notification.event))
+        except Exception as exc:
+            LOG.exception("callback %s of job %s: cannot build its body", notification.id, notification.job_id)
+            return RuntimeError(f"cannot build the callback body: {type(exc).__name__}: {exc}")
 
     def _send(self, url: str, body: str) -> str | None:
         try:

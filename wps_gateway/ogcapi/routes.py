@@ -342,6 +342,6 @@ def _instant(text: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: a valid instant UTC cannot hold (year 9999 -05:00)
         raise invalid_parameter(f"datetime: {text!r} is not an RFC 3339 date-time", "datetime") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -46,6 +46,7 @@ class GatewayService(Service):
             is_wps2 = http_request.method == "GET" and is_wps2_kvp(http_request.args)
         if is_wps2:
             return self.wps2.call(http_request)
+        self.context.processors()  # picks up what another replica deployed
         if self._catalog_version != self.context.catalog_version:
             self.refresh_processes()
         return super().call(http_request)
@@ -54,9 +55,10 @@ class GatewayService(Service):
         """Pick up processors deployed since start."""
         from collections import OrderedDict
 
+        version = self.context.catalog_version  # read first: a change while building is seen next time
         self.processes = OrderedDict(
             (p.id, to_pywps_process(p)) for p in self.context.processors().values())
-        self._catalog_version = self.context.catalog_version
+        self._catalog_version = version
 
     def execute(self, identifier: str, wps_request: Any, uuid: Any) -> Response:
         processor = self.context.processors().get(identifier)
