@@ -43,7 +43,7 @@ def finished_ok(gateway, job_id: str, timeout: float = 60) -> None:
 def test_an_agent_lost_mid_job_has_its_tasks_rerun_elsewhere(tmp_path, sample_data, mesos_master):
     gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
     try:
-        job_id = submit_sleepy(gateway, [1, 2, 3, 4], seconds=3)
+        job_id = submit_sleepy(gateway, [1, 2, 3, 4], seconds=8)
         wait_for(lambda: len(running(gateway, job_id)) == 4, 30)
         victim = running(gateway, job_id)[0].agent
         mesos_master.cluster.lose_agent(victim)
@@ -64,9 +64,13 @@ def test_a_dropped_connection_and_a_silent_stream_are_survived_with_the_same_fra
         job_id = submit_sleepy(gateway, [1, 2, 3], seconds=2)
         wait_for(lambda: len(running(gateway, job_id)) == 3, 30)
         framework_id = StoreBackendState(gateway.store, "mesos").get("framework_id")
-        mesos_master.cluster.drop_connections()
-        time.sleep(0.5)
-        mesos_master.cluster.silence_streams()  # no heartbeats: the driver must notice and reconnect
+        cluster = mesos_master.cluster
+        first = cluster.stream_of(framework_id)
+        cluster.drop_connections()
+        wait_for(lambda: cluster.stream_of(framework_id) not in (None, first), 15)
+        second = cluster.stream_of(framework_id)
+        cluster.silence_streams()  # no heartbeats: the driver must notice and reconnect
+        wait_for(lambda: cluster.stream_of(framework_id) not in (None, second), 15)
         finished_ok(gateway, job_id)
         assert list(mesos_master.cluster.frameworks) == [framework_id]
         assert all(a.number == 1 for a in attempts_of(gateway, job_id)), "a running task was launched again"

@@ -183,8 +183,8 @@ def test_launches_beyond_the_offer_or_with_an_unknown_offer_come_back_as_errors(
 def test_updates_are_resent_until_acknowledged_and_held_back_in_order(framework):
     offer = framework.next("OFFERS")["offers"]["offers"][0]
     framework.call(launch(offer, task(offer, "t1", argv=["sleep", "0.1"])))
-    seen = framework.updates("t1", 2.5)
-    assert [s["state"] for s in seen] == ["TASK_STARTING"] * len(seen) and len(seen) >= 2
+    seen = framework.updates("t1", 3.5)  # the test master resends after 1 s, then 2 s
+    assert len(seen) >= 2 and [s["state"] for s in seen] == ["TASK_STARTING"] * len(seen)
     assert len({s["uuid"] for s in seen}) == 1, "a retransmission carries the same uuid"
     states = []
     for _ in range(3):
@@ -210,8 +210,8 @@ def test_reconciliation_answers_for_known_and_unknown_tasks(framework):
         if event["type"] == "UPDATE" and event["update"]["status"].get("reason") == "REASON_RECONCILIATION":
             status = event["update"]["status"]
             answers[status["task_id"]["value"]] = status["state"]
-    assert answers == {"long": "TASK_STARTING", "ghost": "TASK_GONE", "nowhere": "TASK_UNKNOWN"} or \
-        answers == {"long": "TASK_RUNNING", "ghost": "TASK_GONE", "nowhere": "TASK_UNKNOWN"}
+    assert answers.pop("long") in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING")  # however far it got
+    assert answers == {"ghost": "TASK_GONE", "nowhere": "TASK_UNKNOWN"}
 
 
 def test_a_framework_past_its_failover_timeout_is_removed_and_told_so(mesos_master):
