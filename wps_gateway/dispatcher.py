@@ -24,8 +24,9 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
-from processes.descriptor import DescriptorError, Processor, parse_descriptor
+from processes.descriptor import DescriptorError, Processor
 
+from .jobs import processor_of
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job
 from .store.db import Store
@@ -279,7 +280,7 @@ class Dispatcher:
         """The job's workflow, parsed once per job (the descriptor it was submitted with)."""
         processor = self._processors.get(job.id)
         if processor is None:
-            processor = self._processors[job.id] = parse_descriptor(job.descriptor)
+            processor = self._processors[job.id] = processor_of(job)
         return processor
 
     def _finish_job(self, session: Session, job: Job, status: str, message: str) -> list[str]:
@@ -426,7 +427,7 @@ class OutputMissing(RuntimeError):
 
 def collect_outputs(job: Job, jobs_dir: Path) -> dict[str, Any]:
     """Read the declared outputs of a finished job from its outputs folder."""
-    processor: Processor = parse_descriptor(job.descriptor)
+    processor: Processor = processor_of(job)
     outputs_dir = job_paths(jobs_dir, job.id)["outputs"]
     result: dict[str, Any] = {}
     for spec in processor.outputs:

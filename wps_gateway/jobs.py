@@ -7,8 +7,10 @@ other way. They only write rows; the dispatcher does the work.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Select, select, update
 
-from processes.descriptor import IOSpec, Processor
+from processes.descriptor import IOSpec, Processor, parse_descriptor
 
 from .inputs import CheckedInputs, write_inline_inputs
 from .planner import job_paths
@@ -56,6 +58,26 @@ class ResponseForm:
         """Whether ``spec`` goes back as a link: as asked, else complex outputs by reference, literals by value."""
         asked = self.outputs.get(spec.id, {}).get("as_reference")
         return spec.is_complex if asked is None else bool(asked)
+
+
+_PROCESSORS: OrderedDict[str, Processor] = OrderedDict()  # job id -> its parsed descriptor (never changes)
+_PROCESSORS_KEPT = 1024
+_PROCESSORS_LOCK = threading.Lock()
+
+
+def processor_of(job: Job) -> Processor:
+    """The processor version a job runs, parsed once per job (status pages, results, callbacks, dispatcher)."""
+    with _PROCESSORS_LOCK:
+        processor = _PROCESSORS.get(job.id)
+        if processor is not None:
+            _PROCESSORS.move_to_end(job.id)
+            return processor
+    processor = parse_descriptor(job.descriptor)
+    with _PROCESSORS_LOCK:
+        _PROCESSORS[job.id] = processor
+        while len(_PROCESSORS) > _PROCESSORS_KEPT:
+            _PROCESSORS.popitem(last=False)
+    return processor
 
 
 def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: CheckedInputs,

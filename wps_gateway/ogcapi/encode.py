@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from processes.descriptor import UNBOUNDED, IOSpec, Processor, parse_descriptor
+from processes.descriptor import UNBOUNDED, IOSpec, Processor
 
-from ..jobs import ResponseForm
+from ..jobs import ResponseForm, processor_of
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
 from ..wps1.render import output_url, status_url
@@ -133,7 +133,7 @@ def status_info(job: Job, base: str, wps_url: str, status: str | None = None) ->
 
 def results_document(job: Job, base: str, jobs_dir: Path) -> dict[str, Any]:
     """Results of a successful job: literals inline, files as links to /outputs (or inline if asked)."""
-    processor = parse_descriptor(job.descriptor)
+    processor = processor_of(job)
     form = ResponseForm.from_dict(job.response_form)
     results: dict[str, Any] = {}
     for spec in form.requested(processor):

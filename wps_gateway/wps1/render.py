@@ -15,9 +15,9 @@ from typing import Any
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from processes.descriptor import Processor, parse_descriptor
+from processes.descriptor import Processor
 
-from ..jobs import ResponseForm
+from ..jobs import ResponseForm, processor_of
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
 
@@ -43,7 +43,7 @@ def output_url(base_url: str, job_id: str, filename: str) -> str:
 
 def execute_response(job: Job, base_url: str, service_url: str, jobs_dir: Path) -> bytes:
     """The ExecuteResponse for ``job`` as it stands now."""
-    processor = parse_descriptor(job.descriptor)
+    processor = processor_of(job)
     form = ResponseForm.from_dict(job.response_form)
     root = WPS.ExecuteResponse(
         {
@@ -102,35 +102,23 @@ def _data_inputs(job: Job, processor: Processor) -> etree._Element:
 
 def _output_definitions(form: ResponseForm, processor: Processor) -> etree._Element:
     element = WPS.OutputDefinitions()
-    for spec in _requested(form, processor):
-        attrs = {"asReference": "true" if _as_reference(form, spec) else "false"} if spec.is_complex else {}
+    for spec in form.requested(processor):
+        attrs = {"asReference": "true" if form.by_reference(spec) else "false"} if spec.is_complex else {}
         element.append(WPS.Output(attrs, OWS.Identifier(spec.id)))
     return element
-
-
-def _requested(form: ResponseForm, processor: Processor) -> list:
-    if not form.outputs:
-        return list(processor.outputs)
-    return [o for o in processor.outputs if o.id in form.outputs]
-
-
-def _as_reference(form: ResponseForm, spec) -> bool:
-    requested = form.outputs.get(spec.id, {})
-    value = requested.get("as_reference")
-    return True if value is None else bool(value)
 
 
 def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_url: str,
                      jobs_dir: Path) -> etree._Element:
     element = WPS.ProcessOutputs()
-    for spec in _requested(form, processor):
+    for spec in form.requested(processor):
         produced = job.outputs.get(spec.id)
         if produced is None:
             continue
         output = WPS.Output(OWS.Identifier(spec.id), OWS.Title(spec.title))
         if not spec.is_complex:
             output.append(WPS.Data(WPS.LiteralData({"dataType": spec.literal_type}, literal_text(produced["value"]))))
-        elif _as_reference(form, spec):
+        elif form.by_reference(spec):
             output.append(WPS.Reference({"href": output_url(base_url, job.id, produced["file"]),
                                          "mimeType": spec.media_type}))
         else:

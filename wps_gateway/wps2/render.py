@@ -18,9 +18,9 @@ import pywps.configuration as pywps_config
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from processes.descriptor import UNBOUNDED, IOSpec, Processor, parse_descriptor
+from processes.descriptor import UNBOUNDED, IOSpec, Processor
 
-from ..jobs import ResponseForm
+from ..jobs import ResponseForm, processor_of
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
 from ..wps1.render import literal_text, output_url
@@ -222,7 +222,7 @@ def _estimated_completion(job: Job, now: datetime) -> datetime | None:
 
 def result(job: Job, base_url: str, jobs_dir: Path) -> bytes:
     """The Result of a succeeded job: literals and ``transmission=value`` inline, files by reference."""
-    processor = parse_descriptor(job.descriptor)
+    processor = processor_of(job)
     form = ResponseForm.from_dict(job.response_form)
     root = WPS.Result(WPS.JobID(job.id))
     for spec in form.requested(processor):
