@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
 
+from lxml import etree
 from werkzeug.wrappers import Response
 
 from .planner import job_paths
@@ -24,3 +28,28 @@ def raw_output(job: Job, output_id: str, jobs_dir: Path) -> Response:
     response = Response(path.read_bytes(), 200, content_type=media_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
     return response
+
+
+def inline_kind(media_type: str) -> str:
+    """How a complex output goes inline: ``json`` (parsed), ``xml`` (as elements), ``text``, or ``binary`` (base64).
+    One rule for every protocol, so a client sees the same output the same way through each."""
+    main = media_type.split(";", 1)[0].strip().lower()
+    if main.endswith("json"):
+        return "json"
+    if main.endswith("xml"):
+        return "xml"
+    return "text" if main.startswith("text/") else "binary"
+
+
+def xml_inline(make: Callable[..., etree._Element], media_type: str, content: bytes) -> etree._Element:
+    """A complex output inside a WPS document; ``make`` builds the protocol's element (ComplexData, Data)."""
+    kind = inline_kind(media_type)
+    if kind == "json":
+        return make({"mimeType": media_type}, json.dumps(json.loads(content)))
+    if kind == "xml":
+        element = make({"mimeType": media_type})
+        element.append(etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True)))
+        return element
+    if kind == "text":
+        return make({"mimeType": media_type}, content.decode("utf-8"))
+    return make({"mimeType": media_type, "encoding": "base64"}, base64.b64encode(content).decode("ascii"))

@@ -15,6 +15,7 @@ from typing import Any
 from processes.descriptor import UNBOUNDED, IOSpec, Processor
 
 from ..jobs import ResponseForm, processor_of
+from ..outputs import inline_kind
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
 from ..wps1.render import output_url, status_url
@@ -154,11 +155,11 @@ def _result(job: Job, spec: IOSpec, produced: dict[str, Any], by_reference: bool
 
 
 def inline_value(path: Path, media_type: str) -> dict[str, Any]:
-    """A file as a qualified value: JSON parsed, text as text, anything else base64."""
+    """A file as a qualified value: JSON parsed, text and XML as text, anything else base64."""
     content = path.read_bytes()
-    main = media_type.split(";", 1)[0].strip().lower()
-    if main.endswith("json"):
+    kind = inline_kind(media_type)
+    if kind == "json":
         return {"value": json.loads(content), "mediaType": media_type}
-    if main.startswith("text/") or main.endswith("xml"):
+    if kind in ("text", "xml"):
         return {"value": content.decode("utf-8"), "mediaType": media_type}
     return {"value": base64.b64encode(content).decode("ascii"), "mediaType": media_type, "encoding": "base64"}

@@ -7,8 +7,6 @@ restart loses nothing.
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from lxml.builder import ElementMaker
 from processes.descriptor import Processor
 
 from ..jobs import ResponseForm, processor_of
+from ..outputs import xml_inline
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
 
@@ -129,17 +128,7 @@ def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_ur
 
 def _inline_complex(job: Job, media_type: str, filename: str, jobs_dir: Path) -> etree._Element:
     content = (job_paths(jobs_dir, job.id)["outputs"] / filename).read_bytes()
-    if "json" in media_type:
-        data = WPS.ComplexData({"mimeType": media_type})
-        data.text = json.dumps(json.loads(content))
-        return data
-    if "xml" in media_type:
-        data = WPS.ComplexData({"mimeType": media_type})
-        data.append(etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True)))
-        return data
-    data = WPS.ComplexData({"mimeType": media_type, "encoding": "base64"})
-    data.text = base64.b64encode(content).decode("ascii")
-    return data
+    return xml_inline(WPS.ComplexData, media_type, content)
 
 
 def literal_text(value: Any) -> str:

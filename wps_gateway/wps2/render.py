@@ -9,8 +9,6 @@ document is built from the job store when asked for.
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from lxml.builder import ElementMaker
 from processes.descriptor import UNBOUNDED, IOSpec, Processor
 
 from ..jobs import ResponseForm, processor_of
+from ..outputs import xml_inline
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
 from ..wps1.render import literal_text, output_url
@@ -243,11 +242,4 @@ def result(job: Job, base_url: str, jobs_dir: Path) -> bytes:
 
 
 def _inline_complex(media_type: str, path: Path) -> etree._Element:
-    content = path.read_bytes()
-    if "json" in media_type:
-        return WPS.Data({"mimeType": media_type}, json.dumps(json.loads(content)))
-    if "xml" in media_type:
-        data = WPS.Data({"mimeType": media_type})
-        data.append(etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True)))
-        return data
-    return WPS.Data({"mimeType": media_type, "encoding": "base64"}, base64.b64encode(content).decode("ascii"))
+    return xml_inline(WPS.Data, media_type, path.read_bytes())
