@@ -127,12 +127,17 @@ def zk_detector(server: ZooKeeperServer, path: str, changes: Changes, credential
     return detector
 
 
+def both_published(publishers: list[MasterPublisher]) -> Changes:
+    """Both masters in ZooKeeper, the first one leading; returns a change recorder."""
+    for publisher in publishers:
+        publisher.start()
+    return Changes()
+
+
 def test_leader_is_the_first_and_follows_failover(zookeeper_server: ZooKeeperServer, zk_path: str,
                                                   publishers: list[MasterPublisher]) -> None:
     first, second = publishers
-    first.start()
-    second.start()
-    changes = Changes()
+    changes = both_published(publishers)
     with zk_detector(zookeeper_server, zk_path, changes) as detector:
         assert changes.next() == "127.0.0.1:5051"
         assert detector.leader() == "127.0.0.1:5051"
@@ -204,10 +209,8 @@ def test_digest_credentials(zookeeper_server: ZooKeeperServer, zk_path: str,
 
 def test_survives_a_zookeeper_restart(zookeeper_server: ZooKeeperServer, zk_path: str,
                                       publishers: list[MasterPublisher]) -> None:
-    first, second = publishers
-    first.start()
-    second.start()
-    changes = Changes()
+    first = publishers[0]
+    changes = both_published(publishers)
     with zk_detector(zookeeper_server, zk_path, changes) as detector:
         assert changes.next() == "127.0.0.1:5051"
         zookeeper_server.restart()  # sessions outlive a short outage, and so do the watches
