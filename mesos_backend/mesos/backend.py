@@ -182,7 +182,7 @@ class MesosBackend(Backend, Scheduler):
             if active is None:
                 return
             active.kill_cause = active.kill_cause or "killed"
-            self._send_kill(task_id, active)
+        self._send_kill(task_id, active)  # outside the lock: a slow master must not stall the dispatcher
 
     def recover(self, task_ids: list[str], hints: dict[str, dict] | None = None) -> None:
         """Attempts a previous run launched: keep them as active (counted against the caps, with their
@@ -252,19 +252,26 @@ class MesosBackend(Backend, Scheduler):
             by_offer: dict[str, list[Placement]] = {}
             for placement in result.placements:
                 by_offer.setdefault(placement.offer_id, []).append(placement)
-            # One ACCEPT per offer as soon as its TaskInfos exist: building them all
-            # first keeps thousands of dicts alive and costs full garbage collections.
-            for offer_id, placements in by_offer.items():
-                infos = [self._task_info(p, now) for p in placements]
-                driver.launchTasks([id_value(offer_id)], infos, refuse)
-            if result.unused_offer_ids:
-                driver.declineOffer([id_value(o) for o in result.unused_offer_ids], refuse)
-            if not self._placer.pending():
-                self._suppress()
-            else:
+            # The placed tasks are active from here on (their specs leave the queue under the lock).
+            launches = [(offer_id, [self._take(p, now) for p in placements])
+                        for offer_id, placements in by_offer.items()]
+            idle = not self._placer.pending()
+            if not idle:
                 deadline = self._placer.next_locality_deadline(now)
                 if deadline is not None:
                     self._revive_at = deadline
+        # The calls go out without the lock, so launch() and kill() never wait on the master. One ACCEPT per
+        # offer, its TaskInfos built just before: building them all first costs full garbage collections.
+        for offer_id, taken in launches:
+            infos = [task_info(spec, agent, resource_list(resources), self.task_options)
+                     for spec, agent, resources in taken]
+            driver.launchTasks([id_value(offer_id)], infos, refuse)
+        if result.unused_offer_ids:
+            driver.declineOffer([id_value(o) for o in result.unused_offer_ids], refuse)
+        if idle:
+            with self._lock:
+                if not self._placer.pending():
+                    self._suppress()
 
     def offerRescinded(self, driver: MesosSchedulerDriver, offer_id: dict[str, str]) -> None:  # noqa: N802
         LOG.info("offer %s rescinded", offer_id["value"])
@@ -307,11 +314,12 @@ class MesosBackend(Backend, Scheduler):
 
     # -- internals ------------------------------------------------------------
 
-    def _task_info(self, placement: Placement, now: float) -> dict[str, Any]:
+    def _take(self, placement: Placement, now: float) -> tuple[TaskSpec, str, Resources]:
+        """Move a placed task from the queue to the active tasks; returns what its TaskInfo is built from."""
         spec = self._queued.pop(placement.task_id)
         self._active[spec.task_id] = ActiveTask(placement.agent_id, now, spec.timeout,
                                                 silence_check_at=now + LAUNCH_SILENCE_SECONDS)
-        return task_info(spec, placement.agent_id, resource_list(placement.resources), self.task_options)
+        return spec, placement.agent_id, placement.resources
 
     def _leader_changed(self, address: str | None) -> None:
         driver = self._driver
