@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from wps_gateway.notify import Notifier, NotifierOptions, SubscriberRefused, callback_policy, check_subscriber
+from wps_gateway.address_policy import AddressPolicy, ReferenceRefused
+from wps_gateway.notify import (
+    Notifier,
+    NotifierOptions,
+    SubscriberRefused,
+    callback_policy,
+    check_subscriber,
+    pinned_request,
+)
 from wps_gateway.store.models import Job, JobStatus, Notification
 
 from .conftest import build_gateway, close_gateway
@@ -174,3 +182,18 @@ def test_a_callback_whose_body_cannot_be_made_does_not_hold_up_the_others(tmp_pa
             assert broken.status == "failed" and "output gone" in broken.last_error
     finally:
         close_gateway(gateway)
+
+
+def test_a_callback_connects_to_the_address_that_was_checked():
+    """DNS rebinding: the name is resolved once, checked, and the request goes to that address."""
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # a second lookup would point inside
+    policy = AddressPolicy(resolver=lambda host: next(answers))
+    address = policy.pinned_address("https://hooks.example.org:8443/cb")
+    assert address == "93.184.216.34"
+    url, headers, extensions = pinned_request("https://hooks.example.org:8443/cb?job=1", address)
+    assert url == "https://93.184.216.34:8443/cb?job=1"
+    assert headers == {"Host": "hooks.example.org:8443"} and extensions == {"sni_hostname": "hooks.example.org"}
+    with pytest.raises(ReferenceRefused):  # the rebinding answer itself is refused
+        policy.pinned_address("https://hooks.example.org:8443/cb")
+    assert callback_policy(["portal.internal"]).pinned_address("http://portal.internal/cb") is None
+    assert pinned_request("http://127.0.0.1:9/cb", None) == ("http://127.0.0.1:9/cb", {}, {})

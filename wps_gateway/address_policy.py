@@ -71,19 +71,26 @@ class AddressPolicy:
             raise ReferenceRefused(f"file {path} is outside the folders this service reads inputs from")
         return real.as_uri()
 
-    def _check_host(self, host: str, port: int | None) -> None:
+    def pinned_address(self, url: str) -> str | None:
+        """The checked address to connect to for an http(s) URL, so that a second DNS answer cannot
+        redirect the request (rebinding); None when the host is an IP or named by the operator."""
+        parts = urlsplit(url.strip())
+        return self._check_host(parts.hostname or "", parts.port)
+
+    def _check_host(self, host: str, port: int | None) -> str | None:
         if not host:
             raise ReferenceRefused("the URL has no host")
         host = host.lower()
         named = {host, f"{host}:{port}"} if port else {host}
         if named & set(self.allowed_hosts):
-            return
+            return None
         addresses = [host] if _is_ip(host) else self.resolver(host)
         refused = [a for a in addresses if not is_public_address(a)]
         if refused or not addresses:
             raise ReferenceRefused(
                 f"host {host!r} resolves to a loopback, private or link-local address "
                 f"({', '.join(refused) or 'none'}); the gateway does not fetch from there")
+        return None if _is_ip(host) else addresses[0]
 
 
 def _is_ip(host: str) -> bool:

@@ -69,6 +69,17 @@ def enqueue(session: Session, job: Job, status: str) -> None:
         session.add(Notification(job_id=job.id, event=event[0], url=url))
 
 
+def pinned_request(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL to request with the host replaced by the checked ``address``; the Host header and (for
+    https) the TLS server name keep the original name, so virtual hosts and certificates still match."""
+    if address is None:
+        return url, {}, {}
+    parsed = httpx.URL(url)
+    netloc_host = parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
+    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
+    return str(parsed.copy_with(host=address)), {"Host": netloc_host}, extensions
+
+
 @dataclass(frozen=True)
 class NotifierOptions:
     timeout: float = 5.0
@@ -126,7 +137,9 @@ class Notifier:
     def _send(self, url: str, body: str) -> str | None:
         try:
             self.policy.check(url)
-            response = self._client.post(url, content=body, headers={"Content-Type": "application/json"})
+            target, headers, extensions = pinned_request(url, self.policy.pinned_address(url))
+            response = self._client.post(target, content=body, extensions=extensions,
+                                         headers={"Content-Type": "application/json", **headers})
         except ReferenceRefused as exc:
             return f"refused: {exc}"
         except httpx.HTTPError as exc:
