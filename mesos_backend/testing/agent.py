@@ -184,9 +184,11 @@ class TestAgent:
             with self._lock:
                 if cached.exists():
                     self.cache_hits += 1
-                else:
+                else:  # a failed download must not leave a file that later counts as cached
                     cached.parent.mkdir(parents=True, exist_ok=True)
-                    _download(value, cached)
+                    partial = cached.with_suffix(".partial")
+                    _download(value, partial)
+                    os.replace(partial, cached)
                     self.fetches += 1
             shutil.copyfile(cached, target)
         else:
