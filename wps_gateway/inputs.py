@@ -21,13 +21,18 @@ from .address_policy import AddressPolicy, ReferenceRefused
 
 
 class InputError(ValueError):
-    """An input is missing or wrong; ``code`` is the OWS exception code, ``locator`` the input."""
+    """An input is missing or wrong; ``code`` is the OWS exception code, ``locator`` the input.
 
-    def __init__(self, code: str, locator: str, message: str) -> None:
+    ``kind`` says what is wrong, for protocols with finer codes (WPS 2.0): ``unknown`` input,
+    ``missing``, ``too_many`` values, wrong ``format``, reference ``refused``, or a bad ``value``.
+    """
+
+    def __init__(self, code: str, locator: str, message: str, kind: str = "value") -> None:
         super().__init__(message)
         self.code = code
         self.locator = locator
         self.message = message
+        self.kind = kind
 
 
 @dataclass
@@ -53,7 +58,7 @@ def check_inputs(processor: Processor, raw: dict[str, list[RawInput]], policy: A
         if name not in known:
             raise InputError("InvalidParameterValue", name,
                              f"process {processor.id!r} has no input {name!r}; "
-                             f"its inputs are: {', '.join(known) or 'none'}")
+                             f"its inputs are: {', '.join(known) or 'none'}", kind="unknown")
     values: dict[str, list[Any]] = {}
     inline: dict[str, list[tuple[int, bytes]]] = {}
     for spec in processor.inputs:
@@ -62,16 +67,22 @@ def check_inputs(processor: Processor, raw: dict[str, list[RawInput]], policy: A
             if spec.default is not None:
                 values[spec.id] = [spec.default]
             elif spec.min_occurs > 0:
-                raise InputError("MissingParameterValue", spec.id, f"input {spec.id!r} is required")
+                raise InputError("MissingParameterValue", spec.id, f"input {spec.id!r} is required", kind="missing")
             continue
         if len(given) < spec.min_occurs or len(given) > spec.max_occurs:
             raise InputError("InvalidParameterValue", spec.id,
                              f"input {spec.id!r} takes {spec.min_occurs} to {spec.max_occurs} values, "
-                             f"{len(given)} given")
+                             f"{len(given)} given", kind="too_many" if len(given) > spec.max_occurs else "missing")
         checked: list[Any] = []
         for n, item in enumerate(given):
             if spec.is_complex:
                 checked.append(_complex(spec, item, policy, n, inline))
+            elif item.media_type and not same_media_type(item.media_type, spec.media_type or "text/plain"):
+                raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r} is a literal "
+                                 f"({spec.media_type or 'text/plain'}), not {item.media_type}", kind="format")
+            elif item.href:
+                raise InputError("InvalidParameterValue", spec.id,
+                                 f"input {spec.id!r} is a literal: give its value, not a reference")
             else:
                 checked.append(literal_value(spec, item.value))
         values[spec.id] = checked
@@ -82,14 +93,15 @@ def _complex(spec: IOSpec, item: RawInput, policy: AddressPolicy, n: int,
              inline: dict[str, list[tuple[int, bytes]]]) -> str | None:
     if item.media_type and not same_media_type(item.media_type, spec.media_type or ""):
         raise InputError("InvalidParameterValue", spec.id,
-                         f"input {spec.id!r} takes {spec.media_type}, not {item.media_type}")
+                         f"input {spec.id!r} takes {spec.media_type}, not {item.media_type}", kind="format")
     if item.href:
         try:
             return policy.check(item.href)
         except ReferenceRefused as exc:
-            raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r}: {exc}") from exc
+            raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r}: {exc}", kind="refused") from exc
     if item.value in (None, ""):
-        raise InputError("MissingParameterValue", spec.id, f"input {spec.id!r} has neither data nor a reference")
+        raise InputError("MissingParameterValue", spec.id, f"input {spec.id!r} has neither data nor a reference",
+                         kind="missing")
     content = item.value
     if item.encoding and item.encoding.lower() == "base64":
         try:
