@@ -426,10 +426,11 @@ class MesosBackend(Backend, Scheduler):
 
     def _tick(self, now: float) -> None:
         silent: list[str] = []
+        kills: list[tuple[str, ActiveTask]] = []
         with self._lock:
             for task_id, active in list(self._active.items()):
-                self._check_timeout(task_id, active, now)
-                self._check_unreachable(task_id, active, now)
+                if self._timed_out(task_id, active, now) or self._given_up(task_id, active, now):
+                    kills.append((task_id, active))
                 if not active.heard_from and now >= active.silence_check_at:
                     active.silence_check_at = now + LAUNCH_SILENCE_SECONDS
                     silent.append(task_id)
@@ -437,6 +438,8 @@ class MesosBackend(Backend, Scheduler):
             if self._revive_at is not None and now >= self._revive_at and not self._paused:
                 self._revive_at = None
                 self._revive()
+        for task_id, active in kills:  # outside the lock, like every call that may wait on the master
+            self._send_kill(task_id, active)
         if silent:
             self._reconcile_explicit(silent)
         if now >= self._next_reconcile:
@@ -446,17 +449,20 @@ class MesosBackend(Backend, Scheduler):
                 self._reconcile_explicit()
                 self._reconcile_implicit()
 
-    def _check_timeout(self, task_id: str, active: ActiveTask, now: float) -> None:
+    def _timed_out(self, task_id: str, active: ActiveTask, now: float) -> bool:
+        """Past its timeout: mark it to be killed (and counted failed)."""
         timeout = active.timeout
         if timeout and not active.kill_cause and now - active.launched_at > timeout:
             LOG.warning("task %s ran past its timeout of %.0f s; killing it", task_id, timeout)
             active.kill_cause = "timeout"
-            self._send_kill(task_id, active)
+            return True
+        return False
 
-    def _check_unreachable(self, task_id: str, active: ActiveTask, now: float) -> None:
+    def _given_up(self, task_id: str, active: ActiveTask, now: float) -> bool:
+        """Unreachable too long: report it lost (it reruns elsewhere) and mark it to be killed."""
         since = active.unreachable_since
         if since is None or now - since < self.scheduling.unreachable_timeout:
-            return
+            return False
         LOG.warning("task %s unreachable for %.0f s; rerunning it elsewhere", task_id, now - since)
         del self._active[task_id]
         self._abandoned[task_id] = now
@@ -464,7 +470,7 @@ class MesosBackend(Backend, Scheduler):
         self._emit(TaskEvent(task_id, TaskState.LOST, reason="unreachable", agent=active.agent_id,
                              message=f"agent unreachable for more than {self.scheduling.unreachable_timeout:g} s"))
         active.kill_cause = "unreachable"
-        self._send_kill(task_id, active)
+        return True
 
 
 def backend_options(raw: dict[str, str]) -> dict[str, Any]:
