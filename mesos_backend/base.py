@@ -70,6 +70,9 @@ class TaskSpec:
     task_id: str
     command: list[str]
     resources: Resources = field(default_factory=Resources)
+    # The task's whole environment. An engine adds only its own documented
+    # contract variables (sandbox path, task id, GPU devices), never the
+    # gateway's environment: the gateway's secrets must not reach a task.
     environment: dict[str, str] = field(default_factory=dict)
     image: str | None = None
     uris: list[FetchUri] = field(default_factory=list)
@@ -185,6 +188,19 @@ class Backend(ABC):
         or LOST so that the caller reruns it. ``hints`` carries what the caller
         recorded per task (for the local backend: pid and sandbox).
         """
+
+    def active_tasks(self) -> set[str] | None:
+        """The ids of the tasks this backend holds now, queued or running, as the engine sees them.
+
+        Like Toil's ``getRunningBatchJobIDs``: the dispatcher compares the
+        answer with the store now and then, so that drift between the two
+        heals by itself (an attempt the store believes active that the engine
+        no longer holds is reported lost; a task the engine runs that the
+        store no longer wants is killed). A task whose terminal event has been
+        emitted is no longer held. ``None`` means the engine cannot tell now
+        (unreachable, not subscribed yet): no conclusion is drawn from it.
+        """
+        return None
 
     def queued(self) -> int:
         """How many launched tasks have not started yet."""

@@ -223,6 +223,10 @@ class LocalBackend(Backend):
             self._queue.append(task)
             self._schedule_locked()
 
+    def active_tasks(self) -> set[str] | None:
+        with self._lock:
+            return set(self._tasks)
+
     def set_paused(self, paused: bool) -> None:
         """Hold queued tasks back (running ones carry on); resuming starts what fits."""
         with self._lock:

@@ -201,6 +201,12 @@ class MesosBackend(Backend, Scheduler):
             self.statusUpdate(self._driver, update)
         self._reconcile_explicit(task_ids)
 
+    def active_tasks(self) -> set[str] | None:
+        """What the framework holds: queued here or launched and not ended (the master's view is
+        reconciled into it separately)."""
+        with self._lock:
+            return set(self._queued) | set(self._active)
+
     def queued(self) -> int:
         with self._lock:
             return self._placer.pending()
