@@ -163,6 +163,10 @@ class Backend(ABC):
     """An execution engine: local processes, a Mesos framework, YARN."""
 
     name: str = "abstract"
+    # Whether tasks keep running when the backend stops (a cluster keeps them; local
+    # subprocesses are stopped with it). The dispatcher gives local tasks a grace
+    # period to end before it stops the backend; cluster tasks are handed back.
+    tasks_survive_stop: bool = False
 
     @abstractmethod
     def start(self, on_event: EventCallback) -> None:

@@ -35,12 +35,21 @@ others must report. Main choices, so that callers can rely on them:
   wall time); one for a task that never ran carries zero usage.
 * A non-zero exit is FINISHED with that ``exit_code`` (negative: killed by
   that signal) and the last non-empty line of stderr as message.
+* Exit status on disk. The command runs under a small ``/bin/sh`` wrapper
+  that writes its exit status (and the CPU time of the task) to
+  ``exit_status`` in the sandbox, then ends the way the task ended. A task
+  that ends while no gateway watches (the gateway was killed) thereby leaves
+  its result where the next run reads it: ``recover`` reports it FINISHED
+  with that exit code, so work that finished is never redone. A task still
+  running when the gateway comes back is adopted (watched to its end), not
+  killed.
 
 Events are ``LocalTaskEvent`` (a ``TaskEvent`` with the task's ``pid`` once it
 started). ``recover`` needs no hints: it finds the previous run's processes by
 their task-id variable. Hints may still give ``pid`` (never signalled unless
-its environment proves it is that task) and ``sandbox`` (echoed in the LOST
-event).
+its environment proves it is that task), ``sandbox``, ``cpus``/``mem`` (what
+an adopted task holds), ``timeout`` (counted from the adoption) and
+``started`` (epoch seconds, for the wall time).
 """
 
 from __future__ import annotations
@@ -52,6 +61,9 @@ import itertools
 import logging
 import math
 import os
+import re
+import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,6 +100,24 @@ REASON_KILLED = "killed"
 REASON_STOPPED = "backend_stopped"
 REASON_RESTARTED = "backend_restarted"
 
+EXIT_STATUS_FILE = "exit_status"
+# The task runs in the foreground of this wrapper, which waits for it whatever
+# signals arrive (a trap runs only after the foreground command ends, and a
+# trapped signal is not inherited as ignored), records how it ended, then ends
+# the same way: by the same signal, or with the same code. The shell's own
+# messages (such as "Segmentation fault") go nowhere, not to the task's stderr;
+# the subshell execs the command, so it costs no extra process.
+_WRAPPER = (
+    'exec 3>&2 2>/dev/null\n'
+    'trap : HUP INT QUIT TERM\n'
+    '("$@" 2>&3 3>&-)\n'
+    's=$?\n'
+    '{ echo "$s"; times; } > "$LOCAL_BACKEND_SANDBOX/' + EXIT_STATUS_FILE + '" 2>/dev/null\n'
+    'trap - HUP INT QUIT TERM\n'
+    'ulimit -c 0\n'
+    'if [ "$s" -gt 128 ]; then kill -"$((s - 128))" "$$"; fi\n'
+    'exit "$s"\n'
+)
 _OUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 _ZERO_USAGE = Usage(cpu_seconds=0.0, mem_peak_mb=0.0, wall_seconds=0.0)
 # ru_maxrss is in KiB on Linux and in bytes on macOS.
@@ -256,13 +286,18 @@ class LocalBackend(Backend):
                 # "exited": the process ended on its own, its terminal event follows.
 
     def recover(self, task_ids: list[str], hints: dict[str, dict] | None = None) -> None:
-        """Kill what is left of a previous run's tasks, then report each one LOST.
+        """Take over what a previous run left: adopt tasks still running, trust exit statuses on disk.
 
-        The previous run's children are not ours any more, so they are found by
-        the ``LOCAL_BACKEND_TASK_ID`` variable in ``/proc/<pid>/environ``; a pid
-        whose environment does not carry that task id is never signalled. Task
-        ids this backend is running right now are left alone (no event). This
-        call blocks for at most ``kill_grace`` seconds while processes exit.
+        The previous run's processes are not our children, so they are found
+        by the ``LOCAL_BACKEND_TASK_ID`` variable in ``/proc/<pid>/environ``; a
+        pid whose environment does not carry that task id is never signalled.
+        For each task: if its wrapper (the leader of its session) still runs,
+        it is adopted: it holds its resources and is watched until it ends. If
+        not, stray processes of it are killed, and the ``exit_status`` its
+        wrapper wrote decides: FINISHED with that code, or LOST when there is
+        none (it never ran to its end). Task ids this backend is running right
+        now are left alone (no event). This call blocks for at most
+        ``kill_grace`` seconds while strays exit.
         """
         hints = hints or {}
         with self._lock:
@@ -276,19 +311,79 @@ class LocalBackend(Backend):
             pid = (hints.get(task_id) or {}).get("pid")
             if isinstance(pid, int) and pid not in found.get(task_id, set()) and _pid_alive(pid):
                 log.warning("recover %s: pid %d is alive but is not that task; left alone", task_id, pid)
-        victims = {pid: tid for tid, pids in found.items() for pid in pids}
+        adopted = {task_id: leader for task_id, pids in found.items()
+                   if (leader := _session_leader(pids)) is not None}
+        victims = {pid: tid for tid, pids in found.items() if tid not in adopted for pid in pids}
         if victims:
-            log.info("recover: killing %d orphaned process(es) of %d task(s)", len(victims), len(found))
+            log.info("recover: killing %d stray process(es) of %d task(s)", len(victims),
+                     len({*victims.values()}))
             _kill_orphans(victims, self.kill_grace)
         for task_id in wanted:
-            pids = sorted(found.get(task_id, ()))
-            hint_sandbox = (hints.get(task_id) or {}).get("sandbox")
-            default_sandbox = self.sandbox_root / task_id
-            sandbox = hint_sandbox or (str(default_sandbox) if default_sandbox.is_dir() else None)
-            message = (f"killed leftover process(es) {', '.join(map(str, pids))} of the previous run"
-                       if pids else "no process of the previous run was found")
-            self._emit(TaskEvent(task_id, TaskState.LOST, reason=REASON_RESTARTED, message=message,
-                                 agent=self._agent, sandbox=sandbox))
+            hint = hints.get(task_id) or {}
+            sandbox = Path(hint.get("sandbox") or self.sandbox_root / task_id)
+            if task_id in adopted and self._adopt(task_id, adopted[task_id], sandbox, hint):
+                continue
+            self._emit(self._recorded_end(task_id, sandbox, hint, sorted(found.get(task_id, ()))))
+
+    def _adopt(self, task_id: str, pid: int, sandbox: Path, hint: dict) -> bool:
+        """Watch a previous run's task to its end; False if it ended meanwhile."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return False
+        if _proc_task_id(pid) != task_id:  # ended, and the pid reused, before we held it
+            os.close(pidfd)
+            return False
+        need = Resources(cpus=float(hint.get("cpus") or 0.0), mem=float(hint.get("mem") or 0.0), disk=0.0)
+        timeout = hint.get("timeout")
+        spec = TaskSpec(task_id, ["(adopted)"], resources=need, timeout=timeout if timeout else None)
+        task = _Task(spec=spec, sandbox=sandbox, need=need, phase="running", pid=pid)
+        with self._lock:
+            self._tasks[task_id] = task
+            self._free = self._free - need
+            if spec.timeout is not None:
+                self._add_timer_locked(time.monotonic() + spec.timeout, task, "timeout")
+        log.info("recover %s: still running (pid %d); adopted", task_id, pid)
+        threading.Thread(target=self._watch_adopted, args=(task, pidfd, hint.get("started")),
+                         name="local-backend-adopted", daemon=True).start()
+        return True
+
+    def _watch_adopted(self, task: _Task, pidfd: int, started: float | None) -> None:
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            while not poller.poll():
+                pass
+        finally:
+            os.close(pidfd)
+        with self._lock:
+            task.phase = "exited"
+            assert task.pid is not None
+            _signal_group(task.pid, signal.SIGKILL)  # whatever the task left behind in its group
+        recorded = read_exit_status(task.sandbox, started)
+        if recorded is None:
+            event = self._event(task, TaskState.LOST, reason=REASON_RESTARTED,
+                                message="the adopted task ended without recording its exit status")
+        else:
+            event = self._end_event(task, *recorded, str(task.sandbox / "stderr"))
+        with self._lock:
+            self._finish_locked(task, event)
+
+    def _recorded_end(self, task_id: str, sandbox: Path, hint: dict, strays: list[int]) -> TaskEvent:
+        """The terminal event of a previous run's task that no longer runs: what its wrapper wrote, or LOST."""
+        recorded = read_exit_status(sandbox, hint.get("started"))
+        where = str(sandbox) if hint.get("sandbox") or sandbox.is_dir() else None
+        if recorded is not None:
+            exit_code, usage = recorded
+            last = _last_line(sandbox / "stderr") if exit_code else ""
+            if exit_code and not last:
+                last = _exit_text(exit_code)
+            return LocalTaskEvent(task_id, TaskState.FINISHED, exit_code=exit_code, usage=usage, agent=self._agent,
+                                  sandbox=where, message=f"{last} (ended while the gateway was away)".lstrip())
+        message = (f"killed leftover process(es) {', '.join(map(str, strays))} of the previous run"
+                   if strays else "no process of the previous run was found")
+        return TaskEvent(task_id, TaskState.LOST, reason=REASON_RESTARTED, message=message, agent=self._agent,
+                         sandbox=where)
 
     def stop(self) -> None:
         """Stop launching, end every task and the backend's threads; idempotent.
@@ -478,9 +573,11 @@ class LocalBackend(Backend):
         stderr_path = os.path.join(sandbox, "stderr")
         out = err = -1
         try:
+            program = _executable(spec.command[0], env.get("PATH", os.defpath), cwd)
             out = os.open(os.path.join(sandbox, "stdout"), _OUT_FLAGS, 0o644)
             err = os.open(stderr_path, _OUT_FLAGS, 0o644)
-            proc = subprocess.Popen(spec.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
+            proc = subprocess.Popen(["/bin/sh", "-c", _WRAPPER, "wps-task", program, *spec.command[1:]],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
                                     env=env, start_new_session=True, close_fds=True)
         except (OSError, ValueError, TypeError) as exc:
             return self._event(task, TaskState.FAILED, reason=REASON_LAUNCH_FAILED,
@@ -545,10 +642,8 @@ class LocalBackend(Backend):
                                message="the exit status was collected by someone else", usage=usage)
         if exit_code == 0:
             return self._event(task, TaskState.FINISHED, exit_code=0, usage=usage)
-        if not last:
-            last = (f"terminated by signal {_signal_name(-exit_code)}" if exit_code < 0
-                    else f"exited with code {exit_code}")
-        return self._event(task, TaskState.FINISHED, exit_code=exit_code, message=last, usage=usage)
+        return self._event(task, TaskState.FINISHED, exit_code=exit_code, message=last or _exit_text(exit_code),
+                           usage=usage)
 
     # Timers (timeouts, SIGKILL after the grace period): one thread, a heap.
 
@@ -597,6 +692,65 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _exit_text(exit_code: int) -> str:
+    return (f"terminated by signal {_signal_name(-exit_code)}" if exit_code < 0
+            else f"exited with code {exit_code}")
+
+
+def _executable(program: str, path: str, cwd: Path) -> str:
+    """The program a command names, checked before the wrapper runs it (so a typo fails the launch)."""
+    if "/" in program:
+        full = program if os.path.isabs(program) else os.path.join(cwd, program)
+        if not os.path.isfile(full):
+            raise FileNotFoundError(f"No such file: {program!r}")
+        if not os.access(full, os.X_OK):
+            raise PermissionError(f"Not executable: {program!r}")
+        return program
+    found = shutil.which(program, path=path)
+    if found is None:
+        raise FileNotFoundError(f"No such program on the task's PATH: {program!r}")
+    return program
+
+
+_TIMES = re.compile(r"(\d+)m([\d.]+)s")
+
+
+def read_exit_status(sandbox: Path, started: float | None = None) -> tuple[int, Usage] | None:
+    """What the task wrapper recorded: the exit code (negative: by that signal) and the CPU time of the task.
+
+    None when there is no complete record (the task never ended on its own).
+    The wall time is known only when ``started`` (epoch seconds) is given.
+    """
+    path = Path(sandbox) / EXIT_STATUS_FILE
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+        written = path.stat().st_mtime
+    except OSError:
+        return None
+    lines = text.splitlines()
+    try:
+        status = int(lines[0])
+    except (IndexError, ValueError):
+        return None
+    exit_code = 128 - status if status > 128 else status
+    # `times` prints the shell's user and system time, then its children's (the task's).
+    children = _TIMES.findall(lines[2]) if len(lines) > 2 else []
+    cpu = sum(int(m) * 60 + float(sec) for m, sec in children) if children else None
+    wall = max(0.0, written - started) if started else None
+    return exit_code, Usage(cpu_seconds=cpu, wall_seconds=wall)
+
+
+def _session_leader(pids: set[int]) -> int | None:
+    """The task's wrapper: the one of its processes that leads its own session."""
+    for pid in sorted(pids):
+        try:
+            if os.getsid(pid) == pid:
+                return pid
+        except OSError:
+            continue
+    return None
 
 
 def _signal_name(signum: int) -> str:

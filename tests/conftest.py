@@ -65,6 +65,7 @@ def gateway_environ(data_dir: Path, sample_data: Path, url: str, **extra: str) -
         "GATEWAY_POLL_INTERVAL": "0.05",
         "GATEWAY_RETRY_BACKOFF": "0.1",
         "GATEWAY_SYNC_TIMEOUT": "60",
+        "GATEWAY_SHUTDOWN_GRACE": "0",  # tests that stop a gateway with tasks running want them stopped at once
         "SERVER_URL": url,
         "SERVER_MAXREQUESTSIZE": "1mb",
     }

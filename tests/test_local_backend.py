@@ -350,6 +350,93 @@ def test_recover_kills_only_proven_orphans(backend):
             os.kill(orphan, 9)
 
 
+# A gateway that launched a task and then died (SIGKILL): its task carries on, unwatched.
+PREVIOUS_RUN = """
+import sys, threading
+from mesos_backend import Resources, TaskSpec, TaskState
+from mesos_backend.local import LocalBackend
+backend = LocalBackend(sys.argv[1], cpus=2, mem=1000)
+backend.start(lambda e: e.state is TaskState.STARTED and print(e.pid, flush=True))
+backend.launch(TaskSpec(sys.argv[2], ["sh", "-c", sys.argv[3]], resources=Resources(cpus=1, mem=10)))
+threading.Event().wait()
+"""
+
+
+def run_then_die(sandbox_root: Path, task_id: str, script: str) -> int:
+    """Launch ``script`` from a gateway process, SIGKILL that process once the task started; the task's pid."""
+    proc = subprocess.Popen([PY, "-c", PREVIOUS_RUN, str(sandbox_root), task_id, script], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        pid = int(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait()
+    return pid
+
+
+def wait_for_file(path: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+GATED = "while [ ! -e go ]; do sleep 0.02; done; echo 'ran once' >> runs; exit ${CODE:-3}"
+
+
+def test_a_task_that_ended_while_no_gateway_watched_is_reported_as_it_ended(make_backend):
+    b, rec = make_backend()
+    pid = run_then_die(b.sandbox_root, "gone-1", GATED)
+    sandbox = b.sandbox_root / "gone-1"
+    (sandbox / "go").touch()
+    wait_for_file(sandbox / "exit_status")
+    assert wait_gone(pid)
+    b.recover(["gone-1"], {"gone-1": {"pid": pid, "sandbox": str(sandbox), "started": time.time() - 5}})
+    event = rec.wait("gone-1")
+    assert event.state is TaskState.FINISHED and event.exit_code == 3, event
+    assert "while the gateway was away" in event.message
+    assert event.usage.cpu_seconds is not None and event.usage.wall_seconds > 0
+    assert (sandbox / "runs").read_text() == "ran once\n"  # reported, not run again
+
+
+def test_a_task_still_running_is_adopted_and_watched_to_its_end(make_backend):
+    b, rec = make_backend(cpus=2)
+    pid = run_then_die(b.sandbox_root, "live-1", GATED)
+    sandbox = b.sandbox_root / "live-1"
+    b.recover(["live-1"], {"live-1": {"pid": pid, "sandbox": str(sandbox), "cpus": 1, "mem": 10}})
+    assert b.active_tasks() == {"live-1"} and b.free.cpus == 1  # it holds what it was given
+    assert rec.of("live-1") == []
+    (sandbox / "go").touch()
+    event = rec.wait("live-1")
+    assert event.state is TaskState.FINISHED and event.exit_code == 3
+    assert b.active_tasks() == set() and b.free == b.capacity
+    assert (sandbox / "runs").read_text() == "ran once\n"
+
+
+def test_an_adopted_task_can_be_killed_and_times_out(make_backend):
+    b, rec = make_backend()
+    killed = run_then_die(b.sandbox_root, "adopted-kill", GATED)
+    slow = run_then_die(b.sandbox_root, "adopted-slow", GATED)
+    b.recover(["adopted-kill", "adopted-slow"], {"adopted-kill": {"pid": killed},
+                                                 "adopted-slow": {"pid": slow, "timeout": 0.3}})
+    b.kill("adopted-kill")
+    assert rec.wait("adopted-kill").state is TaskState.KILLED
+    timed_out = rec.wait("adopted-slow")
+    assert timed_out.state is TaskState.FAILED and timed_out.reason == "timeout"
+    assert wait_gone(killed) and wait_gone(slow)
+
+
+def test_a_task_whose_wrapper_was_killed_left_no_status_and_is_lost(make_backend):
+    b, rec = make_backend()
+    pid = run_then_die(b.sandbox_root, "no-status", GATED)
+    os.killpg(pid, 9)
+    assert wait_gone(pid)
+    b.recover(["no-status"], {"no-status": {"pid": pid}})
+    event = rec.wait("no-status")
+    assert event.state is TaskState.LOST and event.reason == "backend_restarted"
+    assert not (b.sandbox_root / "no-status" / "exit_status").exists()
+
+
 # ------------------------------------------------------------ uris, stop, misc
 
 

@@ -49,6 +49,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "callback_timeout": "5",
         "callback_attempts": "3",
         "data_locality": "",  # PREFIX PLACE, ...: inputs under PREFIX live at PLACE (e.g. storage=site-a)
+        "reconcile_interval": "30",  # seconds between checks of the store against what the backend runs
+        "shutdown_grace": "10",  # seconds local tasks may take to end on SIGTERM before they are stopped
+        "sync_max_waiting": "",  # synchronous Executes waiting at once; empty: half the server threads
     },
     "local": {
         "cpus": "",
@@ -118,6 +121,9 @@ class Settings:
     deployers: dict[str, str] = field(default_factory=dict, repr=False)  # name -> token
     callback_timeout: float = 5.0
     callback_attempts: int = 3
+    reconcile_interval: float = 30.0
+    shutdown_grace: float = 10.0
+    sync_max_waiting: int | None = None  # None: half the server threads
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -194,12 +200,29 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             allowed_callback_hosts=[h.strip().lower() for h in gw["allowed_callback_hosts"].split(",") if h.strip()],
             callback_timeout=float(gw["callback_timeout"]),
             callback_attempts=int(gw["callback_attempts"]),
+            reconcile_interval=_positive(gw["reconcile_interval"], "[gateway] reconcile_interval"),
+            shutdown_grace=_at_least_zero(gw["shutdown_grace"], "[gateway] shutdown_grace"),
+            sync_max_waiting=int(gw["sync_max_waiting"]) if gw["sync_max_waiting"].strip() else None,
             deployers=parse_deployers(gw["deploy_tokens"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
+
+
+def _positive(value: str, name: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return number
+
+
+def _at_least_zero(value: str, name: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError(f"{name} must be zero or more seconds, not {value!r}")
+    return number
 
 
 def _paths(value: str) -> list[Path]:

@@ -7,6 +7,23 @@ launches the tasks that are ready. It is the only writer of task state, and
 everything it knows is in the store, so a restarted dispatcher resumes where
 the last one stopped: attempts that were active are handed to the backend's
 ``recover``, which reports them finished or lost, and lost ones run again.
+
+What holds under faults:
+
+* An event leaves memory only when the transaction that records it has
+  committed; a turn that fails (store locked, down, disk full) keeps its
+  events for the next one, so no job is left running by a failed write.
+* Now and then the dispatcher asks the backend what it holds
+  (``Backend.active_tasks``) and heals drift both ways: an attempt the store
+  believes active that the engine no longer holds goes through ``recover``;
+  a task the engine runs that the store does not want is killed. Either must
+  be seen twice in a row, so that events in flight are never mistaken for
+  drift.
+* With a ``Leadership``, every write is fenced by the lease epoch: a
+  dispatcher that was replaced cannot record or launch anything.
+* A dismissal the store accepted wins: a job is finished successful or
+  failed only by a conditional update that sees no dismissal.
+* Retry delays run on the monotonic clock; stored times stay UTC.
 """
 
 from __future__ import annotations
@@ -15,29 +32,34 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
 from processes.descriptor import DescriptorError, Processor
 
 from .jobs import processor_of
+from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
+from .streaks import FailureStreak
 from .switches import DispatchSwitch
 
 LOG = logging.getLogger(__name__)
 ACTIVE_ATTEMPT = ("launched", "running")
 # Attempts that ended because the gateway or its backend went down, not
 # because of the task: they get an extra attempt, at once.
-NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped"})
+NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_launched"})
+FAILED_TURN_BACKOFF_MAX = 5.0  # seconds between turns while the store keeps failing
 
 
 @dataclass
@@ -50,22 +72,32 @@ class DispatcherOptions:
     batch: int = 1000
     min_turn: float = 0.02  # seconds; at most 1/min_turn turns a second
     locality_rules: list[tuple[str, str]] = field(default_factory=list)  # where input data lives
+    reconcile_interval: float = 30.0  # seconds between drift checks against the backend
+    shutdown_grace: float = 10.0  # seconds running tasks may take to end when the dispatcher stops
 
 
 class Dispatcher:
     """Moves jobs forward; call ``run`` in its own thread or process."""
 
-    def __init__(self, store: Store, backend: Backend, options: DispatcherOptions) -> None:
+    def __init__(self, store: Store, backend: Backend, options: DispatcherOptions,
+                 leadership: Leadership | None = None) -> None:
         self.store = store
         self.backend = backend
         self.options = options
+        self.leadership = leadership  # None: nothing fences this dispatcher (tests, one-off runs)
         self.paused = False  # in-process override; operators use the store-backed switch
         self.switch = DispatchSwitch(store)
         self._backend_paused = False
         self._events: queue.SimpleQueue[TaskEvent] = queue.SimpleQueue()
+        self._pending: list[TaskEvent] = []  # taken from the queue, not yet committed
         self._wake = threading.Event()
         self._started = False
+        self._draining = False
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
+        self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
+        self._next_drift_check = time.monotonic() + options.reconcile_interval
+        self._drift_seen: tuple[set[str], set[str]] = (set(), set())  # (missing, unwanted) at the last check
+        self.last_turn: float | None = None  # monotonic time of the last turn that completed
 
     # -- life cycle ---------------------------------------------------------
 
@@ -78,31 +110,51 @@ class Dispatcher:
         self._recover()
 
     def run(self, stop: threading.Event) -> None:
+        """Dispatch until ``stop`` is set, then shut down gracefully (see ``_shut_down``).
+
+        Raises LeadershipLost when another dispatcher took over; the backend is
+        stopped then too, and nothing more is written.
+        """
         self.start()
+        streak = FailureStreak(LOG, "dispatcher turn (its events are kept)", self.options.poll_interval,
+                               FAILED_TURN_BACKOFF_MAX)
         try:
             while not stop.is_set():
                 began = time.monotonic()
                 try:
-                    self.run_once()
-                except Exception:  # keep dispatching; the store is consistent per transaction
-                    LOG.exception("dispatcher turn failed")
-                self._wake.wait(self.options.poll_interval)
+                    if self.leadership is None or self.leadership.holds():
+                        self.run_once()
+                    streak.succeeded()
+                except LeadershipLost:
+                    raise
+                except Exception as exc:  # keep dispatching; the store is consistent per transaction
+                    streak.failed(exc)
+                self._wake.wait(streak.delay)
                 self._wake.clear()
                 # Events come in bursts; a turn costs about the same for one event or
                 # a hundred, so let them gather for a moment before the next turn.
                 stop.wait(max(0.0, began + self.options.min_turn - time.monotonic()))
-        finally:
-            self.backend.stop()
+            self._shut_down()
+        except LeadershipLost as exc:
+            LOG.error("dispatcher stepping down: %s", exc)
+            self._stop_backend()
+            raise
 
     def run_once(self) -> None:
-        """One turn: events, cancellations, planning, launching."""
+        """One turn: events, cancellations, planning, launching, and now and then a drift check."""
         kills = self._apply_events()
         kills += self._dismiss_requested()
         for backend_id in kills:  # committed as cancelled: kill before anything else can fail
             self.backend.kill(backend_id)
+        if self._draining:
+            return
         self._plan_accepted()
         if not self._sync_pause():
             self._launch_ready()
+        if time.monotonic() >= self._next_drift_check:
+            self._next_drift_check = time.monotonic() + self.options.reconcile_interval
+            self.check_drift()
+        self.last_turn = time.monotonic()
 
     def wake(self) -> None:
         self._wake.set()
@@ -121,6 +173,72 @@ class Dispatcher:
         self._events.put(event)
         self._wake.set()
 
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A transaction that writes task state, fenced from its start."""
+        with self.store.session() as session:
+            self._fence(session)
+            yield session
+
+    def _fence(self, session: Session) -> None:
+        """Renew the lease at our epoch in this transaction (LeadershipLost if another dispatcher took over)."""
+        if self.leadership is not None:
+            self.leadership.fence(session)
+
+    # -- shutting down ------------------------------------------------------
+
+    def _shut_down(self) -> None:
+        """Stop launching; give running tasks ``shutdown_grace`` seconds; stop the backend; record it all.
+
+        Engines whose tasks outlive the backend (Mesos) are stopped at once:
+        their tasks are handed back and recovered by the next dispatcher.
+        Local tasks get the grace period, then are stopped and recorded as
+        lost (``backend_stopped``), so that they run again, without spending
+        a retry, when a dispatcher next starts.
+        """
+        self._draining = True
+        self.backend.set_paused(True)  # queued tasks stay queued
+        if not self.backend.tasks_survive_stop:
+            deadline = time.monotonic() + self.options.shutdown_grace
+            while self._running_attempts() and time.monotonic() < deadline:
+                self._turn_quietly()
+                self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+                self._wake.clear()
+            left = self._running_attempts()
+            if left:
+                LOG.warning("shutting down: %d task(s) still running after %g s; stopping them (they run again "
+                            "at the next start)", left, self.options.shutdown_grace)
+        self._stop_backend()
+        for _ in range(3):  # what stopping the backend reported: lost attempts to requeue
+            self._turn_quietly()
+            if not self._pending and self._events.empty():
+                break
+        if self._pending:
+            LOG.error("shutting down with %d task event(s) not recorded (the store is failing); the next "
+                      "dispatcher recovers those attempts", len(self._pending))
+
+    def _stop_backend(self) -> None:
+        try:
+            self.backend.stop()
+        except Exception:
+            LOG.exception("stopping the %s backend failed", self.backend.name)
+
+    def _turn_quietly(self) -> None:
+        try:
+            self.run_once()
+        except LeadershipLost:
+            raise
+        except Exception:
+            LOG.exception("dispatcher turn failed while shutting down")
+
+    def _running_attempts(self) -> int:
+        try:
+            with self.store.sessions() as session:
+                return session.scalar(select(func.count()).select_from(TaskAttempt).where(
+                    TaskAttempt.status == "running", TaskAttempt.backend == self.backend.name)) or 0
+        except Exception:
+            return 0  # the store is down: nothing to wait for that could be recorded
+
     # -- recovery -----------------------------------------------------------
 
     def _recover(self) -> None:
@@ -129,23 +247,57 @@ class Dispatcher:
             attempts = session.scalars(select(TaskAttempt).where(TaskAttempt.status.in_(ACTIVE_ATTEMPT))
                                        .options(selectinload(TaskAttempt.task).selectinload(Task.job))).all()
             hints = {a.backend_task_id: _recovery_hint(a) for a in attempts}
+            now, now_mono = utcnow(), time.monotonic()
+            for task_id, not_before in session.execute(select(Task.id, Task.not_before).where(
+                    Task.status == TaskStatus.QUEUED, Task.not_before > now)):
+                # The retry clock runs here on the monotonic clock; a stepped wall clock holds nothing longer.
+                wait = min((not_before - now).total_seconds(), self.options.retry_backoff_max)
+                self._retry_at[task_id] = now_mono + wait
         if hints:
             LOG.info("recovering %d task attempts left active by a previous dispatcher", len(hints))
         self.backend.recover(list(hints), hints)
 
+    def check_drift(self) -> None:
+        """Compare what the backend holds with what the store believes active, and heal the difference."""
+        held = self.backend.active_tasks()
+        if held is None:
+            return
+        with self.store.sessions() as session:
+            attempts = session.scalars(select(TaskAttempt).where(TaskAttempt.status.in_(ACTIVE_ATTEMPT),
+                                                                 TaskAttempt.backend == self.backend.name)
+                                       .options(selectinload(TaskAttempt.task).selectinload(Task.job))).all()
+            active = {a.backend_task_id: a for a in attempts}
+            in_flight = {e.task_id for e in self._pending}
+            missing = {t for t in active if t not in held and t not in in_flight}
+            unwanted = held - active.keys()
+            seen_missing, seen_unwanted = self._drift_seen
+            self._drift_seen = (missing, unwanted)
+            missing &= seen_missing
+            unwanted &= seen_unwanted
+            hints = {t: _recovery_hint(active[t]) for t in missing}
+        if missing:
+            LOG.warning("%d attempt(s) active in the store are unknown to the %s backend; recovering them",
+                        len(missing), self.backend.name)
+            self.backend.recover(sorted(missing), hints)
+        for task_id in sorted(unwanted):
+            LOG.warning("the %s backend runs %s, which the store does not want: killing it",
+                        self.backend.name, task_id)
+            self.backend.kill(task_id)
+
     # -- events -------------------------------------------------------------
 
     def _apply_events(self) -> list[str]:
-        events: list[TaskEvent] = []
-        while len(events) < self.options.batch * 2:
+        """Record a batch of events; they leave ``_pending`` only once their transaction has committed."""
+        while True:
             try:
-                events.append(self._events.get_nowait())
+                self._pending.append(self._events.get_nowait())
             except queue.Empty:
                 break
-        if not events:
+        if not self._pending:
             return []
+        events = self._pending[: self.options.batch * 2]
         kills: list[str] = []
-        with self.store.session() as session:
+        with self._write() as session:
             ids = list({e.task_id for e in events})
             attempts = {a.backend_task_id: a for a in session.scalars(
                 select(TaskAttempt).where(TaskAttempt.backend_task_id.in_(ids))
@@ -160,6 +312,7 @@ class Dispatcher:
                 changed[attempt.task.job_id] = attempt.task.job
             for job in changed.values():
                 kills += self._advance_job(session, job)
+        del self._pending[: len(events)]
         return kills
 
     def _apply_event(self, session: Session, attempt: TaskAttempt, event: TaskEvent) -> None:
@@ -174,6 +327,8 @@ class Dispatcher:
         if event.sandbox:
             attempt.sandbox = event.sandbox
         if event.state is TaskState.STARTED:
+            if attempt.status != "launched":
+                return  # a repeat, or a late one after the end: the history row is enough
             attempt.status = "running"
             attempt.started = when
             pid = _pid_from(event)
@@ -218,7 +373,9 @@ class Dispatcher:
             delay = 0.0 if restarted else min(
                 self.options.retry_backoff * 2 ** (task.attempts - 1), self.options.retry_backoff_max)
             task.status = TaskStatus.QUEUED
-            task.not_before = utcnow() + timedelta(seconds=delay)
+            task.not_before = utcnow() + timedelta(seconds=delay)  # shown to users; the clock is _retry_at
+            if delay:
+                self._retry_at[task.id] = time.monotonic() + delay
             task.message = f"attempt {attempt.number} {reason}; retrying in {delay:.0f} s"
             LOG.info("task %s: %s", task.id, task.message)
             return
@@ -253,10 +410,10 @@ class Dispatcher:
             self._promote(session, job, _finished_steps(counts))
         if total and succeeded == total:
             try:
-                job.outputs = collect_outputs(job, self.options.jobs_dir)
+                outputs = collect_outputs(job, self.options.jobs_dir)
             except OutputMissing as exc:
                 return self._finish_job(session, job, JobStatus.FAILED, str(exc))
-            return self._finish_job(session, job, JobStatus.SUCCESSFUL, "Process succeeded")
+            return self._finish_job(session, job, JobStatus.SUCCESSFUL, "Process succeeded", outputs)
         job.progress = min(99, int(100 * succeeded / max(1, total)))
         running = sorted({step for step, status in counts if status == TaskStatus.RUNNING})
         job.message = (f"{succeeded} of {total} tasks done"
@@ -283,22 +440,40 @@ class Dispatcher:
             processor = self._processors[job.id] = processor_of(job)
         return processor
 
-    def _finish_job(self, session: Session, job: Job, status: str, message: str) -> list[str]:
-        kills: list[str] = []
+    def _finish_job(self, session: Session, job: Job, status: str, message: str,
+                    outputs: dict[str, Any] | None = None) -> list[str]:
+        """End a job and its unfinished tasks; return the attempts to kill.
+
+        The status is written by one conditional update: a job still active
+        and, unless it is being dismissed, with no dismissal requested. A
+        dismissal a client was told about therefore always wins over an
+        ending that was being decided at the same moment.
+        """
         now = utcnow()
+        final: dict[str, Any] = {"status": status, "message": message, "finished": now}
+        if status == JobStatus.SUCCESSFUL:
+            final.update(progress=100, outputs=outputs or {})
+        guard = [Job.id == job.id, Job.status.in_(JobStatus.ACTIVE)]
+        if status != JobStatus.DISMISSED:
+            guard.append(Job.cancel_requested.is_(False))
+        session.flush()
+        done = session.execute(update(Job).where(*guard).values(**final)
+                               .execution_options(synchronize_session="fetch"))
+        if not done.rowcount:
+            session.refresh(job)
+            if job.status in JobStatus.FINAL:
+                return []
+            return self._finish_job(session, job, JobStatus.DISMISSED, "Job dismissed")
+        kills: list[str] = []
         self._processors.pop(job.id, None)
         for task in job.tasks:
+            self._retry_at.pop(task.id, None)
             if task.status not in TaskStatus.FINAL:
                 if task.status == TaskStatus.RUNNING:
                     kills += [a.backend_task_id for a in task.attempt_rows if a.status in ACTIVE_ATTEMPT]
                 task.status = TaskStatus.CANCELLED
                 task.finished = now
-        job.status = status
         enqueue(session, job, status)
-        job.message = message
-        job.finished = now
-        if status == JobStatus.SUCCESSFUL:
-            job.progress = 100
         LOG.info("job %s %s: %s", job.id, status, message)
         return kills
 
@@ -308,6 +483,8 @@ class Dispatcher:
             jobs = session.scalars(select(Job).where(Job.cancel_requested.is_(True),
                                                      Job.status.in_(JobStatus.ACTIVE))
                                    .options(selectinload(Job.tasks).selectinload(Task.attempt_rows))).all()
+            if jobs:
+                self._fence(session)
             for job in jobs:
                 kills += self._finish_job(session, job, JobStatus.DISMISSED, "Job dismissed")
         return kills
@@ -318,6 +495,8 @@ class Dispatcher:
         with self.store.session() as session:
             jobs = session.scalars(select(Job).where(Job.status == JobStatus.ACCEPTED)
                                    .order_by(Job.priority.desc(), Job.created).limit(50)).all()
+            if jobs:
+                self._fence(session)
             for job in jobs:
                 self._plan(session, job)
 
@@ -347,17 +526,23 @@ class Dispatcher:
         job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
 
     def _launch_ready(self) -> None:
-        now = utcnow()
         specs: list[TaskSpec] = []
+        now = time.monotonic()
+        waiting = [task_id for task_id, at in self._retry_at.items() if at > now]
+        if len(waiting) < len(self._retry_at):
+            self._retry_at = {task_id: self._retry_at[task_id] for task_id in waiting}
         with self.store.session() as session:
-            tasks = session.scalars(
-                select(Task).join(Job)
-                .where(Task.status == TaskStatus.QUEUED, Job.status == JobStatus.RUNNING,
-                       Job.cancel_requested.is_(False),
-                       or_(Task.not_before.is_(None), Task.not_before <= now))
-                .order_by(Job.priority.desc(), Job.created, Task.seq)
-                .options(undefer(Task.spec), selectinload(Task.job))
-                .limit(self.options.batch)).all()
+            query = (select(Task).join(Job)
+                     .where(Task.status == TaskStatus.QUEUED, Job.status == JobStatus.RUNNING,
+                            Job.cancel_requested.is_(False))
+                     .order_by(Job.priority.desc(), Job.created, Task.seq)
+                     .options(undefer(Task.spec), selectinload(Task.job))
+                     .limit(self.options.batch))
+            if waiting:
+                query = query.where(Task.id.notin_(waiting))
+            tasks = session.scalars(query).all()
+            if tasks:
+                self._fence(session)
             for task in tasks:
                 task.attempts += 1
                 task.status = TaskStatus.RUNNING
@@ -413,7 +598,8 @@ def _recovery_hint(attempt: TaskAttempt) -> dict[str, Any]:
     task = attempt.task
     return {"pid": attempt.pid, "sandbox": attempt.sandbox, "agent": attempt.agent, "cpus": attempt.cpus,
             "mem": attempt.mem_mb, "user": task.job.user, "process": task.job.process_id,
-            "timeout": task.spec.get("timeout")}
+            "timeout": task.spec.get("timeout"),
+            "started": attempt.started.timestamp() if attempt.started else None}
 
 
 def _pid_from(event: TaskEvent) -> int | None:

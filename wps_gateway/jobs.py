@@ -127,23 +127,23 @@ def wait_for_job(store: Store, job_id: str, timeout: float, interval: float = 0.
 
 
 def request_dismiss(store: Store, job_id: str) -> Job:
-    """Mark a job for cancellation; an accepted job is dismissed at once, a running one by the dispatcher."""
+    """Mark a job for cancellation; an accepted job is dismissed at once, a running one by the dispatcher.
+
+    Both are conditional updates, so the job returned tells the truth: if it
+    is still active, its dismissal is decided (the dispatcher will not end it
+    any other way); if it ended first, it is returned as it ended.
+    """
     with store.session() as session:
-        job = session.get(Job, job_id)
+        session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.ACCEPTED)
+                        .values(status=JobStatus.DISMISSED, message="Job dismissed", finished=utcnow(),
+                                cancel_requested=True).execution_options(synchronize_session=False))
+        session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING,
+                                          Job.cancel_requested.is_(False))
+                        .values(cancel_requested=True, message="Dismiss requested")
+                        .execution_options(synchronize_session=False))
+        job = session.get(Job, job_id, populate_existing=True)
         if job is None:
             raise JobNotFound(job_id)
-        if job.status in JobStatus.FINAL:
-            return job
-        if job.status == JobStatus.ACCEPTED:
-            result = session.execute(
-                update(Job).where(Job.id == job_id, Job.status == JobStatus.ACCEPTED)
-                .values(status=JobStatus.DISMISSED, message="Job dismissed", finished=utcnow(),
-                        cancel_requested=True))
-            if result.rowcount:
-                session.refresh(job)
-                return job
-        job.cancel_requested = True
-        job.message = "Dismiss requested"
     return job
 
 

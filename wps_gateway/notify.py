@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from .address_policy import AddressPolicy, ReferenceRefused
 from .store.db import Store
 from .store.models import Job, JobStatus, Notification, utcnow
+from .streaks import FailureStreak
 
 LOG = logging.getLogger(__name__)
 # job status -> (notification event, subscriber key)
@@ -101,13 +102,15 @@ class Notifier:
         self._client = httpx.Client(timeout=self.options.timeout, follow_redirects=False)
 
     def run(self, stop: threading.Event) -> None:
+        streak = FailureStreak(LOG, "notifier turn (the outbox is kept)", self.options.interval)
         try:
             while not stop.is_set():
                 try:
                     self.run_once()
-                except Exception:  # the outbox is durable; try again next turn
-                    LOG.exception("notifier turn failed")
-                stop.wait(self.options.interval)
+                    streak.succeeded()
+                except Exception as exc:  # the outbox is durable; try again next turn
+                    streak.failed(exc)
+                stop.wait(streak.delay)
         finally:
             self._client.close()
 

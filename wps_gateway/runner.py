@@ -2,7 +2,9 @@
 
 Used both by ``wps-gateway dispatch`` (its own process) and by ``serve`` with
 the embedded dispatcher (a thread). A standby waits for the lock, so extra
-gateway replicas take over when the active one dies.
+gateway replicas take over when the active one dies; a standby rides out
+database restarts. An active dispatcher that finds another one took over
+(``LeadershipLost``) stops its backend and stands by again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from mesos_backend import Backend, BackendError, create_backend
 
 from .config import Settings
 from .dispatcher import Dispatcher, DispatcherOptions
-from .leader_lock import LeaderLock, leader_lock_for
+from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
 from .notify import Notifier, NotifierOptions, callback_policy
 from .store.backend_state import StoreBackendState
 from .store.db import Store
@@ -48,7 +50,9 @@ def dispatcher_options(settings: Settings) -> DispatcherOptions:
     return DispatcherOptions(jobs_dir=settings.jobs_dir, poll_interval=settings.poll_interval,
                              retry_backoff=settings.retry_backoff, retry_backoff_max=settings.retry_backoff_max,
                              max_tasks_per_job=settings.max_tasks_per_job,
-                             locality_rules=settings.locality_rules)
+                             locality_rules=settings.locality_rules,
+                             reconcile_interval=settings.reconcile_interval,
+                             shutdown_grace=settings.shutdown_grace)
 
 
 def notifier_for(settings: Settings, store: Store) -> Notifier:
@@ -69,40 +73,70 @@ def notifier_for(settings: Settings, store: Store) -> Notifier:
 
 
 class DispatcherRunner:
-    """Holds the leader lock while a dispatcher runs; stands by while another holds it."""
+    """Holds the leadership while a dispatcher runs; stands by while another holds it.
+
+    Each term of leadership gets a fresh backend (a stopped backend does not
+    start again), unless the caller handed in one: then a lost leadership
+    ends ``run``.
+    """
 
     def __init__(self, settings: Settings, store: Store, backend: Backend | None = None,
                  lock: LeaderLock | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.lock = lock or leader_lock_for(store.engine, settings.data_dir)
-        self.dispatcher = Dispatcher(store, backend or backend_for(settings, store), dispatcher_options(settings))
+        self.leadership = Leadership(store, lock or leader_lock_for(store.engine, settings.data_dir))
+        self._given_backend = backend is not None
+        self.dispatcher = self._new_dispatcher(backend)
         self.stop_event = threading.Event()
         self.is_leader = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def lock(self) -> LeaderLock:
+        return self.leadership.lock
+
+    def _new_dispatcher(self, backend: Backend | None = None) -> Dispatcher:
+        return Dispatcher(self.store, backend or backend_for(self.settings, self.store),
+                          dispatcher_options(self.settings), self.leadership)
+
     def run(self) -> None:
-        """Block: wait for leadership, then dispatch until ``stop``."""
+        """Block: wait for leadership, then dispatch until ``stop``; stand by again if it is lost."""
+        while self._stand_by():
+            if not self._term():
+                return
+
+    def _stand_by(self) -> bool:
+        """Wait until this runner holds the leadership (True) or is stopped (False)."""
         announced = False
         while not self.stop_event.is_set():
-            if self.lock.try_acquire():
-                break
+            if self.leadership.acquire():
+                return True
             if not announced:
-                LOG.info("another dispatcher is active; standing by")
+                LOG.info("another dispatcher is active (or the store is unreachable); standing by")
                 announced = True
             self.stop_event.wait(STANDBY_RETRY_SECONDS)
-        else:
-            return
+        return False
+
+    def _term(self) -> bool:
+        """One term as the active dispatcher; True if it ended by a lost leadership and may begin again."""
         self.is_leader.set()
-        LOG.info("dispatcher active (backend %s)", self.dispatcher.backend.name)
-        notifier = threading.Thread(target=notifier_for(self.settings, self.store).run, args=(self.stop_event,),
+        LOG.info("dispatcher active (backend %s, epoch %s)", self.dispatcher.backend.name, self.leadership.epoch)
+        term_over = threading.Event()
+        notifier = threading.Thread(target=notifier_for(self.settings, self.store).run, args=(term_over,),
                                     name="notifier", daemon=True)
         notifier.start()
         try:
             self.dispatcher.run(self.stop_event)
+            return False
+        except LeadershipLost:
+            if self._given_backend:
+                return False
+            self.dispatcher = self._new_dispatcher()
+            return True
         finally:
+            term_over.set()
             self.is_leader.clear()
-            self.lock.release()
+            self.leadership.release()
 
     def start_thread(self) -> threading.Thread:
         self._thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)
@@ -112,8 +146,9 @@ class DispatcherRunner:
     def wake(self) -> None:
         self.dispatcher.wake()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the dispatcher to shut down gracefully and wait for it (its grace period and a margin)."""
         self.stop_event.set()
         self.dispatcher.wake()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(timeout if timeout is not None else self.settings.shutdown_grace + 15)

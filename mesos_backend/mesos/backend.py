@@ -107,6 +107,7 @@ class MesosBackend(Backend, Scheduler):
     """Runs tasks on a Mesos cluster; see the module docstring."""
 
     name = "mesos"
+    tasks_survive_stop = True
 
     def __init__(self, master: str | MasterDetector, *, state: BackendState | None = None,
                  framework: FrameworkOptions | None = None, scheduling: SchedulingOptions | None = None,

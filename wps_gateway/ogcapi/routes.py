@@ -198,6 +198,7 @@ class OgcApi:
             job = request_dismiss(self.context.store, job_id)
         except JobNotFound:
             raise no_such_job(job_id) from None
+        self.context.notify_dispatcher()
         # A running job is dismissed by the dispatcher on its next turn; the dismissal is already decided.
         status = None if job.status in JobStatus.FINAL else JobStatus.DISMISSED
         return _json_response(self._status(job, status))

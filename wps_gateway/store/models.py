@@ -180,6 +180,24 @@ class BackendStateEntry(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class DispatcherLease(Base):
+    """Who dispatches: one row whose epoch grows by one each time a dispatcher takes over.
+
+    Every transaction of the active dispatcher that writes task state first
+    renews the lease *at its own epoch*; a dispatcher that was replaced (its
+    lock lost with a killed session or a database restart) finds another
+    epoch there, so its writes fail and it cannot launch anything. ``renewed``
+    tells ``/health`` when the active dispatcher was last heard from.
+    """
+
+    __tablename__ = "dispatcher_lease"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    holder: Mapped[str] = mapped_column(String(255), default="")
+    renewed: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Notification(Base):
     """A callback to deliver (an outbox): written with the job change, sent by the notifier."""
 
