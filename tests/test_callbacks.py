@@ -23,7 +23,7 @@ from wps_gateway.notify import (
 from wps_gateway.store.models import Job, JobStatus, Notification
 
 from .conftest import build_gateway, close_gateway
-from .test_dispatcher import wait_for
+from .jobs_support import wait_for
 
 
 class Receiver:

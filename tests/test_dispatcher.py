@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import select
 
 from wps_gateway.dispatcher import Dispatcher
@@ -11,23 +9,7 @@ from wps_gateway.runner import DispatcherRunner, backend_for, dispatcher_options
 from wps_gateway.store.models import Job, JobStatus, Task, TaskStatus
 
 from .conftest import build_gateway, close_gateway
-
-
-def submit_sleepy(gateway, numbers: list[int], seconds: float) -> str:
-    inputs = ";".join(f"numbers={n}" for n in numbers) + f";seconds={seconds}"
-    response = gateway.client.get("/wps", {
-        "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
-        "DataInputs": inputs, "storeExecuteResponse": "true", "status": "true"})
-    return response.body.decode().split("/wps/status/")[1].split(".xml")[0]
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
+from .jobs_support import submit_sleepy, wait_for
 
 
 def test_tasks_cut_short_by_a_stopping_backend_are_rerun_without_spending_retries(tmp_path, sample_data):

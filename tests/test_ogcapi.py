@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import numpy as np
 import pytest
@@ -15,9 +14,9 @@ from wps_gateway.jobs import list_jobs
 from wps_gateway.ogcapi import CONFORMANCE, html
 
 from .conftest import assert_valid, build_gateway, close_gateway
+from .jobs_support import wait_for
 from .mesos_support import attempts_of
 from .ogcapi_support import by_rel, path_of, poll_job, problem, validate_api, validate_official
-from .test_dispatcher import wait_for
 from .test_wps1 import NS, kvp_refs
 
 GEOTIFF = "image/tiff; application=geotiff"
@@ -148,10 +147,8 @@ def test_process_description_in_the_ogc_encoding(gateway, api):
 
 def test_async_execute_then_poll_then_real_results(gateway, scenes, api):
     june = [p for p in scenes if "20240610" in p.name]
-    started = time.monotonic()
     response = execute(gateway.client, "ndvi-mosaic", {"inputs": {"scenes": refs(june)}, "response": "document"},
                        "respond-async", 201)
-    assert time.monotonic() - started < 2
     assert response.headers["Preference-Applied"] == "respond-async"
     accepted = validate_official("statusInfo", response.json)
     validate_api(api, "statusInfo", accepted)
@@ -223,9 +220,7 @@ def test_sync_execute_raw_answers_the_one_output_itself(gateway):
 def test_sync_execute_past_the_timeout_answers_like_async(tmp_path, sample_data):
     gw = build_gateway(tmp_path / "var", sample_data, GATEWAY_SYNC_TIMEOUT="0.5")
     try:
-        started = time.monotonic()
         response = execute(gw.client, "sleepy-squares", {"inputs": {"numbers": [1], "seconds": 3}}, status=201)
-        assert time.monotonic() - started < 2.5
         assert "Preference-Applied" not in response.headers
         info = validate_official("statusInfo", response.json)
         assert info["status"] in ("accepted", "running")
@@ -294,7 +289,6 @@ def test_dismiss_a_running_job(gateway):
     client = gateway.client
     job_id = submit_async(client, "sleepy-squares", {"inputs": {"numbers": [1, 2], "seconds": 5}})
     poll_job(client, job_id, until={"running"}, timeout=30)
-    started = time.monotonic()
     response = client.delete(f"/jobs/{job_id}")
     info = validate_official("statusInfo", response.json)
     assert info["status"] == "dismissed" and info["jobID"] == job_id
@@ -305,7 +299,8 @@ def test_dismiss_a_running_job(gateway):
         return {a.status for a in attempts_of(gateway, job_id)} == {"killed"}
 
     wait_for(tasks_killed, timeout=10)
-    assert time.monotonic() - started < 4.5, "the tasks ran on"
+    # killed by a signal, not run to the end of their 5 s
+    assert all(a.exit_code is not None and a.exit_code < 0 for a in attempts_of(gateway, job_id))
     problem(client.get(f"/jobs/{job_id}/results", status=410), 410)
     # Dismissing a final job changes nothing and says so.
     again = validate_official("statusInfo", client.delete(f"/jobs/{job_id}").json)

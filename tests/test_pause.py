@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import select
 
 from wps_gateway.cli import main as cli
 from wps_gateway.store.models import Job, JobStatus, TaskAttempt
 
 from .conftest import build_gateway, close_gateway, gateway_environ
-from .test_dispatcher import submit_sleepy, wait_for
+from .jobs_support import submit_sleepy, wait_for, wait_turns
+
+
+def job_status(gateway, job_id: str) -> str:
+    with gateway.store.session() as s:
+        return s.get(Job, job_id).status
 
 
 def attempt_states(gateway, job_id: str) -> list[str]:
@@ -31,9 +34,9 @@ def test_pause_holds_queued_tasks_and_resume_finishes_the_job(tmp_path, sample_d
         assert cli(["dispatching", "pause", "--reason", "storage maintenance"]) == 0
         assert "paused (storage maintenance)" in capsys.readouterr().out
 
-        # the running task finishes; the two queued behind it do not start
+        # the running task finishes; the two queued behind it do not start, though the capacity is free
         wait_for(lambda: "succeeded" in attempt_states(gateway, job_id))
-        time.sleep(1.5)
+        wait_turns(gateway)
         states = attempt_states(gateway, job_id)
         assert states.count("succeeded") == 1 and "running" not in states, states
         with gateway.store.session() as s:
@@ -41,7 +44,8 @@ def test_pause_holds_queued_tasks_and_resume_finishes_the_job(tmp_path, sample_d
 
         # a job submitted while paused is accepted and planned, but nothing of it runs
         second = submit_sleepy(gateway, [4], seconds=0)
-        time.sleep(1)
+        wait_for(lambda: job_status(gateway, second) == JobStatus.RUNNING, what="the second job planned")
+        wait_turns(gateway)
         assert attempt_states(gateway, second) == []
         assert cli(["dispatching", "status"]) == 0
         assert "dispatching paused (storage maintenance); tasks queued 1" in capsys.readouterr().out

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,8 +14,8 @@ from wps_gateway.store.db import Store
 from wps_gateway.store.models import Base, Job, JobStatus, Task, TaskStatus
 
 from .conftest import build_gateway, close_gateway, gateway_environ
+from .jobs_support import submit_sleepy, wait_for
 from .servers.postgres import PASSWORD
-from .test_dispatcher import submit_sleepy, wait_for
 from .test_wps1 import GEOTIFF, NS, poll_until_final
 
 pytestmark = pytest.mark.postgres
@@ -73,7 +71,7 @@ def test_one_dispatcher_is_active_and_a_standby_takes_over(tmp_path, sample_data
         first.start_thread()
         assert first.is_leader.wait(10)
         second.start_thread()
-        time.sleep(1)
+        wait_for(lambda: second.tries >= 2, what="the standby asking for the lock")
         assert not second.is_leader.is_set(), "two dispatchers active on one store"
 
         first.stop()

@@ -1,13 +1,8 @@
-"""Killing the gateway (SIGKILL) loses nothing: accepted and running jobs finish after a restart."""
+"""Killing the gateway (SIGKILL) loses nothing and redoes nothing: accepted and running jobs finish after a
+restart, tasks that ran on are adopted, tasks that ended while nobody watched are taken as they ended."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,98 +12,51 @@ from sqlalchemy import select
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job, JobStatus, Task, TaskAttempt
 
-from .conftest import free_port, gateway_environ
+from .gateway_process import NS, GatewayProcess, job_id_of, wait_final
 
-NS = {"wps": "http://www.opengis.net/wps/1.0.0", "ows": "http://www.opengis.net/ows/1.1"}
 pytestmark = pytest.mark.slow
 
 
-class GatewayProcess:
-    """``wps-gateway serve`` as its own process, the way an operator runs it."""
-
-    def __init__(self, data_dir: Path, sample_data: Path, **extra: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/wps"
-        self.env = {**os.environ, **gateway_environ(data_dir, sample_data, self.url, **extra)}
-        self.log = data_dir.parent / f"gateway-{self.port}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> GatewayProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wps_gateway.cli", "serve", "--port", str(self.port)],
-            env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1).read()
-                return self
-            except OSError:
-                assert self.proc.poll() is None, self.log.read_text()
-                time.sleep(0.1)
-        raise AssertionError(f"gateway did not start:\n{self.log.read_text()}")
-
-    def get(self, url: str) -> bytes:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.read()
-
-    def submit(self, data_inputs: str) -> str:
-        query = urllib.parse.urlencode({
-            "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
-            "DataInputs": data_inputs, "storeExecuteResponse": "true", "status": "true"})
-        return etree.fromstring(self.get(f"{self.url}?{query}")).get("statusLocation")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+def attempts(store: Store, job_id: str, status: str | None = None) -> list[TaskAttempt]:
+    with store.sessions() as s:
+        query = select(TaskAttempt).join(Task).where(Task.job_id == job_id)
+        if status:
+            query = query.where(TaskAttempt.status == status)
+        return list(s.scalars(query))
 
 
-def wait_final(gateway: GatewayProcess, status_location: str, timeout: float = 90) -> etree._Element:
-    location = status_location.replace("http://127.0.0.1:0", f"http://127.0.0.1:{gateway.port}")
-    location = location.split("/wps/status/", 1)[1]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = etree.fromstring(gateway.get(f"http://127.0.0.1:{gateway.port}/wps/status/{location}"))
-        if doc.find("wps:Status/wps:ProcessSucceeded", NS) is not None or \
-                doc.find("wps:Status/wps:ProcessFailed", NS) is not None:
-            return doc
-        time.sleep(0.2)
-    raise AssertionError(f"job not final after {timeout} s:\n{gateway.log.read_text()[-3000:]}")
+def runs_per_task(data_dir: Path, job_id: str) -> dict[str, int]:
+    """How often each square task of the test processor really ran (it logs every run)."""
+    log = data_dir / "jobs" / job_id / "steps" / "square" / "runs.log"
+    lines = log.read_text().split() if log.exists() else []
+    return {index: lines.count(index) for index in set(lines)}
 
 
-def job_id_of(status_location: str) -> str:
-    return status_location.rsplit("/", 1)[1].removesuffix(".xml")
+def assert_each_task_succeeded_once(store: Store, job_id: str) -> None:
+    with store.sessions() as s:
+        job = s.get(Job, job_id)
+        assert job.status == JobStatus.SUCCESSFUL, job.message
+        for task in s.scalars(select(Task).where(Task.job_id == job_id)):
+            statuses = [a.status for a in task.attempt_rows]
+            assert statuses.count("succeeded") == 1, (task.id, statuses)
+            assert not {"launched", "running"} & set(statuses), (task.id, statuses)
+            rows = task.attempt_rows
+            for earlier, later in zip(rows, rows[1:], strict=False):
+                assert earlier.finished <= later.launched, f"{task.id} ran twice at once"
 
 
-def test_sigkill_while_tasks_run_then_restart_finishes_the_job(tmp_path, sample_data):
+def test_sigkill_while_tasks_run_then_restart_adopts_them(tmp_path, sample_data):
     data_dir = tmp_path / "var"
     first = GatewayProcess(data_dir, sample_data).start()
     store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
     try:
-        location = first.submit(";".join(f"numbers={n}" for n in range(1, 7)) + ";seconds=2")
+        location = first.submit(";".join(f"numbers={n}" for n in range(1, 7)) + ";seconds=3")
         job_id = job_id_of(location)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with store.sessions() as s:
-                running = s.scalars(select(TaskAttempt).where(TaskAttempt.status == "running")).all()
-            if running:
-                break
-            time.sleep(0.05)
-        assert running, "no task started"
+        first.wait_until(lambda: attempts(store, job_id, "running"), 30, "a task running")
+        running = {a.backend_task_id for a in attempts(store, job_id, "running")}
         first.kill()
 
-        second = GatewayProcess(data_dir, sample_data)
-        second.port, second.url = first.port, first.url  # the same public URL as before
-        second.env = first.env
-        second.start()
+        second = first.restarted().start()
         try:
             doc = wait_final(second, location)
         finally:
@@ -116,19 +64,39 @@ def test_sigkill_while_tasks_run_then_restart_finishes_the_job(tmp_path, sample_
         assert doc.find("wps:Status/wps:ProcessSucceeded", NS) is not None, etree.tostring(doc)
         total = doc.findtext(".//wps:Output/wps:Data/wps:LiteralData", namespaces=NS)
         assert int(total) == sum(n * n for n in range(1, 7))
+        assert_each_task_succeeded_once(store, job_id)
+        # What ran when the gateway died ran on and was adopted: one attempt each, never started again.
+        adopted = [a for a in attempts(store, job_id) if a.backend_task_id in running]
+        assert adopted and all(a.status == "succeeded" for a in adopted)
+        assert set(runs_per_task(data_dir, job_id).values()) == {1}
+    finally:
+        first.stop()
+        store.dispose()
 
-        with store.sessions() as s:
-            job = s.get(Job, job_id)
-            assert job.status == JobStatus.SUCCESSFUL
-            tasks = s.scalars(select(Task).where(Task.job_id == job_id)).all()
-            lost = [a for t in tasks for a in t.attempt_rows if a.status == "lost"]
-            assert lost and all(a.reason == "backend_restarted" for a in lost)
-            for task in tasks:
-                attempts = task.attempt_rows
-                assert [a.status for a in attempts].count("succeeded") == 1, task.id
-                assert not any(a.status in ("launched", "running") for a in attempts)
-                for earlier, later in zip(attempts, attempts[1:], strict=False):
-                    assert earlier.finished <= later.launched, f"{task.id} ran twice at once"
+
+def test_tasks_that_end_while_the_gateway_is_down_are_not_run_again(tmp_path, sample_data):
+    data_dir = tmp_path / "var"
+    first = GatewayProcess(data_dir, sample_data).start()
+    store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
+    try:
+        location = first.submit("numbers=2;numbers=3;seconds=1")
+        job_id = job_id_of(location)
+        first.wait_until(lambda: len(attempts(store, job_id, "running")) == 2, 30, "both squares running")
+        sandboxes = [Path(a.sandbox) for a in attempts(store, job_id, "running")]
+        first.kill()
+        # Both end while no gateway watches; their wrappers record how they ended.
+        first.wait_until(lambda: all((s / "exit_status").exists() for s in sandboxes), 30, "the squares' ends")
+
+        second = first.restarted().start()
+        try:
+            doc = wait_final(second, location)
+        finally:
+            second.stop()
+        assert doc.findtext(".//wps:Output/wps:Data/wps:LiteralData", namespaces=NS) == "13"
+        assert_each_task_succeeded_once(store, job_id)
+        assert runs_per_task(data_dir, job_id) == {"0": 1, "1": 1}
+        ended_away = [a for a in attempts(store, job_id) if "while the gateway was away" in a.message]
+        assert len(ended_away) == 2 and all(a.status == "succeeded" and a.exit_code == 0 for a in ended_away)
     finally:
         first.stop()
         store.dispose()
@@ -142,10 +110,7 @@ def test_accepted_jobs_survive_a_sigkill_of_the_gateway(tmp_path, sample_data):
         doc = etree.fromstring(accepting.get(location))
         assert doc.find("wps:Status/wps:ProcessAccepted", NS) is not None
         accepting.kill()
-        restarted = GatewayProcess(data_dir, sample_data)
-        restarted.port, restarted.url, restarted.env = accepting.port, accepting.url, \
-            {**accepting.env, "GATEWAY_DISPATCHER": "embedded"}
-        restarted.start()
+        restarted = accepting.restarted(GATEWAY_DISPATCHER="embedded").start()
         try:
             final = wait_final(restarted, location)
         finally:
@@ -157,18 +122,15 @@ def test_accepted_jobs_survive_a_sigkill_of_the_gateway(tmp_path, sample_data):
 
 def test_a_second_dispatcher_stands_by_while_one_is_active(tmp_path, sample_data):
     data_dir = tmp_path / "var"
-    env = {**os.environ, **gateway_environ(data_dir, sample_data, "http://127.0.0.1:1/wps")}
-    cmd = [sys.executable, "-m", "wps_gateway.cli", "dispatch"]
-    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = GatewayProcess(data_dir, sample_data, command="dispatch").start()
+    second = GatewayProcess(data_dir, sample_data, command="dispatch", env=first.env)
     try:
-        time.sleep(1.5)
-        second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            time.sleep(1.5)
-        finally:
-            second.terminate()
-            out, _ = second.communicate(10)
-        assert "standing by" in out and "dispatcher active" not in out
+        first.wait_until(lambda: first.logged("dispatcher active"), 60, "the first dispatcher active")
+        second.start()
+        second.wait_until(lambda: second.logged("standing by"), 60, "the second one standing by")
+        assert not second.logged("dispatcher active")
+        first.stop()
+        second.wait_until(lambda: second.logged("dispatcher active"), 60, "the standby taking over")
     finally:
-        first.terminate()
-        first.communicate(10)
+        second.stop()
+        first.stop()

@@ -178,9 +178,7 @@ def test_describe_process_gives_full_inputs_and_outputs(gateway, wps200_schema):
 
 def test_async_execute_then_get_status_and_get_result_with_real_outputs(gateway, scenes, wps200_schema):
     june = [p for p in scenes if "20240610" in p.name]
-    started = time.monotonic()
     response = post(gateway, execute_xml("ndvi-mosaic", [("scenes", "ref", p.as_uri()) for p in june]))
-    assert time.monotonic() - started < 2
     accepted = assert_valid(wps200_schema, response.body)
     assert status_of(accepted) == ("Accepted", 0)
     assert accepted.find("wps:NextPoll", NS) is not None

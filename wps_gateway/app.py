@@ -17,18 +17,25 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .context import GatewayContext
+from .health import health_report
 from .jobs import JobNotFound, get_job
 from .ogcapi import OgcApi
+from .ogcapi.problems import Problem
+from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
 from .store.models import JobStatus
 from .wps1.render import execute_response
-from .wps1.service import XML_MIMETYPE, GatewayService
+from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
+from .wps2.errors import Wps2Error
+from .wps2.requests import is_wps2_kvp
 
 LOG = logging.getLogger(__name__)
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 WPS_NAMESPACES = ("http://www.opengis.net/wps/1.0.0", "http://www.opengis.net/wps/2.0")
+SERVICE_UNAVAILABLE = "urn:wps-gateway:problem:service-unavailable"
+INTERNAL_ERROR = "urn:wps-gateway:problem:internal-error"
 
 
 def request_too_large(limit: int) -> FileSizeExceeded:
@@ -59,12 +66,43 @@ class GatewayApp:
             response = handler(request, **args)
         except HTTPException as exc:
             response = self.ogcapi.error(exc) if self.ogcapi.owns(request.path) else exc
+        except Exception as exc:
+            response = self._unexpected(request, exc)
+        if isinstance(response, HTTPException):
+            response = response.get_response(environ)
+        if isinstance(response, Response) and response.status_code == 503 and "Retry-After" not in response.headers:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response(environ, start_response)
+
+    def _unexpected(self, request: Request, exc: Exception) -> Response | HTTPException:
+        """An error no handler answered: 503 while the store is unreachable, else 500; in the path's protocol."""
+        unavailable = store_unavailable(exc)
+        if unavailable:
+            LOG.warning("%s %s answered 503: the job store is unreachable (%s: %s)", request.method, request.path,
+                        type(exc).__name__, exc)
+            text = UNAVAILABLE_TEXT
+        else:
+            LOG.exception("%s %s failed", request.method, request.path)
+            text = "Internal server error; the server log has the details"
+        status = 503 if unavailable else 500
+        if self.ogcapi.owns(request.path):
+            title = "Service unavailable" if unavailable else "Internal server error"
+            return Problem(status, title, text, SERVICE_UNAVAILABLE if unavailable else INTERNAL_ERROR)
+        if request.path.startswith("/wps"):
+            if request.method == "GET" and is_wps2_kvp(request.args):
+                return Wps2Error("NoApplicableCode", text, status=status).response()
+            return server_busy() if unavailable else NoApplicableCode(text, code=500)
+        return Response(json.dumps({"status": status, "detail": text}), status, mimetype="application/json")
 
     # -- endpoints ----------------------------------------------------------
 
     def on_health(self, request: Request) -> Response:
-        return Response(json.dumps({"status": "ok"}), mimetype="application/json")
+        """What an operator's probe needs: can the store be reached, and is a dispatcher at work."""
+        report = health_report(self.context.store)
+        status = 503 if report["status"] == "unavailable" else 200
+        response = Response(json.dumps(report, indent=2), status, mimetype="application/json")
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def on_wps(self, request: Request) -> Response:
         if request.method == "POST":

@@ -7,7 +7,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 
 from mesos_backend import BackendError
 
@@ -77,41 +76,69 @@ def _display_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _on_signals(first, second) -> None:
+    """SIGTERM (docker stop, systemd) and SIGINT (Ctrl-C): ``first`` on the first one, ``second`` after."""
+    count = 0
+
+    def handle(signum, _frame) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            LOG.info("%s: shutting down gracefully (send it again to stop at once)", signal.Signals(signum).name)
+            first()
+        else:
+            LOG.info("%s again: stopping running tasks now", signal.Signals(signum).name)
+            second()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, handle)
+
+
+class _StopServing(SystemExit):
+    """Raised in the main thread by the first signal: waitress stops accepting and lets requests finish."""
 
 
 def _dispatch(settings, store: Store) -> int:
     from .runner import DispatcherRunner
 
     runner = DispatcherRunner(settings, store)
-    _stop_on_signals(runner.stop_event)
+    _on_signals(runner.stop_event.set, runner.hurry)
     runner.run()
     return 0
 
 
 def _serve(settings, store: Store, args) -> int:
-    import waitress
+    import waitress.server
 
     from .app import GatewayApp
     from .context import GatewayContext
     from .runner import DispatcherRunner
 
     context = GatewayContext.create(settings, store)
+    if settings.sync_max_waiting >= args.threads:
+        LOG.warning("[gateway] sync_max_waiting (%d) is not below --threads (%d): slow synchronous Executes "
+                    "can hold every server thread", settings.sync_max_waiting, args.threads)
     runner = None
     if settings.dispatcher == "embedded":
         runner = DispatcherRunner(settings, store)
         context.on_job_submitted = runner.wake
         runner.start_thread()
+    server = waitress.server.create_server(GatewayApp(context), host=args.host, port=args.port,
+                                           threads=args.threads, ident="wps-gateway")
     LOG.info("serving %d processors at http://%s:%d/wps (public URL %s)", len(context.processors()),
              args.host, args.port, settings.url)
+
+    def stop_serving() -> None:
+        raise _StopServing(0)
+
+    _on_signals(stop_serving, runner.hurry if runner is not None else lambda: None)
     try:
-        waitress.serve(GatewayApp(context), host=args.host, port=args.port, threads=args.threads,
-                       ident="wps-gateway")
+        server.run()  # returns once a signal stopped it; requests under way were given time to finish
     finally:
+        server.close()
         if runner is not None:
             runner.stop()
+        LOG.info("gateway stopped")
     return 0
 
 

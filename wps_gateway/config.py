@@ -51,7 +51,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "data_locality": "",  # PREFIX PLACE, ...: inputs under PREFIX live at PLACE (e.g. storage=site-a)
         "reconcile_interval": "30",  # seconds between checks of the store against what the backend runs
         "shutdown_grace": "10",  # seconds local tasks may take to end on SIGTERM before they are stopped
-        "sync_max_waiting": "",  # synchronous Executes waiting at once; empty: half the server threads
+        "sync_max_waiting": "4",  # synchronous Executes that may wait at once (keep below serve --threads)
     },
     "local": {
         "cpus": "",
@@ -123,7 +123,7 @@ class Settings:
     callback_attempts: int = 3
     reconcile_interval: float = 30.0
     shutdown_grace: float = 10.0
-    sync_max_waiting: int | None = None  # None: half the server threads
+    sync_max_waiting: int = 4
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -202,7 +202,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             callback_attempts=int(gw["callback_attempts"]),
             reconcile_interval=_positive(gw["reconcile_interval"], "[gateway] reconcile_interval"),
             shutdown_grace=_at_least_zero(gw["shutdown_grace"], "[gateway] shutdown_grace"),
-            sync_max_waiting=int(gw["sync_max_waiting"]) if gw["sync_max_waiting"].strip() else None,
+            sync_max_waiting=_count(gw["sync_max_waiting"], "[gateway] sync_max_waiting"),
             deployers=parse_deployers(gw["deploy_tokens"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
@@ -215,6 +215,13 @@ def _positive(value: str, name: str) -> float:
     number = float(value)
     if not number > 0:
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return number
+
+
+def _count(value: str, name: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{name} must be 1 or more, not {value!r}")
     return number
 
 

@@ -14,7 +14,9 @@ from processes.registry import discover
 from .address_policy import AddressPolicy, policy_from
 from .config import Settings
 from .deployment import catalog_state, deployed_processors
+from .jobs import get_job, wait_for_job
 from .store.db import Store
+from .store.models import Job
 
 CATALOG_RECHECK_SECONDS = 1.0  # how stale another replica's deploy may look here
 
@@ -31,11 +33,15 @@ class GatewayContext:
     _catalog: tuple | None = None
     _checked: float = 0.0
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Server threads a synchronous Execute may hold while it waits for its job: the rest stay free
+    # for polls, /health and asynchronous submissions however many slow synchronous requests come.
+    _sync_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(4), repr=False)
 
     @classmethod
     def create(cls, settings: Settings, store: Store | None = None) -> GatewayContext:
         context = cls(settings=settings, store=store or Store(settings.database_url),
-                      address_policy=policy_from(settings.allowed_input_paths, settings.allowed_input_hosts))
+                      address_policy=policy_from(settings.allowed_input_paths, settings.allowed_input_hosts),
+                      _sync_slots=threading.BoundedSemaphore(settings.sync_max_waiting))
         context.reload_processors()
         return context
 
@@ -71,6 +77,19 @@ class GatewayContext:
             self._processors = {**deployed, **self._shipped}
             self._catalog = state
             self.catalog_version += 1
+
+    def wait_for_job(self, job_id: str, timeout: float) -> Job:
+        """Wait, bounded, for a job to end; at once (with the job as it is) when all waiting slots are taken.
+
+        Callers answer a job that is not final yet as after a timeout: with its
+        status document, so the client polls.
+        """
+        if not self._sync_slots.acquire(blocking=False):
+            return get_job(self.store, job_id)
+        try:
+            return wait_for_job(self.store, job_id, timeout)
+        finally:
+            self._sync_slots.release()
 
     def notify_dispatcher(self) -> None:
         """Wake an in-process dispatcher early; an external one finds the job on its next poll."""

@@ -79,6 +79,8 @@ class DispatcherOptions:
 class Dispatcher:
     """Moves jobs forward; call ``run`` in its own thread or process."""
 
+    HEARTBEAT_SECONDS = 5.0  # the lease is renewed at least this often, so /health sees the dispatcher
+
     def __init__(self, store: Store, backend: Backend, options: DispatcherOptions,
                  leadership: Leadership | None = None) -> None:
         self.store = store
@@ -93,11 +95,14 @@ class Dispatcher:
         self._wake = threading.Event()
         self._started = False
         self._draining = False
+        self._hurry = threading.Event()
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
         self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
         self._next_drift_check = time.monotonic() + options.reconcile_interval
         self._drift_seen: tuple[set[str], set[str]] = (set(), set())  # (missing, unwanted) at the last check
         self.last_turn: float | None = None  # monotonic time of the last turn that completed
+        self.turns = 0  # turns completed (tests wait for turns, not for time)
+        self._last_fenced = 0.0
 
     # -- life cycle ---------------------------------------------------------
 
@@ -154,9 +159,18 @@ class Dispatcher:
         if time.monotonic() >= self._next_drift_check:
             self._next_drift_check = time.monotonic() + self.options.reconcile_interval
             self.check_drift()
+        if self.leadership is not None and time.monotonic() - self._last_fenced >= self.HEARTBEAT_SECONDS:
+            with self._write():
+                pass
         self.last_turn = time.monotonic()
+        self.turns += 1
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def hurry(self) -> None:
+        """End the grace period of a shutdown under way (a second SIGTERM)."""
+        self._hurry.set()
         self._wake.set()
 
     def _sync_pause(self) -> bool:
@@ -184,6 +198,7 @@ class Dispatcher:
         """Renew the lease at our epoch in this transaction (LeadershipLost if another dispatcher took over)."""
         if self.leadership is not None:
             self.leadership.fence(session)
+            self._last_fenced = time.monotonic()
 
     # -- shutting down ------------------------------------------------------
 
@@ -200,7 +215,7 @@ class Dispatcher:
         self.backend.set_paused(True)  # queued tasks stay queued
         if not self.backend.tasks_survive_stop:
             deadline = time.monotonic() + self.options.shutdown_grace
-            while self._running_attempts() and time.monotonic() < deadline:
+            while self._running_attempts() and time.monotonic() < deadline and not self._hurry.is_set():
                 self._turn_quietly()
                 self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
                 self._wake.clear()

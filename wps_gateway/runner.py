@@ -89,6 +89,7 @@ class DispatcherRunner:
         self.dispatcher = self._new_dispatcher(backend)
         self.stop_event = threading.Event()
         self.is_leader = threading.Event()
+        self.tries = 0  # attempts to take the leadership (tests wait for a refused one)
         self._thread: threading.Thread | None = None
 
     @property
@@ -109,7 +110,9 @@ class DispatcherRunner:
         """Wait until this runner holds the leadership (True) or is stopped (False)."""
         announced = False
         while not self.stop_event.is_set():
-            if self.leadership.acquire():
+            acquired = self.leadership.acquire()
+            self.tries += 1
+            if acquired:
                 return True
             if not announced:
                 LOG.info("another dispatcher is active (or the store is unreachable); standing by")
@@ -145,6 +148,11 @@ class DispatcherRunner:
 
     def wake(self) -> None:
         self.dispatcher.wake()
+
+    def hurry(self) -> None:
+        """Cut a graceful shutdown short: stop the running tasks now."""
+        self.stop_event.set()
+        self.dispatcher.hurry()
 
     def stop(self, timeout: float | None = None) -> None:
         """Ask the dispatcher to shut down gracefully and wait for it (its grace period and a margin)."""

@@ -91,6 +91,8 @@ class MasterPublisher:
                 client.delete_async(self.node).get(timeout=self.timeout)
         except NoNodeError:
             pass  # the session expired already, taking the node with it
+        except Exception as exc:  # still reconnecting after an outage: closing the session removes the node
+            kazoo_log.info("leaving the election of %s without deleting %s: %s", self.source, self.node, exc)
         finally:
             self.node = None
             client.stop()

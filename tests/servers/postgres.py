@@ -61,6 +61,10 @@ class PostgresServer:
             os.chown(pwfile, pwd.getpwnam(self.run_as).pw_uid, -1)
         self._run("initdb", "-D", str(self.data), "-U", USER, "--pwfile", str(pwfile), "-A", "scram-sha-256",
                   "-E", "UTF8", "--no-sync")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its existing data (after ``stop``: a database outage ends)."""
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60",
@@ -68,6 +72,15 @@ class PostgresServer:
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def execute(self, sql: str, database: str = "postgres") -> list[tuple]:
+        """Run one statement as the superuser (e.g. ``pg_terminate_backend``); its rows, if any."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=USER, password=PASSWORD, dbname=database,
+                             autocommit=True) as connection:
+            cursor = connection.execute(sql)
+            return cursor.fetchall() if cursor.description else []
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
@@ -84,6 +97,16 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    yield from _server()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A server of this test's own, which it may stop, restart and disturb."""
+    yield from _server()
+
+
+def _server() -> Iterator[PostgresServer]:
     bin_dir = _bin_dir()
     require(bin_dir is not None, "PostgreSQL server binaries not found (Debian package postgresql)")
     run_as = "postgres" if os.geteuid() == 0 else None
@@ -101,7 +124,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         detail = log.read_text() if log.exists() else ""
         raise RuntimeError(f"PostgreSQL did not start: {exc.stderr.decode()} {detail}") from exc
     yield server
-    server.stop()
+    try:
+        server.stop()
+    except subprocess.CalledProcessError:
+        pass  # stopped by the test already
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -21,7 +21,7 @@ from processes.descriptor import Processor
 
 from ..context import GatewayContext
 from ..inputs import InputError, check_inputs
-from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss, submit_job, wait_for_job
+from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss, submit_job
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
 from ..outputs import raw_output
 from ..store.models import Job, JobStatus
@@ -159,7 +159,7 @@ class OgcApi:
         self.context.notify_dispatcher()
         if asynchronous:
             return self._created(job, {"Preference-Applied": "respond-async"})
-        job = wait_for_job(self.context.store, job.id, settings.sync_timeout)
+        job = self.context.wait_for_job(job.id, settings.sync_timeout)
         if job.status not in JobStatus.FINAL:
             note = (f"still {job.status} after the synchronous wait of {settings.sync_timeout:g} s; "
                     "the server answered asynchronously: poll the job")

@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from pywps import Service
-from pywps.exceptions import InvalidParameterValue, MissingParameterValue, NoApplicableCode
+from pywps.exceptions import InvalidParameterValue, MissingParameterValue, NoApplicableCode, ServerBusy
 from werkzeug.wrappers import Request, Response
 
 from processes.registry import to_pywps_process
 
 from ..context import GatewayContext
 from ..inputs import InputError, RawInput, check_inputs
-from ..jobs import ResponseForm, submit_job, wait_for_job
+from ..jobs import ResponseForm, submit_job
+from ..outages import UNAVAILABLE_TEXT, store_unavailable
 from ..outputs import raw_output
 from ..store.models import JobStatus
 from ..wps2.requests import is_wps2_kvp, is_wps2_xml
@@ -61,6 +62,15 @@ class GatewayService(Service):
         self._catalog_version = version
 
     def execute(self, identifier: str, wps_request: Any, uuid: Any) -> Response:
+        """Execute, with a store outage answered as ServerBusy (503) instead of PyWPS's generic 500."""
+        try:
+            return self._execute(identifier, wps_request)
+        except Exception as exc:
+            if store_unavailable(exc):
+                raise server_busy() from exc
+            raise
+
+    def _execute(self, identifier: str, wps_request: Any) -> Response:
         processor = self.context.processors().get(identifier)
         if processor is None:
             raise InvalidParameterValue(f"Unknown process '{identifier}'", "Identifier")
@@ -73,7 +83,7 @@ class GatewayService(Service):
         job = submit_job(self.context.store, settings.jobs_dir, processor, checked, form, protocol="wps1")
         self.context.notify_dispatcher()
         if not form.asynchronous:
-            job = wait_for_job(self.context.store, job.id, settings.sync_timeout)
+            job = self.context.wait_for_job(job.id, settings.sync_timeout)
             if form.raw and job.status == JobStatus.SUCCESSFUL:
                 return self._raw_output(job, form)
             if form.raw and job.status in JobStatus.FINAL:
@@ -89,6 +99,11 @@ class GatewayService(Service):
             raise NoApplicableCode(f"output {output_id!r} was not produced", code=500) from None
 
 
+
+
+def server_busy() -> ServerBusy:
+    """The WPS 1.0.0 answer while the job store is unreachable."""
+    return ServerBusy(UNAVAILABLE_TEXT, code=503)
 
 
 def _raw_inputs(inputs: dict[str, list[dict]]) -> dict[str, list[RawInput]]:

@@ -42,17 +42,18 @@ HTTP_STATUS = {
 class Wps2Error(Exception):
     """A WPS 2.0 request failed; rendered as an OWS 2.0 ExceptionReport."""
 
-    def __init__(self, code: str, text: str, locator: str | None = None) -> None:
+    def __init__(self, code: str, text: str, locator: str | None = None, status: int | None = None) -> None:
         super().__init__(text)
         if code not in HTTP_STATUS:
             raise ValueError(f"unknown WPS 2.0 exception code {code!r}")
         self.code = code
         self.text = text
         self.locator = locator
+        self._status = status  # e.g. 503 for NoApplicableCode while the store is unreachable
 
     @property
     def status(self) -> int:
-        return HTTP_STATUS[self.code]
+        return self._status or HTTP_STATUS[self.code]
 
     def to_xml(self) -> bytes:
         ows = f"{{{OWS_NS}}}"

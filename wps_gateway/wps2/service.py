@@ -17,7 +17,8 @@ from processes.descriptor import Processor
 
 from ..context import GatewayContext
 from ..inputs import CheckedInputs, InputError, RawInput, check_inputs, same_media_type
-from ..jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job, wait_for_job
+from ..jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job
+from ..outages import UNAVAILABLE_TEXT, store_unavailable
 from ..outputs import raw_output
 from ..store.models import Job, JobStatus
 from . import render
@@ -41,7 +42,10 @@ class Wps2Service:
             return self.handle(parsed)
         except Wps2Error as exc:
             return exc.response()
-        except Exception:
+        except Exception as exc:
+            if store_unavailable(exc):
+                LOG.warning("WPS 2.0 request answered 503: the job store is unreachable (%s)", type(exc).__name__)
+                return Wps2Error("NoApplicableCode", UNAVAILABLE_TEXT, status=503).response()
             LOG.exception("WPS 2.0 request failed")
             return Wps2Error("NoApplicableCode", "internal error, see the server log").response()
 
@@ -84,7 +88,7 @@ class Wps2Service:
         self.context.notify_dispatcher()
         if asynchronous:
             return _xml(render.status_info(job))
-        job = wait_for_job(self.context.store, job.id, settings.sync_timeout)
+        job = self.context.wait_for_job(job.id, settings.sync_timeout)
         if job.status not in JobStatus.FINAL:
             return _xml(render.status_info(job))  # past sync_timeout: the client polls with GetStatus
         return self._result(job)
@@ -133,7 +137,7 @@ class Wps2Service:
             raise Wps2Error("NoSuchJob", f"no job {request.job_id}", "JobID") from None
         self.context.notify_dispatcher()
         if job.status not in JobStatus.FINAL:
-            job = wait_for_job(self.context.store, job.id, DISMISS_WAIT_SECONDS)
+            job = self.context.wait_for_job(job.id, DISMISS_WAIT_SECONDS)
         return _xml(render.status_info(job))
 
 
