@@ -99,8 +99,12 @@ REASON_OVERSIZE = "insufficient_resources"
 REASON_KILLED = "killed"
 REASON_STOPPED = "backend_stopped"
 REASON_RESTARTED = "backend_restarted"
+# What an end the backend itself caused reads as, when a later run finds it recorded in the sandbox.
+_ENDED_BY_US = {REASON_TIMEOUT: (TaskState.FAILED, REASON_TIMEOUT), REASON_KILLED: (TaskState.KILLED, REASON_KILLED),
+                REASON_STOPPED: (TaskState.LOST, REASON_STOPPED)}
 
 EXIT_STATUS_FILE = "exit_status"
+END_CAUSE_FILE = "end_cause"  # written by the backend before it signals a task: timeout | killed | backend_stopped
 # The task runs in the foreground of this wrapper, which waits for it whatever
 # signals arrive (a trap runs only after the foreground command ends, and a
 # trapped signal is not inherited as ignored), records how it ended, then ends
@@ -373,13 +377,19 @@ class LocalBackend(Backend):
         """The terminal event of a previous run's task that no longer runs: what its wrapper wrote, or LOST."""
         recorded = read_exit_status(sandbox, hint.get("started"))
         where = str(sandbox) if hint.get("sandbox") or sandbox.is_dir() else None
+        cause = _read_text(sandbox / END_CAUSE_FILE)
+        if recorded is not None and cause:  # we ended it, before we lost sight of it
+            exit_code, usage = recorded
+            state, reason = _ENDED_BY_US.get(cause, (TaskState.KILLED, REASON_KILLED))
+            return TaskEvent(task_id, state, exit_code=exit_code, reason=reason, usage=usage, agent=self._agent,
+                             sandbox=where, message=f"ended by the backend ({cause}) before it lost sight of it")
         if recorded is not None:
             exit_code, usage = recorded
             last = _last_line(sandbox / "stderr") if exit_code else ""
             if exit_code and not last:
                 last = _exit_text(exit_code)
             return LocalTaskEvent(task_id, TaskState.FINISHED, exit_code=exit_code, usage=usage, agent=self._agent,
-                                  sandbox=where, message=f"{last} (ended while the gateway was away)".lstrip())
+                                  sandbox=where, message=f"{last} (ended unwatched; read from its sandbox)".lstrip())
         message = (f"killed leftover process(es) {', '.join(map(str, strays))} of the previous run"
                    if strays else "no process of the previous run was found")
         return TaskEvent(task_id, TaskState.LOST, reason=REASON_RESTARTED, message=message, agent=self._agent,
@@ -653,8 +663,16 @@ class LocalBackend(Backend):
             self._timer_cond.notify()
 
     def _terminate_locked(self, task: _Task) -> None:
-        """SIGTERM the task's group now and SIGKILL it after the grace period."""
+        """SIGTERM the task's group now and SIGKILL it after the grace period.
+
+        Why it is ended goes to ``end_cause`` in the sandbox first, so that a
+        later run reading the task's recorded end knows the signal was ours.
+        """
         assert task.pid is not None
+        try:
+            (task.sandbox / END_CAUSE_FILE).write_text(task.end_cause or REASON_KILLED)
+        except OSError as exc:
+            log.warning("task %s: cannot record why it is ended: %s", task.spec.task_id, exc)
         _signal_group(task.pid, signal.SIGTERM)
         self._add_timer_locked(time.monotonic() + self.kill_grace, task, "sigkill")
 
@@ -740,6 +758,13 @@ def read_exit_status(sandbox: Path, started: float | None = None) -> tuple[int, 
     cpu = sum(int(m) * 60 + float(sec) for m, sec in children) if children else None
     wall = max(0.0, written - started) if started else None
     return exit_code, Usage(cpu_seconds=cpu, wall_seconds=wall)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def _session_leader(pids: set[int]) -> int | None:

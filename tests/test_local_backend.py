@@ -350,22 +350,31 @@ def test_recover_kills_only_proven_orphans(backend):
 
 # A gateway that launched a task and then died (SIGKILL): its task carries on, unwatched.
 PREVIOUS_RUN = """
-import sys, threading
+import os, sys, threading
 from mesos_backend import Resources, TaskSpec, TaskState
 from mesos_backend.local import LocalBackend
+started = threading.Event()
 backend = LocalBackend(sys.argv[1], cpus=2, mem=1000)
-backend.start(lambda e: e.state is TaskState.STARTED and print(e.pid, flush=True))
+backend.start(lambda e: e.state is TaskState.STARTED and (print(e.pid, flush=True), started.set()))
 backend.launch(TaskSpec(sys.argv[2], ["sh", "-c", sys.argv[3]], resources=Resources(cpus=1, mem=10)))
+started.wait()
+if sys.argv[4:] == ["kill"]:  # once it runs, signal it, and die before seeing it end
+    while not os.path.exists(os.path.join(sys.argv[1], sys.argv[2], "running")):
+        threading.Event().wait(0.02)
+    backend.kill(sys.argv[2])
+    os._exit(0)
 threading.Event().wait()
 """
 
 
-def run_then_die(sandbox_root: Path, task_id: str, script: str) -> int:
+def run_then_die(sandbox_root: Path, task_id: str, script: str, *action: str) -> int:
     """Launch ``script`` from a gateway process, SIGKILL that process once the task started; the task's pid."""
-    proc = subprocess.Popen([PY, "-c", PREVIOUS_RUN, str(sandbox_root), task_id, script], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([PY, "-c", PREVIOUS_RUN, str(sandbox_root), task_id, script, *action],
+                            stdout=subprocess.PIPE, text=True)
     try:
         pid = int(proc.stdout.readline())
+        if action:
+            proc.wait(30)  # it dies by itself once it has done what it was told
     finally:
         proc.kill()
         proc.wait()
@@ -392,7 +401,7 @@ def test_a_task_that_ended_while_no_gateway_watched_is_reported_as_it_ended(make
     b.recover(["gone-1"], {"gone-1": {"pid": pid, "sandbox": str(sandbox), "started": time.time() - 5}})
     event = rec.wait("gone-1")
     assert event.state is TaskState.FINISHED and event.exit_code == 3, event
-    assert "while the gateway was away" in event.message
+    assert "ended unwatched; read from its sandbox" in event.message
     assert event.usage.cpu_seconds is not None and event.usage.wall_seconds > 0
     assert (sandbox / "runs").read_text() == "ran once\n"  # reported, not run again
 
@@ -422,6 +431,16 @@ def test_an_adopted_task_can_be_killed_and_times_out(make_backend):
     timed_out = rec.wait("adopted-slow")
     assert timed_out.state is TaskState.FAILED and timed_out.reason == "timeout"
     assert wait_gone(killed) and wait_gone(slow)
+
+
+def test_an_end_the_backend_caused_reads_as_that_after_a_restart(make_backend):
+    b, rec = make_backend()
+    pid = run_then_die(b.sandbox_root, "killed-then-died", "touch running; sleep 30", "kill")
+    wait_for_file(b.sandbox_root / "killed-then-died" / "exit_status")
+    assert wait_gone(pid)
+    b.recover(["killed-then-died"], {"killed-then-died": {"pid": pid}})
+    event = rec.wait("killed-then-died")
+    assert event.state is TaskState.KILLED and event.exit_code == -15, event  # not a failure of the task
 
 
 def test_a_task_whose_wrapper_was_killed_left_no_status_and_is_lost(make_backend):

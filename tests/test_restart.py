@@ -95,7 +95,7 @@ def test_tasks_that_end_while_the_gateway_is_down_are_not_run_again(tmp_path, sa
         assert doc.findtext(".//wps:Output/wps:Data/wps:LiteralData", namespaces=NS) == "13"
         assert_each_task_succeeded_once(store, job_id)
         assert runs_per_task(data_dir, job_id) == {"0": 1, "1": 1}
-        ended_away = [a for a in attempts(store, job_id) if "while the gateway was away" in a.message]
+        ended_away = [a for a in attempts(store, job_id) if "ended unwatched; read from its sandbox" in a.message]
         assert len(ended_away) == 2 and all(a.status == "succeeded" and a.exit_code == 0 for a in ended_away)
     finally:
         first.stop()

@@ -287,8 +287,7 @@ class Dispatcher:
             unwanted = held - active.keys()
             seen_missing, seen_unwanted = self._drift_seen
             self._drift_seen = (missing, unwanted)
-            missing &= seen_missing
-            unwanted &= seen_unwanted
+            missing, unwanted = missing & seen_missing, unwanted & seen_unwanted  # seen twice in a row
             hints = {t: _recovery_hint(active[t]) for t in missing}
         if missing:
             LOG.warning("%d attempt(s) active in the store are unknown to the %s backend; recovering them",
