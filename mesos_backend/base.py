@@ -80,6 +80,9 @@ class TaskSpec:
     timeout: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
+    # Folders outside the sandbox the task writes to (its step's folder, the job's outputs): an engine
+    # that runs tasks as another user grants them to it.
+    writable_paths: list[str] = field(default_factory=list)
     # Who and what the task is for: engines that share a cluster use them for
     # caps, fair share between users and processes, and ordering.
     user: str = ""

@@ -16,14 +16,20 @@ others must report. Main choices, so that callers can rely on them:
   ends. URIs are copied in before the start, see ``mesos_backend.fetch``.
   ``spec.image``, ``locality`` and ``labels`` are ignored: there are no
   containers and only one machine.
-* Environment. ``os.environ`` + ``spec.environment`` + ``LOCAL_BACKEND_TASK_ID``
-  and ``LOCAL_BACKEND_SANDBOX`` (+ ``CUDA_VISIBLE_DEVICES`` for GPU tasks).
-  The task-id variable is how ``recover`` recognises a task's processes. When
-  the gateway runs in a virtualenv, that environment's ``bin`` directory is
-  put first on the tasks' PATH (as if it were activated), so a processor
-  command such as ``python -m processes.x.task`` runs with the interpreter the
+* Environment. Explicit, never the gateway's own (which holds its secrets):
+  ``PATH`` (a standard one), ``HOME`` and ``TMPDIR`` (the sandbox), ``LANG``
+  (``C.UTF-8``), then the operator's ``environment``, then
+  ``spec.environment``, then ``LOCAL_BACKEND_TASK_ID`` and
+  ``LOCAL_BACKEND_SANDBOX`` (+ ``CUDA_VISIBLE_DEVICES`` for GPU tasks). The
+  task-id variable is how ``recover`` recognises a task's processes. When the
+  gateway runs in a virtualenv, that environment's ``bin`` directory is put
+  first on the tasks' PATH (as if it were activated), so a processor command
+  such as ``python -m processes.x.task`` runs with the interpreter the
   processors are installed in; ``use_gateway_python=False`` turns this off
   and a PATH in ``spec.environment`` always wins.
+* User. With ``run_as`` (``user`` or ``user:group``) tasks run as that Unix
+  user (the gateway must be root), without the gateway's supplementary
+  groups; the sandbox and the task's ``writable_paths`` are given to it.
 * Process groups. Every task leads its own session (``start_new_session``).
   Timeouts, kills and ``stop`` signal the whole group (SIGTERM, then SIGKILL
   after ``kill_grace`` seconds), and when a task's main process exits,
@@ -103,6 +109,7 @@ REASON_RESTARTED = "backend_restarted"
 _ENDED_BY_US = {REASON_TIMEOUT: (TaskState.FAILED, REASON_TIMEOUT), REASON_KILLED: (TaskState.KILLED, REASON_KILLED),
                 REASON_STOPPED: (TaskState.LOST, REASON_STOPPED)}
 
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_STATUS_FILE = "exit_status"
 END_CAUSE_FILE = "end_cause"  # written by the backend before it signals a task: timeout | killed | backend_stopped
 # The task runs in the foreground of this wrapper, which waits for it whatever
@@ -182,6 +189,8 @@ class LocalBackend(Backend):
         kill_grace: float = 3.0,
         use_gateway_python: bool = True,
         cache_dir: str | Path | None = None,
+        environment: dict[str, str] | None = None,
+        run_as: str | None = None,
     ) -> None:
         cpus = float(os.cpu_count() or 1) if cpus is None else float(cpus)
         mem = machine_memory_mb() if mem is None else float(mem)
@@ -196,6 +205,8 @@ class LocalBackend(Backend):
         self._agent = socket.gethostname()
         in_venv = sys.prefix != sys.base_prefix
         self._python_bin = os.path.dirname(sys.executable) if use_gateway_python and in_venv else None
+        self.environment = dict(environment or {})
+        self.run_as = _unix_identity(run_as) if run_as else None
 
         # Map our GPU slots onto the devices the gateway itself may use.
         visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
@@ -566,16 +577,13 @@ class LocalBackend(Backend):
             reason = REASON_FETCH_FAILED if isinstance(exc, FetchError) else REASON_LAUNCH_FAILED
             return self._event(task, TaskState.FAILED, reason=reason, message=str(exc), usage=_ZERO_USAGE)
 
-        env = dict(os.environ)
-        if self._python_bin:
-            path = env.get("PATH", os.defpath)
-            if not path.startswith(self._python_bin + os.pathsep):
-                env["PATH"] = self._python_bin + os.pathsep + path
-        env.update(spec.environment)
-        env[TASK_ID_ENV] = spec.task_id
-        env[SANDBOX_ENV] = sandbox
-        if task.gpu_ids:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(task.gpu_ids)
+        env = self._environment(task)
+        if self.run_as is not None:
+            try:
+                _hand_over([task.sandbox, *map(Path, spec.writable_paths)], *self.run_as)
+            except OSError as exc:
+                return self._event(task, TaskState.FAILED, reason=REASON_LAUNCH_FAILED, usage=_ZERO_USAGE,
+                                   message=f"cannot give the sandbox to the task's user: {exc}")
 
         with self._lock:
             if task.end_cause is not None:  # killed or stopped while we were fetching
@@ -586,9 +594,14 @@ class LocalBackend(Backend):
             program = _executable(spec.command[0], env.get("PATH", os.defpath), cwd)
             out = os.open(os.path.join(sandbox, "stdout"), _OUT_FLAGS, 0o644)
             err = os.open(stderr_path, _OUT_FLAGS, 0o644)
+            if self.run_as is not None:
+                for fd in (out, err):
+                    os.fchown(fd, *self.run_as)
+            user, group = self.run_as or (None, None)
             proc = subprocess.Popen(["/bin/sh", "-c", _WRAPPER, "wps-task", program, *spec.command[1:]],
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
-                                    env=env, start_new_session=True, close_fds=True)
+                                    env=env, start_new_session=True, close_fds=True, user=user, group=group,
+                                    extra_groups=[] if user is not None else None)
         except (OSError, ValueError, TypeError) as exc:
             return self._event(task, TaskState.FAILED, reason=REASON_LAUNCH_FAILED,
                                message=f"cannot start task: {exc}", usage=_ZERO_USAGE)
@@ -626,6 +639,19 @@ class LocalBackend(Backend):
             exit_code, usage = None, Usage(wall_seconds=time.monotonic() - started)
         proc.returncode = exit_code if exit_code is not None else -1  # keep subprocess from waiting on it
         return self._end_event(task, exit_code, usage, stderr_path)
+
+    def _environment(self, task: _Task) -> dict[str, str]:
+        """The task's whole environment (see the module docstring): nothing of the gateway's own."""
+        spec, sandbox = task.spec, str(task.sandbox)
+        env = {"PATH": DEFAULT_PATH, "HOME": sandbox, "TMPDIR": sandbox, "LANG": "C.UTF-8", **self.environment}
+        if self._python_bin and not env["PATH"].startswith(self._python_bin + os.pathsep):
+            env["PATH"] = self._python_bin + os.pathsep + env["PATH"]
+        env.update(spec.environment)
+        env[TASK_ID_ENV] = spec.task_id
+        env[SANDBOX_ENV] = sandbox
+        if task.gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(task.gpu_ids)
+        return env
 
     def _not_started_event(self, task: _Task) -> TaskEvent:
         if task.end_cause == REASON_STOPPED:
@@ -710,6 +736,28 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _unix_identity(run_as: str) -> tuple[int, int]:
+    """``user`` or ``user:group`` as (uid, gid); the user's own group by default."""
+    import grp
+    import pwd
+
+    name, _, group = run_as.partition(":")
+    try:
+        entry = pwd.getpwnam(name.strip())
+        gid = grp.getgrnam(group.strip()).gr_gid if group.strip() else entry.pw_gid
+    except KeyError:
+        raise BackendError(f"[local] run_as: no such user or group {run_as!r}") from None
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        raise BackendError(f"[local] run_as {run_as!r} needs the gateway to run as root")
+    return entry.pw_uid, gid
+
+
+def _hand_over(paths: list[Path], uid: int, gid: int) -> None:
+    """Give the task's user the folders it writes to (not what is inside them: the bundle stays ours)."""
+    for path in paths:
+        os.chown(path, uid, gid)
 
 
 def _exit_text(exit_code: int) -> str:

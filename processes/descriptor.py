@@ -87,6 +87,7 @@ class Processor:
     steps: tuple[Step, ...]
     raw: dict[str, Any]
     source: str = ""
+    environment: tuple[tuple[str, str], ...] = ()  # executionUnit.environment: what every task gets
 
     def input(self, input_id: str) -> IOSpec:
         return next(i for i in self.inputs if i.id == input_id)
@@ -125,6 +126,7 @@ def parse_descriptor(raw: Any) -> Processor:
         raise DescriptorError("executionUnit.command: a non-empty list of strings is required")
 
     steps = _steps(workflow.get("steps"), {i.id: i for i in inputs})
+    environment = _environment(unit.get("environment"))
     return Processor(
         id=pid,
         version=_version(desc.get("version", "1.0.0")),
@@ -137,7 +139,29 @@ def parse_descriptor(raw: Any) -> Processor:
         command=tuple(command),
         steps=steps,
         raw=raw,
+        environment=environment,
     )
+
+
+RESERVED_ENVIRONMENT = ("WPS_TASK", "WPS_TASK_FILE")
+
+
+def _environment(value: Any) -> tuple[tuple[str, str], ...]:
+    """``executionUnit.environment``: NAME: value pairs every task of the processor gets."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise DescriptorError("executionUnit.environment: a mapping of NAME: value is required")
+    pairs = []
+    for name, text in value.items():
+        if not (isinstance(name, str) and name.replace("_", "a").isalnum() and not name[:1].isdigit()):
+            raise DescriptorError(f"executionUnit.environment: {name!r} is not a variable name")
+        if name in RESERVED_ENVIRONMENT:
+            raise DescriptorError(f"executionUnit.environment: {name} is set by the gateway")
+        if not isinstance(text, str | int | float) or isinstance(text, bool):
+            raise DescriptorError(f"executionUnit.environment.{name}: a string is required")
+        pairs.append((name, str(text)))
+    return tuple(sorted(pairs))
 
 
 def _mapping(parent: dict, key: str, required: bool = True) -> dict:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
+from sqlalchemy.orm import undefer
 
 from wps_gateway.dispatcher import Dispatcher
 from wps_gateway.runner import DispatcherRunner, backend_for, dispatcher_options
 from wps_gateway.store.models import Job, JobStatus, Task, TaskStatus
 
 from .conftest import build_gateway, close_gateway
-from .jobs_support import submit_sleepy, wait_for
+from .jobs_support import job_of, submit_sleepy, wait_for
 
 
 def test_tasks_cut_short_by_a_stopping_backend_are_rerun_without_spending_retries(tmp_path, sample_data):
@@ -58,3 +61,22 @@ def test_tasks_cut_short_by_a_stopping_backend_are_rerun_without_spending_retrie
             runner.stop()
     finally:
         close_gateway(gateway)
+
+
+def test_job_inputs_are_stored_once_and_large_task_documents_go_by_file(gateway):
+    big = "x" * 200_000  # over the 128 KiB one environment string may hold (E2BIG)
+    texts = [big, "small", "tiny"]
+    response = gateway.client.post_json("/processes/text-length/execution", {"inputs": {"texts": texts}},
+                                        headers={"Prefer": "respond-async"}, status=201)
+    job_id = response.json["jobID"]
+    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, timeout=60)
+    job = job_of(gateway, job_id)
+    assert job.status == JobStatus.SUCCESSFUL, job.message
+    assert job.outputs["total"]["value"] == len(big) + 5 + 4
+    with gateway.store.session() as s:
+        tasks = s.scalars(select(Task).where(Task.job_id == job_id).options(undefer(Task.spec))).all()
+        sizes = [len(json.dumps(t.spec)) for t in tasks]
+    assert max(sizes) < len(big) + 4096  # only the task that holds the big text stores it (as its item)
+    assert sum(sizes) < 2 * len(big)  # the job's inputs are not copied into every task
+    files = list((gateway.settings.jobs_dir / job_id / "tasks").glob("*.json"))
+    assert len(files) == 4  # every task's document carries the job's inputs: here too large for the environment

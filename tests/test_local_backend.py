@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 
 from mesos_backend import BackendError, FetchUri, Resources, TaskEvent, TaskSpec, TaskState, create_backend
 from mesos_backend.local import TASK_ID_ENV, LocalBackend
+
+from .conftest import require
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and Linux rusage")
 
@@ -148,18 +151,47 @@ def test_non_zero_exit_without_stderr_and_death_by_signal(backend):
     assert "SIGSEGV" in segv.message
 
 
-def test_environment_and_workdir(backend, tmp_path, monkeypatch):
-    monkeypatch.setenv("WPS_TEST_INHERITED", "from-gateway")
+def test_environment_is_explicit_never_the_gateways(make_backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("MESOS_SECRET", "gateway-secret")  # the gateway's own environment holds secrets
+    monkeypatch.setenv("GDAL_CACHEMAX", "512")
     workdir = tmp_path / "work"
     workdir.mkdir()
-    b, rec = backend
-    b.launch(sh("env", 'echo "$FOO|$WPS_TEST_INHERITED|$LOCAL_BACKEND_TASK_ID|$LOCAL_BACKEND_SANDBOX"; pwd',
-                environment={"FOO": "bar baz"}, workdir=str(workdir)))
+    b, rec = make_backend(environment={"OPERATOR_SET": "yes"})
+    b.launch(sh("env", 'env | sort > "$LOCAL_BACKEND_SANDBOX/env.txt"; pwd', environment={"FOO": "bar baz"},
+                workdir=str(workdir)))
     ev = rec.wait("env")
     assert ev.succeeded
-    lines = (Path(ev.sandbox) / "stdout").read_text().splitlines()
-    assert lines == [f"bar baz|from-gateway|env|{ev.sandbox}", str(workdir)]
+    env = dict(line.split("=", 1) for line in (Path(ev.sandbox) / "env.txt").read_text().splitlines())
+    assert env.pop("PWD") == str(workdir)
+    env.pop("SHLVL", None)  # the shells' own
+    assert env.pop("PATH").endswith(":/usr/sbin:/usr/bin:/sbin:/bin")
+    assert env == {"FOO": "bar baz", "OPERATOR_SET": "yes", "HOME": ev.sandbox, "TMPDIR": ev.sandbox,
+                   "LANG": "C.UTF-8", "LOCAL_BACKEND_TASK_ID": "env", "LOCAL_BACKEND_SANDBOX": ev.sandbox}
+    assert (Path(ev.sandbox) / "stdout").read_text() == f"{workdir}\n"
     assert not (workdir / "stdout").exists()
+
+
+def test_tasks_run_as_another_user(make_backend, tmp_path):
+    require(os.geteuid() == 0, "running tasks as another user needs root")
+    for folder in (tmp_path, *tmp_path.parents):  # the data dir must be reachable by the task's user
+        if folder == Path(tempfile.gettempdir()):
+            break
+        folder.chmod(folder.stat().st_mode | 0o011)
+    secret = tmp_path / "gateway-only"
+    secret.write_text("s3cret")
+    secret.chmod(0o600)
+    writable = tmp_path / "step"
+    writable.mkdir()
+    b, rec = make_backend(run_as="nobody")
+    b.launch(TaskSpec("as-nobody", ["sh", "-c", f'id -u > {writable}/uid; id -G; cat {secret}'],
+                      writable_paths=[str(writable)]))
+    ev = rec.wait("as-nobody")
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    assert (writable / "uid").read_text().strip() == str(nobody.pw_uid)
+    assert (Path(ev.sandbox) / "stdout").read_text().split() == [str(nobody.pw_gid)]  # no root groups
+    assert ev.state is TaskState.FINISHED and ev.exit_code != 0 and "Permission denied" in ev.message
+    assert (Path(ev.sandbox) / "exit_status").exists()  # the wrapper, as that user, still records the end
 
 
 @pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="the gateway is not in a virtualenv")

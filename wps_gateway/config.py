@@ -56,6 +56,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "local": {
         "cpus": "",
         "mem": "",
+        "run_as": "",  # user[:group] tasks run as (the gateway must be root); empty: the gateway's user
+        "environment": "",  # NAME=value or NAME (passed from the gateway's environment), comma-separated
     },
     "mesos": {
         "master": "",  # host:port[,host:port] or zk://host:port[,host:port]/path
@@ -116,6 +118,8 @@ class Settings:
     max_tasks_per_job: int
     local_cpus: float | None
     local_mem: float | None
+    local_run_as: str = ""
+    local_environment: dict[str, str] = field(default_factory=dict, repr=False)
     locality_rules: list[tuple[str, str]] = field(default_factory=list)
     allowed_callback_hosts: list[str] = field(default_factory=list)
     deployers: dict[str, str] = field(default_factory=dict, repr=False)  # name -> token
@@ -196,6 +200,9 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             max_tasks_per_job=int(gw["max_tasks_per_job"]),
             local_cpus=float(parser["local"]["cpus"]) if parser["local"]["cpus"] else None,
             local_mem=float(parser["local"]["mem"]) if parser["local"]["mem"] else None,
+            local_run_as=parser["local"]["run_as"].strip(),
+            local_environment=task_environment_setting(parser["local"]["environment"],
+                                                       os.environ if environ is None else environ),
             locality_rules=parse_rules(gw["data_locality"]),
             allowed_callback_hosts=[h.strip().lower() for h in gw["allowed_callback_hosts"].split(",") if h.strip()],
             callback_timeout=float(gw["callback_timeout"]),
@@ -209,6 +216,24 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
         )
     except ValueError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
+
+
+def task_environment_setting(text: str, environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """``NAME=value, NAME, ...``: variables every local task gets; a bare NAME passes the gateway's own value
+    (an explicit choice: nothing of the gateway's environment reaches a task otherwise)."""
+    out: dict[str, str] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, has_value, value = entry.partition("=")
+        name = name.strip()
+        if not name.replace("_", "a").isalnum() or name[:1].isdigit():
+            raise ValueError(f"[local] environment: {name!r} is not a variable name")
+        if has_value:
+            out[name] = value.strip()
+        elif name in environ:
+            out[name] = environ[name]
+    return out
 
 
 def _positive(value: str, name: str) -> float:

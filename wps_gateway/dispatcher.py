@@ -48,7 +48,7 @@ from processes.descriptor import DescriptorError, Processor
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
-from .planner import PlanError, job_paths, plan_job
+from .planner import PlanError, job_paths, plan_job, task_environment
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
 from .streaks import FailureStreak
@@ -539,6 +539,24 @@ class Dispatcher:
         job.started = utcnow()
         job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
 
+    def _task_spec(self, task: Task, backend_id: str) -> TaskSpec:
+        spec, job = task.spec, task.job
+        return TaskSpec(
+            task_id=backend_id,
+            command=list(spec["command"]),
+            resources=Resources(**spec["resources"]),
+            environment=task_environment(task.id, spec, self._processor(job), job.inputs, self.options.jobs_dir),
+            image=spec.get("image"),
+            timeout=spec.get("timeout"),
+            locality=list(spec.get("locality", [])),
+            uris=[FetchUri(**uri) for uri in spec.get("uris", [])],
+            labels={"job_id": task.job_id, "task_id": task.id, "step": task.step},
+            writable_paths=[spec["task"][key] for key in ("step_dir", "outputs_dir") if key in spec.get("task", {})],
+            user=job.user,
+            process=job.process_id,
+            priority=job.priority,
+        )
+
     def _launch_ready(self) -> None:
         specs: list[TaskSpec] = []
         now = time.monotonic()
@@ -565,27 +583,9 @@ class Dispatcher:
                 session.add(TaskAttempt(task_id=task.id, number=task.attempts, backend=self.backend.name,
                                         backend_task_id=backend_id, status="launched", cpus=res["cpus"],
                                         mem_mb=res["mem"], disk_mb=res["disk"], gpus=res["gpus"]))
-                specs.append(_task_spec(task, backend_id))
+                specs.append(self._task_spec(task, backend_id))
         for spec in specs:  # after commit: a crash in between leaves 'launched' rows that recovery reruns
             self.backend.launch(spec)
-
-
-def _task_spec(task: Task, backend_id: str) -> TaskSpec:
-    spec = task.spec
-    return TaskSpec(
-        task_id=backend_id,
-        command=list(spec["command"]),
-        resources=Resources(**spec["resources"]),
-        environment=dict(spec.get("environment", {})),
-        image=spec.get("image"),
-        timeout=spec.get("timeout"),
-        locality=list(spec.get("locality", [])),
-        uris=[FetchUri(**uri) for uri in spec.get("uris", [])],
-        labels={"job_id": task.job_id, "task_id": task.id, "step": task.step},
-        user=task.job.user,
-        process=task.job.process_id,
-        priority=task.job.priority,
-    )
 
 
 def _finished_steps(counts: dict[tuple[str, str], int]) -> set[str]:

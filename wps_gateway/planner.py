@@ -1,15 +1,19 @@
 """Planning: a job's workflow becomes steps, and steps become tasks.
 
 A step with a split rule gets one task per chunk of items of the split input;
-a step without one is one task. Each task's specification (command,
-environment with the ``WPS_TASK`` document, resources, timeout) is fixed at
-planning time and kept in the store, so a restart replays exactly the same
-task.
+a step without one is one task. Each task's specification (command, its own
+part of the ``WPS_TASK`` document, resources, timeout) is fixed at planning
+time and kept in the store, so a restart replays exactly the same task. The
+job's inputs are stored once, with the job; ``task_environment`` joins them to
+a task's document when it is launched, and hands the whole document over in a
+file when it would not fit the environment.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,10 @@ from typing import Any
 from processes.descriptor import Processor, Step
 
 from .locality import places_for
+
+# WPS_TASK larger than this goes by file (WPS_TASK_FILE): one environment string may not exceed 128 KiB
+# on Linux (E2BIG), and the whole environment shares the limit with the command line.
+ENVIRONMENT_DOCUMENT_LIMIT = 32 * 1024
 
 
 class PlanError(ValueError):
@@ -43,7 +51,6 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
              max_tasks: int, locality_rules: list[tuple[str, str]] | None = None) -> list[PlannedTask]:
     """The tasks of one job, in launch order; ``locality_rules`` say where input items live."""
     paths = job_paths(jobs_dir, job_id)
-    job_inputs = _task_inputs(processor, inputs)
     tasks: list[PlannedTask] = []
     for step in processor.steps:
         chunks = _chunks(step, inputs)
@@ -56,7 +63,6 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
                 "index": index,
                 "count": len(chunks),
                 "items": items,
-                "inputs": job_inputs,
                 "step_dir": str(paths["steps"] / step.id),
                 "dep_dirs": {dep: str(paths["steps"] / dep) for dep in step.depends_on},
                 "outputs_dir": str(paths["outputs"]),
@@ -73,6 +79,35 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
             if len(tasks) > max_tasks:
                 raise PlanError(f"the job would need more than {max_tasks} tasks; split the request")
     return tasks
+
+
+def task_environment(task_id: str, spec: dict[str, Any], processor: Processor, job_inputs: dict[str, list[Any]],
+                     jobs_dir: Path) -> dict[str, str]:
+    """The environment a task is launched with: its processor's, and the whole ``WPS_TASK`` document.
+
+    The document is the task's own part joined to the job's inputs; over
+    ``ENVIRONMENT_DOCUMENT_LIMIT`` it is written to ``jobs/<job>/tasks/<task>.json``
+    and named by ``WPS_TASK_FILE`` instead (the data dir is shared with the
+    machines that run tasks).
+    """
+    environment = dict(spec.get("environment") or {})
+    document = spec.get("task")
+    if document is None:  # planned before task documents were kept apart from the inputs
+        return environment
+    text = json.dumps({**document, "inputs": _task_inputs(processor, job_inputs)}, separators=(",", ":"))
+    if len(text.encode()) <= ENVIRONMENT_DOCUMENT_LIMIT:
+        environment["WPS_TASK"] = text
+        return environment
+    folder = job_paths(jobs_dir, document["job_id"])["root"] / "tasks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{task_id}.json"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".task-")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    environment["WPS_TASK_FILE"] = str(path)
+    return environment
 
 
 def _task_inputs(processor: Processor, inputs: dict[str, list[Any]]) -> dict[str, Any]:
@@ -101,7 +136,8 @@ def _spec(processor: Processor, step: Step, document: dict[str, Any], locality: 
         "uris": [{"value": bundle["uri"], "cache": True, "extract": True}] if bundle else [],
         "locality": locality,
         "command": [*processor.command, step.id],
-        "environment": {"WPS_TASK": json.dumps(document, separators=(",", ":"))},
+        "environment": dict(processor.environment),
+        "task": document,  # the task's own part of WPS_TASK; the job's inputs join it at launch
         "resources": {"cpus": res.cpus, "mem": res.mem, "disk": res.disk, "gpus": res.gpus},
         "timeout": step.timeout,
         "image": processor.image,

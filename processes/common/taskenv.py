@@ -1,4 +1,8 @@
-"""Read the ``WPS_TASK`` JSON (see processes/DESCRIPTOR.md) into a small typed object."""
+"""Read the ``WPS_TASK`` JSON (see processes/DESCRIPTOR.md) into a small typed object.
+
+The document is in the environment variable ``WPS_TASK``, or, when it is too
+large for the environment, in the file that ``WPS_TASK_FILE`` names.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 from .errors import InputError, TaskError
 
 ENV_VAR = "WPS_TASK"
+FILE_ENV_VAR = "WPS_TASK_FILE"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,11 @@ def load_task(environ: Mapping[str, str] | None = None, defaults: Mapping[str, A
     """Parse and validate ``WPS_TASK`` from ``environ`` (default ``os.environ``)."""
     env = os.environ if environ is None else environ
     raw = env.get(ENV_VAR)
+    if not raw and env.get(FILE_ENV_VAR):
+        try:
+            raw = Path(env[FILE_ENV_VAR]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TaskError(f"{FILE_ENV_VAR} names a file that cannot be read: {exc}") from None
     if not raw:
         raise TaskError(
             f"environment variable {ENV_VAR} is not set; this program is a task started by the WPS "
