@@ -52,8 +52,8 @@ class AddressPolicy:
         try:
             parts = urlsplit(url.strip())
             port = parts.port
-        except ValueError as exc:  # "Port out of range", "Invalid IPv6 URL"
-            raise ReferenceRefused(f"the URL is malformed: {exc}") from None
+        except ValueError:  # "Port out of range", "Invalid IPv6 URL": the detail may quote a password
+            raise ReferenceRefused("the URL is malformed: its host or port cannot be read") from None
         scheme = parts.scheme.lower()
         if scheme in ("", "file"):
             return self._check_file(parts.path if scheme else url.strip())

@@ -10,6 +10,7 @@ import sys
 
 from mesos_backend import BackendError
 
+from . import redaction
 from .config import ConfigError, load_settings
 from .store.db import Store
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redaction.install()  # every record of every logger, httpx's request lines included
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -71,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _display_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from .redaction import redact
 
-    return make_url(url).render_as_string(hide_password=True)
+    return redact(url)
 
 
 def _on_signals(first, second) -> None:

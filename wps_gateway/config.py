@@ -19,6 +19,7 @@ import pywps.configuration as pywps_config
 
 from .deployment import parse_deployers
 from .locality import parse_rules
+from .redaction import redact
 
 DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
 CFG_ENV = "PYWPS_CFG"
@@ -287,16 +288,6 @@ def redacted(parser: configparser.ConfigParser) -> dict[str, dict[str, str]]:
     """The configuration with secrets masked, for logs and operator pages."""
     out: dict[str, dict[str, str]] = {}
     for section in parser.sections():
-        out[section] = {k: ("***" if any(s in k for s in SECRET_KEYS) and v else _mask_url(v))
+        out[section] = {k: ("***" if any(s in k for s in SECRET_KEYS) and v else redact(v))
                         for k, v in parser[section].items()}
     return out
-
-
-def _mask_url(value: str) -> str:
-    """Hide a password inside a URL such as ``postgresql://user:pw@host/db``."""
-    if "://" in value and "@" in value:
-        scheme, rest = value.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        if ":" in creds:
-            return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return value

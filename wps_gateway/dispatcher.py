@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job, task_environment
+from .redaction import redact
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
 from .streaks import FailureStreak
@@ -331,8 +332,10 @@ class Dispatcher:
 
     def _apply_event(self, session: Session, attempt: TaskAttempt, event: TaskEvent) -> None:
         when = datetime.fromtimestamp(event.timestamp, UTC)
+        # A task's last words may quote a URL with its credentials; they reach status documents from here.
+        event = replace(event, message=redact(event.message)[:4000])
         session.add(AttemptEvent(attempt_id=attempt.id, state=event.state.value, reason=event.reason,
-                                 message=event.message[:4000], timestamp=when))
+                                 message=event.message, timestamp=when))
         if event.state is TaskState.NOTICE:
             return
         task = attempt.task
@@ -356,7 +359,7 @@ class Dispatcher:
         attempt.finished = when
         attempt.exit_code = event.exit_code
         attempt.reason = event.reason
-        attempt.message = event.message[:4000]
+        attempt.message = event.message
         if event.usage:
             attempt.cpu_seconds = event.usage.cpu_seconds
             attempt.mem_peak_mb = event.usage.mem_peak_mb

@@ -18,6 +18,7 @@ from processes.descriptor import Processor
 from ..jobs import ResponseForm, processor_of
 from ..outputs import xml_inline
 from ..planner import job_paths
+from ..redaction import redact
 from ..store.models import Job, JobStatus
 
 WPS_NS = "http://www.opengis.net/wps/1.0.0"
@@ -92,7 +93,7 @@ def _data_inputs(job: Job, processor: Processor) -> etree._Element:
     for spec in processor.inputs:
         for value in job.inputs.get(spec.id, []):
             if spec.is_complex:
-                data: Any = WPS.Reference({f"{{{XLINK_NS}}}href": str(value), "mimeType": spec.media_type})
+                data: Any = WPS.Reference({f"{{{XLINK_NS}}}href": redact(str(value)), "mimeType": spec.media_type})
             else:
                 data = WPS.Data(WPS.LiteralData(literal_text(value)))
             element.append(WPS.Input(OWS.Identifier(spec.id), OWS.Title(spec.title), data))
