@@ -7,17 +7,23 @@ directories are copied recursively. ``extract=True`` unpacks an archive that
 ``shutil.unpack_archive`` recognises (zip, tar, tar.gz, tar.bz2, tar.xz) into
 the sandbox instead of copying it; ``executable=True`` adds the execute bits.
 ``cache=True`` goes through a ``FetchCache``: the first task copies (or
-unpacks) the URI into a cache entry keyed by a digest of the URI, and every
-later task gets a copy of that entry (as the Mesos fetcher copies from its
-cache: a task that writes into its copy cannot change the next task's), so
-a processor bundle whose name carries its content digest is fetched and
-unpacked once per version, not once per task.
+unpacks) the URI into a cache entry keyed by a digest of the URI, made
+read-only (Python sources in it are compiled there once, since no task can
+write its bytecode next to them), and every task gets symbolic links to the
+entry's top-level items in its sandbox: a processor bundle whose name
+carries its content digest is fetched and unpacked once per version, and a
+task costs a few links, not a copy of the bundle. Tasks that run as another
+user (``[local] run_as``) cannot change the entry; tasks that run as the
+gateway's own user could restore the write bits, so sites that run
+untrusted processors should use ``run_as``. Each use refreshes the entry's
+modification time, which retention reads to remove entries no task uses.
 Any other scheme (http, hdfs, s3, ...) is rejected when the task is launched,
 so a spec the local backend cannot honour fails early and says why.
 """
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import os
 import shutil
@@ -74,12 +80,14 @@ class FetchCache:
             entry_lock = self._entry_locks.setdefault(key, threading.Lock())
         with entry_lock:
             if entry.is_dir():
+                os.utime(entry)  # in use: retention keeps it
                 with self._lock:
                     self.hits += 1
                 return entry
             partial = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_made(self.root)))
             try:
                 _place(uri, src, partial)
+                _seal(partial)
                 os.replace(partial, entry)
             except BaseException:
                 shutil.rmtree(partial, ignore_errors=True)
@@ -87,6 +95,21 @@ class FetchCache:
             with self._lock:
                 self.downloads += 1
             return entry
+
+
+def _seal(folder: Path) -> None:
+    """Compile the Python sources once, then make everything read-only (and readable by every task user)."""
+    if any(folder.rglob("*.py")):
+        compileall.compile_dir(folder, quiet=2, workers=1)
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                mode = os.stat(path).st_mode
+                os.chmod(path, (mode | 0o444) & ~0o222)
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o555)
+    os.chmod(folder, 0o555)
 
 
 def _made(path: Path) -> Path:
@@ -102,11 +125,11 @@ def fetch_into(uris: list[FetchUri], sandbox: Path, cache: FetchCache | None = N
         try:
             if uri.cache and cache is not None:
                 for item in sorted(cache.entry(uri, src).iterdir()):
-                    if item.is_dir():
-                        shutil.copytree(item, sandbox / item.name, symlinks=True, dirs_exist_ok=True)
-                    else:
-                        shutil.copy2(item, sandbox / item.name)
-                    created.append(sandbox / item.name)
+                    link = sandbox / item.name
+                    if link.is_symlink() or link.exists():  # a rerun in the same sandbox
+                        continue
+                    link.symlink_to(item, target_is_directory=item.is_dir())
+                    created.append(link)
                 continue
             created.append(_place(uri, src, sandbox))
         except FetchError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 from dataclasses import replace
@@ -30,8 +31,8 @@ def test_a_bundle_is_reproducible_and_a_changed_processor_is_a_new_bundle(tmp_pa
     assert build_bundle(changed, tmp_path / "a").digest != first.digest
 
 
-def test_the_local_backend_unpacks_a_bundle_once_and_copies_it_into_every_sandbox(tmp_path, sample_data, scenes,
-                                                                                 wps100_schema):
+def test_the_local_backend_unpacks_a_bundle_once_and_shares_it_read_only(tmp_path, sample_data, scenes,
+                                                                          wps100_schema):
     gateway = build_gateway(tmp_path / "var", sample_data)
     try:
         tiles = [s for s in scenes if "20240610" in s.name][:2]
@@ -40,9 +41,13 @@ def test_the_local_backend_unpacks_a_bundle_once_and_copies_it_into_every_sandbo
         cache = gateway.runner.dispatcher.backend.fetch_cache
         assert cache.downloads == 1 and cache.hits == 5  # 3 tasks a job, the first of all fetched
         (entry,) = [p for p in cache.root.iterdir() if not p.name.startswith(".")]
-        for sandbox in gateway.settings.sandbox_dir.iterdir():  # every task ran the bundled code, copied
-            task = sandbox / "processes" / "urban_footprint" / "task.py"
-            assert task.read_bytes() == (entry / "processes" / "urban_footprint" / "task.py").read_bytes()
+        code = entry / "processes" / "urban_footprint" / "task.py"
+        assert not os.access(code, os.W_OK) or os.geteuid() == 0  # root writes anyway; modes say read-only
+        assert code.stat().st_mode & 0o222 == 0 and (entry / "processes").stat().st_mode & 0o222 == 0
+        assert list(entry.rglob("__pycache__/task*.pyc"))  # compiled once, in the cache
+        for sandbox in gateway.settings.sandbox_dir.iterdir():  # every task ran the shared code, not a copy
+            link = sandbox / "processes"
+            assert link.is_symlink() and link.resolve() == (entry / "processes").resolve()
     finally:
         close_gateway(gateway)
 

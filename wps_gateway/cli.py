@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     show = jobs_cmd.add_parser("show")
     show.add_argument("job_id")
 
+    collect = commands.add_parser("gc", help="remove what is past its retention ([gateway] retention)")
+    collect.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+
     control = commands.add_parser("dispatching", help="pause or resume launching tasks (queued work is kept)")
     control.add_argument("action", choices=["pause", "resume", "status"])
     control.add_argument("--reason", default="", help="shown in status and logs while paused")
@@ -62,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         return _jobs(store, args)
     if args.command == "dispatching":
         return _dispatching(store, args)
+    if args.command == "gc":
+        from .runner import retention_for
+
+        collected = retention_for(settings, store).collect(dry_run=args.dry_run)
+        print(f"{'would remove' if args.dry_run else 'removed'}: {collected}")
+        return 0
     store.upgrade()
     try:
         if args.command == "dispatch":

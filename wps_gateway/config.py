@@ -13,11 +13,13 @@ from __future__ import annotations
 import configparser
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pywps.configuration as pywps_config
 
 from .deployment import parse_deployers
+from .gc import parse_retention
 from .locality import parse_rules
 from .redaction import redact
 
@@ -53,6 +55,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "reconcile_interval": "30",  # seconds between checks of the store against what the backend runs
         "shutdown_grace": "10",  # seconds local tasks may take to end on SIGTERM before they are stopped
         "sync_max_waiting": "4",  # synchronous Executes that may wait at once (keep below serve --threads)
+        "retention": "",  # status:duration, ...: see wps_gateway/gc.py; empty: the defaults there
     },
     "local": {
         "cpus": "",
@@ -129,6 +132,7 @@ class Settings:
     reconcile_interval: float = 30.0
     shutdown_grace: float = 10.0
     sync_max_waiting: int = 4
+    retention: dict[str, timedelta | None] = field(default_factory=dict)
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -146,6 +150,11 @@ class Settings:
     @property
     def sandbox_dir(self) -> Path:
         return self.data_dir / "sandboxes"
+
+    @property
+    def cache_dir(self) -> Path:
+        """The local backend's fetch cache (unpacked processor bundles)."""
+        return self.data_dir / "fetch-cache"
 
 
 class ConfigError(ValueError):
@@ -211,6 +220,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             reconcile_interval=_positive(gw["reconcile_interval"], "[gateway] reconcile_interval"),
             shutdown_grace=_at_least_zero(gw["shutdown_grace"], "[gateway] shutdown_grace"),
             sync_max_waiting=_count(gw["sync_max_waiting"], "[gateway] sync_max_waiting"),
+            retention=parse_retention(gw["retention"]),
             deployers=parse_deployers(gw["deploy_tokens"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),

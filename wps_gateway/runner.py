@@ -16,6 +16,7 @@ from mesos_backend import Backend, BackendError, create_backend
 
 from .config import Settings
 from .dispatcher import Dispatcher, DispatcherOptions
+from .gc import Collector, Retention
 from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
 from .notify import Notifier, NotifierOptions, callback_policy
 from .store.backend_state import StoreBackendState
@@ -35,7 +36,7 @@ def backend_for(settings: Settings, store: Store | None = None) -> Backend:
     if settings.backend == "local":
         return create_backend("local", sandbox_root=settings.sandbox_dir, cpus=settings.local_cpus,
                               mem=settings.local_mem, environment=settings.local_environment,
-                              run_as=settings.local_run_as or None)
+                              run_as=settings.local_run_as or None, cache_dir=settings.cache_dir)
     if settings.backend == "mesos":
         from mesos_backend.mesos.backend import backend_options
         try:
@@ -54,6 +55,10 @@ def dispatcher_options(settings: Settings) -> DispatcherOptions:
                              locality_rules=settings.locality_rules,
                              reconcile_interval=settings.reconcile_interval,
                              shutdown_grace=settings.shutdown_grace)
+
+
+def retention_for(settings: Settings, store: Store) -> Retention:
+    return Retention(store, settings.jobs_dir, settings.sandbox_dir, settings.cache_dir, settings.retention)
 
 
 def notifier_for(settings: Settings, store: Store) -> Notifier:
@@ -125,10 +130,10 @@ class DispatcherRunner:
         """One term as the active dispatcher; True if it ended by a lost leadership and may begin again."""
         self.is_leader.set()
         LOG.info("dispatcher active (backend %s, epoch %s)", self.dispatcher.backend.name, self.leadership.epoch)
-        term_over = threading.Event()
-        notifier = threading.Thread(target=notifier_for(self.settings, self.store).run, args=(term_over,),
-                                    name="notifier", daemon=True)
-        notifier.start()
+        term_over = threading.Event()  # the notifier and the collector work for the active dispatcher only
+        for name, loop in (("notifier", notifier_for(self.settings, self.store).run),
+                           ("retention", Collector(retention_for(self.settings, self.store)).run)):
+            threading.Thread(target=loop, args=(term_over,), name=name, daemon=True).start()
         try:
             self.dispatcher.run(self.stop_event)
             return False
