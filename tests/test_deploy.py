@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 from pathlib import Path
 
@@ -196,3 +198,35 @@ def test_a_bad_token_setting_is_refused_without_showing_the_token():
     with pytest.raises(ConfigError) as refused:
         load_settings(cfg_files=[], environ={"GATEWAY_DEPLOY_TOKENS": "s3cr3t-value"})
     assert "s3cr3t" not in str(refused.value) and "deploy_tokens" in str(refused.value)
+
+
+def test_a_deployer_may_not_replace_or_undeploy_another_deployers_processor(tmp_path, sample_data):
+    other = "0ther-t0ken"
+    hashed = hashlib.sha256(other.encode()).hexdigest()  # the token itself need not be in the configuration
+    gw = build_gateway(tmp_path / "var", sample_data, GATEWAY_DEPLOY_TOKENS=f"portal:{TOKEN}, lab:sha256:{hashed}")
+    try:
+        assert deploy(gw, package("mine")).status_code == 201
+        theirs = {"Authorization": f"Bearer {other}"}
+        forbidden = deploy(gw, package("mine", "2.0.0"), headers=theirs, method="put", path="/processes/mine")
+        assert problem(forbidden, 403)["detail"].startswith("'mine' was deployed by another deployer")
+        problem(deploy(gw, None, headers=theirs, method="delete", path="/processes/mine"), 403)
+        assert deploy(gw, package("mine", "2.0.0"), method="put", path="/processes/mine").status_code == 204
+        assert deploy(gw, package("lab-own"), headers=theirs).status_code == 201  # the hashed token works
+        assert deploy(gw, None, method="delete", path="/processes/mine").status_code == 204
+    finally:
+        close_gateway(gw)
+
+
+@pytest.mark.parametrize("authorization", [
+    "Bearer tökén-ß",  # non-ASCII bearer token
+    "Basic " + base64.b64encode("portal:pässwörd".encode()).decode(),  # non-ASCII Basic password
+    "Basic " + base64.b64encode(b"portal:\xff\xfe").decode(),  # not UTF-8 at all
+    "Basic ###",  # not base64
+])
+def test_odd_credentials_are_401_not_500(gateway, authorization):
+    problem(deploy(gateway, package("odd"), headers={"Authorization": authorization}), 401)
+
+
+def test_tokens_are_kept_only_as_hashes():
+    settings = load_settings(environ={"GATEWAY_DEPLOY_TOKENS": f"portal:{TOKEN}"})
+    assert TOKEN.encode() not in repr(settings.deployers).encode() and len(settings.deployers["portal"]) == 32

@@ -126,7 +126,7 @@ class Settings:
     local_environment: dict[str, str] = field(default_factory=dict, repr=False)
     locality_rules: list[tuple[str, str]] = field(default_factory=list)
     allowed_callback_hosts: list[str] = field(default_factory=list)
-    deployers: dict[str, str] = field(default_factory=dict, repr=False)  # name -> token
+    deployers: dict[str, bytes] = field(default_factory=dict, repr=False)  # name -> SHA-256 of the token
     callback_timeout: float = 5.0
     callback_attempts: int = 3
     reconcile_interval: float = 30.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 from typing import Any
 
@@ -45,6 +46,10 @@ class NotDeployed(DeploymentError):
 
 class NotAuthorized(DeploymentError):
     """No or wrong deployer credentials."""
+
+
+class NotOwner(DeploymentError):
+    """The processor was deployed by another deployer."""
 
 
 def descriptor_from_package(package: Any) -> dict[str, Any]:
@@ -92,23 +97,27 @@ def deploy(store: Store, processor: Processor, owner: str, taken: set[str]) -> N
         raise duplicate from None
 
 
-def replace(store: Store, process_id: str, processor: Processor, owner: str) -> None:
-    """Make ``processor`` the current version of the deployed ``process_id``."""
+def replace(store: Store, process_id: str, processor: Processor, deployer: str, *, any_owner: bool = False) -> None:
+    """Make ``processor`` the current version of the deployed ``process_id`` (its owner's, unless ``any_owner``)."""
     if processor.id != process_id:
         raise DuplicateProcess(f"the package describes '{processor.id}', not '{process_id}'")
     with store.session() as session:
-        row = session.get(DeployedProcessor, process_id)
-        if row is None:
-            raise NotDeployed(process_id)
-        row.version, row.descriptor, row.owner = processor.version, processor.raw, owner
+        row = _owned(session, process_id, deployer, any_owner)
+        row.version, row.descriptor = processor.version, processor.raw
 
 
-def undeploy(store: Store, process_id: str) -> None:
+def undeploy(store: Store, process_id: str, deployer: str, *, any_owner: bool = False) -> None:
     with store.session() as session:
-        row = session.get(DeployedProcessor, process_id)
-        if row is None:
-            raise NotDeployed(process_id)
-        session.delete(row)
+        session.delete(_owned(session, process_id, deployer, any_owner))
+
+
+def _owned(session, process_id: str, deployer: str, any_owner: bool) -> DeployedProcessor:
+    row = session.get(DeployedProcessor, process_id, with_for_update=True)
+    if row is None:
+        raise NotDeployed(process_id)
+    if not any_owner and row.owner != deployer:
+        raise NotOwner(f"'{process_id}' was deployed by another deployer; only they may replace or undeploy it")
+    return row
 
 
 def deployed_processors(store: Store) -> dict[str, Processor]:
@@ -133,31 +142,52 @@ def catalog_state(store: Store) -> tuple[tuple[str, str, str], ...]:
     return tuple((pid, version, str(updated)) for pid, version, updated in rows)
 
 
-def parse_deployers(text: str) -> dict[str, str]:
-    """``name:token, name:token`` as {name: token}."""
+TOKEN_HASH_PREFIX = "sha256:"
+
+
+def token_hash(token: str) -> bytes:
+    """What is kept of a token: its SHA-256 (any text, ASCII or not, hashes; nothing to compare in clear)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def parse_deployers(text: str) -> dict[str, bytes]:
+    """``name:token, name:sha256:<hex>, ...`` as {name: SHA-256 of the token}; the token itself is not kept.
+
+    Writing the hash (``printf %s TOKEN | sha256sum``) keeps the token out of the configuration too.
+    """
     deployers = {}
     for position, part in enumerate((p for p in text.split(",") if p.strip()), start=1):
         name, sep, token = part.strip().partition(":")
         if not sep or not name or not token:  # the entry may be a bare token: never echo it
             raise ValueError(f"deploy_tokens entry {position} is not name:token")
-        deployers[name] = token
+        if token.startswith(TOKEN_HASH_PREFIX):
+            try:
+                digest = bytes.fromhex(token[len(TOKEN_HASH_PREFIX):])
+            except ValueError:
+                digest = b""
+            if len(digest) != hashlib.sha256().digest_size:
+                raise ValueError(f"deploy_tokens entry {position}: sha256: must be followed by 64 hex digits")
+            deployers[name] = digest
+        else:
+            deployers[name] = token_hash(token)
     return deployers
 
 
-def authenticate(authorization: str | None, deployers: dict[str, str]) -> str:
+def authenticate(authorization: str | None, deployers: dict[str, bytes]) -> str:
     """The deployer named by an ``Authorization`` header (Bearer token, or Basic name:token)."""
     if not deployers:
         raise NotAuthorized("deploying processors is disabled on this gateway ([gateway] deploy_tokens is empty)")
     scheme, _, credentials = (authorization or "").partition(" ")
     if scheme.lower() == "bearer":
-        for name, token in deployers.items():
-            if hmac.compare_digest(credentials.strip(), token):
+        offered = token_hash(credentials.strip())
+        for name, digest in deployers.items():
+            if hmac.compare_digest(offered, digest):
                 return name
     elif scheme.lower() == "basic":
         try:
-            name, _, token = base64.b64decode(credentials.strip()).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+            name, _, token = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
             name, token = "", ""
-        if name in deployers and hmac.compare_digest(token, deployers[name]):
+        if name in deployers and hmac.compare_digest(token_hash(token), deployers[name]):
             return name
     raise NotAuthorized("deploying needs a deployer's credentials (Authorization: Bearer <token>)")

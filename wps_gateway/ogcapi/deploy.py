@@ -66,6 +66,8 @@ def on_replace(request: Request, context: GatewayContext, process_id: str) -> Re
         deployment.replace(context.store, process_id, processor, owner)
     except deployment.NotDeployed:
         raise no_such_process(process_id) from None
+    except deployment.NotOwner as exc:
+        raise Problem(403, "Forbidden", str(exc)) from None
     except deployment.DuplicateProcess as exc:
         raise Problem(400, "Invalid application package", str(exc), f"{DRU_EXCEPTIONS}/invalid-package") from None
     context.catalog_changed()
@@ -73,12 +75,14 @@ def on_replace(request: Request, context: GatewayContext, process_id: str) -> Re
 
 
 def on_undeploy(request: Request, context: GatewayContext, process_id: str) -> Response:
-    deployer(request, context)
+    owner = deployer(request, context)
     immutable(context, process_id)
     try:
-        deployment.undeploy(context.store, process_id)
+        deployment.undeploy(context.store, process_id, owner)
     except deployment.NotDeployed:
         raise no_such_process(process_id) from None
+    except deployment.NotOwner as exc:
+        raise Problem(403, "Forbidden", str(exc)) from None
     context.catalog_changed()
     return no_content()
 
