@@ -20,6 +20,7 @@ import pywps.configuration as pywps_config
 
 from .deployment import parse_deployers
 from .gc import parse_retention
+from .limits import ClientLimits
 from .locality import parse_rules
 from .redaction import redact
 
@@ -56,6 +57,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "shutdown_grace": "10",  # seconds local tasks may take to end on SIGTERM before they are stopped
         "sync_max_waiting": "4",  # synchronous Executes that may wait at once (keep below serve --threads)
         "retention": "",  # status:duration, ...: see wps_gateway/gc.py; empty: the defaults there
+        "client_max_jobs": "1000",  # jobs accepted or running per client (user, or address); 0: no limit
+        "client_max_tasks": "10000",  # tasks of those jobs per client; 0: no limit
+        "client_max_sync": "2",  # synchronous Executes one client may have waiting at once; 0: no limit
     },
     "local": {
         "cpus": "",
@@ -133,6 +137,7 @@ class Settings:
     shutdown_grace: float = 10.0
     sync_max_waiting: int = 4
     retention: dict[str, timedelta | None] = field(default_factory=dict)
+    client_limits: ClientLimits = field(default_factory=ClientLimits)
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -221,6 +226,9 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             shutdown_grace=_at_least_zero(gw["shutdown_grace"], "[gateway] shutdown_grace"),
             sync_max_waiting=_count(gw["sync_max_waiting"], "[gateway] sync_max_waiting"),
             retention=parse_retention(gw["retention"]),
+            client_limits=ClientLimits(max_jobs=_limit(gw["client_max_jobs"], "[gateway] client_max_jobs"),
+                                       max_tasks=_limit(gw["client_max_tasks"], "[gateway] client_max_tasks"),
+                                       max_sync=_limit(gw["client_max_sync"], "[gateway] client_max_sync")),
             deployers=parse_deployers(gw["deploy_tokens"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
@@ -251,6 +259,13 @@ def _positive(value: str, name: str) -> float:
     number = float(value)
     if not number > 0:
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return number
+
+
+def _limit(value: str, name: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"{name} must be 0 (no limit) or more, not {value!r}")
     return number
 
 

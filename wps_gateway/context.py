@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from werkzeug.wrappers import Request
+
 from processes.bundle import Bundle, build_bundle
 from processes.descriptor import Processor
 from processes.registry import discover
@@ -14,7 +16,10 @@ from processes.registry import discover
 from .address_policy import AddressPolicy, policy_from
 from .config import Settings
 from .deployment import catalog_state, deployed_processors
-from .jobs import get_job, wait_for_job
+from .inputs import CheckedInputs, InputError
+from .jobs import ResponseForm, get_job, submit_job, wait_for_job
+from .limits import ClientLimits, SyncWaits, check_submission, client_of
+from .planner import count_tasks
 from .store.db import Store
 from .store.models import Job
 
@@ -36,12 +41,14 @@ class GatewayContext:
     # Server threads a synchronous Execute may hold while it waits for its job: the rest stay free
     # for polls, /health and asynchronous submissions however many slow synchronous requests come.
     _sync_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(4), repr=False)
+    _sync_waits: SyncWaits = field(default_factory=lambda: SyncWaits(ClientLimits().max_sync), repr=False)
 
     @classmethod
     def create(cls, settings: Settings, store: Store | None = None) -> GatewayContext:
         context = cls(settings=settings, store=store or Store(settings.database_url),
                       address_policy=policy_from(settings.allowed_input_paths, settings.allowed_input_hosts),
-                      _sync_slots=threading.BoundedSemaphore(settings.sync_max_waiting))
+                      _sync_slots=threading.BoundedSemaphore(settings.sync_max_waiting),
+                      _sync_waits=SyncWaits(settings.client_limits.max_sync))
         context.reload_processors()
         return context
 
@@ -78,16 +85,38 @@ class GatewayContext:
             self._catalog = state
             self.catalog_version += 1
 
-    def wait_for_job(self, job_id: str, timeout: float) -> Job:
+    def submit(self, request: Request | None, processor: Processor, checked: CheckedInputs, form: ResponseForm,
+               protocol: str, subscriber: dict[str, str] | None = None) -> Job:
+        """Accept a job for the request's client and wake the dispatcher.
+
+        Refused before anything is written: a job over ``max_tasks_per_job``
+        (InputError), a client over its limits (LimitExceeded).
+        """
+        tasks = count_tasks(processor, checked.values)
+        limit = self.settings.max_tasks_per_job
+        if tasks > limit:
+            split = next((s.split_input for s in processor.steps if s.split_input), "") or processor.id
+            raise InputError("InvalidParameterValue", split, f"the job would need {tasks} tasks, more than the "
+                             f"{limit} one job may have; split the request", kind="too_many")
+        client = client_of(request)
+        check_submission(self.store, client, tasks, self.settings.client_limits)
+        job = submit_job(self.store, self.settings.jobs_dir, processor, checked, form, protocol,
+                         subscriber=subscriber, client=client, task_count=tasks)
+        self.notify_dispatcher()
+        return job
+
+    def wait_for_job(self, job_id: str, timeout: float, request: Request | None = None) -> Job:
         """Wait, bounded, for a job to end; at once (with the job as it is) when all waiting slots are taken.
 
         Callers answer a job that is not final yet as after a timeout: with its
-        status document, so the client polls.
+        status document, so the client polls. One client may hold only
+        ``client_max_sync`` waits at once (LimitExceeded beyond).
         """
         if not self._sync_slots.acquire(blocking=False):
             return get_job(self.store, job_id)
         try:
-            return wait_for_job(self.store, job_id, timeout)
+            with self._sync_waits.slot(client_of(request)):
+                return wait_for_job(self.store, job_id, timeout)
         finally:
             self._sync_slots.release()
 

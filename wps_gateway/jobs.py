@@ -82,7 +82,8 @@ def processor_of(job: Job) -> Processor:
 
 def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: CheckedInputs,
                response_form: ResponseForm, protocol: str, user: str = "anonymous", group: str = "",
-               priority: int = 0, subscriber: dict[str, str] | None = None) -> Job:
+               priority: int = 0, subscriber: dict[str, str] | None = None, client: str = "",
+               task_count: int = 0) -> Job:
     """Write an accepted job; the dispatcher picks it up (and calls ``subscriber`` back as it goes)."""
     job_id = str(uuid.uuid4())
     values = write_inline_inputs(checked, processor, job_paths(jobs_dir, job_id)["inputs"])
@@ -101,6 +102,8 @@ def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: Chec
         response_form=response_form.as_dict(),
         descriptor=processor.raw,
         subscriber=subscriber,
+        client=client,
+        task_count=task_count,
     )
     with store.session() as session:
         session.add(job)

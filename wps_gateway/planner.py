@@ -81,6 +81,11 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
     return tasks
 
 
+def count_tasks(processor: Processor, inputs: dict[str, list[Any]]) -> int:
+    """How many tasks ``plan_job`` will make of these inputs (known at submission, before planning)."""
+    return sum(len(_chunks(step, inputs)) for step in processor.steps)
+
+
 def task_environment(task_id: str, spec: dict[str, Any], processor: Processor, job_inputs: dict[str, list[Any]],
                      jobs_dir: Path) -> dict[str, str]:
     """The environment a task is launched with: its processor's, and the whole ``WPS_TASK`` document.

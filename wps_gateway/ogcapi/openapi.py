@@ -119,6 +119,9 @@ RESPONSES: dict[str, Any] = {
         "Forbidden": "deployment is disabled, or the process is shipped with the gateway (immutable)",
         "Conflict": "a process with this id exists already",
         "ServerError": "the job failed, or the server did",
+        "TooManyRequests": "the client has as many jobs, tasks or waiting synchronous requests as it may; "
+                           "retry after the time the Retry-After header gives",
+        "Unavailable": "the job store cannot be reached right now; retry after the time Retry-After gives",
     }.items()}
 
 
@@ -131,7 +134,8 @@ def _json(schema: str, description: str, html: bool = True) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     names = {400: "InvalidParameter", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "NotAllowed",
-             409: "Conflict", 410: "Gone", 413: "TooLarge", 415: "UnsupportedMediaType", 500: "ServerError"}
+             409: "Conflict", 410: "Gone", 413: "TooLarge", 415: "UnsupportedMediaType", 429: "TooManyRequests",
+             500: "ServerError", 503: "Unavailable"}
     return {str(code): _ref(names[code], "responses") for code in codes}
 
 
@@ -180,7 +184,7 @@ def _paths() -> dict[str, Any]:
                                 "*/*": {"schema": {"type": "string", "format": "binary"}}}},
             "201": {"description": "job created; asynchronous execution", "headers": status_headers,
                     "content": {"application/json": {"schema": _ref("statusInfo")}}},
-            **_errors(400, 404, 410, 413, 415, 500)}}}
+            **_errors(400, 404, 410, 413, 415, 429, 500, 503)}}}
     package = {"required": True, "content": {media: {"schema": PACKAGE} for media in PACKAGE_TYPES}}
     deployer = [{"deployer": []}]
     paths["/processes"]["post"] = {

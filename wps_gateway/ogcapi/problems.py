@@ -23,6 +23,7 @@ INVALID_PARAMETER = f"{OGC_EXCEPTIONS}/invalid-parameter"
 # Not defined by the standard (Part 1 only says "an exception"): the gateway's own types.
 JOB_FAILED = "urn:wps-gateway:problem:job-failed"
 JOB_DISMISSED = "urn:wps-gateway:problem:job-dismissed"
+TOO_MANY_REQUESTS = "urn:wps-gateway:problem:too-many-requests"
 
 
 class Problem(HTTPException):

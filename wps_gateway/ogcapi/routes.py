@@ -21,7 +21,8 @@ from processes.descriptor import Processor
 
 from ..context import GatewayContext
 from ..inputs import InputError, check_inputs
-from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss, submit_job
+from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss
+from ..limits import LimitExceeded
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
 from ..outputs import raw_output
 from ..store.models import Job, JobStatus
@@ -32,6 +33,7 @@ from .openapi import OPENAPI_MEDIA_TYPE, STATUS_CODES, openapi_document
 from .problems import (
     JOB_DISMISSED,
     JOB_FAILED,
+    TOO_MANY_REQUESTS,
     Problem,
     from_http_error,
     invalid_parameter,
@@ -154,12 +156,16 @@ class OgcApi:
             subscriber = check_subscriber(parsed.subscriber, callback_policy(settings.allowed_callback_hosts))
         except SubscriberRefused as exc:
             raise invalid_parameter(str(exc), "subscriber") from None
-        job = submit_job(self.context.store, settings.jobs_dir, processor, checked, parsed.form, protocol="ogcapi",
-                         subscriber=subscriber)
-        self.context.notify_dispatcher()
-        if asynchronous:
-            return self._created(job, {"Preference-Applied": "respond-async"})
-        job = self.context.wait_for_job(job.id, settings.sync_timeout)
+        try:
+            job = self.context.submit(request, processor, checked, parsed.form, "ogcapi", subscriber)
+            if asynchronous:
+                return self._created(job, {"Preference-Applied": "respond-async"})
+            job = self.context.wait_for_job(job.id, settings.sync_timeout, request)
+        except InputError as exc:
+            raise invalid_parameter(exc.message, exc.locator, input=exc.locator, code=exc.code) from exc
+        except LimitExceeded as exc:
+            raise Problem(429, "Too many requests", str(exc), TOO_MANY_REQUESTS,
+                          headers={"Retry-After": str(exc.retry_after)}) from exc
         if job.status not in JobStatus.FINAL:
             note = (f"still {job.status} after the synchronous wait of {settings.sync_timeout:g} s; "
                     "the server answered asynchronously: poll the job")

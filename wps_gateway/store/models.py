@@ -85,12 +85,16 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # Callback URLs the client asked for: successUri, failedUri, inProgressUri.
     subscriber: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
+    # Who submitted it, for per-client limits: the user, or "addr:<address>" for anonymous requests.
+    client: Mapped[str] = mapped_column(String(160), default="")
+    task_count: Mapped[int] = mapped_column(Integer, default=0)  # tasks its plan has (known at submission)
 
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq",
                                              cascade="all, delete-orphan")
 
     __table_args__ = (Index("ix_jobs_status_created", "status", "created"),
-                      Index("ix_jobs_process_created", "process_id", "created"))
+                      Index("ix_jobs_process_created", "process_id", "created"),
+                      Index("ix_jobs_client_status", "client", "status"))
 
 
 class Task(Base):

@@ -18,7 +18,8 @@ from processes.registry import to_pywps_process
 
 from ..context import GatewayContext
 from ..inputs import InputError, RawInput, check_inputs
-from ..jobs import ResponseForm, submit_job
+from ..jobs import ResponseForm
+from ..limits import LimitExceeded
 from ..outages import UNAVAILABLE_TEXT, store_unavailable
 from ..outputs import raw_output
 from ..store.models import JobStatus
@@ -75,15 +76,18 @@ class GatewayService(Service):
         if processor is None:
             raise InvalidParameterValue(f"Unknown process '{identifier}'", "Identifier")
         form = _response_form(wps_request, {o.id for o in processor.outputs})
+        http_request = getattr(wps_request, "http_request", None)
         try:
             checked = check_inputs(processor, _raw_inputs(wps_request.inputs), self.context.address_policy)
+            job = self.context.submit(http_request, processor, checked, form, protocol="wps1")
+            if not form.asynchronous:
+                job = self.context.wait_for_job(job.id, self.context.settings.sync_timeout, http_request)
         except InputError as exc:
             raise ERRORS.get(exc.code, InvalidParameterValue)(exc.message, exc.locator) from exc
+        except LimitExceeded as exc:
+            raise ServerBusy(str(exc), code=429) from exc
         settings = self.context.settings
-        job = submit_job(self.context.store, settings.jobs_dir, processor, checked, form, protocol="wps1")
-        self.context.notify_dispatcher()
         if not form.asynchronous:
-            job = self.context.wait_for_job(job.id, settings.sync_timeout)
             if form.raw and job.status == JobStatus.SUCCESSFUL:
                 return self._raw_output(job, form)
             if form.raw and job.status in JobStatus.FINAL:

@@ -17,7 +17,8 @@ from processes.descriptor import Processor
 
 from ..context import GatewayContext
 from ..inputs import CheckedInputs, InputError, RawInput, check_inputs, same_media_type
-from ..jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job
+from ..jobs import JobNotFound, ResponseForm, get_job, request_dismiss
+from ..limits import LimitExceeded
 from ..outages import UNAVAILABLE_TEXT, store_unavailable
 from ..outputs import raw_output
 from ..store.models import Job, JobStatus
@@ -39,7 +40,7 @@ class Wps2Service:
         """Parse, handle, and turn any failure into an OWS 2.0 ExceptionReport (never an HTML error page)."""
         try:
             parsed = parse_xml(request.get_data()) if request.method == "POST" else parse_kvp(request.args)
-            return self.handle(parsed)
+            return self.handle(parsed, request)
         except Wps2Error as exc:
             return exc.response()
         except Exception as exc:
@@ -49,14 +50,14 @@ class Wps2Service:
             LOG.exception("WPS 2.0 request failed")
             return Wps2Error("NoApplicableCode", "internal error, see the server log").response()
 
-    def handle(self, parsed: Wps2Request) -> Response:
+    def handle(self, parsed: Wps2Request, http: Request | None = None) -> Response:
         if isinstance(parsed, GetCapabilities):
             processors = list(self.context.processors().values())
             return _xml(render.capabilities(processors, self.context.settings.url))
         if isinstance(parsed, DescribeProcess):
             return _xml(render.process_offerings(self._processors(parsed.identifiers)))
         if isinstance(parsed, Execute):
-            return self.execute(parsed)
+            return self.execute(parsed, http)
         return {"GetStatus": self.get_status, "GetResult": self.get_result,
                 "Dismiss": self.dismiss}[parsed.operation](parsed)
 
@@ -74,7 +75,7 @@ class Wps2Service:
 
     # -- Execute -------------------------------------------------------------
 
-    def execute(self, request: Execute) -> Response:
+    def execute(self, request: Execute, http: Request | None = None) -> Response:
         processor = self.context.processors().get(request.identifier)
         if processor is None:
             raise Wps2Error("NoSuchProcess", f"no process {request.identifier!r}", request.identifier)
@@ -83,12 +84,15 @@ class Wps2Service:
         asynchronous = request.mode == "async" or (request.mode == "auto" and not raw)
         form = ResponseForm(outputs=_requested_outputs(request, processor), raw=raw, asynchronous=asynchronous)
         checked = _check_inputs(processor, request.inputs, self.context)
-        settings = self.context.settings
-        job = submit_job(self.context.store, settings.jobs_dir, processor, checked, form, protocol="wps2")
-        self.context.notify_dispatcher()
-        if asynchronous:
-            return _xml(render.status_info(job))
-        job = self.context.wait_for_job(job.id, settings.sync_timeout)
+        try:
+            job = self.context.submit(http, processor, checked, form, protocol="wps2")
+            if asynchronous:
+                return _xml(render.status_info(job))
+            job = self.context.wait_for_job(job.id, self.context.settings.sync_timeout, http)
+        except InputError as exc:
+            raise Wps2Error(INPUT_CODES[exc.kind], exc.message, exc.locator) from exc
+        except LimitExceeded as exc:
+            raise Wps2Error("NoApplicableCode", str(exc), status=429) from exc
         if job.status not in JobStatus.FINAL:
             return _xml(render.status_info(job))  # past sync_timeout: the client polls with GetStatus
         return self._result(job)
