@@ -1,0 +1,1 @@
+"""Who is asking: identities, roles, and what each may see (``[auth]``)."""
