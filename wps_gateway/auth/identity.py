@@ -38,7 +38,7 @@ class Identity:
         return self.is_operator or not self.authenticated
 
 
-NOBODY = Identity(roles=frozenset({USER, OPERATOR, DEPLOYER}))  # mode none: as before identity existed
+NOBODY = Identity()  # mode none: anonymous, and (not authenticated) seeing everything, as before
 
 
 def identity_of(request: Request | None) -> Identity:
