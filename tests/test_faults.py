@@ -117,11 +117,10 @@ def test_events_survive_a_full_disk(tmp_path, sample_data):
             wait_for(lambda: len(sandboxes_of(gateway.store, job_id)) == 2, what="both squares running")
             sandboxes = sandboxes_of(gateway.store, job_id)
             filler = mount / "filler"
-            with filler.open("wb") as out:  # fill the disk to the last byte
-                try:
-                    while True:
-                        out.write(b"\0" * 65536)
-                        out.flush()
+            with filler.open("wb", buffering=0) as out:  # fill the disk to the last byte (unbuffered: no
+                try:                                      # failing flush when it closes)
+                    while out.write(b"\0" * 65536):
+                        pass
                 except OSError:
                     pass
             wait_for(lambda: ended(sandboxes), what="the squares ending on a full disk")

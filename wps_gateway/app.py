@@ -16,6 +16,8 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from .auth.authenticate import AuthenticationFailed, AuthorizationFailed, KeysUnavailable
+from .auth.identity import ENVIRON_KEY, IdentityRequired, require
 from .context import GatewayContext
 from .health import health_report
 from .jobs import JobNotFound, get_job
@@ -35,6 +37,8 @@ SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fal
 
 WPS_NAMESPACES = ("http://www.opengis.net/wps/1.0.0", "http://www.opengis.net/wps/2.0")
 SERVICE_UNAVAILABLE = "urn:wps-gateway:problem:service-unavailable"
+UNAUTHORIZED = "urn:wps-gateway:problem:unauthorized"
+CATALOGUE_OPERATIONS = ("getcapabilities", "describeprocess")
 INTERNAL_ERROR = "urn:wps-gateway:problem:internal-error"
 
 
@@ -61,11 +65,23 @@ class GatewayApp:
     def __call__(self, environ, start_response):
         request = Request(environ)
         try:
+            environ[ENVIRON_KEY] = self.context.authenticator.identify(request)
             endpoint, args = self.url_map.bind_to_environ(environ).match()
             handler = endpoint if callable(endpoint) else getattr(self, f"on_{endpoint}")
             response = handler(request, **args)
         except HTTPException as exc:
             response = self.ogcapi.error(exc) if self.ogcapi.owns(request.path) else exc
+        except AuthenticationFailed as exc:
+            response = self._error(request, 401, "Unauthorized", str(exc), UNAUTHORIZED,
+                                   {"WWW-Authenticate": exc.challenge})
+        except IdentityRequired as exc:
+            headers = {"WWW-Authenticate": self.context.authenticator.challenge} if exc.status == 401 else {}
+            title = "Unauthorized" if exc.status == 401 else "Forbidden"
+            response = self._error(request, exc.status, title, str(exc), UNAUTHORIZED, headers)
+        except AuthorizationFailed as exc:
+            response = self._error(request, 403, "Forbidden", str(exc), UNAUTHORIZED)
+        except KeysUnavailable as exc:
+            response = self._error(request, 503, "Service unavailable", str(exc), SERVICE_UNAVAILABLE)
         except Exception as exc:
             response = self._unexpected(request, exc)
         if isinstance(response, HTTPException):
@@ -84,15 +100,27 @@ class GatewayApp:
         else:
             LOG.exception("%s %s failed", request.method, request.path)
             text = "Internal server error; the server log has the details"
-        status = 503 if unavailable else 500
+        if unavailable:
+            return self._error(request, 503, "Service unavailable", text, SERVICE_UNAVAILABLE)
+        return self._error(request, 500, "Internal server error", text, INTERNAL_ERROR)
+
+    def _error(self, request: Request, status: int, title: str, text: str, type_: str,
+               headers: dict[str, str] | None = None) -> Response | HTTPException:
+        """An error in the protocol of the path asked: a problem document, an OWS exception report, or JSON."""
+        headers = headers or {}
         if self.ogcapi.owns(request.path):
-            title = "Service unavailable" if unavailable else "Internal server error"
-            return Problem(status, title, text, SERVICE_UNAVAILABLE if unavailable else INTERNAL_ERROR)
+            return Problem(status, title, text, type_, headers=headers)
         if request.path.startswith("/wps"):
             if request.method == "GET" and is_wps2_kvp(request.args):
-                return Wps2Error("NoApplicableCode", text, status=status).response()
-            return server_busy() if unavailable else NoApplicableCode(text, code=500)
-        return Response(json.dumps({"status": status, "detail": text}), status, mimetype="application/json")
+                response = Wps2Error("NoApplicableCode", text, status=status).response()
+            else:
+                exception = server_busy() if status == 503 else NoApplicableCode(text, code=status)
+                response = exception.get_response(request.environ)
+            response.headers.update(headers)
+            return response
+        response = Response(json.dumps({"status": status, "detail": text}), status, mimetype="application/json")
+        response.headers.update(headers)
+        return response
 
     # -- endpoints ----------------------------------------------------------
 
@@ -107,10 +135,12 @@ class GatewayApp:
     def on_wps(self, request: Request) -> Response:
         if request.method == "POST":
             guard_xml_body(request, self.context.settings.max_request_bytes)
+        if wps_operation(request) not in CATALOGUE_OPERATIONS or self.context.settings.auth.protect_catalogue:
+            require(request)  # Execute, GetStatus, GetResult, Dismiss: who asks is who runs and sees
         return self.service.call(request)
 
     def on_wps_status(self, request: Request, job_id: str) -> Response:
-        job = self._job(job_id)
+        job = self._job(request, job_id)
         settings = self.context.settings
         body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir)
         response = Response(body, mimetype=XML_MIMETYPE)
@@ -118,7 +148,7 @@ class GatewayApp:
         return response
 
     def on_output(self, request: Request, job_id: str, filename: str) -> Response:
-        job = self._job(job_id)
+        job = self._job(request, job_id)
         files = {entry.get("file") for entry in job.outputs.values()}
         if filename not in files:
             raise NotFound(f"job {job_id} has no output file {filename}")
@@ -130,8 +160,13 @@ class GatewayApp:
         response.content_length = path.stat().st_size
         return response
 
-    def _job(self, job_id: str):
+    def _job(self, request: Request, job_id: str):
+        """A job for its status document or outputs: by its unguessable URL, or, with ``[auth]
+        protect_status``, only for an identity that may see it (another user's job is not found)."""
         try:
+            if self.context.settings.auth.protect_status:
+                require(request)
+                return self.context.job_for(request, job_id)
             return get_job(self.context.store, job_id)
         except JobNotFound:
             raise NotFound(f"no job {job_id}") from None
@@ -156,3 +191,14 @@ def guard_xml_body(request: Request, limit: int) -> None:
     if etree.QName(root).namespace not in WPS_NAMESPACES:
         raise InvalidParameterValue(f"Unknown request element {root.tag}; expected a WPS 1.0.0 or 2.0 request",
                                     "request")
+
+
+def wps_operation(request: Request) -> str:
+    """The WPS operation a request asks for, lower case ("" when it names none)."""
+    if request.method == "GET":
+        return next((v for k, v in request.args.items() if k.lower() == "request"), "").strip().lower()
+    try:
+        root = etree.fromstring(request.get_data(), SAFE_XML)
+    except etree.XMLSyntaxError:
+        return ""
+    return etree.QName(root).localname.lower()

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pywps.configuration as pywps_config
 
+from .auth.settings import DEFAULTS as AUTH_DEFAULTS
+from .auth.settings import AuthSettings, parse_auth
 from .deployment import parse_deployers
 from .gc import parse_retention
 from .limits import ClientLimits
@@ -96,6 +98,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
     },
 }
 
+DEFAULTS["auth"] = dict(AUTH_DEFAULTS)
+
 # Names that existing Mesos schedulers use, accepted beside SECTION_KEY.
 ENV_ALIASES: dict[str, tuple[str, str]] = {
     "TASK_IMAGE": ("mesos", "task_image"),
@@ -138,6 +142,7 @@ class Settings:
     sync_max_waiting: int = 4
     retention: dict[str, timedelta | None] = field(default_factory=dict)
     client_limits: ClientLimits = field(default_factory=ClientLimits)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -230,6 +235,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
                                        max_tasks=_limit(gw["client_max_tasks"], "[gateway] client_max_tasks"),
                                        max_sync=_limit(gw["client_max_sync"], "[gateway] client_max_sync")),
             deployers=parse_deployers(gw["deploy_tokens"]),
+            auth=parse_auth(parser["auth"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
         )

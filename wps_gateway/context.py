@@ -14,10 +14,13 @@ from processes.descriptor import Processor
 from processes.registry import discover
 
 from .address_policy import AddressPolicy, policy_from
+from .auth.authenticate import Authenticator
+from .auth.identity import Identity, identity_of
+from .auth.visibility import can_see, visible_clause
 from .config import Settings
 from .deployment import catalog_state, deployed_processors
 from .inputs import CheckedInputs, InputError
-from .jobs import ResponseForm, get_job, submit_job, wait_for_job
+from .jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job, wait_for_job
 from .limits import ClientLimits, SyncWaits, check_submission, client_of
 from .planner import count_tasks
 from .store.db import Store
@@ -31,6 +34,7 @@ class GatewayContext:
     settings: Settings
     store: Store
     address_policy: AddressPolicy
+    authenticator: Authenticator | None = None
     on_job_submitted: Callable[[], None] = field(default=lambda: None)
     catalog_version: int = 0  # bumped whenever the set of processors changes
     _shipped: dict[str, Processor] = field(default_factory=dict)
@@ -49,6 +53,7 @@ class GatewayContext:
                       address_policy=policy_from(settings.allowed_input_paths, settings.allowed_input_hosts),
                       _sync_slots=threading.BoundedSemaphore(settings.sync_max_waiting),
                       _sync_waits=SyncWaits(settings.client_limits.max_sync))
+        context.authenticator = Authenticator(settings.auth, context.store, settings.deployers)
         context.reload_processors()
         return context
 
@@ -98,10 +103,12 @@ class GatewayContext:
             split = next((s.split_input for s in processor.steps if s.split_input), "") or processor.id
             raise InputError("InvalidParameterValue", split, f"the job would need {tasks} tasks, more than the "
                              f"{limit} one job may have; split the request", kind="too_many")
-        client = client_of(request)
+        identity = identity_of(request)
+        client = client_of(request, identity.user)
         check_submission(self.store, client, tasks, self.settings.client_limits)
         job = submit_job(self.store, self.settings.jobs_dir, processor, checked, form, protocol,
-                         subscriber=subscriber, client=client, task_count=tasks)
+                         user=identity.user, group=identity.group, subscriber=subscriber, client=client,
+                         task_count=tasks)
         self.notify_dispatcher()
         return job
 
@@ -115,10 +122,28 @@ class GatewayContext:
         if not self._sync_slots.acquire(blocking=False):
             return get_job(self.store, job_id)
         try:
-            with self._sync_waits.slot(client_of(request)):
+            with self._sync_waits.slot(client_of(request, identity_of(request).user)):
                 return wait_for_job(self.store, job_id, timeout)
         finally:
             self._sync_slots.release()
+
+    def job_for(self, request: Request | None, job_id: str) -> Job:
+        """The job, if the request's identity may see it; JobNotFound otherwise (never "forbidden")."""
+        job = get_job(self.store, job_id)
+        if not can_see(identity_of(request), job, self.settings.auth.group_visibility):
+            raise JobNotFound(job_id)
+        return job
+
+    def dismiss_for(self, request: Request | None, job_id: str) -> Job:
+        """Dismiss a job the request's identity may see (JobNotFound otherwise), and wake the dispatcher."""
+        self.job_for(request, job_id)
+        job = request_dismiss(self.store, job_id)
+        self.notify_dispatcher()
+        return job
+
+    def visible_jobs(self, identity: Identity):
+        """The condition listings apply for ``identity`` (None: every job)."""
+        return visible_clause(identity, self.settings.auth.group_visibility)
 
     def notify_dispatcher(self) -> None:
         """Wake an in-process dispatcher early; an external one finds the job on its next poll."""

@@ -158,6 +158,7 @@ class JobFilter:
     process_ids: tuple[str, ...] = ()
     created_from: datetime | None = None  # inclusive
     created_to: datetime | None = None  # inclusive
+    visible: Any = None  # a SQL condition: only the jobs the asking identity may see (None: all)
 
 
 def list_jobs(store: Store, limit: int = 50, status: str | None = None, *, offset: int = 0,
@@ -181,4 +182,6 @@ def _filtered(query: Select, filters: JobFilter) -> Select:
         query = query.where(Job.created >= filters.created_from)
     if filters.created_to is not None:
         query = query.where(Job.created <= filters.created_to)
+    if filters.visible is not None:
+        query = query.where(filters.visible)
     return query

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 from processes.descriptor import Processor
 
 from .. import deployment
+from ..auth.identity import Identity, identity_of
 from ..context import GatewayContext
 from . import encode
 from .execute import read_json_body
@@ -24,13 +25,19 @@ from .problems import Problem, no_such_process
 DRU_EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0"
 
 
-def deployer(request: Request, context: GatewayContext) -> str:
-    try:
-        return deployment.authenticate(request.headers.get("Authorization"), context.settings.deployers)
-    except deployment.NotAuthorized as exc:
-        if not context.settings.deployers:
-            raise Problem(403, "Deployment disabled", str(exc)) from None
-        raise Problem(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer realm="deploy"'}) from None
+def deployer(request: Request, context: GatewayContext) -> Identity:
+    """The deployer asking: a deploy token's holder, or an identity with the deployer role."""
+    identity = identity_of(request)
+    if identity.is_deployer:
+        return identity
+    auth = context.settings.auth
+    if not context.settings.deployers and not (auth.deployers.users or auth.deployers.groups):
+        raise Problem(403, "Deployment disabled", "deploying processors is disabled on this gateway "
+                      "([gateway] deploy_tokens and [auth] deployers are empty)")
+    if identity.authenticated:
+        raise Problem(403, "Forbidden", f"{identity.user} is not a deployer")
+    raise Problem(401, "Unauthorized", "deploying needs a deployer's credentials (Authorization: Bearer <token>)",
+                  headers={"WWW-Authenticate": 'Bearer realm="deploy"'})
 
 
 def read_package(request: Request, context: GatewayContext) -> Processor:
@@ -44,7 +51,7 @@ def read_package(request: Request, context: GatewayContext) -> Processor:
 
 
 def on_deploy(request: Request, context: GatewayContext) -> Response:
-    owner = deployer(request, context)
+    owner = deployer(request, context).user
     processor = read_package(request, context)
     try:
         deployment.deploy(context.store, processor, owner, taken=set(context.processors()))
@@ -59,11 +66,11 @@ def on_deploy(request: Request, context: GatewayContext) -> Response:
 
 
 def on_replace(request: Request, context: GatewayContext, process_id: str) -> Response:
-    owner = deployer(request, context)
+    identity = deployer(request, context)
     immutable(context, process_id)
     processor = read_package(request, context)
     try:
-        deployment.replace(context.store, process_id, processor, owner)
+        deployment.replace(context.store, process_id, processor, identity.user, any_owner=identity.is_operator)
     except deployment.NotDeployed:
         raise no_such_process(process_id) from None
     except deployment.NotOwner as exc:
@@ -75,10 +82,10 @@ def on_replace(request: Request, context: GatewayContext, process_id: str) -> Re
 
 
 def on_undeploy(request: Request, context: GatewayContext, process_id: str) -> Response:
-    owner = deployer(request, context)
+    identity = deployer(request, context)
     immutable(context, process_id)
     try:
-        deployment.undeploy(context.store, process_id, owner)
+        deployment.undeploy(context.store, process_id, identity.user, any_owner=identity.is_operator)
     except deployment.NotDeployed:
         raise no_such_process(process_id) from None
     except deployment.NotOwner as exc:

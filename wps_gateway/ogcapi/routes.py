@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -19,9 +20,10 @@ from werkzeug.wrappers import Request, Response
 
 from processes.descriptor import Processor
 
+from ..auth.identity import require
 from ..context import GatewayContext
 from ..inputs import InputError, check_inputs
-from ..jobs import JobFilter, JobNotFound, get_job, list_jobs, request_dismiss
+from ..jobs import JobFilter, JobNotFound, list_jobs
 from ..limits import LimitExceeded
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
 from ..outputs import raw_output
@@ -91,6 +93,7 @@ class OgcApi:
     # -- capabilities --------------------------------------------------------
 
     def on_landing(self, request: Request) -> Response:
+        self._catalogue(request)
         base, wps = self.base, self.context.settings.url
         doc = {
             "title": TITLE,
@@ -112,10 +115,12 @@ class OgcApi:
         return self._answer(request, doc, html.landing)
 
     def on_conformance(self, request: Request) -> Response:
+        self._catalogue(request)
         doc = {"conformsTo": CONFORMANCE}
         return self._answer(request, doc, lambda d: html.document("Conformance", d))
 
     def on_api(self, request: Request) -> Response:
+        self._catalogue(request)
         doc = openapi_document(self.base, TITLE, DESCRIPTION)
         if wants_html(request):
             return self._html(html.document("API definition (OpenAPI 3.0)", doc))
@@ -126,6 +131,7 @@ class OgcApi:
     def on_processes(self, request: Request) -> Response:
         if request.method == "POST":
             return deploy.on_deploy(request, self.context)
+        self._catalogue(request)
         limit = int_param(request, "limit", MAX_LIMIT, 1, MAX_LIMIT)
         offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
         processors = sorted(self.context.processors().values(), key=lambda p: p.id)
@@ -139,11 +145,13 @@ class OgcApi:
             return deploy.on_replace(request, self.context, process_id)
         if request.method == "DELETE":
             return deploy.on_undeploy(request, self.context, process_id)
+        self._catalogue(request)
         processor = self._processor(process_id)
         doc = encode.process_description(processor, self.base, self.context.settings.url)
         return self._answer(request, doc, html.process)
 
     def on_execute(self, request: Request, process_id: str) -> Response:
+        require(request)
         processor = self._processor(process_id)
         settings = self.context.settings
         asynchronous = prefers_async(request.headers.get("Prefer"))
@@ -177,7 +185,7 @@ class OgcApi:
     def on_jobs(self, request: Request) -> Response:
         limit = int_param(request, "limit", 10, 1, MAX_LIMIT)
         offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
-        filters = job_filter(request)
+        filters = replace(job_filter(request), visible=self.context.visible_jobs(require(request)))
         if "process" not in list_param(request, "type", ["process"]):
             found: list[Job] = []  # every job here is a process execution
         else:
@@ -188,23 +196,23 @@ class OgcApi:
 
     def on_job(self, request: Request, job_id: str) -> Response:
         if request.method == "DELETE":
-            return self._dismiss(job_id)
-        return self._answer(request, self._status(self._job(job_id)), html.job)
+            return self._dismiss(request, job_id)
+        return self._answer(request, self._status(self._job(request, job_id)), html.job)
 
     def on_results(self, request: Request, job_id: str) -> Response:
-        job = self._job(job_id)
+        job = self._job(request, job_id)
         check_finished(job)
         doc = encode.results_document(job, self.base, self.context.settings.jobs_dir)
         return self._answer(request, doc, lambda d: html.document(f"Results of job {job_id}", d))
 
     # -- helpers -------------------------------------------------------------
 
-    def _dismiss(self, job_id: str) -> Response:
+    def _dismiss(self, request: Request, job_id: str) -> Response:
+        require(request)
         try:
-            job = request_dismiss(self.context.store, job_id)
+            job = self.context.dismiss_for(request, job_id)
         except JobNotFound:
             raise no_such_job(job_id) from None
-        self.context.notify_dispatcher()
         # A running job is dismissed by the dispatcher on its next turn; the dismissal is already decided.
         status = None if job.status in JobStatus.FINAL else JobStatus.DISMISSED
         return _json_response(self._status(job, status))
@@ -241,11 +249,18 @@ class OgcApi:
             raise no_such_process(process_id)
         return processor
 
-    def _job(self, job_id: str) -> Job:
+    def _job(self, request: Request, job_id: str) -> Job:
+        """A job the request's identity may see; another user's is no such job."""
+        require(request)
         try:
-            return get_job(self.context.store, job_id)
+            return self.context.job_for(request, job_id)
         except JobNotFound:
             raise no_such_job(job_id) from None
+
+    def _catalogue(self, request: Request) -> None:
+        """The landing page, conformance, the API and the processes are public unless protect_catalogue."""
+        if self.context.settings.auth.protect_catalogue:
+            require(request)
 
     def _page_links(self, request: Request, path: str, offset: int, limit: int, more: bool) -> list[dict[str, str]]:
         """self, alternate, and next/prev links that keep the request's filters."""

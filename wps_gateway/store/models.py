@@ -94,7 +94,9 @@ class Job(Base):
 
     __table_args__ = (Index("ix_jobs_status_created", "status", "created"),
                       Index("ix_jobs_process_created", "process_id", "created"),
-                      Index("ix_jobs_client_status", "client", "status"))
+                      Index("ix_jobs_client_status", "client", "status"),
+                      Index("ix_jobs_user_created", "user", "created"),
+                      Index("ix_jobs_group_created", "group", "created"))
 
 
 class Task(Base):
@@ -231,4 +233,31 @@ class DeployedProcessor(Base):
     descriptor: Mapped[dict[str, Any]] = mapped_column(default=dict)
     owner: Mapped[str] = mapped_column(String(128), default="")
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ApiKey(Base):
+    """A service account's key: kept as its SHA-256 only; the key itself is shown once, when made."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the public part of the key
+    key_hash: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str] = mapped_column(String(128))
+    groups: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Quota(Base):
+    """What a user or a group may use: cpu-hours per period, and jobs running at once."""
+
+    __tablename__ = "quotas"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # user | group
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cpu_hours: Mapped[float | None] = mapped_column(Float)  # None: no limit
+    period: Mapped[str] = mapped_column(String(16), default="month")  # month | <n>d (a rolling window)
+    max_running: Mapped[int | None] = mapped_column(Integer)  # jobs accepted or running at once; None: no limit
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -17,7 +17,7 @@ from processes.descriptor import Processor
 
 from ..context import GatewayContext
 from ..inputs import CheckedInputs, InputError, RawInput, check_inputs, same_media_type
-from ..jobs import JobNotFound, ResponseForm, get_job, request_dismiss
+from ..jobs import JobNotFound, ResponseForm
 from ..limits import LimitExceeded
 from ..outages import UNAVAILABLE_TEXT, store_unavailable
 from ..outputs import raw_output
@@ -59,7 +59,7 @@ class Wps2Service:
         if isinstance(parsed, Execute):
             return self.execute(parsed, http)
         return {"GetStatus": self.get_status, "GetResult": self.get_result,
-                "Dismiss": self.dismiss}[parsed.operation](parsed)
+                "Dismiss": self.dismiss}[parsed.operation](parsed, http)
 
     # -- DescribeProcess -----------------------------------------------------
 
@@ -117,31 +117,31 @@ class Wps2Service:
 
     # -- job operations --------------------------------------------------------
 
-    def _job(self, job_id: str) -> Job:
+    def _job(self, job_id: str, http: Request | None) -> Job:
+        """A job the request's identity may see; another user's is no such job."""
         try:
-            return get_job(self.context.store, job_id)
+            return self.context.job_for(http, job_id)
         except JobNotFound:
             raise Wps2Error("NoSuchJob", f"no job {job_id}", "JobID") from None
 
-    def get_status(self, request: JobRequest) -> Response:
-        return _xml(render.status_info(self._job(request.job_id)))
+    def get_status(self, request: JobRequest, http: Request | None = None) -> Response:
+        return _xml(render.status_info(self._job(request.job_id, http)))
 
-    def get_result(self, request: JobRequest) -> Response:
-        job = self._job(request.job_id)
+    def get_result(self, request: JobRequest, http: Request | None = None) -> Response:
+        job = self._job(request.job_id, http)
         if job.status not in JobStatus.FINAL:
             raise Wps2Error("ResultNotReady", f"job {job.id} is {render.status_word(job).lower()}; "
                             "poll GetStatus until it has succeeded", "JobID")
         return self._result(job)
 
-    def dismiss(self, request: JobRequest) -> Response:
+    def dismiss(self, request: JobRequest, http: Request | None = None) -> Response:
         """Ask the dispatcher to stop the job, and wait a little for its tasks to be killed."""
         try:
-            job = request_dismiss(self.context.store, request.job_id)
+            job = self.context.dismiss_for(http, request.job_id)
         except JobNotFound:
             raise Wps2Error("NoSuchJob", f"no job {request.job_id}", "JobID") from None
-        self.context.notify_dispatcher()
         if job.status not in JobStatus.FINAL:
-            job = self.context.wait_for_job(job.id, DISMISS_WAIT_SECONDS)
+            job = self.context.wait_for_job(job.id, DISMISS_WAIT_SECONDS, http)
         return _xml(render.status_info(job))
 
 
