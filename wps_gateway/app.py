@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from .admin import AdminApi
 from .auth.authenticate import AuthenticationFailed, AuthorizationFailed, KeysUnavailable
 from .auth.identity import ENVIRON_KEY, IdentityRequired, require
 from .context import GatewayContext
@@ -56,6 +57,7 @@ class GatewayApp:
         self.ogcapi = OgcApi(context)  # also the landing page at /
         self.url_map = Map([
             *self.ogcapi.rules(),
+            *AdminApi(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
             Rule("/wps/status/<job_id>.xml", endpoint="wps_status"),

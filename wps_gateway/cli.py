@@ -41,6 +41,31 @@ def main(argv: list[str] | None = None) -> int:
     show = jobs_cmd.add_parser("show")
     show.add_argument("job_id")
 
+    keys = commands.add_parser("apikeys", help="API keys for service accounts (every [auth] mode but none)")
+    keys_cmd = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_cmd.add_parser("create", help="make a key; it is printed once and cannot be shown again")
+    create.add_argument("--user", required=True, help="the user the key acts as (roles follow [auth] operators, ...)")
+    create.add_argument("--groups", default="", help="comma-separated groups of that user")
+    create.add_argument("--note", default="", help="what the key is for")
+    keys_cmd.add_parser("list", help="the keys, without their secrets")
+    revoke = keys_cmd.add_parser("revoke", help="stop a key from working")
+    revoke.add_argument("key_id")
+
+    quota = commands.add_parser("quota", help="usage limits per user or group")
+    quota_cmd = quota.add_subparsers(dest="quota_command", required=True)
+    quota_set = quota_cmd.add_parser("set", help="set (or change) a user's or a group's limits")
+    who = quota_set.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user")
+    who.add_argument("--group")
+    quota_set.add_argument("--cpu-hours", type=float, help="cpu-hours per period (allocated: cpus x wall time)")
+    quota_set.add_argument("--period", default="month", help="month (calendar, UTC) or Nd (a rolling window)")
+    quota_set.add_argument("--max-running", type=int, help="jobs accepted or running at once")
+    quota_cmd.add_parser("list", help="every limit, with the usage it counts now")
+    quota_remove = quota_cmd.add_parser("remove", help="remove a user's or a group's limits")
+    who = quota_remove.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user")
+    who.add_argument("--group")
+
     collect = commands.add_parser("gc", help="remove what is past its retention ([gateway] retention)")
     collect.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
 
@@ -65,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         return _jobs(store, args)
     if args.command == "dispatching":
         return _dispatching(store, args)
+    if args.command == "apikeys":
+        return _apikeys(store, args)
+    if args.command == "quota":
+        return _quota(store, args)
     if args.command == "gc":
         from .runner import retention_for
 
@@ -150,6 +179,45 @@ def _serve(settings, store: Store, args) -> int:
         if runner is not None:
             runner.stop()
         LOG.info("gateway stopped")
+    return 0
+
+
+def _apikeys(store: Store, args) -> int:
+    from .auth import apikeys
+
+    if args.keys_command == "create":
+        key_id, key = apikeys.create_key(store, args.user, args.groups.split(","), args.note)
+        print(f"key {key_id} for {args.user} (shown once; keep it secret):\n{key}")
+    elif args.keys_command == "list":
+        for row in apikeys.list_keys(store):
+            state = f"revoked {row.revoked:%Y-%m-%d}" if row.revoked else "active"
+            print(f"{row.id}  {row.user:<20} {','.join(row.groups):<24} {state:<18} "
+                  f"{row.created:%Y-%m-%d %H:%M}  {row.note}")
+    else:
+        try:
+            apikeys.revoke_key(store, args.key_id)
+        except apikeys.KeyNotFound:
+            print(f"no API key {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"key {args.key_id} revoked")
+    return 0
+
+
+def _quota(store: Store, args) -> int:
+    from . import quotas
+
+    try:
+        if args.quota_command == "set":
+            scope, name = ("user", args.user) if args.user else ("group", args.group)
+            quotas.set_quota(store, scope, name, args.cpu_hours, args.period, args.max_running)
+        elif args.quota_command == "remove":
+            scope, name = ("user", args.user) if args.user else ("group", args.group)
+            quotas.remove_quota(store, scope, name)
+    except (ValueError, LookupError) as exc:
+        print(f"wps-gateway: {exc}", file=sys.stderr)
+        return 2
+    for entry in quotas.list_quotas(store):
+        print(quotas.describe(entry))
     return 0
 
 

@@ -23,6 +23,7 @@ from .inputs import CheckedInputs, InputError
 from .jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job, wait_for_job
 from .limits import ClientLimits, SyncWaits, check_submission, client_of
 from .planner import count_tasks
+from .quotas import check_quota
 from .store.db import Store
 from .store.models import Job
 
@@ -105,6 +106,7 @@ class GatewayContext:
                              f"{limit} one job may have; split the request", kind="too_many")
         identity = identity_of(request)
         client = client_of(request, identity.user)
+        check_quota(self.store, identity)
         check_submission(self.store, client, tasks, self.settings.client_limits)
         job = submit_job(self.store, self.settings.jobs_dir, processor, checked, form, protocol,
                          user=identity.user, group=identity.group, subscriber=subscriber, client=client,

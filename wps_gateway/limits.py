@@ -25,9 +25,14 @@ RETRY_AFTER_SECONDS = 30
 
 
 class LimitExceeded(Exception):
-    """A client is over one of its limits; the message says which and what to do."""
+    """A client is over one of its limits; the message says which and what to do.
 
-    retry_after = RETRY_AFTER_SECONDS
+    ``status`` is 429 (try again later, after ``retry_after`` seconds) unless a
+    subclass says otherwise (403 for a used-up quota: not before it resets).
+    """
+
+    status = 429
+    retry_after: int | None = RETRY_AFTER_SECONDS
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,9 @@ RESPONSES: dict[str, Any] = {
         "TooLarge": "the request body is larger than the server accepts",
         "UnsupportedMediaType": "the request body is not JSON",
         "Gone": "the job was dismissed; it has no results",
-        "Unauthorized": "deploying needs a deployer's credentials",
-        "Forbidden": "deployment is disabled, or the process is shipped with the gateway (immutable)",
+        "Unauthorized": "this needs credentials (Authorization: Bearer <token or API key>)",
+        "Forbidden": "not allowed to this identity: deployment disabled or an immutable process, a used-up "
+                     "quota, or an operators' resource",
         "Conflict": "a process with this id exists already",
         "ServerError": "the job failed, or the server did",
         "TooManyRequests": "the client has as many jobs, tasks or waiting synchronous requests as it may; "
@@ -164,16 +165,17 @@ def _paths() -> dict[str, Any]:
                                        _json("process", "OGC process description"), ["processId", "f"],
                                        (400, 404)),
         "/jobs": _get("getJobs", "list of jobs", _json("jobList", "statusInfo of each job"),
-                      ["limit", "offset", "status", "processID", "type", "datetime", "f"], tag="Jobs"),
+                      ["limit", "offset", "status", "processID", "type", "datetime", "f"], (400, 401), tag="Jobs"),
         "/jobs/{jobId}": _get("getStatus", "status of a job", _json("statusInfo", "statusInfo"),
-                              ["jobId", "f"], (400, 404), tag="Jobs"),
+                              ["jobId", "f"], (400, 401, 404), tag="Jobs"),
         "/jobs/{jobId}/results": _get("getResult", "results of a job", _json("results", "results", html=True),
-                                      ["jobId", "f"], (400, 404, 410, 500), tag="Jobs"),
+                                      ["jobId", "f"], (400, 401, 404, 410, 500), tag="Jobs"),
     }
     paths["/jobs/{jobId}"]["delete"] = {
         "operationId": "dismiss", "summary": "dismiss a job", "tags": ["Jobs"],
         "parameters": [_ref("jobId", "parameters")],
-        "responses": {"200": _json("statusInfo", "statusInfo of the dismissed job", html=False), **_errors(404)}}
+        "responses": {"200": _json("statusInfo", "statusInfo of the dismissed job", html=False),
+                      **_errors(401, 404)}}
     paths["/processes/{processId}/execution"] = {"post": {
         "operationId": "execute", "summary": "execute a process (create a job)", "tags": ["Processes"],
         "parameters": [_ref("processId", "parameters"), _ref("Prefer", "parameters")],
@@ -184,7 +186,7 @@ def _paths() -> dict[str, Any]:
                                 "*/*": {"schema": {"type": "string", "format": "binary"}}}},
             "201": {"description": "job created; asynchronous execution", "headers": status_headers,
                     "content": {"application/json": {"schema": _ref("statusInfo")}}},
-            **_errors(400, 404, 410, 413, 415, 429, 500, 503)}}}
+            **_errors(400, 401, 403, 404, 410, 413, 415, 429, 500, 503)}}}
     package = {"required": True, "content": {media: {"schema": PACKAGE} for media in PACKAGE_TYPES}}
     deployer = [{"deployer": []}]
     paths["/processes"]["post"] = {
@@ -202,6 +204,26 @@ def _paths() -> dict[str, Any]:
         "operationId": "undeploy", "summary": "undeploy a deployed processor", "tags": ["DRU"],
         "security": deployer, "parameters": [_ref("processId", "parameters")],
         "responses": {"204": {"description": "undeployed"}, **_errors(401, 403, 404)}}
+    quota = {"type": "object", "properties": {
+        "cpuHours": {"type": "number", "nullable": True, "minimum": 0},
+        "period": {"type": "string", "pattern": "^(month|[1-9][0-9]*d)$"},
+        "maxRunning": {"type": "integer", "nullable": True, "minimum": 0}}}
+    quota_params = [{"name": "scope", "in": "path", "required": True, "schema": {"type": "string",
+                                                                                   "enum": ["user", "group"]}},
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    quota_state = {"description": "the quota and the usage it counts now", "content": {"application/json": {
+        "schema": {"type": "object"}}}}
+    paths["/admin/api/quotas"] = {"get": {
+        "operationId": "getQuotas", "summary": "quotas per user and group, with their usage (operators)",
+        "tags": ["Admin"], "responses": {"200": quota_state, **_errors(401, 403)}}}
+    paths["/admin/api/quotas/{scope}/{name}"] = {
+        "put": {"operationId": "setQuota", "summary": "set a user's or a group's quota (operators)",
+                "tags": ["Admin"], "parameters": quota_params,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": quota}}},
+                "responses": {"200": quota_state, **_errors(400, 401, 403, 404, 413, 415)}},
+        "delete": {"operationId": "removeQuota", "summary": "remove a quota (operators)", "tags": ["Admin"],
+                   "parameters": quota_params,
+                   "responses": {"204": {"description": "removed"}, **_errors(401, 403, 404)}}}
     return paths
 
 
@@ -212,7 +234,8 @@ def openapi_document(base: str, title: str, description: str) -> dict[str, Any]:
         "info": {"title": title, "description": description, "version": "1.0.0",
                  "license": {"name": "see the gateway's distribution"}},
         "servers": [{"url": base}],
-        "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}, {"name": "DRU"}],
+        "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}, {"name": "DRU"},
+                 {"name": "Admin"}],
         "paths": _paths(),
         "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "responses": RESPONSES,
                        "securitySchemes": {"deployer": {"type": "http", "scheme": "bearer",

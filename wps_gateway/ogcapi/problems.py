@@ -24,6 +24,7 @@ INVALID_PARAMETER = f"{OGC_EXCEPTIONS}/invalid-parameter"
 JOB_FAILED = "urn:wps-gateway:problem:job-failed"
 JOB_DISMISSED = "urn:wps-gateway:problem:job-dismissed"
 TOO_MANY_REQUESTS = "urn:wps-gateway:problem:too-many-requests"
+QUOTA_EXHAUSTED = "urn:wps-gateway:problem:quota-exhausted"
 
 
 class Problem(HTTPException):

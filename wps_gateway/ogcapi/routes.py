@@ -35,6 +35,7 @@ from .openapi import OPENAPI_MEDIA_TYPE, STATUS_CODES, openapi_document
 from .problems import (
     JOB_DISMISSED,
     JOB_FAILED,
+    QUOTA_EXHAUSTED,
     TOO_MANY_REQUESTS,
     Problem,
     from_http_error,
@@ -54,7 +55,7 @@ DESCRIPTION = ("Earth-observation processing gateway: OGC API - Processes - Part
                "over one job store")
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1  # beyond what an SQL OFFSET takes on every database
-OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs")
+OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs", "/admin", "/accounting")  # errors: problems
 
 
 class OgcApi:
@@ -172,8 +173,9 @@ class OgcApi:
         except InputError as exc:
             raise invalid_parameter(exc.message, exc.locator, input=exc.locator, code=exc.code) from exc
         except LimitExceeded as exc:
-            raise Problem(429, "Too many requests", str(exc), TOO_MANY_REQUESTS,
-                          headers={"Retry-After": str(exc.retry_after)}) from exc
+            raise Problem(exc.status, "Too many requests" if exc.status == 429 else "Quota exhausted", str(exc),
+                          TOO_MANY_REQUESTS if exc.status == 429 else QUOTA_EXHAUSTED,
+                          headers={"Retry-After": str(exc.retry_after)} if exc.retry_after else {}) from exc
         if job.status not in JobStatus.FINAL:
             note = (f"still {job.status} after the synchronous wait of {settings.sync_timeout:g} s; "
                     "the server answered asynchronously: poll the job")

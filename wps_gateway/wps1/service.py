@@ -85,7 +85,7 @@ class GatewayService(Service):
         except InputError as exc:
             raise ERRORS.get(exc.code, InvalidParameterValue)(exc.message, exc.locator) from exc
         except LimitExceeded as exc:
-            raise ServerBusy(str(exc), code=429) from exc
+            raise (ServerBusy if exc.status == 429 else NoApplicableCode)(str(exc), code=exc.status) from exc
         settings = self.context.settings
         if not form.asynchronous:
             if form.raw and job.status == JobStatus.SUCCESSFUL:

@@ -92,7 +92,7 @@ class Wps2Service:
         except InputError as exc:
             raise Wps2Error(INPUT_CODES[exc.kind], exc.message, exc.locator) from exc
         except LimitExceeded as exc:
-            raise Wps2Error("NoApplicableCode", str(exc), status=429) from exc
+            raise Wps2Error("NoApplicableCode", str(exc), status=exc.status) from exc
         if job.status not in JobStatus.FINAL:
             return _xml(render.status_info(job))  # past sync_timeout: the client polls with GetStatus
         return self._result(job)
