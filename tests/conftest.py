@@ -123,11 +123,11 @@ class LiveGateway:
     url: str  # the WPS endpoint
 
 
-def serve_live(data_dir: Path, sample_data: Path, dispatcher: bool = True) -> Iterator[LiveGateway]:
+def serve_live(data_dir: Path, sample_data: Path, dispatcher: bool = True, **extra: str) -> Iterator[LiveGateway]:
     """A gateway served over HTTP on 127.0.0.1 by waitress, as an operator runs it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/wps"
-    gw = build_gateway(data_dir, sample_data, url=url, dispatcher=dispatcher)
+    gw = build_gateway(data_dir, sample_data, url=url, dispatcher=dispatcher, **extra)
     server = waitress.server.create_server(gw.app, host="127.0.0.1", port=port, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -53,7 +53,7 @@ class Authenticator:
         self.store = store
         self.deploy_tokens = deploy_tokens
         self._jwks_client = (jwt.PyJWKClient(settings.oidc_jwks_url, cache_keys=True, lifespan=JWKS_LIFESPAN,
-                                             timeout=JWKS_TIMEOUT)
+                                             timeout=JWKS_TIMEOUT, cooldown_duration=settings.oidc_jwks_cooldown)
                              if settings.mode == "oidc" and settings.oidc_jwks_url else None)
         self._jwks_file = (jwt.PyJWKSet.from_dict(json.loads(Path(settings.oidc_jwks_file).read_text()))
                            if settings.mode == "oidc" and settings.oidc_jwks_file else None)

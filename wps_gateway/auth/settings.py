@@ -22,6 +22,7 @@ DEFAULTS: dict[str, str] = {
     "oidc_groups_claim": "groups",
     "oidc_algorithms": "RS256, ES256",
     "oidc_leeway": "60",  # seconds of clock skew tolerated on exp and nbf
+    "oidc_jwks_cooldown": "30",  # seconds between fetches for unknown key ids (spares the identity provider)
     "operators": "",  # user:NAME or group:NAME, comma-separated
     "deployers": "",
     "group_visibility": "false",  # users also see (and dismiss) their groups' jobs
@@ -56,6 +57,7 @@ class AuthSettings:
     oidc_groups_claim: str = "groups"
     oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
     oidc_leeway: float = 60.0
+    oidc_jwks_cooldown: float = 30.0
     operators: Principals = field(default_factory=Principals)
     deployers: Principals = field(default_factory=Principals)
     group_visibility: bool = False
@@ -82,6 +84,7 @@ def parse_auth(raw: Mapping[str, str]) -> AuthSettings:
         oidc_groups_claim=raw["oidc_groups_claim"].strip(),
         oidc_algorithms=tuple(_items(raw["oidc_algorithms"])),
         oidc_leeway=float(raw["oidc_leeway"]),
+        oidc_jwks_cooldown=float(raw["oidc_jwks_cooldown"]),
         operators=_principals(raw["operators"], "operators"),
         deployers=_principals(raw["deployers"], "deployers"),
         group_visibility=_flag(raw["group_visibility"], "group_visibility"),
