@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -39,8 +40,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, selectinload, undefer
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session, selectinload
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
 from processes.descriptor import DescriptorError, Processor
@@ -61,6 +62,7 @@ ACTIVE_ATTEMPT = ("launched", "running")
 # because of the task: they get an extra attempt, at once.
 NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_launched"})
 FAILED_TURN_BACKOFF_MAX = 5.0  # seconds between turns while the store keeps failing
+PAUSE_RECHECK = 0.5  # seconds an operator's pause switch may take to be seen
 
 
 @dataclass
@@ -91,6 +93,8 @@ class Dispatcher:
         self.paused = False  # in-process override; operators use the store-backed switch
         self.switch = DispatchSwitch(store)
         self._backend_paused = False
+        self._pause_reason: str | None = None
+        self._pause_checked = -PAUSE_RECHECK
         self._events: queue.SimpleQueue[TaskEvent] = queue.SimpleQueue()
         self._pending: list[TaskEvent] = []  # taken from the queue, not yet committed
         self._wake = threading.Event()
@@ -175,8 +179,12 @@ class Dispatcher:
         self._wake.set()
 
     def _sync_pause(self) -> bool:
-        """Read the pause switch; tell the backend when it flips. True while paused."""
-        reason = self.switch.paused_reason()
+        """Read the pause switch (at most every PAUSE_RECHECK seconds); tell the backend when it flips.
+        True while paused."""
+        now = time.monotonic()
+        if now - self._pause_checked >= PAUSE_RECHECK:
+            self._pause_reason, self._pause_checked = self.switch.paused_reason(), now
+        reason = self._pause_reason
         paused = self.paused or reason is not None
         if paused != self._backend_paused:
             self.backend.set_paused(paused)
@@ -302,7 +310,12 @@ class Dispatcher:
     # -- events -------------------------------------------------------------
 
     def _apply_events(self) -> list[str]:
-        """Record a batch of events; they leave ``_pending`` only once their transaction has committed."""
+        """Record a batch of events; they leave ``_pending`` only once their transaction has committed.
+
+        One transaction for the whole batch, in bulk statements: the rows the
+        events touch are read at once, changed in memory, and written back as
+        one INSERT of history rows and one UPDATE per kind of change.
+        """
         while True:
             try:
                 self._pending.append(self._events.get_nowait())
@@ -313,151 +326,139 @@ class Dispatcher:
         events = self._pending[: self.options.batch * 2]
         kills: list[str] = []
         with self._write() as session:
-            ids = list({e.task_id for e in events})
-            attempts = {a.backend_task_id: a for a in session.scalars(
-                select(TaskAttempt).where(TaskAttempt.backend_task_id.in_(ids))
-                .options(selectinload(TaskAttempt.task).selectinload(Task.job)))}
-            changed: dict[str, Job] = {}
+            attempts, tasks = _load_rows(session, {e.task_id for e in events})
+            history: list[dict[str, Any]] = []
+            jobs: dict[str, None] = {}
             for event in events:
                 attempt = attempts.get(event.task_id)
                 if attempt is None:
                     LOG.warning("event for unknown task %s ignored", event.task_id)
                     continue
-                self._apply_event(session, attempt, event)
-                changed[attempt.task.job_id] = attempt.task.job
-            for job in changed.values():
-                kills += self._advance_job(session, job)
+                task = tasks[attempt.task_id]
+                self._apply_event(attempt, task, event, history)
+                jobs[task.job_id] = None
+            if history:
+                session.execute(insert(AttemptEvent), history)
+            _write_changes(session, TaskAttempt, attempts.values())
+            _write_changes(session, Task, tasks.values())
+            for job_id in jobs:
+                kills += self._advance_job(session, job_id)
         del self._pending[: len(events)]
         return kills
 
-    def _apply_event(self, session: Session, attempt: TaskAttempt, event: TaskEvent) -> None:
+    def _apply_event(self, attempt: _Row, task: _Row, event: TaskEvent, history: list[dict[str, Any]]) -> None:
         when = datetime.fromtimestamp(event.timestamp, UTC)
         # A task's last words may quote a URL with its credentials; they reach status documents from here.
-        event = replace(event, message=redact(event.message)[:4000])
-        session.add(AttemptEvent(attempt_id=attempt.id, state=event.state.value, reason=event.reason,
-                                 message=event.message, timestamp=when))
+        message = redact(event.message)[:4000]
+        history.append({"attempt_id": attempt.id, "state": event.state.value, "reason": event.reason,
+                        "message": message, "timestamp": when})
         if event.state is TaskState.NOTICE:
             return
-        task = attempt.task
         if event.agent:
-            attempt.agent = event.agent
+            attempt.set(agent=event.agent)
         if event.sandbox:
-            attempt.sandbox = event.sandbox
+            attempt.set(sandbox=event.sandbox)
         if event.state is TaskState.STARTED:
             if attempt.status != "launched":
                 return  # a repeat, or a late one after the end: the history row is enough
-            attempt.status = "running"
-            attempt.started = when
+            attempt.set(status="running", started=when)
             pid = _pid_from(event)
             if pid is not None:
-                attempt.pid = pid
+                attempt.set(pid=pid)
             if task.status == TaskStatus.RUNNING and task.started is None:
-                task.started = when
+                task.set(started=when)
             return
         if attempt.status not in ACTIVE_ATTEMPT:
             return  # a duplicate terminal event
-        attempt.finished = when
-        attempt.exit_code = event.exit_code
-        attempt.reason = event.reason
-        attempt.message = event.message
+        attempt.set(finished=when, exit_code=event.exit_code, reason=event.reason, message=message,
+                    status=_attempt_status(event))
         if event.usage:
-            attempt.cpu_seconds = event.usage.cpu_seconds
-            attempt.mem_peak_mb = event.usage.mem_peak_mb
-            attempt.wall_seconds = event.usage.wall_seconds
-        if event.succeeded:
-            attempt.status = "succeeded"
-        elif event.state is TaskState.KILLED:
-            attempt.status = "killed"
-        elif event.state is TaskState.LOST:
-            attempt.status = "lost"
-        else:
-            attempt.status = "failed"
+            attempt.set(cpu_seconds=event.usage.cpu_seconds, mem_peak_mb=event.usage.mem_peak_mb,
+                        wall_seconds=event.usage.wall_seconds)
         if task.status != TaskStatus.RUNNING:
             return  # cancelled meanwhile: keep the record, change nothing else
         if event.succeeded:
-            task.status = TaskStatus.SUCCEEDED
-            task.finished = when
-            task.message = ""
+            task.set(status=TaskStatus.SUCCEEDED, finished=when, message="")
             return
-        self._retry_or_fail(task, attempt, event)
+        self._retry_or_fail(task, attempt, replace(event, message=message))
 
-    def _retry_or_fail(self, task: Task, attempt: TaskAttempt, event: TaskEvent) -> None:
+    def _retry_or_fail(self, task: _Row, attempt: _Row, event: TaskEvent) -> None:
         reason = _describe_failure(event)
         restarted = event.reason in NOT_THE_TASKS_FAULT
         if restarted:
-            task.max_attempts += 1
+            task.set(max_attempts=task.max_attempts + 1)
         if task.attempts < task.max_attempts:
             delay = 0.0 if restarted else min(
                 self.options.retry_backoff * 2 ** (task.attempts - 1), self.options.retry_backoff_max)
-            task.status = TaskStatus.QUEUED
-            task.not_before = utcnow() + timedelta(seconds=delay)  # shown to users; the clock is _retry_at
+            # not_before is shown to users; the clock the retry waits on is _retry_at (monotonic)
+            task.set(status=TaskStatus.QUEUED, not_before=utcnow() + timedelta(seconds=delay),
+                     message=f"attempt {attempt.number} {reason}; retrying in {delay:.0f} s")
             if delay:
                 self._retry_at[task.id] = time.monotonic() + delay
-            task.message = f"attempt {attempt.number} {reason}; retrying in {delay:.0f} s"
             LOG.info("task %s: %s", task.id, task.message)
             return
-        task.status = TaskStatus.FAILED
-        task.finished = utcnow()
-        task.message = f"{reason} (after {task.attempts} attempt{'s' if task.attempts != 1 else ''})"
+        task.set(status=TaskStatus.FAILED, finished=utcnow(),
+                 message=f"{reason} (after {task.attempts} attempt{'s' if task.attempts != 1 else ''})")
 
     # -- job progress -------------------------------------------------------
 
-    def _advance_job(self, session: Session, job: Job) -> list[str]:
+    def _advance_job(self, session: Session, job_id: str) -> list[str]:
         """Promote ready tasks, update progress, finish the job; return attempts to kill.
 
         Works on counts per step and status (one aggregate query), not on the
         job's task rows: a turn costs the same for a job of ten tasks or ten
         thousand.
         """
-        if job.status in JobStatus.FINAL:
+        if session.scalar(select(Job.status).where(Job.id == job_id)) in JobStatus.FINAL:
             return []
-        session.flush()
         counts: dict[tuple[str, str], int] = {
             (step, status): n for step, status, n in session.execute(
-                select(Task.step, Task.status, func.count()).where(Task.job_id == job.id)
+                select(Task.step, Task.status, func.count()).where(Task.job_id == job_id)
                 .group_by(Task.step, Task.status))}
         if any(status == TaskStatus.FAILED for _, status in counts):
-            failed = session.scalars(select(Task).where(Task.job_id == job.id, Task.status == TaskStatus.FAILED)
-                                     .order_by(Task.seq).limit(1)).one()
-            message = f"Step '{failed.step}' task {failed.index} failed: {failed.message}"
-            return self._finish_job(session, job, JobStatus.FAILED, message)
+            step, index, why = session.execute(
+                select(Task.step, Task.index, Task.message).where(Task.job_id == job_id,
+                                                                  Task.status == TaskStatus.FAILED)
+                .order_by(Task.seq).limit(1)).one()
+            return self._finish_job(session, job_id, JobStatus.FAILED, f"Step '{step}' task {index} failed: {why}")
         total = sum(counts.values())
         succeeded = sum(n for (_, status), n in counts.items() if status == TaskStatus.SUCCEEDED)
         if any(status == TaskStatus.PENDING for _, status in counts):
-            self._promote(session, job, _finished_steps(counts))
+            self._promote(session, job_id, _finished_steps(counts))
         if total and succeeded == total:
             try:
-                outputs = collect_outputs(job, self.options.jobs_dir)
+                outputs = collect_outputs(self._processor(session, job_id), job_id, self.options.jobs_dir)
             except OutputMissing as exc:
-                return self._finish_job(session, job, JobStatus.FAILED, str(exc))
-            return self._finish_job(session, job, JobStatus.SUCCESSFUL, "Process succeeded", outputs)
-        job.progress = min(99, int(100 * succeeded / max(1, total)))
+                return self._finish_job(session, job_id, JobStatus.FAILED, str(exc))
+            return self._finish_job(session, job_id, JobStatus.SUCCESSFUL, "Process succeeded", outputs)
         running = sorted({step for step, status in counts if status == TaskStatus.RUNNING})
-        job.message = (f"{succeeded} of {total} tasks done"
-                       + (f"; running step {', '.join(running)}" if running else ""))
+        message = f"{succeeded} of {total} tasks done" + (f"; running step {', '.join(running)}" if running else "")
+        session.execute(update(Job).where(Job.id == job_id, Job.cancel_requested.is_(False))
+                        .values(progress=min(99, int(100 * succeeded / max(1, total))), message=message)
+                        .execution_options(synchronize_session=False))
         return []
 
-    def _promote(self, session: Session, job: Job, done_steps: set[str]) -> None:
+    def _promote(self, session: Session, job_id: str, done_steps: set[str]) -> None:
         """Queue the pending tasks of every step whose dependencies have all succeeded."""
-        ready = [step.id for step in self._processor(job).steps if set(step.depends_on) <= done_steps]
+        ready = [step.id for step in self._processor(session, job_id).steps if set(step.depends_on) <= done_steps]
         if ready:
-            session.execute(update(Task).where(Task.job_id == job.id, Task.status == TaskStatus.PENDING,
+            session.execute(update(Task).where(Task.job_id == job_id, Task.status == TaskStatus.PENDING,
                                                Task.step.in_(ready)).values(status=TaskStatus.QUEUED)
-                            .execution_options(synchronize_session="fetch"))
+                            .execution_options(synchronize_session=False))
 
     def _fail_unplanned(self, session: Session, job: Job, why: str) -> None:
         job.status, job.message, job.finished = JobStatus.FAILED, f"Cannot plan job: {why}", utcnow()
         self._processors.pop(job.id, None)
-        enqueue(session, job, JobStatus.FAILED)
+        enqueue(session, job.id, job.subscriber, JobStatus.FAILED)
 
-    def _processor(self, job: Job) -> Processor:
+    def _processor(self, session: Session, job_id: str) -> Processor:
         """The job's workflow, parsed once per job (the descriptor it was submitted with)."""
-        processor = self._processors.get(job.id)
+        processor = self._processors.get(job_id)
         if processor is None:
-            processor = self._processors[job.id] = processor_of(job)
+            processor = self._processors[job_id] = processor_of(session.get(Job, job_id))
         return processor
 
-    def _finish_job(self, session: Session, job: Job, status: str, message: str,
+    def _finish_job(self, session: Session, job_id: str, status: str, message: str,
                     outputs: dict[str, Any] | None = None) -> list[str]:
         """End a job and its unfinished tasks; return the attempts to kill.
 
@@ -470,40 +471,43 @@ class Dispatcher:
         final: dict[str, Any] = {"status": status, "message": message, "finished": now}
         if status == JobStatus.SUCCESSFUL:
             final.update(progress=100, outputs=outputs or {})
-        guard = [Job.id == job.id, Job.status.in_(JobStatus.ACTIVE)]
+        guard = [Job.id == job_id, Job.status.in_(JobStatus.ACTIVE)]
         if status != JobStatus.DISMISSED:
             guard.append(Job.cancel_requested.is_(False))
-        session.flush()
         done = session.execute(update(Job).where(*guard).values(**final)
-                               .execution_options(synchronize_session="fetch"))
+                               .execution_options(synchronize_session=False))
         if not done.rowcount:
-            session.refresh(job)
-            if job.status in JobStatus.FINAL:
+            if session.scalar(select(Job.status).where(Job.id == job_id)) in JobStatus.FINAL:
                 return []
-            return self._finish_job(session, job, JobStatus.DISMISSED, "Job dismissed")
-        kills: list[str] = []
-        self._processors.pop(job.id, None)
-        for task in job.tasks:
-            self._retry_at.pop(task.id, None)
-            if task.status not in TaskStatus.FINAL:
-                if task.status == TaskStatus.RUNNING:
-                    kills += [a.backend_task_id for a in task.attempt_rows if a.status in ACTIVE_ATTEMPT]
-                task.status = TaskStatus.CANCELLED
-                task.finished = now
-        enqueue(session, job, status)
-        LOG.info("job %s %s: %s", job.id, status, message)
+            return self._finish_job(session, job_id, JobStatus.DISMISSED, "Job dismissed")
+        self._processors.pop(job_id, None)
+        prefix = f"{job_id}."
+        for task_id in [t for t in self._retry_at if t.startswith(prefix)]:
+            del self._retry_at[task_id]
+        kills = list(session.scalars(
+            select(TaskAttempt.backend_task_id).join(Task, TaskAttempt.task_id == Task.id)
+            .where(Task.job_id == job_id, Task.status == TaskStatus.RUNNING,
+                   TaskAttempt.status.in_(ACTIVE_ATTEMPT))))
+        session.execute(update(Task).where(Task.job_id == job_id, Task.status.notin_(TaskStatus.FINAL))
+                        .values(status=TaskStatus.CANCELLED, finished=now)
+                        .execution_options(synchronize_session=False))
+        enqueue(session, job_id, session.scalar(select(Job.subscriber).where(Job.id == job_id)), status)
+        LOG.info("job %s %s: %s", job_id, status, message)
         return kills
 
     def _dismiss_requested(self) -> list[str]:
+        """Dismiss the jobs a client asked to; once that is committed, their files go (what is left of
+        them as their killed tasks end, the next retention pass takes)."""
         kills: list[str] = []
         with self.store.session() as session:
-            jobs = session.scalars(select(Job).where(Job.cancel_requested.is_(True),
-                                                     Job.status.in_(JobStatus.ACTIVE))
-                                   .options(selectinload(Job.tasks).selectinload(Task.attempt_rows))).all()
-            if jobs:
+            job_ids = session.scalars(select(Job.id).where(Job.cancel_requested.is_(True),
+                                                           Job.status.in_(JobStatus.ACTIVE))).all()
+            if job_ids:
                 self._fence(session)
-            for job in jobs:
-                kills += self._finish_job(session, job, JobStatus.DISMISSED, "Job dismissed")
+            for job_id in job_ids:
+                kills += self._finish_job(session, job_id, JobStatus.DISMISSED, "Job dismissed")
+        for job_id in job_ids:
+            shutil.rmtree(job_paths(self.options.jobs_dir, job_id)["root"], ignore_errors=True)
         return kills
 
     # -- planning and launching ---------------------------------------------
@@ -519,7 +523,7 @@ class Dispatcher:
 
     def _plan(self, session: Session, job: Job) -> None:
         try:
-            processor = self._processor(job)
+            processor = self._processors[job.id] = self._processors.get(job.id) or processor_of(job)
             planned = plan_job(processor, job.id, job.inputs, self.options.jobs_dir,
                                self.options.max_tasks_per_job, self.options.locality_rules)
         except (DescriptorError, PlanError) as exc:
@@ -529,26 +533,27 @@ class Dispatcher:
             LOG.exception("planning job %s failed", job.id)
             self._fail_unplanned(session, job, f"{type(exc).__name__}: {exc}")
             return
-        for p in planned:
-            session.add(Task(id=p.id, job_id=job.id, seq=p.seq, step=p.step, index=p.index, spec=p.spec,
-                             max_attempts=p.max_attempts,
-                             status=TaskStatus.QUEUED if p.ready else TaskStatus.PENDING))
+        now = utcnow()
+        session.execute(insert(Task), [
+            {"id": p.id, "job_id": job.id, "seq": p.seq, "step": p.step, "index": p.index, "spec": p.spec,
+             "max_attempts": p.max_attempts, "attempts": 0, "message": "", "created": now,
+             "status": TaskStatus.QUEUED if p.ready else TaskStatus.PENDING} for p in planned])
         paths = job_paths(self.options.jobs_dir, job.id)
         for step in processor.steps:
             (paths["steps"] / step.id).mkdir(parents=True, exist_ok=True)
         paths["outputs"].mkdir(parents=True, exist_ok=True)
         job.status = JobStatus.RUNNING
-        enqueue(session, job, JobStatus.RUNNING)
-        job.started = utcnow()
+        enqueue(session, job.id, job.subscriber, JobStatus.RUNNING)
+        job.started = now
         job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
 
-    def _task_spec(self, task: Task, backend_id: str) -> TaskSpec:
-        spec, job = task.spec, task.job
+    def _task_spec(self, task: Any, job: Any, processor: Processor, backend_id: str) -> TaskSpec:
+        spec = task.spec
         return TaskSpec(
             task_id=backend_id,
             command=list(spec["command"]),
             resources=Resources(**spec["resources"]),
-            environment=task_environment(task.id, spec, self._processor(job), job.inputs, self.options.jobs_dir),
+            environment=task_environment(task.id, spec, processor, job.inputs, self.options.jobs_dir),
             image=spec.get("image"),
             timeout=spec.get("timeout"),
             locality=list(spec.get("locality", [])),
@@ -561,34 +566,99 @@ class Dispatcher:
         )
 
     def _launch_ready(self) -> None:
-        specs: list[TaskSpec] = []
+        """Hand the ready tasks to the backend: their attempts and states written in bulk first."""
         now = time.monotonic()
         waiting = [task_id for task_id, at in self._retry_at.items() if at > now]
         if len(waiting) < len(self._retry_at):
             self._retry_at = {task_id: self._retry_at[task_id] for task_id in waiting}
+        specs: list[TaskSpec] = []
         with self.store.session() as session:
-            query = (select(Task).join(Job)
+            query = (select(Task.id, Task.job_id, Task.step, Task.attempts, Task.spec).join(Job)
                      .where(Task.status == TaskStatus.QUEUED, Job.status == JobStatus.RUNNING,
                             Job.cancel_requested.is_(False))
                      .order_by(Job.priority.desc(), Job.created, Task.seq)
-                     .options(undefer(Task.spec), selectinload(Task.job))
                      .limit(self.options.batch))
             if waiting:
                 query = query.where(Task.id.notin_(waiting))
-            tasks = session.scalars(query).all()
-            if tasks:
-                self._fence(session)
+            tasks = session.execute(query).all()
+            if not tasks:
+                return
+            self._fence(session)
+            jobs = {row.id: row for row in session.execute(
+                select(Job.id, Job.user, Job.process_id, Job.priority, Job.inputs)
+                .where(Job.id.in_({t.job_id for t in tasks})))}
+            attempts, changes = [], []
             for task in tasks:
-                task.attempts += 1
-                task.status = TaskStatus.RUNNING
-                backend_id = f"{task.id}.{task.attempts}"
+                number = task.attempts + 1
+                backend_id = f"{task.id}.{number}"
                 res = task.spec["resources"]
-                session.add(TaskAttempt(task_id=task.id, number=task.attempts, backend=self.backend.name,
-                                        backend_task_id=backend_id, status="launched", cpus=res["cpus"],
-                                        mem_mb=res["mem"], disk_mb=res["disk"], gpus=res["gpus"]))
-                specs.append(self._task_spec(task, backend_id))
+                attempts.append({"task_id": task.id, "number": number, "backend": self.backend.name,
+                                 "backend_task_id": backend_id, "status": "launched", "cpus": res["cpus"],
+                                 "mem_mb": res["mem"], "disk_mb": res["disk"], "gpus": res["gpus"], "message": "",
+                                 "launched": utcnow()})
+                changes.append({"id": task.id, "attempts": number, "status": TaskStatus.RUNNING})
+                job = jobs[task.job_id]
+                specs.append(self._task_spec(task, job, self._processor(session, job.id), backend_id))
+            session.execute(insert(TaskAttempt), attempts)
+            session.execute(update(Task), changes)
         for spec in specs:  # after commit: a crash in between leaves 'launched' rows that recovery reruns
             self.backend.launch(spec)
+
+
+class _Row:
+    """A row's values as a turn reads them, and what the turn changed (written back in bulk)."""
+
+    __slots__ = ("values", "changes")
+
+    def __init__(self, **values: Any) -> None:
+        self.values = values
+        self.changes: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def set(self, **values: Any) -> None:
+        self.values.update(values)
+        self.changes.update(values)
+
+
+def _load_rows(session: Session, backend_ids: set[str]) -> tuple[dict[str, _Row], dict[str, _Row]]:
+    """The attempts named by events, by backend task id, and their tasks, by id: one query."""
+    attempts: dict[str, _Row] = {}
+    tasks: dict[str, _Row] = {}
+    for row in session.execute(
+            select(TaskAttempt.id, TaskAttempt.backend_task_id, TaskAttempt.number, TaskAttempt.status,
+                   Task.id.label("task_id"), Task.status.label("task_status"), Task.attempts, Task.max_attempts,
+                   Task.job_id, Task.started.label("task_started"))
+            .join(Task, TaskAttempt.task_id == Task.id).where(TaskAttempt.backend_task_id.in_(backend_ids))):
+        attempts[row.backend_task_id] = _Row(id=row.id, number=row.number, status=row.status, task_id=row.task_id)
+        tasks.setdefault(row.task_id, _Row(id=row.task_id, status=row.task_status, attempts=row.attempts,
+                                           max_attempts=row.max_attempts, job_id=row.job_id,
+                                           started=row.task_started))
+    return attempts, tasks
+
+
+def _write_changes(session: Session, model: type, rows: Any) -> None:
+    """UPDATE by primary key, one executemany per set of changed columns."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.changes:
+            groups.setdefault(tuple(sorted(row.changes)), []).append({"id": row.id, **row.changes})
+    for batch in groups.values():
+        session.execute(update(model), batch)
+
+
+def _attempt_status(event: TaskEvent) -> str:
+    if event.succeeded:
+        return "succeeded"
+    if event.state is TaskState.KILLED:
+        return "killed"
+    if event.state is TaskState.LOST:
+        return "lost"
+    return "failed"
 
 
 def _finished_steps(counts: dict[tuple[str, str], int]) -> set[str]:
@@ -628,10 +698,9 @@ class OutputMissing(RuntimeError):
     """The workflow finished but did not write an output it declares."""
 
 
-def collect_outputs(job: Job, jobs_dir: Path) -> dict[str, Any]:
+def collect_outputs(processor: Processor, job_id: str, jobs_dir: Path) -> dict[str, Any]:
     """Read the declared outputs of a finished job from its outputs folder."""
-    processor: Processor = processor_of(job)
-    outputs_dir = job_paths(jobs_dir, job.id)["outputs"]
+    outputs_dir = job_paths(jobs_dir, job_id)["outputs"]
     result: dict[str, Any] = {}
     for spec in processor.outputs:
         path = outputs_dir / (spec.file or spec.id)

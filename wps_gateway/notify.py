@@ -62,12 +62,12 @@ def check_subscriber(subscriber: Any, policy: AddressPolicy) -> dict[str, str] |
     return checked
 
 
-def enqueue(session: Session, job: Job, status: str) -> None:
+def enqueue(session: Session, job_id: str, subscriber: dict[str, str] | None, status: str) -> None:
     """Queue the callback for ``status`` if the job's subscriber asked for it."""
     event = EVENTS.get(status)
-    url = (job.subscriber or {}).get(event[1]) if event else None
+    url = (subscriber or {}).get(event[1]) if event else None
     if url:
-        session.add(Notification(job_id=job.id, event=event[0], url=url))
+        session.add(Notification(job_id=job_id, event=event[0], url=url))
 
 
 def pinned_request(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:

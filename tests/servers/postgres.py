@@ -40,6 +40,7 @@ class PostgresServer:
     root: Path
     port: int
     run_as: str | None
+    durable: bool = False  # commits survive the server being killed (fault tests stop it with -m immediate)
 
     @property
     def data(self) -> Path:
@@ -65,8 +66,11 @@ class PostgresServer:
 
     def resume(self) -> None:
         """Start the server on its existing data (after ``stop``: a database outage ends)."""
+        # Fast by default: nothing here survives a machine crash. A process crash (stop -m immediate) keeps what
+        # was committed only with synchronous_commit on: the fault tests' own servers are durable that way.
+        commit = "on" if self.durable else "off"
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   f"-c fsync=off -c synchronous_commit={commit} -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60",
                   "start")
 
@@ -102,11 +106,11 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def private_postgres() -> Iterator[PostgresServer]:
-    """A server of this test's own, which it may stop, restart and disturb."""
-    yield from _server()
+    """A server of this test's own, which it may stop, restart and disturb (durable across those)."""
+    yield from _server(durable=True)
 
 
-def _server() -> Iterator[PostgresServer]:
+def _server(durable: bool = False) -> Iterator[PostgresServer]:
     bin_dir = _bin_dir()
     require(bin_dir is not None, "PostgreSQL server binaries not found (Debian package postgresql)")
     run_as = "postgres" if os.geteuid() == 0 else None
@@ -116,7 +120,7 @@ def _server() -> Iterator[PostgresServer]:
         except KeyError:
             require(False, "running as root and there is no postgres user to run the server as")
     root = Path(tempfile.mkdtemp(prefix="wps-pg-"))
-    server = PostgresServer(bin_dir, root, free_port(), run_as)
+    server = PostgresServer(bin_dir, root, free_port(), run_as, durable)
     try:
         server.start()
     except subprocess.CalledProcessError as exc:
