@@ -287,19 +287,23 @@ def test_a_new_signing_key_is_fetched_when_a_token_names_it(tmp_path, sample_dat
 
 
 def test_owslib_clients_work_unmodified_with_a_bearer_token(tmp_path, sample_data, idp, monkeypatch):
+    import owslib.ogcapi
     from owslib.ogcapi.processes import Processes
     from owslib.wps import WebProcessingService, monitorExecution
+
+    # OWSLib's OGC API client keeps request headers in a module-level dict: keep other tests' clean
+    monkeypatch.setattr(owslib.ogcapi, "REQUEST_HEADERS", dict(owslib.ogcapi.REQUEST_HEADERS))
 
     live = serve_live(tmp_path / "var", sample_data, **oidc_settings(idp))
     server = next(live)
     try:
         headers = {"Authorization": f"Bearer {idp.token(user='portal')}"}
-        wps = WebProcessingService(server.url, version="1.0.0", headers=headers)
+        wps = WebProcessingService(server.url, version="1.0.0", headers=dict(headers))
         assert "sleepy-squares" in [p.identifier for p in wps.processes]
         execution = wps.execute("sleepy-squares", [("numbers", "3"), ("numbers", "4")])
         monitorExecution(execution, sleepSecs=0.2)
         assert execution.isSucceded() and execution.processOutputs[0].data == ["25"]
-        api = Processes(server.url.removesuffix("/wps"), headers=headers)
+        api = Processes(server.url.removesuffix("/wps"), headers=dict(headers))
         assert "sleepy-squares" in [p["id"] for p in api.processes()]
         with server.gateway.store.sessions() as s:
             assert {j.user for j in s.query(Job)} == {"portal"}

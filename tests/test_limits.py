@@ -67,7 +67,7 @@ def test_a_job_with_more_tasks_than_a_job_may_have_is_refused_before_it_is_accep
 def test_synchronous_requests_per_client_are_limited(tmp_path, sample_data):
     gateway = build_gateway(tmp_path / "var", sample_data, GATEWAY_CLIENT_MAX_SYNC="1")
     try:
-        waiting = threading.Thread(target=lambda: execute(gateway.client, [1], 200, prefer=None))
+        waiting = threading.Thread(target=lambda: execute(gateway.client, [1], [200, 410], prefer=None))
         waiting.start()
         wait_for(lambda: gateway.client.get("/jobs").json["jobs"], what="the first synchronous job accepted")
         wait_for(lambda: gateway.context._sync_waits._waiting, what="the first request waiting")
