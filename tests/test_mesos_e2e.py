@@ -35,7 +35,7 @@ def test_each_processor_gives_the_same_outputs_on_mesos_as_on_the_local_backend(
 
         attempts = attempts_of(mesos, job_id_of(status_url))
         assert attempts and all(a.status == "succeeded" and a.exit_code == 0 for a in attempts)
-        agents = {a.agent_id for a in mesos_master.cluster.agents.values()}
+        agents = set(mesos_master.cluster.agents)
         assert {a.agent for a in attempts} <= agents
         assert all(a.wall_seconds is not None and a.wall_seconds >= 0 for a in attempts)
         assert sorted(mesos_master.cluster.launched) == sorted(a.backend_task_id for a in attempts)
@@ -47,7 +47,7 @@ def test_each_processor_gives_the_same_outputs_on_mesos_as_on_the_local_backend(
 def test_tasks_run_where_their_data_lives(tmp_path, sample_data, scenes, wps100_schema, mesos_master):
     """With a data_locality rule, the classify tasks go to the agent whose storage attribute matches."""
     site = "storage=shared"  # every agent's attribute (see start_master) but the one set below
-    near = list(mesos_master.cluster.agents.values())[-1]
+    near = list(mesos_master.cluster.agents.values())[-1].agent
     near.attributes["storage"] = "site-a"
     tiles = [s for s in scenes if "20240610" in s.name][:2]
     mesos = mesos_gateway(tmp_path / "gw", sample_data, mesos_master.leader.address,

@@ -116,7 +116,7 @@ def test_dismissing_a_job_kills_its_running_tasks(tmp_path, sample_data, mesos_m
         gateway.runner.wake()
         wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 20)
         assert job_of(gateway, job_id).status == JobStatus.DISMISSED
-        wait_for(lambda: not any(a.tasks for a in mesos_master.cluster.agents.values()), 10)
+        wait_for(lambda: not any(r.agent.tasks for r in mesos_master.cluster.agents.values()), 10)
     finally:
         close_gateway(gateway)
 
