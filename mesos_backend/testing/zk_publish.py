@@ -20,10 +20,10 @@ from kazoo.security import CREATOR_ALL_ACL, READ_ACL_UNSAFE
 from mesos_backend.mesos.detector import (
     JSON_PREFIX,
     DetectorError,
-    leader_node,
     ZooKeeperSource,
     forever,
     kazoo_log,
+    leader_node,
     pack_ip,
     parse_master,
 )
