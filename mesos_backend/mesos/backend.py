@@ -65,15 +65,16 @@ LAUNCH_SILENCE_SECONDS = 30.0
 UNKNOWN_GRACE_SECONDS = 5.0
 # Tasks given up (unreachable) are forgotten after this long if nothing is heard.
 ABANDONED_SECONDS = 3600.0
-# A queued task says why it waits once it has waited this long, re-checked this often.
+# A queued task says why it waits once it has waited this long, re-checked this often; a reason is sent once
+# it has held for this many checks in a row.
 NOTICE_AFTER_SECONDS = 1.0
 NOTICE_INTERVAL_SECONDS = 1.0
+NOTICE_STEADY = 2
 # The reasons a queued task gives (TaskEvent.reason of its NOTICE events).
 WAITING_FOR_OFFERS = "waiting_for_offers"
 INSUFFICIENT_RESOURCES = "insufficient_resources"
 CAPPED = "cap"
 LOCALITY = "locality"
-NO_FREE_RESOURCES = "no_free_resources"
 FAIR_SHARE = "fair_share"
 NOT_SUBSCRIBED = "mesos_refused"
 # Attempts that never reached Mesos before a restart: the dispatcher reruns them without spending a retry.
@@ -171,8 +172,8 @@ class MesosBackend(Backend, Scheduler):
         self._recovered_at: float | None = None  # when the dispatcher handed over the previous run's tasks
         self._unknown: dict[str, tuple[float, dict[str, Any]]] = {}  # task id -> (first seen, latest update)
         self._capacity: dict[str, Resources] = {}  # agent id -> the most it was seen to hold for us
-        self._last_offers: list[Resources] = []  # the last round's offers
-        self._notices: dict[str, str] = {}  # queued task id -> why it waits (the last NOTICE sent)
+        # queued task id -> (the reason last sent in a NOTICE, the reason seen lately, checks in a row seen)
+        self._notices: dict[str, tuple[str, str, int]] = {}
         self._next_notice = 0.0
         self._ended: str | None = None  # why this instance no longer talks to Mesos (ERROR, lost leadership)
         self._stale = False  # another instance runs the framework now: what this one knows is out of date
@@ -535,29 +536,35 @@ class MesosBackend(Backend, Scheduler):
             seen = offer.resources + ours.get(offer.agent_id, Resources(0, 0))
             known = self._capacity.get(offer.agent_id)
             self._capacity[offer.agent_id] = seen if known is None else _largest(known, seen)
-        self._last_offers = [offer.resources for offer in offers]
 
     def _explain(self, now: float) -> None:
-        """Tell the dispatcher why queued tasks wait (a NOTICE when the reason changes); fail those bigger than
-        every agent seen once they have waited ``oversize_grace``."""
+        """Tell the dispatcher why queued tasks wait: a NOTICE once a reason has held for ``NOTICE_STEADY``
+        checks in a row and differs from the last one sent (a reason that flickers with every offer round sends
+        nothing); fail tasks bigger than every agent seen once they have waited ``oversize_grace``."""
         failed = []
+        reasons: dict[tuple, tuple[str, str]] = {}  # tasks alike wait for the same reason: work it out once
         for task in list(self._placer.tasks()):
             if now - task.queued_at < NOTICE_AFTER_SECONDS:
                 continue
-            reason, message = self._why_waiting(task, now)
+            local = bool(task.locality) and now < task.queued_at + self.scheduling.locality_delay
+            key = (task.resources, task.user, task.locality if local else ())
+            reason, message = reasons.get(key) or reasons.setdefault(key, self._why_waiting(task, local))
             if reason == INSUFFICIENT_RESOURCES and now - task.queued_at >= self.scheduling.oversize_grace:
                 failed.append((task.task_id, message))
                 continue
-            if self._notices.get(task.task_id) != message:
-                self._notices[task.task_id] = message
+            sent, candidate, steady = self._notices.get(task.task_id, ("", "", 0))
+            steady = steady + 1 if candidate == message else 1
+            if steady >= NOTICE_STEADY and message != sent:
+                sent = message
                 self._emit(TaskEvent(task.task_id, TaskState.NOTICE, reason=reason, message=message))
+            self._notices[task.task_id] = (sent, message, steady)
         for task_id, message in failed:
             self._unqueue(task_id)
             LOG.warning("task %s cannot run: %s", task_id, message)
             self._emit(TaskEvent(task_id, TaskState.FAILED, reason=INSUFFICIENT_RESOURCES, message=message,
                                  usage=_ZERO_USAGE))
 
-    def _why_waiting(self, task: PendingTask, now: float) -> tuple[str, str]:
+    def _why_waiting(self, task: PendingTask, local: bool) -> tuple[str, str]:
         need = task.resources
         if self._ended is not None:
             return NOT_SUBSCRIBED, f"waiting: {self._ended}"
@@ -575,12 +582,10 @@ class MesosBackend(Backend, Scheduler):
             return CAPPED, f"waiting: the framework's max_cpu ({policy.max_cpu:g} cpus) is in use"
         if policy.user_max_cpu and self._placer.user_cpus(task.user) + need.cpus > policy.user_max_cpu + 1e-9:
             return CAPPED, f"waiting: user_max_cpu ({policy.user_max_cpu:g} cpus) of user '{task.user}' is in use"
-        if task.locality and now < task.queued_at + policy.locality_delay:
+        if local:
             return LOCALITY, (f"waiting up to {policy.locality_delay:g} s for an agent at "
                               f"{' or '.join(task.locality)}")
-        if not any(need.fits_in(offered) for offered in self._last_offers):
-            return NO_FREE_RESOURCES, f"waiting for an agent with {_describe(need)} free"
-        return FAIR_SHARE, "waiting for its fair share: tasks of other users or processes go first"
+        return FAIR_SHARE, "waiting for its fair share of the free resources"
 
     # -- timers -----------------------------------------------------------------
 

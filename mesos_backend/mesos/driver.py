@@ -301,9 +301,13 @@ class MesosSchedulerDriver:
                     self.scheduler.disconnected(self)
             if self._got_subscribed:  # the master was there a moment ago: come back quickly
                 delay = self.timeouts.backoff_initial
-            if self._stop.wait(delay * random.uniform(0.8, 1.2)):
+            if self._pause(delay * random.uniform(0.8, 1.2)):
                 break
             delay = min(delay * 2, self.timeouts.backoff_max)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait before the next subscription attempt; True if the driver was stopped meanwhile."""
+        return self._stop.wait(seconds)
 
     def _subscribe(self) -> bool:
         """Subscribe to the leader and process events until the stream ends. True if it got SUBSCRIBED."""

@@ -178,6 +178,7 @@ class Cluster:
         self.internal_errors: list[str] = []  # exceptions in the master itself (a bug of the double)
         self.call_notes: list[tuple[str, str]] = []  # (framework name, what a master silently ignored)
         self.launched: list[str] = []  # every task id launched, in order (tests check for doubles)
+        self.subscriptions = 0  # SUBSCRIBE calls that reached the cluster (tests check for retry loops)
         self.rescind_next = 0  # test hook: the next N ACCEPTs cross a RESCIND of their offers on the wire
         self.lock = threading.RLock()
         self._stop = threading.Event()
@@ -254,6 +255,7 @@ class Cluster:
             raise CallError(400, f"Authenticated principal '{principal}' does not match principal "
                                  f"'{info.get('principal')}' set in `FrameworkInfo`")
         with self.lock:
+            self.subscriptions += 1
             refusal = self._refusal(info, info_id, body, principal)
             if refusal is not None:
                 LOG.info("subscription refused: %s", refusal)
@@ -415,6 +417,14 @@ class Cluster:
 
     def _on_teardown(self, framework: Framework, _: dict[str, Any]) -> None:
         self._remove_framework(framework)
+
+    def teardown(self, framework_id: str) -> None:
+        """The operator's teardown (``/master/teardown``); CallError 400 for an unknown framework."""
+        with self.lock:
+            framework = self.frameworks.get(framework_id)
+            if framework is None:
+                raise CallError(400, f"No framework found with specified ID: {framework_id}")
+            self._remove_framework(framework)
 
     def _on_suppress(self, framework: Framework, body: dict[str, Any]) -> None:
         framework.suppressed |= set(body.get("roles") or framework.roles)
@@ -665,7 +675,7 @@ class Cluster:
         record = self.agents.get(agent_id)
         if task is None or record is None:
             return  # the framework was removed meanwhile
-        status = _status(task_id, agent_id, state, message, reason, source)
+        status = status_json(task_id, agent_id, state, message, reason, source)
         status["uuid"] = base64.b64encode(uuid.uuid4().bytes).decode()
         status["executor_id"] = {"value": task_id}
         task.state = state
@@ -678,7 +688,7 @@ class Cluster:
     def _master_update(self, framework: Framework, task_id: str, agent_id: str | None, state: str, message: str,
                        reason: str, unreachable_time: int | None = None) -> None:
         """An update the master makes up: no uuid, never retried, dropped while the framework is away."""
-        status = _status(task_id, agent_id, state, message, reason, "SOURCE_MASTER")
+        status = status_json(task_id, agent_id, state, message, reason, "SOURCE_MASTER")
         if unreachable_time is not None:
             status["unreachable_time"] = {"nanoseconds": unreachable_time}
         self._emit(framework, {"type": "UPDATE", "update": {"status": status}})
@@ -888,7 +898,7 @@ def _error(message: str) -> dict[str, Any]:
     return {"type": "ERROR", "error": {"message": message}}
 
 
-def _status(task_id: str, agent_id: str | None, state: str, message: str, reason: str | None,
+def status_json(task_id: str, agent_id: str | None, state: str, message: str, reason: str | None,
             source: str) -> dict[str, Any]:
     status: dict[str, Any] = {"task_id": {"value": task_id}, "state": state, "source": source,
                               "timestamp": time.time()}

@@ -19,7 +19,8 @@ while the agents keep their tasks.
 
 Operators (and failure tests) act from outside over HTTP on any running
 master: ``POST /testing/agents/<id>/stop|start|lose`` and
-``POST /testing/masters/<port>/stop|start``. The standalone process also
+``POST /testing/masters/<port>/stop|start``, besides the real master's
+``POST /master/teardown`` (``frameworkId=...``). The standalone process also
 takes SIGUSR1: the leading master fails over (stops, then rejoins as a
 standby).
 """
@@ -38,6 +39,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -308,6 +310,8 @@ class _MasterHandler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.OK, state)
             elif path == "/master/redirect" and method == "GET":
                 self._redirect_to_leader("")
+            elif path in ("/teardown", "/master/teardown") and method == "POST":
+                self._teardown(body)
             elif path.startswith("/testing/") and method == "POST":
                 self._operator(path.split("/")[2:])
             else:
@@ -476,6 +480,16 @@ class _MasterHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     # -- operators --------------------------------------------------------------
+
+    def _teardown(self, body: bytes) -> None:
+        """The operator endpoint ``/master/teardown`` (form body ``frameworkId=...``): remove a framework."""
+        self._authenticate()
+        if not self.server_master.leading:
+            self._redirect_to_leader(self.path)
+            return
+        framework_id = urllib.parse.parse_qs(body.decode(errors="replace")).get("frameworkId", [""])[0]
+        self.server_master.cluster.teardown(framework_id)
+        self._plain(HTTPStatus.OK, "")
 
     def _operator(self, parts: list[str]) -> None:
         """``agents/<id>/stop|start|lose`` and ``masters/<port>/stop|start``."""
