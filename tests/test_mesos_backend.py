@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 import threading
-import time
 
 import httpx
 import pytest

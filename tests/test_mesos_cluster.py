@@ -180,6 +180,37 @@ def test_reserved_resources_go_to_their_role_in_its_shape(tmp_path):
     check_master(master)
 
 
+def test_the_1_9_to_1_11_fields_and_calls_are_understood(mesos_master):
+    """offer_constraints (1.11), offer_filters (1.9), UPDATE_FRAMEWORK (1.9), RECONCILE_OPERATIONS (1.8)."""
+    rack_one = {"*": {"groups": [{"attribute_constraints": [
+        {"selector": {"attribute_name": "rack"}, "predicate": {"text_equals": {"value": "r1"}}}]}]}}
+    constrained = RawFramework(mesos_master.leader.url, offer_constraints={"role_constraints": rack_one})
+    constrained.subscribe()
+    (only,) = agents_offered(constrained, 1.0)
+    assert mesos_master.cluster.agents[only].agent.attributes["rack"] == "r1"
+    info = dict(constrained.info, id={"value": constrained.framework_id})
+    answer = constrained.call({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}})
+    assert answer.status_code == 200
+    assert len(agents_offered(constrained, 2.0)) == 3  # the constraints went with the update
+    changed = constrained.call({"type": "UPDATE_FRAMEWORK", "update_framework": {
+        "framework_info": dict(info, user="somebody-else")}})
+    assert changed.status_code == 400 and "user" in changed.text
+
+    picky = RawFramework(mesos_master.leader.url, dict(constrained.info, name="picky", offer_filters={
+        "*": {"min_allocatable_resources": {"quantities": [{"quantities": {"cpus": {"value": 3.0}}}]}}}))
+    picky.subscribe()
+    assert len(agents_offered(constrained, 1.0)) == 3  # cycles ran; no agent has 3 cpus for the picky one
+    assert all(picky.events.get_nowait()["type"] != "OFFERS" for _ in range(picky.events.qsize()))
+
+    operation = {"operation_id": {"value": "op-1"}, "agent_id": {"value": only}}
+    answer = picky.call({"type": "RECONCILE_OPERATIONS", "reconcile_operations": {"operations": [operation]}})
+    assert answer.status_code == 202
+    status = picky.next("UPDATE_OPERATION_STATUS")["update_operation_status"]["status"]
+    assert status["state"] == "OPERATION_UNKNOWN" and status["operation_id"] == {"value": "op-1"}
+    constrained.close()
+    picky.close()
+
+
 # -- agents, operated from outside ---------------------------------------------------
 
 

@@ -195,7 +195,7 @@ def test_the_reconnect_backoff_starts_over_once_subscribed(mesos_master):
     driver.start()
     try:
         for round_ in range(1, 5):
-            wait_for(lambda: recorder.subscriptions == round_, 10)
+            wait_for(lambda n=round_: recorder.subscriptions == n, 10)
             mesos_master.cluster.drop_connections()
         wait_for(lambda: recorder.subscriptions == 5, 10)
         assert len(driver.pauses) >= 4 and max(driver.pauses) <= FAST.backoff_initial * 1.2
