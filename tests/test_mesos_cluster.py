@@ -214,13 +214,18 @@ def test_the_1_9_to_1_11_fields_and_calls_are_understood(mesos_master):
 # -- agents, operated from outside ---------------------------------------------------
 
 
-def test_a_stopped_agent_becomes_unreachable_and_its_task_carries_on_when_it_returns(mesos_master):
-    raw = RawFramework(mesos_master.leader.url)
+def running_task(master, task_id: str) -> tuple[RawFramework, str]:
+    """A raw framework with one long task running; and the task's agent."""
+    raw = RawFramework(master.leader.url)
     raw.subscribe()
     offer = raw.offers()[0]
-    agent_id = offer["agent_id"]["value"]
-    raw.call(launch(offer, task_info(offer, "survivor", argv=["sleep", "30"])))
-    raw.update("survivor", "TASK_RUNNING")
+    raw.call(launch(offer, task_info(offer, task_id, argv=["sleep", "30"])))
+    raw.update(task_id, "TASK_RUNNING")
+    return raw, offer["agent_id"]["value"]
+
+
+def test_a_stopped_agent_becomes_unreachable_and_its_task_carries_on_when_it_returns(mesos_master):
+    raw, agent_id = running_task(mesos_master, "survivor")
     assert operate(mesos_master.leader, f"agents/{agent_id}/stop")["state"] == "disconnected"
     unreachable = raw.update("survivor", "TASK_UNREACHABLE")
     assert unreachable["reason"] == "REASON_AGENT_REMOVED" and "unreachable_time" in unreachable
@@ -237,12 +242,7 @@ def test_a_stopped_agent_becomes_unreachable_and_its_task_carries_on_when_it_ret
 
 
 def test_a_lost_agent_takes_its_tasks_and_reboots_as_a_new_agent(mesos_master):
-    raw = RawFramework(mesos_master.leader.url)
-    raw.subscribe()
-    offer = raw.offers()[0]
-    agent_id = offer["agent_id"]["value"]
-    raw.call(launch(offer, task_info(offer, "doomed", argv=["sleep", "30"])))
-    raw.update("doomed", "TASK_RUNNING")
+    raw, agent_id = running_task(mesos_master, "doomed")
     operate(mesos_master.leader, f"agents/{agent_id}/lose")
     assert raw.update("doomed", "TASK_UNREACHABLE")["agent_id"]["value"] == agent_id
     rebooted = operate(mesos_master.leader, f"agents/{agent_id}/start")["agent_id"]

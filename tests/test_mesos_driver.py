@@ -60,6 +60,17 @@ def driver_for(master: str, recorder: Recorder, framework_id: str | None = None,
     return MesosSchedulerDriver(recorder, info, create_detector(master), **options)
 
 
+def subscribes(master: str, timeout: float = 10, **options) -> bool:
+    """Whether a driver for ``master`` subscribes within ``timeout`` (then it stops)."""
+    recorder = Recorder()
+    driver = driver_for(master, recorder, **options)
+    driver.start()
+    try:
+        return recorder.registered_.wait(timeout)
+    finally:
+        driver.stop()
+
+
 def test_a_standby_redirect_is_followed_to_the_leader(tmp_path):
     master = start_master(tmp_path / "mesos", agents=1, standby=True)
     recorder = Recorder()
@@ -102,14 +113,8 @@ def test_credentials_follow_a_redirect_only_to_a_configured_master(tmp_path, cap
             assert not recorder.registered_.is_set() and master.cluster.subscriptions == 0
         finally:
             driver.stop()
-        recorder = Recorder()
-        driver = driver_for(f"{master.standby.address},{master.leader.address}", recorder, principal="gateway",
-                            secret="s3cret-value")
-        driver.start()
-        try:
-            assert recorder.registered_.wait(10)
-        finally:
-            driver.stop()
+        assert subscribes(f"{master.standby.address},{master.leader.address}", principal="gateway",
+                          secret="s3cret-value")
     finally:
         master.stop()
     check_master(master)
@@ -137,19 +142,9 @@ def test_tls_to_the_master_verifies_its_certificate(tmp_path, caplog):
     cert, key = self_signed(tmp_path)
     master = start_master(tmp_path / "mesos", agents=1, tls=server_tls(Path(cert), Path(key)))
     address = f"https://{master.leader.address}"
-
-    def subscribes(verify: bool | str) -> bool:
-        recorder = Recorder()
-        driver = driver_for(address, recorder, verify=verify)
-        driver.start()
-        try:
-            return recorder.registered_.wait(3)
-        finally:
-            driver.stop()
-
     try:
-        assert subscribes(cert), "the master's own CA must be accepted"
-        assert not subscribes(True), "a self-signed master must not pass the system CAs"
+        assert subscribes(address, verify=cert), "the master's own CA must be accepted"
+        assert not subscribes(address, timeout=3, verify=True), "a self-signed master must not pass the system CAs"
         assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
     finally:
         master.stop()

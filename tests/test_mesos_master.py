@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from mesos_backend.testing import proto
+from mesos_backend.testing.agent import TestAgent
 from mesos_backend.testing.cluster import MasterTimings
 
 from .conftest import require
@@ -231,6 +232,31 @@ def test_an_empty_user_cannot_run_tasks(mesos_master):
     assert failed["state"] == "TASK_FAILED" and failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
     assert "user" in failed["message"]
     raw.close()
+
+
+def test_whatever_fails_in_an_agent_the_task_ends_and_its_resources_come_back(framework, monkeypatch):
+    def broken(container):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(TestAgent, "_check_volumes", staticmethod(broken))
+    offer = framework.offers()[0]
+    framework.call(launch(offer, task_info(offer, "unlucky", cpus=2)))
+    failed = framework.update("unlucky", "TASK_FAILED")
+    assert failed["source"] == "SOURCE_AGENT" and failed["reason"] == "REASON_EXECUTOR_TERMINATED"
+    assert "disk on fire" in failed["message"]
+    while True:  # the agent's two cpus are offered again
+        again = [o for o in framework.offers() if o["agent_id"] == offer["agent_id"]]
+        if again:
+            break
+    assert sum(r["scalar"]["value"] for r in again[0]["resources"] if r["name"] == "cpus") == 2
+
+
+def test_a_bug_in_the_master_is_an_answer_not_a_hang(mesos_master, framework, monkeypatch):
+    monkeypatch.setattr(mesos_master.cluster, "call", lambda *args: 1 / 0)
+    answer = framework.call({"type": "REVIVE"})
+    assert answer.status_code == 500 and "ZeroDivisionError" in answer.text
+    assert mesos_master.cluster.internal_errors == ["ZeroDivisionError: division by zero"]
+    mesos_master.cluster.internal_errors.clear()  # seen; the fixture checks for any other
 
 
 # -- status updates ------------------------------------------------------------------

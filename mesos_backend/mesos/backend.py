@@ -34,17 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..base import (
-    Backend,
-    BackendState,
-    EventCallback,
-    MemoryState,
-    Resources,
-    TaskEvent,
-    TaskSpec,
-    TaskState,
-    Usage,
-)
+from ..base import Backend, BackendState, EventCallback, MemoryState, Resources, TaskEvent, TaskSpec, TaskState, Usage
 from .detector import MasterDetector, create_detector
 from .driver import FAILED_OVER, REMOVED, DriverTimeouts, MesosSchedulerDriver, error_kind
 from .offers import OfferedResources, parse_offer
