@@ -196,3 +196,18 @@ def test_the_reconnect_backoff_starts_over_once_subscribed(mesos_master):
         assert len(driver.pauses) >= 4 and max(driver.pauses) <= FAST.backoff_initial * 1.2
     finally:
         driver.stop()
+
+
+def test_a_call_the_master_answers_not_subscribed_makes_the_driver_subscribe_again(mesos_master):
+    recorder = Recorder()
+    driver = driver_for(mesos_master.leader.address, recorder)
+    driver.start()
+    try:
+        wait_for(lambda: recorder.subscriptions == 1, 10)
+        stream = mesos_master.cluster.stream_of(driver.framework_id)
+        mesos_master.cluster.disconnected(stream)  # the master forgot the subscription; the connection lingers
+        assert driver.reviveOffers() is False
+        wait_for(lambda: recorder.subscriptions == 2, 10)
+        assert driver.reviveOffers() is True
+    finally:
+        driver.stop()

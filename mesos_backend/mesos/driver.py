@@ -249,6 +249,11 @@ class MesosSchedulerDriver:
                     LOG.info("%s redirected: the leading master changed; re-subscribing", call["type"])
                     self._cut_stream()
                     return False
+                if _subscription_lost(response):
+                    LOG.warning("%s refused (%s %s): the master lost our subscription; re-subscribing",
+                                call["type"], response.status_code, response.text[:200])
+                    self._cut_stream()
+                    return False
                 if response.status_code != 503:
                     LOG.error("master refused %s: %s %s", call["type"], response.status_code, response.text[:500])
                     return False
@@ -478,3 +483,12 @@ def redirect_base(current: str, location: str) -> str:
     port = url.port or (443 if url.scheme == "https" else 80)
     host = f"[{url.host}]" if ":" in url.host else url.host
     return f"{url.scheme}://{host}:{port}"
+
+
+def _subscription_lost(response: httpx.Response) -> bool:
+    """403, or 400 for an unknown framework or another stream: the master (a new leader, say) does not hold
+    this subscription; the stream must be re-subscribed before further calls."""
+    if response.status_code == 403:
+        return True
+    return response.status_code == 400 and any(
+        text in response.text for text in ("Framework cannot be found", "didn't match the stream ID"))
