@@ -88,7 +88,7 @@ class FrameworkOptions:
     def framework_info(self, framework_id: str | None) -> dict[str, Any]:
         capabilities = ["MULTI_ROLE", "PARTITION_AWARE", "TASK_KILLING_STATE"] + (["GPU_RESOURCES"] if self.gpus
                                                                                    else [])
-        info: dict[str, Any] = {"user": self.user or getpass.getuser(), "name": self.name, "roles": [self.role],
+        info: dict[str, Any] = {"user": self.user or _own_user(), "name": self.name, "roles": [self.role],
                                 "failover_timeout": self.failover_timeout, "checkpoint": self.checkpoint,
                                 "capabilities": [{"type": c} for c in capabilities]}
         if self.principal:
@@ -665,7 +665,7 @@ def backend_options(raw: dict[str, str]) -> dict[str, Any]:
     volumes = tuple(Volume.parse(v) for v in (raw.get("volumes") or "").split(",") if v.strip())
     principal = (raw.get("principal") or "").strip() or None
     framework = FrameworkOptions(
-        name=raw.get("framework_name") or "wps-gateway", user=(raw.get("user") or "").strip(),
+        name=raw.get("framework_name") or "wps-gateway", user=(raw.get("user") or "").strip() or _own_user(),
         role=raw.get("role") or "*",
         failover_timeout=number("failover_timeout") or FrameworkOptions.failover_timeout,
         checkpoint=flag("checkpoint", True), gpus=flag("gpus", False), principal=principal)
@@ -686,6 +686,15 @@ def backend_options(raw: dict[str, str]) -> dict[str, Any]:
     verify: bool | str = ca_file or flag("tls_verify", True)
     return {"master": master, "framework": framework, "scheduling": scheduling, "tasks": tasks,
             "secret": raw.get("secret") or None, "tls": flag("tls", bool(ca_file)), "verify": verify}
+
+
+def _own_user() -> str:
+    """The user the gateway runs as: FrameworkInfo.user when none is configured."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for this uid (some containers)
+        raise ValueError("[mesos] user (MESOS_USER) is empty and the user the gateway runs as has no name: "
+                         "set it to the Unix user tasks run as") from None
 
 
 def _weights(text: str) -> dict[str, float]:
