@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from mesos_backend.base import Resources, TaskEvent, TaskSpec, TaskState
-from mesos_backend.mesos.backend import MesosBackend
+from mesos_backend.mesos.backend import EXPLAIN_BATCH, MesosBackend
 from mesos_backend.testing import proto
 from mesos_backend.testing.cluster import Cluster, Framework, Offer, make_agents, status_json
 from mesos_backend.testing.resources import Bag, ResourceError
@@ -291,6 +291,9 @@ class Run:
     total_bytes: float = 0.0
     proto_check: str = ""
     calls: dict[str, int] = field(default_factory=dict)
+    explain_cpu: float = 0.0  # one pass telling why queued tasks wait, nothing to send
+    explain_notice_cpu: float = 0.0  # the pass that sends a NOTICE for every task
+    explain_bytes: float = 0.0  # per queued task, what the backend keeps to send a reason only when it changes
 
 
 @dataclass
@@ -418,7 +421,32 @@ def run(agents: int, n: int) -> Run:
                                  f"{len(backend._active)} still active")
         del rig, cluster, backend, driver
     result.backend_bytes, result.total_bytes = traced_per_task(n)
+    result.explain_cpu, result.explain_notice_cpu, result.explain_bytes = explain_cost(agents, n)
     return result
+
+
+def explain_cost(agents: int, n: int) -> tuple[float, float, float]:
+    """The backend's ticker telling why ``n`` queued tasks wait (``_explain``), with ``agents`` agents seen: the
+    most CPU one tick takes (the lock is held that long) in a sweep that finds every task's reason, and in the
+    sweep that sends them (a NOTICE per task); bytes per task kept."""
+    backend, _ = make_backend()
+    backend._driver = RecordingDriver("bench")  # type: ignore[assignment]
+    backend._capacity = {f"agent-{i}": Resources(AGENT_RESOURCES.total("cpus"), AGENT_RESOURCES.total("mem"),
+                                                 AGENT_RESOURCES.total("disk")) for i in range(agents)}
+    queue_all(backend, make_specs(n))
+    later = time.monotonic() + 10
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    sweeps = []
+    for sweep in range(2):
+        ticks = [timed(backend._explain, later + sweep)]
+        while backend._sweep_at < len(backend._sweep):
+            ticks.append(timed(backend._explain, later + sweep))
+        sweeps.append(max(ticks))
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return sweeps[0], sweeps[1], kept / n
 
 
 def print_table(r: Run) -> None:
@@ -445,6 +473,9 @@ def print_table(r: Run) -> None:
     print(f"- calls: {', '.join(f'{k} {v:,}' for k, v in sorted(r.calls.items()))}; "
           "every ACCEPT passes the test master's task checks")
     print(f"- real Mesos protos: {r.proto_check}")
+    print(f"- why queued tasks wait (the ticker, {EXPLAIN_BATCH:,} tasks a tick): with {r.tasks:,} queued, a tick "
+          f"holds the lock for {1000 * r.explain_cpu:.0f} ms of CPU at most, {1000 * r.explain_notice_cpu:.0f} ms "
+          f"when it sends each of its tasks a NOTICE; {r.explain_bytes:,.0f} B per queued task kept")
 
 
 def main() -> None:

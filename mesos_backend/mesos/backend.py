@@ -60,6 +60,7 @@ ABANDONED_SECONDS = 3600.0
 NOTICE_AFTER_SECONDS = 1.0
 NOTICE_INTERVAL_SECONDS = 1.0
 NOTICE_STEADY = 2
+EXPLAIN_BATCH = 2000
 # The reasons a queued task gives (TaskEvent.reason of its NOTICE events).
 WAITING_FOR_OFFERS = "waiting_for_offers"
 INSUFFICIENT_RESOURCES = "insufficient_resources"
@@ -165,6 +166,8 @@ class MesosBackend(Backend, Scheduler):
         # queued task id -> (the reason last sent in a NOTICE, the reason seen lately, checks in a row seen)
         self._notices: dict[str, tuple[str, str, int]] = {}
         self._next_notice = 0.0
+        self._sweep: list[PendingTask] = []  # the queue as it was when the current sweep began
+        self._sweep_at = 0
         self._ended: str | None = None  # why this instance no longer talks to Mesos (ERROR, lost leadership)
         self._stale = False  # another instance runs the framework now: what this one knows is out of date
         self._lock = threading.RLock()
@@ -530,11 +533,21 @@ class MesosBackend(Backend, Scheduler):
     def _explain(self, now: float) -> None:
         """Tell the dispatcher why queued tasks wait: a NOTICE once a reason has held for ``NOTICE_STEADY``
         checks in a row and differs from the last one sent (a reason that flickers with every offer round sends
-        nothing); fail tasks bigger than every agent seen once they have waited ``oversize_grace``."""
+        nothing); fail tasks bigger than every agent seen once they have waited ``oversize_grace``.
+
+        A sweep over the queue starts at most every ``NOTICE_INTERVAL_SECONDS`` and looks at
+        ``EXPLAIN_BATCH`` tasks per tick, so that a long queue never holds the lock for long."""
+        if self._sweep_at >= len(self._sweep):
+            if now < self._next_notice:
+                return
+            self._next_notice = now + NOTICE_INTERVAL_SECONDS
+            self._sweep, self._sweep_at = list(self._placer.tasks()), 0
+        batch = self._sweep[self._sweep_at:self._sweep_at + EXPLAIN_BATCH]
+        self._sweep_at += len(batch)
         failed = []
         reasons: dict[tuple, tuple[str, str]] = {}  # tasks alike wait for the same reason: work it out once
-        for task in list(self._placer.tasks()):
-            if now - task.queued_at < NOTICE_AFTER_SECONDS:
+        for task in batch:
+            if now - task.queued_at < NOTICE_AFTER_SECONDS or task.task_id not in self._queued:
                 continue
             local = bool(task.locality) and now < task.queued_at + self.scheduling.locality_delay
             key = (task.resources, task.user, task.locality if local else ())
@@ -600,9 +613,7 @@ class MesosBackend(Backend, Scheduler):
             if self._revive_at is not None and now >= self._revive_at and not self._paused:
                 self._revive_at = None
                 self._revive()
-            if now >= self._next_notice:
-                self._next_notice = now + NOTICE_INTERVAL_SECONDS
-                self._explain(now)
+            self._explain(now)
         for task_id, active in kills:  # outside the lock, like every call that may wait on the master
             self._send_kill(task_id, active)
         if silent:
