@@ -34,12 +34,12 @@ def operate(master, path: str) -> dict:
     return answer.json()
 
 
-def agents_offered(raw: RawFramework, seconds: float) -> set[str]:
-    """The agents offered to ``raw`` in its next offers and in those that follow within ``seconds`` (each
-    declined at once, without a filter)."""
+def agents_offered(raw: RawFramework, seconds: float, enough: int = 0) -> set[str]:
+    """The agents offered to ``raw`` in its next offers and in those that follow within ``seconds``, or until
+    ``enough`` agents were seen (each offer declined at once, without a filter)."""
     seen: set[str] = set()
     deadline = None
-    while deadline is None or time.monotonic() < deadline:
+    while (deadline is None or time.monotonic() < deadline) and (not enough or len(seen) < enough):
         try:
             offers = raw.offers(timeout=10 if deadline is None else max(0.05, deadline - time.monotonic()))
         except AssertionError:
@@ -126,14 +126,14 @@ def test_suppressed_roles_get_no_offers_until_revived(mesos_master):
     quiet.subscribe()
     busy = RawFramework(mesos_master.leader.url, dict(quiet.info, name="busy"))
     busy.subscribe()
-    assert len(agents_offered(busy, 1.0)) == 3  # allocation cycles ran
+    assert len(agents_offered(busy, 10.0, enough=3)) == 3  # allocation cycles ran
     seen = []
     while not quiet.events.empty():
         seen.append(quiet.events.get_nowait()["type"])
     assert "OFFERS" not in seen
     busy.close()
     quiet.call({"type": "REVIVE"})
-    assert len(agents_offered(quiet, 3.0)) == 3
+    assert len(agents_offered(quiet, 10.0, enough=3)) == 3
     quiet.close()
 
 
@@ -196,7 +196,7 @@ def test_the_1_9_to_1_11_fields_and_calls_are_understood(mesos_master):
     info = dict(constrained.info, id={"value": constrained.framework_id})
     answer = constrained.call({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}})
     assert answer.status_code == 200
-    assert len(agents_offered(constrained, 2.0)) == 3  # the constraints went with the update
+    assert len(agents_offered(constrained, 10.0, enough=3)) == 3  # the constraints went with the update
     changed = constrained.call({"type": "UPDATE_FRAMEWORK", "update_framework": {
         "framework_info": dict(info, user="somebody-else")}})
     assert changed.status_code == 400 and "user" in changed.text
@@ -252,7 +252,9 @@ def test_a_lost_agent_takes_its_tasks_and_reboots_as_a_new_agent(mesos_master):
     assert raw.update("doomed", "TASK_UNREACHABLE")["agent_id"]["value"] == agent_id
     rebooted = operate(mesos_master.leader, f"agents/{agent_id}/start")["agent_id"]
     assert rebooted != agent_id
-    assert rebooted in agents_offered(raw, 10)
+    deadline = time.monotonic() + 30
+    while rebooted not in agents_offered(raw, 0.5):
+        assert time.monotonic() < deadline, "the rebooted agent is never offered"
     raw.call({"type": "RECONCILE", "reconcile": {"tasks": [{"task_id": {"value": "doomed"},
                                                             "agent_id": {"value": agent_id}}]}})
     assert raw.update("doomed")["state"] == "TASK_UNREACHABLE"
