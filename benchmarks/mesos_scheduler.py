@@ -47,12 +47,12 @@ from pathlib import Path
 from typing import Any
 
 from mesos_backend.base import Resources, TaskEvent, TaskSpec, TaskState
-from mesos_backend.mesos.backend import MesosBackend
-from mesos_backend.mesos.offers import resources_of
+from mesos_backend.mesos.backend import EXPLAIN_BATCH, MesosBackend
 from mesos_backend.testing import proto
-from mesos_backend.testing.cluster import Cluster, Framework, Offer, make_agents
+from mesos_backend.testing.cluster import Cluster, Framework, Offer, make_agents, status_json
+from mesos_backend.testing.resources import Bag, ResourceError
 
-AGENT_RESOURCES = Resources(cpus=8, mem=32768, disk=100000)
+AGENT_RESOURCES = Bag.of(cpus=8, mem=32768, disk=100000)
 TASK_RESOURCES = Resources(cpus=1, mem=1024)
 USERS = 10
 PROCESSES = 5
@@ -132,23 +132,25 @@ def make_cluster(agents: int, work_dir: Path) -> tuple[Cluster, Framework]:
     return cluster, cluster.frameworks[stream.framework_id]
 
 
-OfferIndex = dict[str, tuple[str, Resources]]  # offer id -> (agent id, resources offered)
+OfferIndex = dict[str, tuple[str, Bag]]  # offer id -> (agent id, resources offered)
 
 
 def offers_json(cluster: Cluster, framework: Framework) -> tuple[list[dict[str, Any]], OfferIndex]:
     """One offer per agent with all its resources, built by the test master; and offer id -> (agent, resources)."""
     offers, known = [], {}
-    for agent in cluster.agents.values():
-        offer = Offer(str(uuid.uuid4()), framework.framework_id, agent.agent_id, agent.resources)
-        offers.append(Cluster._offer_json(offer, agent, framework))
+    role = framework.roles[0]
+    for record in cluster.agents.values():
+        agent = record.agent
+        offer = Offer(str(uuid.uuid4()), framework.framework_id, agent.agent_id, role, agent.resources)
+        offers.append(cluster._offer_json(offer, framework))
         known[offer.offer_id] = (agent.agent_id, agent.resources)
     return offers, known
 
 
 def finished_status(task_id: str, agent_id: str) -> dict[str, Any]:
     """TASK_FINISHED as the test master relays an agent's update (``Cluster._agent_update``)."""
-    status = Cluster._status(task_id, agent_id, "TASK_FINISHED", "Command exited with status 0", None,
-                             "SOURCE_EXECUTOR")
+    status = status_json(task_id, agent_id, "TASK_FINISHED", "Command exited with status 0", None,
+                         "SOURCE_EXECUTOR")
     status["uuid"] = base64.b64encode(uuid.uuid4().bytes).decode()
     status["executor_id"] = {"value": task_id}
     return status
@@ -233,18 +235,18 @@ def check_accepts(accepts: list, known: OfferIndex, cluster: Cluster, framework:
         agents = {agent_id for agent_id, _ in pairs}
         if len(agents) != 1:
             raise AssertionError(f"ACCEPT spans agents {agents}")
-        agent = cluster.agents[agents.pop()]
-        available = Resources(0, 0, 0, 0)
-        for _, resources in pairs:
-            available = available + resources
+        record = cluster.agents[agents.pop()]
+        available = sum((resources for _, resources in pairs), Bag())
         for info in infos:
-            problem = cluster._invalid_task(framework, info, agent, available)
-            if problem:
-                raise AssertionError(f"the test master would refuse task {info['task_id']['value']}: {problem}")
+            try:
+                used = cluster._task_resources(framework, record, framework.roles[0], info, available)
+            except ResourceError as problem:
+                raise AssertionError(f"the test master would refuse task {info['task_id']['value']}: {problem}") \
+                    from None
             if info["task_id"]["value"] in seen:
                 raise AssertionError(f"task {info['task_id']['value']} launched twice")
             seen.add(info["task_id"]["value"])
-            available = available - resources_of(info["resources"])
+            available = available - used
 
 
 def accept_call(framework_id: str, offer_ids: list, infos: list, filters: dict[str, Any] | None) -> dict[str, Any]:
@@ -289,6 +291,9 @@ class Run:
     total_bytes: float = 0.0
     proto_check: str = ""
     calls: dict[str, int] = field(default_factory=dict)
+    explain_cpu: float = 0.0  # one pass telling why queued tasks wait, nothing to send
+    explain_notice_cpu: float = 0.0  # the pass that sends a NOTICE for every task
+    explain_bytes: float = 0.0  # per queued task, what the backend keeps to send a reason only when it changes
 
 
 @dataclass
@@ -416,7 +421,32 @@ def run(agents: int, n: int) -> Run:
                                  f"{len(backend._active)} still active")
         del rig, cluster, backend, driver
     result.backend_bytes, result.total_bytes = traced_per_task(n)
+    result.explain_cpu, result.explain_notice_cpu, result.explain_bytes = explain_cost(agents, n)
     return result
+
+
+def explain_cost(agents: int, n: int) -> tuple[float, float, float]:
+    """The backend's ticker telling why ``n`` queued tasks wait (``_explain``), with ``agents`` agents seen: the
+    most CPU one tick takes (the lock is held that long) in a sweep that finds every task's reason, and in the
+    sweep that sends them (a NOTICE per task); bytes per task kept."""
+    backend, _ = make_backend()
+    backend._driver = RecordingDriver("bench")  # type: ignore[assignment]
+    backend._capacity = {f"agent-{i}": Resources(AGENT_RESOURCES.total("cpus"), AGENT_RESOURCES.total("mem"),
+                                                 AGENT_RESOURCES.total("disk")) for i in range(agents)}
+    queue_all(backend, make_specs(n))
+    later = time.monotonic() + 10
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    sweeps = []
+    for sweep in range(2):
+        ticks = [timed(backend._explain, later + sweep)]
+        while backend._sweep_at < len(backend._sweep):
+            ticks.append(timed(backend._explain, later + sweep))
+        sweeps.append(max(ticks))
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return sweeps[0], sweeps[1], kept / n
 
 
 def print_table(r: Run) -> None:
@@ -443,6 +473,9 @@ def print_table(r: Run) -> None:
     print(f"- calls: {', '.join(f'{k} {v:,}' for k, v in sorted(r.calls.items()))}; "
           "every ACCEPT passes the test master's task checks")
     print(f"- real Mesos protos: {r.proto_check}")
+    print(f"- why queued tasks wait (the ticker, {EXPLAIN_BATCH:,} tasks a tick): with {r.tasks:,} queued, a tick "
+          f"holds the lock for {1000 * r.explain_cpu:.0f} ms of CPU at most, {1000 * r.explain_notice_cpu:.0f} ms "
+          f"when it sends each of its tasks a NOTICE; {r.explain_bytes:,.0f} B per queued task kept")
 
 
 def main() -> None:

@@ -219,3 +219,14 @@ class Backend(ABC):
         Engines that queue nothing of their own may ignore it.
         """
         return None
+
+    def leadership_lost(self) -> None:
+        """The caller is no longer the active dispatcher: stop talking to the engine at once.
+
+        Another dispatcher may be starting with the same engine identity (the
+        Mesos framework id): this one must not launch, kill or (re)subscribe
+        any more. Running tasks are left alone for the new leader; ``start``
+        resumes when this caller leads again. Engines without such an identity
+        may ignore it.
+        """
+        return None

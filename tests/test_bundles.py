@@ -57,7 +57,7 @@ def test_a_mesos_agent_fetches_a_bundle_once_and_the_next_job_only_hits_its_cach
     master = start_master(tmp_path / "mesos", agents=1)
     gateway = mesos_gateway(tmp_path / "var", sample_data, master.leader.address)
     try:
-        (agent,) = master.cluster.agents.values()
+        (agent,) = [record.agent for record in master.cluster.agents.values()]
         tiles = [s for s in scenes if "20240610" in s.name][:2]
         first = submit(gateway, "urban-footprint", "tiles", tiles)
         outputs_of(gateway, first, wps100_schema)

@@ -1,10 +1,18 @@
-"""What goes wrong on a Mesos cluster, each on the test master: the job still ends as it should."""
+"""What goes wrong on a Mesos cluster, each on the test master: the job still ends as it should.
+
+Faults are caused as an operator (or the cluster) would cause them: agents
+stopped, lost and started again over the test master's HTTP endpoints, the
+leading master stopped, the gateway killed with SIGKILL, another framework
+sharing the agents.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -12,15 +20,23 @@ from mesos_backend import TaskSpec, TaskState
 from mesos_backend.mesos.backend import MesosBackend, SchedulingOptions
 from mesos_backend.mesos.driver import DriverTimeouts
 from mesos_backend.testing import proto
-from mesos_backend.testing.zk_publish import MasterPublisher
 from wps_gateway.jobs import request_dismiss
 from wps_gateway.store.backend_state import StoreBackendState
 from wps_gateway.store.db import Store
-from wps_gateway.store.models import JobStatus, TaskAttempt
+from wps_gateway.store.models import JobStatus, Task, TaskAttempt
 from wps_gateway.switches import DispatchSwitch
 
 from .conftest import close_gateway, require
-from .mesos_support import attempts_of, job_of, mesos_gateway, start_master
+from .mesos_support import (
+    RawFramework,
+    attempts_of,
+    check_master,
+    job_of,
+    launch,
+    mesos_gateway,
+    start_master,
+    task_info,
+)
 from .test_dispatcher import submit_sleepy, wait_for
 from .test_restart import GatewayProcess, wait_final
 
@@ -28,6 +44,10 @@ pytestmark = pytest.mark.slow
 SUCCEEDED = "ProcessSucceeded"
 
 
+def operate(master, path: str) -> None:
+    """An operator's action on the test master (``agents/<id>/stop`` ...)."""
+    answer = httpx.post(f"{master.leader.url}/testing/{path}", timeout=10)
+    assert answer.status_code == 200, answer.text
 
 
 def running(gateway, job_id: str) -> list[TaskAttempt]:
@@ -46,7 +66,7 @@ def test_an_agent_lost_mid_job_has_its_tasks_rerun_elsewhere(tmp_path, sample_da
         job_id = submit_sleepy(gateway, [1, 2, 3, 4], seconds=8)
         wait_for(lambda: len(running(gateway, job_id)) == 4, 30)
         victim = running(gateway, job_id)[0].agent
-        mesos_master.cluster.lose_agent(victim)
+        operate(mesos_master, f"agents/{victim}/lose")
         finished_ok(gateway, job_id)
         attempts = attempts_of(gateway, job_id)
         lost = [a for a in attempts if a.agent == victim]
@@ -116,7 +136,7 @@ def test_dismissing_a_job_kills_its_running_tasks(tmp_path, sample_data, mesos_m
         gateway.runner.wake()
         wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 20)
         assert job_of(gateway, job_id).status == JobStatus.DISMISSED
-        wait_for(lambda: not any(a.tasks for a in mesos_master.cluster.agents.values()), 10)
+        wait_for(lambda: not any(r.agent.tasks for r in mesos_master.cluster.agents.values()), 10)
     finally:
         close_gateway(gateway)
 
@@ -161,31 +181,97 @@ def test_sigkill_of_the_gateway_mid_job_resumes_with_the_same_framework_and_no_d
         store.dispose()
 
 
-def test_a_leader_change_in_zookeeper_moves_the_framework_to_the_new_master(tmp_path, sample_data,
-                                                                           zookeeper_server):
+def test_sigkills_while_tasks_wait_in_the_framework_spend_no_retry(tmp_path, sample_data, mesos_master):
+    """One square at a time (max_cpu), the rest queued in the framework, never sent to Mesos: three SIGKILLs,
+    each while the gateway holds offers, must not spend the one retry the step allows."""
+    data_dir = tmp_path / "var"
+    process = GatewayProcess(data_dir, sample_data, GATEWAY_BACKEND="mesos", MESOS_MASTER=mesos_master.leader.address,
+                             MESOS_OFFER_REFUSE_SECONDS="0.2", MESOS_FAILOVER_TIMEOUT="60", MESOS_MAX_CPU="0.5",
+                             GATEWAY_RETRY_BACKOFF="0.1").start()
+    store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
+    cluster = mesos_master.cluster
+
+    offered = threading.Event()
+    emit = cluster._emit
+
+    def watch(framework, event) -> None:  # the master just sent offers: the gateway holds them for a while
+        emit(framework, event)
+        if event["type"] == "OFFERS":
+            offered.set()
+
+    cluster._emit = watch
+    try:
+        status = process.submit("numbers=1;numbers=2;numbers=3;numbers=4;seconds=1")
+        for crash in range(3):
+            offered.clear()
+            wait_for(lambda n=crash: len(cluster.launched) > n and offered.is_set(), 60)
+            process.kill()
+            process.start()
+        doc = wait_final(process, status)
+        assert doc.find(".//{http://www.opengis.net/wps/1.0.0}" + SUCCEEDED) is not None
+        with store.session() as session:
+            restarted = session.scalars(select(TaskAttempt).where(TaskAttempt.reason == "backend_restarted")).all()
+            assert restarted, "tasks that never reached Mesos were handed back as backend_restarted"
+            assert all(t.status == "succeeded" for t in session.scalars(select(Task)))
+        assert not [t for t, n in Counter(cluster.launched).items() if n > 1]
+    finally:
+        process.stop()
+        store.dispose()
+
+
+def test_a_leader_change_in_zookeeper_keeps_the_running_tasks(tmp_path, sample_data, zookeeper_server):
     require(proto.available(), "protoc and the Mesos protos are not installed")
-    test_master = start_master(tmp_path / "mesos", standby=True)
     zk = f"zk://{zookeeper_server.hosts}/mesos-{tmp_path.name}"
-    first = MasterPublisher(zk, test_master.leader.master_info())
-    second = MasterPublisher(zk, test_master.standby.master_info())
-    first.start()
-    second.start()
+    test_master = start_master(tmp_path / "mesos", masters=2, zk=zk)
     gateway = mesos_gateway(tmp_path / "var", sample_data, zk)
     try:
         job_id = submit_sleepy(gateway, [1, 2, 3], seconds=3)
         wait_for(lambda: len(running(gateway, job_id)) == 3, 30)
         framework_id = StoreBackendState(gateway.store, "mesos").get("framework_id")
-        new_leader = test_master.fail_over()
-        first.stop()
+        new_leader = test_master.fail_over()  # the leader stops; ZooKeeper elects the standby
         finished_ok(gateway, job_id)
         assert gateway.runner.dispatcher.backend._driver._leader == new_leader.url
         assert list(test_master.cluster.frameworks) == [framework_id]
-        assert all(a.number == 1 for a in attempts_of(gateway, job_id))
+        assert all(a.number == 1 for a in attempts_of(gateway, job_id)), "a running task was launched again"
     finally:
         close_gateway(gateway)
-        second.stop()
         test_master.stop()
-    assert test_master.cluster.protocol_errors == []
+    check_master(test_master)
+
+
+def test_an_agent_that_comes_back_after_its_tasks_were_rerun_has_the_old_copies_killed(tmp_path, sample_data,
+                                                                                       mesos_master):
+    gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address,
+                            MESOS_RECONCILE_INTERVAL="1")
+    try:
+        job_id = submit_sleepy(gateway, [1, 2, 3], seconds=6)
+        wait_for(lambda: len(running(gateway, job_id)) == 3, 30)
+        victim = running(gateway, job_id)[0].agent
+        operate(mesos_master, f"agents/{victim}/stop")  # a partition: its tasks go on running, unheard of
+        wait_for(lambda: any(a.reason == "unreachable" for a in attempts_of(gateway, job_id)), 30)
+        operate(mesos_master, f"agents/{victim}/start")
+        finished_ok(gateway, job_id)
+        wait_for(lambda: not mesos_master.cluster.agents[victim].agent.tasks, 30)  # the old copies were killed
+        succeeded = Counter(a.task_id for a in attempts_of(gateway, job_id) if a.status == "succeeded")
+        assert set(succeeded.values()) == {1}, "a task succeeded twice"
+    finally:
+        close_gateway(gateway)
+
+
+def test_a_second_framework_shares_the_agents_with_the_gateway(tmp_path, sample_data, mesos_master):
+    other = RawFramework(mesos_master.leader.url)
+    other.subscribe()
+    for offer in other.offers():  # half of every agent, for as long as the test runs
+        other.call(launch(offer, task_info(offer, f"other-{offer['agent_id']['value']}", cpus=1,
+                                           argv=["sleep", "120"]), refuse=3600))
+    gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
+    try:
+        job_id = submit_sleepy(gateway, [1, 2, 3, 4], seconds=0.2)
+        finished_ok(gateway, job_id)
+        assert len(mesos_master.cluster.frameworks) == 2
+    finally:
+        close_gateway(gateway)
+        other.close()
 
 
 def test_pausing_suppresses_offers_and_keeps_the_queue(tmp_path, sample_data, mesos_master):

@@ -98,3 +98,19 @@ def test_the_mesos_section_becomes_typed_backend_options():
         backend_options({"master": ""})
     with pytest.raises(ValueError, match="name:weight"):
         backend_options({"master": "m:5050", "user_weights": "alice"})
+
+
+def test_without_a_configured_user_the_framework_runs_as_the_gateways(monkeypatch):
+    import getpass
+
+    from mesos_backend.mesos.backend import backend_options
+
+    assert backend_options({"master": "m:5050"})["framework"].user == getpass.getuser()
+    assert backend_options({"master": "m:5050", "user": "wps"})["framework"].framework_info(None)["user"] == "wps"
+
+    def nameless() -> str:
+        raise KeyError("getpwuid(): uid not found: 4242")
+
+    monkeypatch.setattr(getpass, "getuser", nameless)
+    with pytest.raises(ValueError, match="MESOS_USER"):
+        backend_options({"master": "m:5050"})

@@ -149,3 +149,32 @@ def test_master_info_without_ip_is_refused() -> None:
 def test_malformed_bodies_are_refused(body: str | bytes) -> None:
     with pytest.raises(proto.ProtocolError):
         proto.validate_call(body)
+
+
+def test_the_master_reads_calls_leniently_where_stout_is_lenient() -> None:
+    from mesos_backend.testing.codec import read_message
+
+    sloppy = changed(ACCEPT, ("accept", "offerIds"), [{"value": "o"}])
+    sloppy = changed(sloppy, ("accept", "filters"), {"refuse_seconds": "2.5", "extra": None})
+    sloppy = changed(sloppy, (*TASK, "command", "uris"), None)
+    sloppy = changed(sloppy, (*TASK, "labels"), None)
+    call, notes = read_message(proto.CALL, sloppy)
+    assert call["accept"]["filters"] == {"refuse_seconds": 2.5}
+    assert "uris" not in call["accept"]["operations"][0]["launch"]["task_infos"][0]["command"]
+    assert any("offerIds" in note and "'offer_ids'" in note for note in notes)
+    capability = changed(SUBSCRIBE, ("subscribe", "framework_info", "capabilities"), [{"type": "FUTURE_THING"}])
+    call, notes = read_message(proto.CALL, capability)
+    assert call["subscribe"]["framework_info"]["capabilities"] == [{}] and "FUTURE_THING" in notes[0]
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (changed(ACCEPT, (*TASK, "resources", 0, "type"), "SCALARR"), "Failed to find enum"),
+    (changed(ACCEPT, (*TASK, "name"), 5), "number"),
+    (changed(SUBSCRIBE, ("subscribe", "framework_info", "user"), delete=True), "subscribe.framework_info.user"),
+    (changed(ACCEPT, ("accept", "filters"), [{"refuse_seconds": 1.0}]), "array"),
+])
+def test_the_master_refuses_what_stout_refuses(call: dict, match: str) -> None:
+    from mesos_backend.testing.codec import CodecError, read_message
+
+    with pytest.raises(CodecError, match=match):
+        read_message(proto.CALL, call)

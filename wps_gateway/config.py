@@ -74,7 +74,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "principal": "",
         "secret": "",
         "role": "*",
-        "user": "",  # Unix user tasks run as; empty: the agent's
+        "user": "",  # Unix user tasks run as; empty: the user the gateway runs as
         "framework_name": "wps-gateway",
         "failover_timeout": "604800",  # a week: tasks survive a gateway outage this long
         "checkpoint": "true",
@@ -92,6 +92,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "locality_delay": "5",  # seconds a task waits for an offer near its data
         "unreachable_timeout": "60",  # seconds before an unreachable task is rerun elsewhere
         "reconcile_interval": "600",
+        "oversize_grace": "30",  # seconds before a task bigger than every agent seen fails
         "tls": "",  # https to the masters; empty: on when ca_file is set (an https:// master says so too)
         "tls_verify": "true",
         "ca_file": "",

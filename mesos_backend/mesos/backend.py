@@ -13,11 +13,20 @@ objects. What Marathon and Cook taught about running for months:
   nothing is queued and revived when work arrives;
 - TASK_UNREACHABLE is waited for ``unreachable_timeout`` and then given up
   (the dispatcher reruns the task; the old one is killed if it comes back);
-- a task past its timeout is killed and reported FAILED (``timeout``).
+- a task past its timeout is killed and reported FAILED (``timeout``);
+- an ERROR from the master ends the subscription for good: a removed
+  framework's tasks are reported lost and a new framework is registered; a
+  framework another instance took over (or one the master refuses) stops,
+  so two gateways never fight over one framework id;
+- a task that waits says why (NOTICE events: caps, locality, fair share,
+  size), and one bigger than every agent seen fails (``insufficient_resources``);
+- tasks a crashed run queued but never sent to Mesos come back as lost with
+  reason ``backend_restarted``, which costs them no retry.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
 import threading
 import time
@@ -25,11 +34,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..base import Backend, BackendState, EventCallback, MemoryState, Resources, TaskEvent, TaskSpec, TaskState
+from ..base import Backend, BackendState, EventCallback, MemoryState, Resources, TaskEvent, TaskSpec, TaskState, Usage
 from .detector import MasterDetector, create_detector
-from .driver import DriverTimeouts, MesosSchedulerDriver
-from .offers import parse_offer, resource_list
-from .placement import PendingTask, Placement, PlacementPolicy, Placer
+from .driver import FAILED_OVER, REMOVED, DriverTimeouts, MesosSchedulerDriver, error_kind
+from .offers import OfferedResources, parse_offer
+from .placement import Offer, PendingTask, Placement, PlacementPolicy, Placer
 from .scheduler import Scheduler
 from .status import ACTIVE_STATES, TERMINAL_STATES, agent_id_of, describe, task_id_of, to_event
 from .taskinfo import TaskOptions, Volume, id_value, task_info
@@ -46,6 +55,23 @@ LAUNCH_SILENCE_SECONDS = 30.0
 UNKNOWN_GRACE_SECONDS = 5.0
 # Tasks given up (unreachable) are forgotten after this long if nothing is heard.
 ABANDONED_SECONDS = 3600.0
+# A queued task says why it waits once it has waited this long, re-checked this often; a reason is sent once
+# it has held for this many checks in a row.
+NOTICE_AFTER_SECONDS = 1.0
+NOTICE_INTERVAL_SECONDS = 1.0
+NOTICE_STEADY = 2
+EXPLAIN_BATCH = 2000
+# The reasons a queued task gives (TaskEvent.reason of its NOTICE events).
+WAITING_FOR_OFFERS = "waiting_for_offers"
+INSUFFICIENT_RESOURCES = "insufficient_resources"
+CAPPED = "cap"
+LOCALITY = "locality"
+FAIR_SHARE = "fair_share"
+NOT_SUBSCRIBED = "mesos_refused"
+# Attempts that never reached Mesos before a restart: the dispatcher reruns them without spending a retry.
+BACKEND_RESTARTED = "backend_restarted"
+_ZERO_USAGE = Usage(cpu_seconds=0.0, mem_peak_mb=0.0, wall_seconds=0.0)
+_UNKNOWN_TO_MESOS = frozenset({"TASK_GONE", "TASK_UNKNOWN", "TASK_LOST"})
 
 
 @dataclass
@@ -53,7 +79,7 @@ class FrameworkOptions:
     """What the framework tells the master about itself (FrameworkInfo)."""
 
     name: str = "wps-gateway"
-    user: str = ""
+    user: str = ""  # empty: the user the gateway runs as (the HTTP API fills nothing in)
     role: str = "*"
     failover_timeout: float = 7 * 24 * 3600.0
     checkpoint: bool = True
@@ -61,8 +87,9 @@ class FrameworkOptions:
     principal: str | None = None
 
     def framework_info(self, framework_id: str | None) -> dict[str, Any]:
-        capabilities = ["PARTITION_AWARE", "TASK_KILLING_STATE"] + (["GPU_RESOURCES"] if self.gpus else [])
-        info: dict[str, Any] = {"user": self.user, "name": self.name, "role": self.role,
+        capabilities = ["MULTI_ROLE", "PARTITION_AWARE", "TASK_KILLING_STATE"] + (["GPU_RESOURCES"] if self.gpus
+                                                                                   else [])
+        info: dict[str, Any] = {"user": self.user or _own_user(), "name": self.name, "roles": [self.role],
                                 "failover_timeout": self.failover_timeout, "checkpoint": self.checkpoint,
                                 "capabilities": [{"type": c} for c in capabilities]}
         if self.principal:
@@ -86,6 +113,8 @@ class SchedulingOptions:
     task_mem: float | None = None
     process_weights: dict[str, float] = field(default_factory=dict)
     user_weights: dict[str, float] = field(default_factory=dict)
+    # A queued task bigger than every agent seen fails after waiting this long (agents may be busy when seen).
+    oversize_grace: float = 30.0
 
 
 @dataclass
@@ -101,6 +130,8 @@ class ActiveTask:
     heard_from: bool = False
     silence_check_at: float = 0.0  # monotonic; reconcile if nothing was heard by then
     last_state: str = ""  # the last state recorded, so repeats (reconciliation) add no history
+    maybe_unsent: bool = False  # recovered without ever having run: a crash may have kept it from Mesos
+    resources: Resources | None = None  # what it holds on its agent
 
 
 class MesosBackend(Backend, Scheduler):
@@ -132,6 +163,14 @@ class MesosBackend(Backend, Scheduler):
         self._abandoned: dict[str, float] = {}  # given up (unreachable) -> when; killed if they show up again
         self._recovered_at: float | None = None  # when the dispatcher handed over the previous run's tasks
         self._unknown: dict[str, tuple[float, dict[str, Any]]] = {}  # task id -> (first seen, latest update)
+        self._capacity: dict[str, Resources] = {}  # agent id -> the most it was seen to hold for us
+        # queued task id -> (the reason last sent in a NOTICE, the reason seen lately, checks in a row seen)
+        self._notices: dict[str, tuple[str, str, int]] = {}
+        self._next_notice = 0.0
+        self._sweep: list[PendingTask] = []  # the queue as it was when the current sweep began
+        self._sweep_at = 0
+        self._ended: str | None = None  # why this instance no longer talks to Mesos (ERROR, lost leadership)
+        self._stale = False  # another instance runs the framework now: what this one knows is out of date
         self._lock = threading.RLock()
         self._on_event: EventCallback | None = None
         self._driver: MesosSchedulerDriver | None = None
@@ -150,6 +189,7 @@ class MesosBackend(Backend, Scheduler):
     def start(self, on_event: EventCallback) -> None:
         self._on_event = on_event
         self._stop.clear()
+        self._ended, self._stale = None, False
         self._start_driver()
         self._ticker = threading.Thread(target=self._tick_loop, name="mesos-backend-ticker", daemon=True)
         self._ticker.start()
@@ -163,9 +203,22 @@ class MesosBackend(Backend, Scheduler):
         if self._ticker is not None:
             self._ticker.join(timeout=5)
 
+    def leadership_lost(self) -> None:
+        """The caller is no longer the active dispatcher: leave the master at once and subscribe no more, so
+        that the new leader's driver is the only one using the framework id. Tasks keep running for it."""
+        LOG.warning("leadership lost: the Mesos framework is left to the new leader")
+        with self._lock:
+            self._ended, self._stale = "this gateway is no longer the active dispatcher", True
+            driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.stop(failover=True)
+
     def launch(self, spec: TaskSpec) -> None:
         resources = self._with_floor(spec.resources)
         with self._lock:
+            if self._stale:
+                LOG.warning("task %s not queued: %s", spec.task_id, self._ended)
+                return
             self._queued[spec.task_id] = spec
             self._placer.add(PendingTask(spec.task_id, resources, user=spec.user, process=spec.process,
                                          priority=spec.priority, locality=tuple(spec.locality),
@@ -175,8 +228,7 @@ class MesosBackend(Backend, Scheduler):
 
     def kill(self, task_id: str) -> None:
         with self._lock:
-            if self._placer.remove(task_id) is not None:
-                self._queued.pop(task_id, None)
+            if self._unqueue(task_id):
                 self._emit(TaskEvent(task_id, TaskState.KILLED, reason="killed", message="killed before launch"))
                 return
             active = self._active.get(task_id)
@@ -187,15 +239,17 @@ class MesosBackend(Backend, Scheduler):
 
     def recover(self, task_ids: list[str], hints: dict[str, dict] | None = None) -> None:
         """Attempts a previous run launched: keep them as active (counted against the caps, with their
-        timeout from now) and ask the master what became of them."""
+        timeout from now) and ask the master what became of them. One that never ran (no agent recorded) may
+        never have reached Mesos: if the master does not know it, it is reported lost (``backend_restarted``)."""
         now = time.monotonic()
         with self._lock:
             for task_id in task_ids:
                 hint = (hints or {}).get(task_id, {})
+                resources = Resources(hint.get("cpus") or 0.0, hint.get("mem") or 0.0)
                 self._active[task_id] = ActiveTask(hint.get("agent"), now, hint.get("timeout"),
-                                                   silence_check_at=now + LAUNCH_SILENCE_SECONDS)
-                self._placer.started(task_id, hint.get("user", ""), hint.get("process", ""),
-                                     Resources(hint.get("cpus") or 0.0, hint.get("mem") or 0.0))
+                                                   silence_check_at=now + LAUNCH_SILENCE_SECONDS,
+                                                   maybe_unsent=not hint.get("agent"), resources=resources)
+                self._placer.started(task_id, hint.get("user", ""), hint.get("process", ""), resources, now)
             early = [self._unknown.pop(t)[1] for t in task_ids if t in self._unknown]
             self._recovered_at = now
         for update in early:  # came in on the new stream before the dispatcher told us about them
@@ -204,8 +258,10 @@ class MesosBackend(Backend, Scheduler):
 
     def active_tasks(self) -> set[str] | None:
         """What the framework holds: queued here or launched and not ended (the master's view is
-        reconciled into it separately)."""
+        reconciled into it separately); None once another instance owns the framework."""
         with self._lock:
+            if self._stale:
+                return None
             return set(self._queued) | set(self._active)
 
     def queued(self) -> int:
@@ -236,26 +292,44 @@ class MesosBackend(Backend, Scheduler):
         LOG.warning("disconnected from the Mesos master; reconnecting")
 
     def error(self, driver: MesosSchedulerDriver, message: str) -> None:
-        """The framework was removed (failover timeout, teardown): its tasks are gone; the driver subscribes
-        afresh and ``registered`` keeps the new id."""
-        LOG.error("Mesos removed the framework: %s; its running tasks are rerun under a new framework", message)
-        self.state.put(FRAMEWORK_ID_KEY, None)
+        """The master ended the subscription (the driver has stopped). Removed: its tasks were killed, so they
+        are reported lost and a new framework is registered. Failed over: another instance owns the framework
+        now; this one stops without a word to the dispatcher. Refused: an operator must fix the settings."""
+        kind = error_kind(message)
         with self._lock:
-            lost = list(self._active)
-            self._active.clear()
-            for task_id in lost:
-                self._placer.finished(task_id)
-                self._emit(TaskEvent(task_id, TaskState.LOST, reason="framework_removed", message=message))
+            if driver is not self._driver:
+                return  # an old driver's last word
+            if kind == REMOVED:
+                LOG.error("Mesos removed the framework: %s; its tasks are rerun under a new framework", message)
+                self.state.put(FRAMEWORK_ID_KEY, None)
+                lost = list(self._active)
+                self._active.clear()
+                for task_id in lost:
+                    self._placer.finished(task_id, time.monotonic())
+                    self._emit(TaskEvent(task_id, TaskState.LOST, reason="framework_removed", message=message))
+                if not self._stop.is_set():
+                    self._start_driver()
+                return
+            self._driver = None
+            if kind == FAILED_OVER:
+                self._ended = "another gateway instance subscribed with this framework id and runs it now"
+                self._stale = True
+                LOG.error("Mesos: %s; this instance stops using framework %s", message, driver.framework_id)
+            else:
+                self._ended = f"Mesos refused the framework: {message}"
+                LOG.error("%s; fix the [mesos] settings and restart", self._ended)
 
     def resourceOffers(self, driver: MesosSchedulerDriver, offers: list[dict[str, Any]]) -> None:  # noqa: N802
         refuse = {"refuse_seconds": self.scheduling.offer_refuse_seconds}
+        parsed = [parse_offer(o) for o in offers]
         with self._lock:
+            self._learn_capacity(parsed)
             if self._paused or self._stop.is_set() or not self._placer.pending():
                 driver.declineOffer([o["id"] for o in offers], refuse)
                 self._suppress()
                 return
             now = time.monotonic()
-            result = self._placer.place([parse_offer(o) for o in offers], now)
+            result = self._placer.place(parsed, now)
             by_offer: dict[str, list[Placement]] = {}
             for placement in result.placements:
                 by_offer.setdefault(placement.offer_id, []).append(placement)
@@ -269,8 +343,10 @@ class MesosBackend(Backend, Scheduler):
                     self._revive_at = deadline
         # The calls go out without the lock, so launch() and kill() never wait on the master. One ACCEPT per
         # offer, its TaskInfos built just before: building them all first costs full garbage collections.
+        items = {o["id"]["value"]: o.get("resources") or [] for o in offers}
         for offer_id, taken in launches:
-            infos = [task_info(spec, agent, resource_list(resources), self.task_options)
+            pool = OfferedResources(items[offer_id])
+            infos = [task_info(spec, agent, pool.take(resources), self.task_options)
                      for spec, agent, resources in taken]
             driver.launchTasks([id_value(offer_id)], infos, refuse)
         if result.unused_offer_ids:
@@ -294,6 +370,12 @@ class MesosBackend(Backend, Scheduler):
             if active is None:
                 self._unexpected(task_id, update)
                 return
+            if active.maybe_unsent and state in _UNKNOWN_TO_MESOS and update.get("reason") == "REASON_RECONCILIATION":
+                self._forget(task_id)
+                self._emit(TaskEvent(task_id, TaskState.LOST, reason=BACKEND_RESTARTED,
+                                     message="Mesos never heard of it: the gateway stopped before sending it"))
+                return
+            active.maybe_unsent = False
             active.heard_from = True
             repeated = state == active.last_state  # retransmissions and reconciliation answers
             active.last_state = state
@@ -313,10 +395,7 @@ class MesosBackend(Backend, Scheduler):
             if event is None:
                 return
             if state in TERMINAL_STATES or state == "TASK_UNKNOWN":
-                del self._active[task_id]
-                self._placer.finished(task_id)
-                if self._placer.pending() and self._suppressed and not self._paused:
-                    self._revive()
+                self._forget(task_id)
             self._emit(event)
 
     # -- internals ------------------------------------------------------------
@@ -324,9 +403,26 @@ class MesosBackend(Backend, Scheduler):
     def _take(self, placement: Placement, now: float) -> tuple[TaskSpec, str, Resources]:
         """Move a placed task from the queue to the active tasks; returns what its TaskInfo is built from."""
         spec = self._queued.pop(placement.task_id)
+        self._notices.pop(placement.task_id, None)
         self._active[spec.task_id] = ActiveTask(placement.agent_id, now, spec.timeout,
-                                                silence_check_at=now + LAUNCH_SILENCE_SECONDS)
+                                                silence_check_at=now + LAUNCH_SILENCE_SECONDS,
+                                                resources=placement.resources)
         return spec, placement.agent_id, placement.resources
+
+    def _unqueue(self, task_id: str) -> bool:
+        """Take a task out of the queue; False if it was not queued."""
+        if self._placer.remove(task_id) is None:
+            return False
+        self._queued.pop(task_id, None)
+        self._notices.pop(task_id, None)
+        return True
+
+    def _forget(self, task_id: str) -> None:
+        """An active task ended: free its share; revive offers if tasks still wait."""
+        del self._active[task_id]
+        self._placer.finished(task_id, time.monotonic())
+        if self._placer.pending() and self._suppressed and not self._paused:
+            self._revive()
 
     def _leader_changed(self, address: str | None) -> None:
         driver = self._driver
@@ -422,6 +518,79 @@ class MesosBackend(Backend, Scheduler):
         mem = max(resources.mem, self.scheduling.task_mem or 0.0)
         return Resources(cpus, mem, resources.disk, resources.gpus)
 
+    # -- why a task waits --------------------------------------------------------
+
+    def _learn_capacity(self, offers: list[Offer]) -> None:
+        """What each agent can hold for us at least: what it offers plus what our tasks use there."""
+        ours: dict[str, Resources] = {}
+        for active in self._active.values():
+            if active.agent_id and active.resources is not None:
+                ours[active.agent_id] = ours.get(active.agent_id, Resources(0, 0)) + active.resources
+        for offer in offers:
+            seen = offer.resources + ours.get(offer.agent_id, Resources(0, 0))
+            known = self._capacity.get(offer.agent_id)
+            self._capacity[offer.agent_id] = seen if known is None else _largest(known, seen)
+
+    def _explain(self, now: float) -> None:
+        """Tell the dispatcher why queued tasks wait: a NOTICE once a reason has held for ``NOTICE_STEADY``
+        checks in a row and differs from the last one sent (a reason that flickers with every offer round sends
+        nothing); fail tasks bigger than every agent seen once they have waited ``oversize_grace``.
+
+        A sweep over the queue starts at most every ``NOTICE_INTERVAL_SECONDS`` and looks at
+        ``EXPLAIN_BATCH`` tasks per tick, so that a long queue never holds the lock for long."""
+        if self._sweep_at >= len(self._sweep):
+            if now < self._next_notice:
+                return
+            self._next_notice = now + NOTICE_INTERVAL_SECONDS
+            self._sweep, self._sweep_at = list(self._placer.tasks()), 0
+        batch = self._sweep[self._sweep_at:self._sweep_at + EXPLAIN_BATCH]
+        self._sweep_at += len(batch)
+        failed = []
+        reasons: dict[tuple, tuple[str, str]] = {}  # tasks alike wait for the same reason: work it out once
+        for task in batch:
+            if now - task.queued_at < NOTICE_AFTER_SECONDS or task.task_id not in self._queued:
+                continue
+            local = bool(task.locality) and now < task.queued_at + self.scheduling.locality_delay
+            key = (task.resources, task.user, task.locality if local else ())
+            reason, message = reasons.get(key) or reasons.setdefault(key, self._why_waiting(task, local))
+            if reason == INSUFFICIENT_RESOURCES and now - task.queued_at >= self.scheduling.oversize_grace:
+                failed.append((task.task_id, message))
+                continue
+            sent, candidate, steady = self._notices.get(task.task_id, ("", "", 0))
+            steady = steady + 1 if candidate == message else 1
+            if steady >= NOTICE_STEADY and message != sent:
+                sent = message
+                self._emit(TaskEvent(task.task_id, TaskState.NOTICE, reason=reason, message=message))
+            self._notices[task.task_id] = (sent, message, steady)
+        for task_id, message in failed:
+            self._unqueue(task_id)
+            LOG.warning("task %s cannot run: %s", task_id, message)
+            self._emit(TaskEvent(task_id, TaskState.FAILED, reason=INSUFFICIENT_RESOURCES, message=message,
+                                 usage=_ZERO_USAGE))
+
+    def _why_waiting(self, task: PendingTask, local: bool) -> tuple[str, str]:
+        need = task.resources
+        if self._ended is not None:
+            return NOT_SUBSCRIBED, f"waiting: {self._ended}"
+        if self._driver is None or not self._driver.connected or not self._capacity:
+            return WAITING_FOR_OFFERS, "waiting for offers from Mesos"
+        if self._paused:
+            return WAITING_FOR_OFFERS, "waiting: dispatching is paused"
+        if not any(need.fits_in(capacity) for capacity in self._capacity.values()):
+            largest = _largest(*self._capacity.values())
+            hint = "; no agent offers gpus ([mesos] gpus is off?)" if need.gpus and not largest.gpus else ""
+            return INSUFFICIENT_RESOURCES, (f"needs {_describe(need)}, more than any agent seen holds "
+                                            f"(at most {_describe(largest)}){hint}")
+        policy = self.scheduling
+        if policy.max_cpu and self._placer.running_cpus() + need.cpus > policy.max_cpu + 1e-9:
+            return CAPPED, f"waiting: the framework's max_cpu ({policy.max_cpu:g} cpus) is in use"
+        if policy.user_max_cpu and self._placer.user_cpus(task.user) + need.cpus > policy.user_max_cpu + 1e-9:
+            return CAPPED, f"waiting: user_max_cpu ({policy.user_max_cpu:g} cpus) of user '{task.user}' is in use"
+        if local:
+            return LOCALITY, (f"waiting up to {policy.locality_delay:g} s for an agent at "
+                              f"{' or '.join(task.locality)}")
+        return FAIR_SHARE, "waiting for its fair share of the free resources"
+
     # -- timers -----------------------------------------------------------------
 
     def _tick_loop(self) -> None:
@@ -445,6 +614,7 @@ class MesosBackend(Backend, Scheduler):
             if self._revive_at is not None and now >= self._revive_at and not self._paused:
                 self._revive_at = None
                 self._revive()
+            self._explain(now)
         for task_id, active in kills:  # outside the lock, like every call that may wait on the master
             self._send_kill(task_id, active)
         if silent:
@@ -473,11 +643,22 @@ class MesosBackend(Backend, Scheduler):
         LOG.warning("task %s unreachable for %.0f s; rerunning it elsewhere", task_id, now - since)
         del self._active[task_id]
         self._abandoned[task_id] = now
-        self._placer.finished(task_id)
+        self._placer.finished(task_id, now)
         self._emit(TaskEvent(task_id, TaskState.LOST, reason="unreachable", agent=active.agent_id,
                              message=f"agent unreachable for more than {self.scheduling.unreachable_timeout:g} s"))
         active.kill_cause = "unreachable"
         return True
+
+
+def _largest(*resources: Resources) -> Resources:
+    """Component-wise maximum."""
+    return Resources(max(r.cpus for r in resources), max(r.mem for r in resources),
+                     max(r.disk for r in resources), max(r.gpus for r in resources))
+
+
+def _describe(resources: Resources) -> str:
+    text = f"cpus:{resources.cpus:g} mem:{resources.mem:g} disk:{resources.disk:g}"
+    return text + (f" gpus:{resources.gpus}" if resources.gpus else "")
 
 
 def backend_options(raw: dict[str, str]) -> dict[str, Any]:
@@ -496,7 +677,8 @@ def backend_options(raw: dict[str, str]) -> dict[str, Any]:
     volumes = tuple(Volume.parse(v) for v in (raw.get("volumes") or "").split(",") if v.strip())
     principal = (raw.get("principal") or "").strip() or None
     framework = FrameworkOptions(
-        name=raw.get("framework_name") or "wps-gateway", user=raw.get("user") or "", role=raw.get("role") or "*",
+        name=raw.get("framework_name") or "wps-gateway", user=(raw.get("user") or "").strip() or _own_user(),
+        role=raw.get("role") or "*",
         failover_timeout=number("failover_timeout") or FrameworkOptions.failover_timeout,
         checkpoint=flag("checkpoint", True), gpus=flag("gpus", False), principal=principal)
     scheduling = SchedulingOptions(
@@ -507,7 +689,8 @@ def backend_options(raw: dict[str, str]) -> dict[str, Any]:
         reconcile_interval=_or(number("reconcile_interval"), 600.0),
         task_cpu=number("task_cpu"), task_mem=number("task_mem"),
         process_weights=_weights(raw.get("process_weights") or ""),
-        user_weights=_weights(raw.get("user_weights") or ""))
+        user_weights=_weights(raw.get("user_weights") or ""),
+        oversize_grace=_or(number("oversize_grace"), 30.0))
     tasks = TaskOptions(containerizer=(raw.get("containerizer") or "mesos").strip().lower(),
                         image=(raw.get("task_image") or "").strip() or None, volumes=volumes,
                         user=(raw.get("user") or "").strip() or None)
@@ -515,6 +698,15 @@ def backend_options(raw: dict[str, str]) -> dict[str, Any]:
     verify: bool | str = ca_file or flag("tls_verify", True)
     return {"master": master, "framework": framework, "scheduling": scheduling, "tasks": tasks,
             "secret": raw.get("secret") or None, "tls": flag("tls", bool(ca_file)), "verify": verify}
+
+
+def _own_user() -> str:
+    """The user the gateway runs as: FrameworkInfo.user when none is configured."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for this uid (some containers)
+        raise ValueError("[mesos] user (MESOS_USER) is empty and the user the gateway runs as has no name: "
+                         "set it to the Unix user tasks run as") from None
 
 
 def _weights(text: str) -> dict[str, float]:

@@ -159,6 +159,11 @@ class MasterDetector(ABC):
     def candidates(self) -> list[str]:
         """Base URLs to try in order; empty when no master is known right now (retry later)."""
 
+    @abstractmethod
+    def known_masters(self) -> set[str]:
+        """Every master ("host:port") this detector vouches for: configured, or announced in ZooKeeper.
+        Credentials go to these only (a 307 elsewhere is not followed with them)."""
+
     def __enter__(self) -> Self:
         self.start()
         return self
@@ -176,6 +181,9 @@ class StaticDetector(MasterDetector):
 
     def candidates(self) -> list[str]:
         return [f"{self.scheme}://{master}" for master in self.source.masters]
+
+    def known_masters(self) -> set[str]:
+        return set(self.source.masters)
 
     def __repr__(self) -> str:
         return f"StaticDetector({','.join(self.candidates())})"
@@ -211,6 +219,7 @@ class ZooKeeperDetector(MasterDetector):
         self.timeout = timeout
         self._client: KazooClient | None = None
         self._leader: str | None = None
+        self._members: set[str] = set()  # every announced master, leader or not
         self._changed = threading.Condition()
         self._refreshing = threading.Lock()
 
@@ -218,6 +227,8 @@ class ZooKeeperDetector(MasterDetector):
         return f"ZooKeeperDetector({self.source}, leader={self._leader})"
 
     def start(self) -> None:
+        if self._client is not None:
+            return  # started already (a new driver of the same backend)
         auth = [("digest", ":".join(self.source.credentials))] if self.source.credentials else None
         client = KazooClient(hosts=self.source.hosts, timeout=self.timeout, auth_data=auth, logger=kazoo_log,
                              connection_retry=forever())
@@ -250,6 +261,10 @@ class ZooKeeperDetector(MasterDetector):
     def candidates(self) -> list[str]:
         leader = self.leader()
         return [f"{self.scheme}://{leader}"] if leader else []
+
+    def known_masters(self) -> set[str]:
+        with self._changed:
+            return set(self._members) | ({self._leader} if self._leader else set())
 
     def _on_state(self, state: str) -> None:
         # Kazoo listeners must not block: work happens on a handler thread.
@@ -293,11 +308,24 @@ class ZooKeeperDetector(MasterDetector):
                 data, _ = client.get_async(f"{path}/{node}").get(timeout=self.timeout)
             except NoNodeError:  # the leader just went away; the watch fired too, read again
                 continue
+            self._read_members(client, [c for c in children if c != node and leader_node([c]) is not None])
             try:
                 return master_address(json.loads(data))
             except (ValueError, TypeError, AttributeError) as exc:
                 log.warning("unusable MasterInfo in %s/%s: %s", self.source, node, exc)
                 return None
+
+    def _read_members(self, client: KazooClient, others: list[str]) -> None:
+        """The standbys' addresses too: a redirect may name one of them once it leads."""
+        members = set()
+        for child in others:
+            try:
+                data, _ = client.get_async(f"{self.source.path}/{child}").get(timeout=self.timeout)
+                members.add(master_address(json.loads(data)))
+            except (NoNodeError, ValueError, TypeError, AttributeError):
+                continue
+        with self._changed:
+            self._members = members
 
     def _set_leader(self, leader: str | None) -> None:
         with self._changed:

@@ -4,10 +4,18 @@ It keeps one SUBSCRIBE stream open to the leading master and turns its
 RecordIO events into ``Scheduler`` callbacks; other calls go out on a second
 connection with the stream's ``Mesos-Stream-Id``. It follows 307 redirects
 to the leader, retries 503s and connection errors with capped exponential
-backoff, watches heartbeats (a stream silent for ``missed_heartbeats``
-intervals is dead: it is cut and the driver re-subscribes with the same
-framework id), and re-detects the leader through its detector on every
-reconnect. The secret is held only by httpx's auth object and never logged.
+backoff (reset once a subscription succeeds), watches heartbeats (a stream
+silent for ``missed_heartbeats`` intervals is dead: it is cut and the driver
+re-subscribes with the same framework id), and re-detects the leader through
+its detector on every reconnect.
+
+An ERROR event ends the driver, never a retry loop: two instances with one
+framework id would evict each other forever. ``error_kind`` tells the
+scheduler what it was (removed, failed over to another instance, refused).
+
+The secret is held only by httpx's auth object and never logged; it is sent
+only to the configured or ZooKeeper-announced masters, never over a
+redirect to another host or from https down to http.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import random
 import socket
 import ssl
 import threading
@@ -51,8 +60,23 @@ class NoLeaderError(MesosError):
     """No master answered as (or pointed to) the leader."""
 
 
-class FrameworkRemovedError(MesosError):
-    """The master sent ERROR: the framework id is dead and must not be used again."""
+class FrameworkError(MesosError):
+    """The master sent ERROR: this subscription is over for good (see ``error_kind``)."""
+
+
+# What an ERROR event means for the framework (``error_kind``).
+REMOVED = "removed"  # torn down or its failover timeout passed: the id is dead, its tasks were killed
+FAILED_OVER = "failed_over"  # another connection subscribed with this id: that instance owns it now
+REFUSED = "refused"  # roles, principal, user, failover timeout...: a configuration an operator must fix
+
+
+def error_kind(message: str) -> str:
+    """Classify a master's ERROR message."""
+    if message.startswith("Framework has been removed"):
+        return REMOVED
+    if message.startswith("Framework failed over"):
+        return FAILED_OVER
+    return REFUSED
 
 
 class _StreamDead(MesosError):  # noqa: N818 (internal signal)
@@ -102,6 +126,9 @@ class MesosSchedulerDriver:
         self._heartbeat = self.timeouts.default_heartbeat
         self._last_activity = time.monotonic()
         self._socket: socket.socket | None = None
+        self._secret_sent = principal is not None
+        self._got_subscribed = False  # during the current attempt
+        self.ended: str | None = None  # the ERROR message that ended the driver
 
     def __repr__(self) -> str:
         return f"<MesosSchedulerDriver framework={self.framework_id} leader={self._leader}>"
@@ -121,6 +148,9 @@ class MesosSchedulerDriver:
 
     def start(self) -> None:
         """Connect in the background: a master or ZooKeeper that is down now is retried, not fatal."""
+        if self._secret_sent and self.detector.scheme == "http":
+            LOG.warning("the Mesos secret of principal %r will travel over plain HTTP: use https masters "
+                        "([mesos] tls = true, https:// masters or a ca_file)", self.framework_info.get("principal"))
         self._thread = threading.Thread(target=self._run, name="mesos-driver", daemon=True)
         self._thread.start()
 
@@ -219,6 +249,11 @@ class MesosSchedulerDriver:
                     LOG.info("%s redirected: the leading master changed; re-subscribing", call["type"])
                     self._cut_stream()
                     return False
+                if _subscription_lost(response):
+                    LOG.warning("%s refused (%s %s): the master lost our subscription; re-subscribing",
+                                call["type"], response.status_code, response.text[:200])
+                    self._cut_stream()
+                    return False
                 if response.status_code != 503:
                     LOG.error("master refused %s: %s %s", call["type"], response.status_code, response.text[:500])
                     return False
@@ -246,15 +281,13 @@ class MesosSchedulerDriver:
             return
         delay = self.timeouts.backoff_initial
         while not self._stop.is_set():
+            self._got_subscribed = False
             try:
-                if self._subscribe():
-                    delay = self.timeouts.backoff_initial
-            except FrameworkRemovedError as exc:
-                # The id is dead: tell the scheduler (its tasks are gone), then subscribe afresh.
-                LOG.error("the master removed framework %s: %s; subscribing as a new framework",
-                          self.framework_id, exc)
-                self.framework_info.pop("id", None)
-                self._leader = None
+                self._subscribe()
+            except FrameworkError as exc:
+                self.ended = str(exc)
+                self._stop.set()
+                LOG.error("the master ended framework %s: %s", self.framework_id, exc)
                 self._call_scheduler(self.scheduler.error, str(exc))
             except MesosCallError as exc:
                 # 401/403: wrong credentials or principal; an operator must fix them; keep trying meanwhile.
@@ -271,9 +304,15 @@ class MesosSchedulerDriver:
                     self._stream_id = None
                 if was_connected and not self._stop.is_set():
                     self.scheduler.disconnected(self)
-            if self._stop.wait(delay):
+            if self._got_subscribed:  # the master was there a moment ago: come back quickly
+                delay = self.timeouts.backoff_initial
+            if self._pause(delay * random.uniform(0.8, 1.2)):
                 break
             delay = min(delay * 2, self.timeouts.backoff_max)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait before the next subscription attempt; True if the driver was stopped meanwhile."""
+        return self._stop.wait(seconds)
 
     def _subscribe(self) -> bool:
         """Subscribe to the leader and process events until the stream ends. True if it got SUBSCRIBED."""
@@ -294,7 +333,7 @@ class MesosSchedulerDriver:
         for _ in range(MAX_REDIRECTS):
             with self._stream_client.stream("POST", base + API_PATH, json=call) as response:
                 if response.status_code == 307:
-                    base = _redirect_base(base, response.headers.get("Location", ""))
+                    base = self._follow(base, response.headers.get("Location", ""))
                     LOG.info("redirected to the leading master at %s", base)
                     continue
                 if response.status_code == 503:
@@ -322,7 +361,7 @@ class MesosSchedulerDriver:
                 for record in decoder.feed(chunk):
                     event = json.loads(record)
                     if event.get("type") == "SUBSCRIBED":
-                        subscribed = True
+                        subscribed = self._got_subscribed = True
                         with self._lock:
                             self._stream_id = stream_id
                     self._dispatch(event)
@@ -363,7 +402,7 @@ class MesosSchedulerDriver:
             return
         try:
             handler(body)
-        except FrameworkRemovedError:
+        except FrameworkError:
             raise
         except Exception:  # one bad event (or a callback's bug) must not cost the stream
             LOG.exception("mesos driver: handling a %s event failed", kind)
@@ -416,13 +455,40 @@ class MesosSchedulerDriver:
             self.scheduler.slaveLost(self, body["agent_id"])
 
     def _on_error(self, body: dict[str, Any]) -> None:
-        raise FrameworkRemovedError(body.get("message", "framework removed"))
+        raise FrameworkError(body.get("message", "framework removed"))
+
+    def _follow(self, current: str, location: str) -> str:
+        """Where a 307 leads, if the driver may go there: never from https to http, and with credentials only
+        to a master it was configured with or that ZooKeeper announces."""
+        target = redirect_base(current, location)
+        if current.startswith("https:") and not target.startswith("https:"):
+            raise NoLeaderError(f"refusing a redirect from {current} down to {target}")
+        address = target.split("://", 1)[1]
+        if self._secret_sent and address not in self.detector.known_masters():
+            raise NoLeaderError(f"refusing to send credentials to {target}: not a configured or announced master")
+        return target
 
 
-def _redirect_base(current: str, location: str) -> str:
-    """A master's ``Location: //host:port/path`` as a base URL with the current scheme."""
+def redirect_base(current: str, location: str) -> str:
+    """A master's ``Location: //host:port/path`` as a base URL (the current scheme unless it names one)."""
     if not location:
         raise NoLeaderError("307 without a Location header")
     scheme = current.split("://", 1)[0]
-    url = httpx.URL(f"{scheme}:{location}" if location.startswith("//") else location)
-    return f"{url.scheme}://{url.host}:{url.port}" if url.port else f"{url.scheme}://{url.host}"
+    try:
+        url = httpx.URL(f"{scheme}:{location}" if location.startswith("//") else location)
+    except httpx.InvalidURL as exc:
+        raise NoLeaderError(f"bad Location {location!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise NoLeaderError(f"bad Location {location!r}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{port}"
+
+
+def _subscription_lost(response: httpx.Response) -> bool:
+    """403, or 400 for an unknown framework or another stream: the master (a new leader, say) does not hold
+    this subscription; the stream must be re-subscribed before further calls."""
+    if response.status_code == 403:
+        return True
+    return response.status_code == 400 and any(
+        text in response.text for text in ("Framework cannot be found", "didn't match the stream ID"))

@@ -1,12 +1,18 @@
-"""Mesos resource lists and offers (JSON) in the shapes placement works with."""
+"""Mesos resource lists and offers (JSON) in the shapes placement works with, and back.
+
+Placement counts totals (``Resources``); a task's resource list must name
+the kinds it was offered exactly (unreserved ``"role": "*"``, or reserved for
+the framework's role), so ``OfferedResources`` carves each task's share out of
+the offer's own items, reserved ones first.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ..base import Resources
 from .placement import Offer
-from .taskinfo import scalar
 
 SCALARS = ("cpus", "mem", "disk", "gpus")
 
@@ -20,10 +26,35 @@ def resources_of(items: list[dict[str, Any]]) -> Resources:
     return Resources(values["cpus"], values["mem"], values["disk"], int(values["gpus"]))
 
 
-def resource_list(resources: Resources) -> list[dict[str, Any]]:
-    """A Mesos resource list for the non-zero scalars of ``resources``."""
-    values = (resources.cpus, resources.mem, resources.disk, resources.gpus)
-    return [scalar(name, value) for name, value in zip(SCALARS, values, strict=True) if value > 0]
+class OfferedResources:
+    """What is left of one offer's scalar resources, item by item as the master offered them."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        scalars = [copy.deepcopy(item) for item in items if item.get("name") in SCALARS and item.get("scalar")]
+        # Reserved resources first: a framework should use what is set aside for its role before the rest.
+        self._items = sorted(scalars, key=lambda item: not _reserved(item))
+
+    def take(self, wanted: Resources) -> list[dict[str, Any]]:
+        """The resource list of a task needing ``wanted`` (which placement checked fits the offer)."""
+        taken: list[dict[str, Any]] = []
+        for name, amount in zip(SCALARS, (wanted.cpus, wanted.mem, wanted.disk, wanted.gpus), strict=True):
+            for item in (i for i in self._items if i["name"] == name):
+                if amount <= 1e-9:
+                    break
+                available = float(item["scalar"]["value"])
+                share = round(min(amount, available), 3) if name != "gpus" else min(amount, available)
+                if share <= 0:
+                    continue
+                piece = {k: v for k, v in item.items() if k != "scalar"}
+                piece["scalar"] = {"value": share}
+                taken.append(piece)
+                item["scalar"]["value"] = available - share
+                amount -= share
+        return taken
+
+
+def _reserved(item: dict[str, Any]) -> bool:
+    return item.get("role", "*") != "*" or bool(item.get("reservations"))
 
 
 def attribute_text(attribute: dict[str, Any]) -> str:

@@ -12,10 +12,10 @@ One round:
    largest (cpus, mem) first.
 3. Offers are filled one at a time until nothing more goes in ("next fit").
    For every slot in an offer the fair-share-next queue gives its first task
-   that may use this offer. Fair share is two-level: users by running
-   cpus / user weight, then that user's processes by running cpus / process
-   weight, each kept in a heap re-keyed after every placement, so one
-   placement costs O(log users + log processes), whatever the queue length.
+   that may use this offer. Fair share is two-level: users, then that user's
+   processes, each by the cpu time it has received divided by its weight,
+   kept in a heap re-keyed after every placement, so one placement costs
+   O(log users + log processes), whatever the queue length.
    When the queue's task
    - would break ``max_cpu`` or ``user_max_cpu``: the queue sits out the rest
      of the round (caps only tighten within a round);
@@ -33,6 +33,17 @@ filling one offer completely before opening the next is what "prefer
 already-used offers" asks for, costs O(1) per placement (no scan of all
 offers per task) and is optimal when tasks are uniform. Large offers first
 means a capped round uses few offers and declines the rest whole.
+
+Fair share is measured over time, not by the tasks running at this
+instant: with 6 slots and weights 3:1, counting running cpus would settle on
+4:2 for ever. Each user and each (user, process) queue has an account of the
+cpu time it received: a task is charged ``START_CHARGE_SECONDS`` of its cpus
+when it is placed (so that one round interleaves queues by weight), then its
+cpus for every second it runs; the charge for its start is dropped when it
+ends. The next slot goes to the lowest account divided by its weight, so the
+achieved cpu-seconds follow the weights. A user or queue that comes back after
+an idle spell is lifted to the lowest account among those that were waiting
+all along: it cannot claim the turns it did not want back then.
 
 Data locality, with delay scheduling (Zaharia et al., as in Spark): a task
 with ``locality`` does not enter its queue's ready heap until ``queued_at +
@@ -54,7 +65,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..base import Resources
@@ -63,6 +74,8 @@ __all__ = ["Offer", "PendingTask", "Placement", "PlacementPolicy", "PlacementRes
 
 # The tolerance of Resources.fits_in.
 _EPS = 1e-9
+# Cpu-seconds a task is charged when it is placed, before it has run (see the fair share above).
+START_CHARGE_SECONDS = 1.0
 # Compact the heaps only once there is this much garbage at least.
 _MIN_GARBAGE = 1024
 
@@ -156,6 +169,31 @@ def _fits(res: Resources, cpus: float, mem: float, disk: float, gpus: float) -> 
             and res.gpus <= gpus)
 
 
+class _Account:
+    """The cpu time a user or a queue has received: settled seconds of ended tasks plus its running tasks."""
+
+    __slots__ = ("settled", "cpus", "starts")
+
+    def __init__(self) -> None:
+        self.settled = 0.0  # cpu-seconds of ended tasks
+        self.cpus = 0.0  # running cpus
+        self.starts = 0.0  # sum of cpus x start time over running tasks
+
+    def service(self, now: float) -> float:
+        return self.settled + self.cpus * (now + START_CHARGE_SECONDS) - self.starts
+
+    def start(self, cpus: float, now: float) -> None:
+        self.cpus += cpus
+        self.starts += cpus * now
+
+    def end(self, cpus: float, started: float, now: float) -> None:
+        self.settled += cpus * max(now - started, 0.0)
+        self.cpus -= cpus
+        self.starts -= cpus * started
+        if self.cpus <= _EPS:
+            self.cpus = self.starts = 0.0
+
+
 class _Queue:
     """The tasks of one (user, process): ready heap plus an index of local tasks by place."""
 
@@ -242,9 +280,13 @@ class Placer:
         self._arrivals = 0
         self._garbage = 0  # dead heap entries, roughly
         self._min_cpus = self._min_mem = math.inf  # lower bounds over queued tasks
-        self._running: dict[str, tuple[str, str, float]] = {}  # task id → (user, process, cpus)
+        self._running: dict[str, tuple[str, str, float, float]] = {}  # task id → (user, process, cpus, start)
         self._user_cpus: dict[str, float] = {}
         self._queue_cpus: dict[tuple[str, str], float] = {}
+        self._user_accounts: dict[str, _Account] = {}
+        self._queue_accounts: dict[tuple[str, str], _Account] = {}
+        self._waited: tuple[set[str], set[tuple[str, str]]] = (set(), set())  # backlogged in the last round
+        self._now = 0.0  # the time of the last round; bookkeeping without a time uses it
         self._total_cpus = 0.0
 
     # Queue and running bookkeeping
@@ -278,21 +320,32 @@ class Placer:
             self._maybe_compact()
         return task
 
-    def started(self, task_id: str, user: str, process: str, resources: Resources) -> None:
+    def started(self, task_id: str, user: str, process: str, resources: Resources, now: float | None = None) -> None:
         """Count a task as running (launched, or recovered after a restart); idempotent by id."""
         self.remove(task_id)
-        self.finished(task_id)
-        self._count_running(task_id, user, process, resources.cpus)
+        self.finished(task_id, now)
+        self._count_running(task_id, user, process, resources.cpus, self._now if now is None else now)
 
-    def finished(self, task_id: str) -> None:
-        """A running task ended: free its share of the caps. Unknown ids are ignored."""
+    def finished(self, task_id: str, now: float | None = None) -> None:
+        """A running task ended: free its share of the caps, settle its cpu time. Unknown ids are ignored."""
         record = self._running.pop(task_id, None)
         if record is None:
             return
-        user, process, cpus = record
+        user, process, cpus, started = record
+        now = self._now if now is None else now
         _subtract(self._user_cpus, user, cpus)
         _subtract(self._queue_cpus, (user, process), cpus)
         self._total_cpus = self._total_cpus - cpus if self._running else 0.0
+        self._user_accounts[user].end(cpus, started, now)
+        self._queue_accounts[(user, process)].end(cpus, started, now)
+
+    def tasks(self) -> Iterable[PendingTask]:
+        """The queued tasks, in no particular order."""
+        return self._tasks.values()
+
+    def user_cpus(self, user: str) -> float:
+        """Cpus the user's tasks hold (running or placed)."""
+        return self._user_cpus.get(user, 0.0)
 
     def pending(self) -> int:
         return len(self._tasks)
@@ -331,8 +384,10 @@ class Placer:
         if not self._tasks:
             self._min_cpus = self._min_mem = math.inf
 
-    def _count_running(self, task_id: str, user: str, process: str, cpus: float) -> None:
-        self._running[task_id] = (user, process, cpus)
+    def _count_running(self, task_id: str, user: str, process: str, cpus: float, now: float) -> None:
+        self._running[task_id] = (user, process, cpus, now)
+        self._user_accounts.setdefault(user, _Account()).start(cpus, now)
+        self._queue_accounts.setdefault((user, process), _Account()).start(cpus, now)
         self._user_cpus[user] = self._user_cpus.get(user, 0.0) + cpus
         key = (user, process)
         self._queue_cpus[key] = self._queue_cpus.get(key, 0.0) + cpus
@@ -364,6 +419,7 @@ class Placer:
 
     def place(self, offers: Sequence[Offer], now: float) -> PlacementResult:
         """Decide one round: which queued tasks go into which of these offers."""
+        self._now = now
         self._release(now)
         result = PlacementResult()
         slots = self._slots(offers) if self._tasks else []
@@ -402,6 +458,7 @@ class Placer:
 
     def _start_round(self) -> _Round:
         """Fair-share heaps over the queues that have tasks."""
+        self._lift_newcomers()
         round_ = _Round()
         turns: dict[str, _Turn] = {}
         for queue in self._queues.values():
@@ -416,11 +473,26 @@ class Placer:
         heapq.heapify(round_.users)
         return round_
 
+    def _lift_newcomers(self) -> None:
+        """Users and queues waiting now that were not in the last round start level with the lowest of those
+        that were (weighted), never below."""
+        users = {queue.key[0] for queue in self._queues.values()}
+        queues = set(self._queues)
+        last_users, last_queues = self._waited
+        weight_of_user = self._policy.user_weights.get
+        weight_of_queue = self._policy.process_weights.get
+        _lift(self._user_accounts, users - last_users, users & last_users, lambda u: weight_of_user(u, 1.0), self._now)
+        _lift(self._queue_accounts, queues - last_queues, queues & last_queues, lambda q: weight_of_queue(q[1], 1.0),
+              self._now)
+        self._waited = (users, queues)
+
     def _queue_key(self, queue: _Queue) -> tuple[float, str, _Queue]:
-        return (self._queue_cpus.get(queue.key, 0.0) / queue.weight, queue.process, queue)
+        account = self._queue_accounts.get(queue.key)
+        return ((account.service(self._now) if account else 0.0) / queue.weight, queue.process, queue)
 
     def _user_key(self, turn: _Turn) -> tuple[float, str, _Turn]:
-        return (self._user_cpus.get(turn.user, 0.0) / turn.weight, turn.user, turn)
+        account = self._user_accounts.get(turn.user)
+        return ((account.service(self._now) if account else 0.0) / turn.weight, turn.user, turn)
 
     def _fill(self, slot: _Slot, later: tuple[float, float, float, float], round_: _Round,
               placements: list[Placement]) -> None:
@@ -485,7 +557,7 @@ class Placer:
         if task.locality:
             self._garbage += 1  # it stays in its other heaps
         slot.take(task.resources)
-        self._count_running(task.task_id, task.user, task.process, task.resources.cpus)
+        self._count_running(task.task_id, task.user, task.process, task.resources.cpus, self._now)
         offer = slot.offer
         return Placement(task.task_id, offer.offer_id, offer.agent_id, offer.hostname, task.resources)
 
@@ -503,6 +575,17 @@ class Placer:
             if self._alive(entry):
                 heapq.heappush(heap, entry)
         self._maybe_compact()
+
+
+def _lift(accounts: dict, newcomers: set, stayers: set, weight: Callable[[object], float], now: float) -> None:
+    if not newcomers or not stayers:
+        return
+    floor = min((accounts[key].service(now) if key in accounts else 0.0) / weight(key) for key in stayers)
+    for key in newcomers:
+        account = accounts.setdefault(key, _Account())
+        behind = floor * weight(key) - account.service(now)
+        if behind > 0:
+            account.settled += behind
 
 
 def _cap(value: float | None) -> float:

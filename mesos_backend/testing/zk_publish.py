@@ -1,13 +1,16 @@
 """Announcing a test Mesos master in ZooKeeper exactly as a real master does, so leader detection is real.
 
 A master holds an ephemeral sequential znode ``<path>/json.info_<10 digits>`` with its JSON MasterInfo for
-as long as its ZooKeeper session lives; the lowest sequence number is the leader.
+as long as its ZooKeeper session lives; the lowest sequence number is the leader. ``MasterElection`` also
+watches the other contenders, so that a master knows whether it leads and, if not, who does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Any, Self
 
 from kazoo.client import KazooClient
@@ -20,10 +23,12 @@ from mesos_backend.mesos.detector import (
     ZooKeeperSource,
     forever,
     kazoo_log,
+    leader_node,
     pack_ip,
     parse_master,
 )
 
+LOG = logging.getLogger(__name__)
 MESOS_VERSION = "1.11.0"
 
 
@@ -104,3 +109,42 @@ class MasterPublisher:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class MasterElection(MasterPublisher):
+    """A master contending for leadership: ``on_change(leader_info, is_me)`` runs (on a kazoo thread) whenever
+    the lowest ``json.info_`` node changes; ``leader_info`` is None while no master is announced."""
+
+    def __init__(self, zk: str | ZooKeeperSource, info: dict[str, Any],
+                 on_change: Callable[[dict[str, Any] | None, bool], None], timeout: float = 10.0) -> None:
+        super().__init__(zk, info, timeout)
+        self.on_change = on_change
+        self._leader: str | None = None
+
+    def start(self) -> str:
+        node = super().start()
+        client = self._client
+        assert client is not None
+        client.ChildrenWatch(self.source.path, self._children)
+        return node
+
+    def _children(self, children: list[str]) -> bool:
+        client = self._client
+        if client is None or self.node is None:
+            return False  # stopped: end the watch
+        leader = leader_node(children)
+        if leader == self._leader:
+            return True
+        self._leader = leader
+        info = None
+        if leader is not None:
+            try:
+                data, _ = client.get(f"{self.source.path}/{leader}")
+                info = json.loads(data)
+            except (NoNodeError, ValueError):
+                info = None  # gone already; the watch fires again
+        try:
+            self.on_change(info, leader is not None and self.node.endswith(leader))
+        except Exception:
+            LOG.exception("master election: on_change failed")
+        return True
