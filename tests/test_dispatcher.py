@@ -80,3 +80,17 @@ def test_job_inputs_are_stored_once_and_large_task_documents_go_by_file(gateway)
     assert sum(sizes) < 2 * len(big)  # the job's inputs are not copied into every task
     files = list((gateway.settings.jobs_dir / job_id / "tasks").glob("*.json"))
     assert len(files) == 4  # every task's document carries the job's inputs: here too large for the environment
+
+
+def test_a_task_no_machine_can_hold_fails_at_once_without_spending_retries(tmp_path, sample_data):
+    gateway = build_gateway(tmp_path / "var", sample_data, LOCAL_CPUS="0.25")  # a square needs 0.5 cpus
+    try:
+        job_id = submit_sleepy(gateway, [2], seconds=0)
+        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL)
+        job = job_of(gateway, job_id)
+        assert job.status == JobStatus.FAILED and "needs more than this machine offers" in job.message
+        with gateway.store.session() as s:
+            (task,) = s.scalars(select(Task).where(Task.job_id == job_id, Task.step == "square")).all()
+            assert task.attempts == 1 and task.max_attempts == 2  # the retry it had was not spent on it
+    finally:
+        close_gateway(gateway)

@@ -61,6 +61,8 @@ ACTIVE_ATTEMPT = ("launched", "running")
 # Attempts that ended because the gateway or its backend went down, not
 # because of the task: they get an extra attempt, at once.
 NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_launched"})
+# Failures no retry can mend: the task is bigger than any machine the engine has.
+NO_RETRY = frozenset({"insufficient_resources"})
 FAILED_TURN_BACKOFF_MAX = 5.0  # seconds between turns while the store keeps failing
 PAUSE_RECHECK = 0.5  # seconds an operator's pause switch may take to be seen
 
@@ -147,6 +149,7 @@ class Dispatcher:
             self._shut_down()
         except LeadershipLost as exc:
             LOG.error("dispatcher stepping down: %s", exc)
+            self.backend.leadership_lost()  # the engine identity (Mesos framework id) is the new leader's now
             self._stop_backend()
             raise
 
@@ -387,7 +390,7 @@ class Dispatcher:
         restarted = event.reason in NOT_THE_TASKS_FAULT
         if restarted:
             task.set(max_attempts=task.max_attempts + 1)
-        if task.attempts < task.max_attempts:
+        if task.attempts < task.max_attempts and event.reason not in NO_RETRY:
             delay = 0.0 if restarted else min(
                 self.options.retry_backoff * 2 ** (task.attempts - 1), self.options.retry_backoff_max)
             # not_before is shown to users; the clock the retry waits on is _retry_at (monotonic)
