@@ -6,8 +6,8 @@ time, PUBLIC readability) and linked in under their keys (archives
 unpacked), and a ``launch_container.sh`` written the way YARN writes it --
 ``export KEY="value"`` for the launch context's environment and the
 NodeManager's own variables, ``export VAR=${VAR:-"value"}`` for the
-whitelisted ones, ``exec /bin/bash -c "<command>"`` -- is run by bash with no
-other environment. So a command or an environment value that is not escaped
+whitelisted ones, ``exec /bin/bash -c "<command>"`` -- is run by bash with
+the whitelisted variables of the NodeManager's environment and no others. So a command or an environment value that is not escaped
 for those double quotes breaks here as it breaks on a real cluster.
 
 ``java`` on the NodeManager is a stand-in (``$JAVA_HOME/bin/java``): in an
@@ -228,7 +228,8 @@ class NodeManager:
         script.write_text(self._launch_script(container, links))
         try:
             with open(container.log_dir / "prelaunch.err", "wb") as err:
-                container.process = subprocess.Popen(["/bin/bash", str(script)], cwd=container.directory, env={},
+                container.process = subprocess.Popen(["/bin/bash", str(script)], cwd=container.directory,
+                                                     env=self.whitelisted(),
                                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                                      stderr=err, start_new_session=True)
         except OSError as exc:
