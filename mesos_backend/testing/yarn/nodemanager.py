@@ -7,8 +7,9 @@ unpacked), and a ``launch_container.sh`` written the way YARN writes it --
 ``export KEY="value"`` for the launch context's environment and the
 NodeManager's own variables, ``export VAR=${VAR:-"value"}`` for the
 whitelisted ones, ``exec /bin/bash -c "<command>"`` -- is run by bash with
-the whitelisted variables of the NodeManager's environment and no others. So a command or an environment value that is not escaped
-for those double quotes breaks here as it breaks on a real cluster.
+the whitelisted variables of the NodeManager's environment and no others. So
+a command or an environment value that is not escaped for those double
+quotes breaks here as it breaks on a real cluster.
 
 ``java`` on the NodeManager is a stand-in (``$JAVA_HOME/bin/java``): in an
 ApplicationMaster container it records its arguments and environment and

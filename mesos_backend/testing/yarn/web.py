@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -127,6 +128,37 @@ class HadoopHandler(BaseHTTPRequestHandler):
             self.error(RemoteError("WebApplicationException", f"{type(exc).__name__}: {exc}", 500))
 
 
+class _Server(ThreadingHTTPServer):
+    """Knows its open connections, so that closing it drops them as a dying process does."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *args: Any) -> None:
+        self.connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        with self._connections_lock:
+            connections, self.connections = list(self.connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class Listener:
     """One HTTP server on a port, in a thread; can be closed and opened again on the same port (a restart)."""
 
@@ -135,7 +167,7 @@ class Listener:
         self._name = name
         self.host = host
         self.port = port
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -147,9 +179,7 @@ class Listener:
         return self._httpd is not None
 
     def open(self) -> Listener:
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._httpd = ThreadingHTTPServer((self.host, self.port), self._handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((self.host, self.port), self._handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"{self._name}-{self.port}", daemon=True)
@@ -161,4 +191,5 @@ class Listener:
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()
+            httpd.drop_connections()
 
