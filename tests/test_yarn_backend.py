@@ -239,6 +239,17 @@ def test_a_site_am_gets_the_bundle_as_a_public_archive_on_a_versioned_path(yarn_
         backend.stop()
 
 
+def test_a_node_lost_is_the_clusters_fault_a_localization_failure_is_not():
+    from mesos_backend.yarn.status import terminal_event
+    app = {"id": "application_1_0001", "state": "FAILED", "finalStatus": "FAILED", "elapsedTime": 10}
+    lost = terminal_event("t", {**app, "diagnostics": "AM Container for appattempt_1_0001_000001 exited with "
+                                                    "exitCode: -100\nContainer released on a *lost* node"}, None)
+    unlocalized = terminal_event("t", {**app, "diagnostics": "AM Container for appattempt_1_0001_000001 exited with "
+                                                           "exitCode: -1000 Resource x changed on src filesystem"}, None)
+    assert (lost.state, lost.reason) == (TaskState.LOST, "node_lost")
+    assert (unlocalized.state, unlocalized.reason) == (TaskState.FAILED, "am_failed")
+
+
 def test_the_shell_command_file_is_what_distributedshell_reads():
     line = launch_escaped('exec python -c "print($X)"')
     assert line == 'exec python -c \\"print(\\$X)\\"'

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..base import BackendError
+from .http import HadoopError
 from .webhdfs import WebHdfsClient
 
 
@@ -45,6 +46,7 @@ class ResourceStore:
         self.webhdfs = webhdfs
         self._status: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
+        self._publishing: dict[str, threading.Lock] = {}  # one per URL: a file is written once, never twice at once
 
     def resource(self, key: str, url: str, *, type: str = "FILE", visibility: str = "PUBLIC") -> LocalResource:  # noqa: A002
         size, timestamp = self.status(url)
@@ -85,16 +87,33 @@ class ResourceStore:
         return self.publish_named(f"{directory.rstrip('/')}/{name}", data)
 
     def publish_named(self, url: str, data: bytes) -> str:
-        """Put ``data`` at ``url`` unless a file is there already (names are versioned); returns ``url``."""
+        """Put ``data`` at ``url`` unless a file is there already (names are versioned); returns ``url``.
+
+        Never overwritten: a NodeManager localizing the file with the size and time read before would fail.
+        """
         with self._lock:
             if url in self._status:
                 return url
+            lock = self._publishing.setdefault(url, threading.Lock())
+        with lock:
+            with self._lock:
+                if url in self._status:
+                    return url
+            self._write_once(url, data)
+            self.status(url)
+        return url
+
+    def _write_once(self, url: str, data: bytes) -> None:
         parts = urlsplit(url)
         if parts.scheme == "hdfs":
             client = self._hdfs()
             path = unquote(parts.path)
             if client.status(path) is None:
-                client.create(path, data, overwrite=True)
+                try:
+                    client.create(path, data, overwrite=False)
+                except HadoopError as exc:  # another gateway wrote it first: the same bytes, by its name
+                    if exc.exception != "FileAlreadyExistsException":
+                        raise
         elif parts.scheme == "file":
             target = Path(unquote(parts.path))
             if not target.is_file():
@@ -103,11 +122,14 @@ class ResourceStore:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
                 os.chmod(partial, 0o644)
-                os.replace(partial, target)
+                try:
+                    os.link(partial, target)  # never replaces a file another writer put there first
+                except FileExistsError:
+                    pass
+                finally:
+                    os.unlink(partial)
         else:
             raise BackendError(f"{url}: resources are published to hdfs:// or file:// directories")
-        self.status(url)
-        return url
 
     def _hdfs(self) -> WebHdfsClient:
         if self.webhdfs is None:

@@ -12,11 +12,13 @@ the RM's (vcore-seconds, MB-seconds, elapsed time).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..base import TaskEvent, TaskState, Usage
 
-LOST_MARKERS = ("exitCode: -100", "*lost* node", "Container released on a *lost* node")
+# ContainerExitStatus.ABORTED (-100): the container was released by the RM (its node was lost).
+LOST = re.compile(r"exitCode: -100\b|\*lost\* node")
 
 
 def usage(app: dict[str, Any]) -> Usage:
@@ -61,7 +63,7 @@ def terminal_event(task_id: str, app: dict[str, Any], kill_cause: str | None) ->
         return TaskEvent(task_id, TaskState.FAILED, reason="timeout", **common)
     if state == "KILLED":
         return TaskEvent(task_id, TaskState.FAILED, reason="killed_externally", **common)
-    if state == "FAILED" and any(marker in diagnostics for marker in LOST_MARKERS):
+    if state == "FAILED" and LOST.search(diagnostics):
         return TaskEvent(task_id, TaskState.LOST, reason="node_lost", **common)
     if state == "FAILED":
         reason = "am_expired" if "timed out" in diagnostics else "am_failed"

@@ -194,6 +194,8 @@ class NodeManager:
         container = self.containers.pop(container_id, None)
         if container is not None:
             container.silent = True
+            container.state = "COMPLETE"
+            container.done.set()
             if container.process is not None and container.process.poll() is None:
                 _signal_group(container.process, signal.SIGKILL)
 
