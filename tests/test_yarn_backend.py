@@ -14,7 +14,7 @@ from mesos_backend.yarn.backend import SchedulingOptions, YarnBackend, backend_o
 from mesos_backend.yarn.submission import ApplicationOptions, launch_escaped, write_utf
 
 from .test_dispatcher import wait_for
-from .yarn_support import DS_JAR, start_rm
+from .yarn_support import DS_JAR
 
 pytestmark = pytest.mark.slow
 
@@ -62,15 +62,16 @@ def test_a_task_gets_exactly_its_environment_and_never_the_gateways(yarn_rm, run
     backend, recorder = running
     out = tmp_path / "env.json"
     tricky = '{"a": "$HOME `id` \\\\ \\" \' q", "b": "x\\ny"}'
-    backend.launch(TaskSpec("env-1", python(f"import json,os; open({str(out)!r},'w').write(json.dumps(dict(os.environ)))"),
-                            environment={"WPS_TASK": tricky, "EMPTY": ""}))
+    dump = f"import json,os; open({str(out)!r},'w').write(json.dumps(dict(os.environ)))"
+    backend.launch(TaskSpec("env-1", python(dump), environment={"WPS_TASK": tricky, "EMPTY": ""}))
     (event,) = recorder.wait_final("env-1")
     assert event.succeeded, event
     env = json.loads(out.read_text())
     assert env["WPS_TASK"] == tricky and env["EMPTY"] == ""
     assert "GATEWAY_SECRET_TOKEN" not in env
-    nodemanager_own = {"CONTAINER_ID", "NM_HOST", "NM_PORT", "NM_HTTP_PORT", "LOCAL_DIRS", "LOCAL_USER_DIRS", "LOG_DIRS",
-                       "USER", "LOGNAME", "HOME", "PWD", "JVM_PID", "MALLOC_ARENA_MAX", "YARN_SHELL_ID", "SHLVL", "_"}
+    nodemanager_own = {"CONTAINER_ID", "NM_HOST", "NM_PORT", "NM_HTTP_PORT", "LOCAL_DIRS", "LOCAL_USER_DIRS",
+                       "LOG_DIRS", "USER", "LOGNAME", "HOME", "PWD", "JVM_PID", "MALLOC_ARENA_MAX", "YARN_SHELL_ID",
+                       "SHLVL", "_"}
     whitelisted = {"JAVA_HOME", "PATH", "LANG", "TZ", "HADOOP_CONF_DIR", "HADOOP_HOME"}
     assert set(env) - nodemanager_own - whitelisted == {"WPS_TASK", "EMPTY"}
 
@@ -242,10 +243,10 @@ def test_a_site_am_gets_the_bundle_as_a_public_archive_on_a_versioned_path(yarn_
 def test_a_node_lost_is_the_clusters_fault_a_localization_failure_is_not():
     from mesos_backend.yarn.status import terminal_event
     app = {"id": "application_1_0001", "state": "FAILED", "finalStatus": "FAILED", "elapsedTime": 10}
-    lost = terminal_event("t", {**app, "diagnostics": "AM Container for appattempt_1_0001_000001 exited with "
-                                                    "exitCode: -100\nContainer released on a *lost* node"}, None)
-    unlocalized = terminal_event("t", {**app, "diagnostics": "AM Container for appattempt_1_0001_000001 exited with "
-                                                           "exitCode: -1000 Resource x changed on src filesystem"}, None)
+    exited = "AM Container for appattempt_1_0001_000001 exited with exitCode: "
+    lost = terminal_event("t", {**app, "diagnostics": exited + "-100\nContainer released on a *lost* node"}, None)
+    unlocalized = terminal_event("t", {**app, "diagnostics": exited + "-1000 Resource x changed on src filesystem"},
+                                 None)
     assert (lost.state, lost.reason) == (TaskState.LOST, "node_lost")
     assert (unlocalized.state, unlocalized.reason) == (TaskState.FAILED, "am_failed")
 

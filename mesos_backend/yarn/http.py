@@ -64,11 +64,13 @@ class HadoopHttp:
         self.urls = list(urls)
         self.user = user
         self.name = name
-        self.calls: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  # logical calls by kind
+        self.requests = 0  # HTTP requests sent (retries and redirects included)
         self._current = 0
         self._lock = threading.Lock()
         self._client = httpx.Client(auth=auth, verify=verify, timeout=timeout, follow_redirects=False,
-                                    headers={"Accept": "application/json"})
+                                    headers={"Accept": "application/json"},
+                                    event_hooks={"request": [self._sent]})
 
     @property
     def current(self) -> str:
@@ -76,6 +78,10 @@ class HadoopHttp:
 
     def close(self) -> None:
         self._client.close()
+
+    def _sent(self, _: httpx.Request) -> None:
+        with self._lock:
+            self.requests += 1
 
     def use(self, url: str) -> None:
         """Make ``url`` (one of ``urls``, or the address a standby pointed to) the one asked first."""
