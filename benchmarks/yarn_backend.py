@@ -25,6 +25,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -57,7 +58,7 @@ def run(tasks: int, workdir: Path) -> list[Row]:
             if event.state.is_terminal:
                 ended[0] += 1
                 if not event.succeeded:
-                    print(f"task {event.task_id}: {event.state.value} {event.reason} {event.message[:200]}")
+                    print(f"task {event.task_id}: {event.state.value} {event.reason} {event.message[:200]}", flush=True)
                 if ended[0] == tasks:
                     done.set()
 
@@ -74,7 +75,11 @@ def run(tasks: int, workdir: Path) -> list[Row]:
         for spec in specs:
             backend.launch(spec)
         rss_queued = rss_mb()
-        finished = done.wait(timeout=3600)
+        finished = wait_progress(done, ended)
+        if not finished:
+            with backend._lock:
+                states = Counter(t.state for t in backend._tracked.values())
+            print(f"stalled: {ended[0]} ended; queued {backend.queued()}; tracked {dict(states)}", flush=True)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         calls, http_requests = dict(backend.rm_http.calls), backend.rm_http.requests
         backend.stop()
@@ -100,6 +105,17 @@ def run(tasks: int, workdir: Path) -> list[Row]:
         Row(label, "RSS growth when the tasks were queued", f"{rss_queued - rss_before:+.1f} MiB "
             f"({(rss_queued - rss_before) * 1024 * 1024 / tasks:.0f} B per task)"),
     ]
+
+
+def wait_progress(done: threading.Event, ended: list[int], stall: float = 120.0) -> bool:
+    """Wait until every task ended; give up when none has ended for ``stall`` seconds."""
+    last, since = ended[0], time.monotonic()
+    while not done.wait(1.0):
+        if ended[0] != last:
+            last, since = ended[0], time.monotonic()
+        elif time.monotonic() - since > stall:
+            return False
+    return True
 
 
 def bare_requests(port: int, count: int) -> float:

@@ -14,7 +14,7 @@ from mesos_backend.yarn.backend import SchedulingOptions, YarnBackend, backend_o
 from mesos_backend.yarn.submission import ApplicationOptions, launch_escaped, write_utf
 
 from .test_dispatcher import wait_for
-from .yarn_support import DS_JAR
+from .yarn_support import DS_JAR, start_rm
 
 pytestmark = pytest.mark.slow
 
@@ -238,6 +238,22 @@ def test_a_site_am_gets_the_bundle_as_a_public_archive_on_a_versioned_path(yarn_
         assert unpacked and "ln -s bundle0/* ." in app.am_context.commands[0]
     finally:
         backend.stop()
+
+
+def test_a_locality_hint_becomes_a_node_label_expression(tmp_path):
+    rm = start_rm(tmp_path / "yarn", node_labels=["", "", "site-a"])
+    recorder = Recorder()
+    backend = backend_on(rm, application=ApplicationOptions(label_attribute="storage"))
+    backend.start(recorder)
+    try:
+        backend.launch(TaskSpec("near-1", ["true"], locality=["storage=site-a"]))
+        backend.launch(TaskSpec("any-1", ["true"], locality=["rack=r1"]))
+        near, anywhere = recorder.wait_final("near-1", "any-1")
+        assert near.succeeded and near.agent == rm.cluster.nodes[2].node_id
+        assert anywhere.succeeded and anywhere.agent != rm.cluster.nodes[2].node_id  # unlabelled nodes only
+    finally:
+        backend.stop()
+        rm.stop()
 
 
 def test_a_node_lost_is_the_clusters_fault_a_localization_failure_is_not():

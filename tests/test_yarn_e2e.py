@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import rasterio
 
+from mesos_backend.testing.yarn.distshell import read_utf
+
 from .conftest import build_gateway, close_gateway
-from .mesos_support import assert_same_outputs, attempts_of, job_id_of, outputs_of, submit
+from .mesos_support import assert_same_outputs, attempts_of, job_id_of, job_of, outputs_of, submit
 from .ogcapi_support import path_of, poll_job
 from .test_ogcapi import GEOTIFF, refs, submit_async
 from .yarn_support import yarn_gateway
@@ -39,6 +41,11 @@ def test_each_processor_gives_the_same_outputs_on_yarn_as_locally_through_wps_1(
         nodes = {n.node_id for n in yarn_rm.cluster.nodes}
         assert {a.agent for a in attempts} <= nodes
         assert all(a.wall_seconds is not None and a.wall_seconds > 0 for a in attempts)
+        bundle = job_of(yarn, job_id_of(status_url)).descriptor["bundle"]["uri"].removeprefix("file://")
+        for attempt in attempts:  # each task unpacked the job's bundle (a failed tar would have failed it)
+            (commands,) = [r for r in apps[attempt.sandbox].am_context.resources if r.key == "shellCommands"]
+            command = read_utf(yarn_rm.hdfs.namespace.read(yarn_rm.hdfs.path_of(commands.url)))
+            assert command.startswith(f"tar -xf {bundle} && exec python -m processes.")
     finally:
         close_gateway(local)
         close_gateway(yarn)

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from ..base import Backend, BackendError, EventCallback, Resources, TaskEvent, TaskSpec, TaskState
+from ..fetch import source_path
 from .http import HadoopError, HadoopHttp, Unavailable, base_urls, kerberos_auth
 from .resources import LocalResource, ResourceStore
 from .rest import ACTIVE_STATES, FINAL_STATES, ResourceManagerClient
@@ -107,6 +108,7 @@ class YarnBackend(Backend):
         self._by_app: dict[str, str] = {}
         self._recovery: list[tuple[list[str], dict[str, dict]]] = []
         self._recovered = False
+        self._orphans_killed: set[str] = set()
         self._reachable = False
         self._paused = False
         self._lock = threading.RLock()
@@ -216,12 +218,13 @@ class YarnBackend(Backend):
                 tracked = self._tracked.get(task_id) if task_id else None
                 if tracked is not None:
                     self._update(tracked, app)
-                elif self._recovered and app.get("name") not in self._queued:
+                elif self._recovered and app.get("name") not in self._queued and app["id"] not in self._orphans_killed:
                     orphans.append(app)
         for app in orphans:
             LOG.warning("killing YARN application %s (%s): it carries this gateway's tag but no task wants it",
                         app["id"], app.get("name"))
             self.rm.kill(app["id"])
+            self._orphans_killed.add(app["id"])
         with self._lock:
             missing = [t for t in self._tracked.values() if t.app_id and t.state not in ("SUBMITTING", "RETRY")
                        and t.listed_after < began and t.app_id not in seen]
@@ -389,9 +392,8 @@ class YarnBackend(Backend):
 
     def _publish_file(self, value: str) -> str:
         """A task URI on the bundle store (``<staging_dir>/bundles/<its versioned name>``), uploaded once."""
-        if value.startswith(("hdfs://", "file://")) and value.startswith(self.staging_dir):
+        if value.startswith(self.staging_dir + "/"):
             return value
-        from ..fetch import source_path
         path = source_path(value)
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)

@@ -138,7 +138,8 @@ class DistributedShellAM:
         try:
             return self._run()
         except JvmExit as exc:
-            (self.container.log_dir / "AppMaster.stderr").open("a").write(str(exc) + "\n")
+            with open(self.container.log_dir / "AppMaster.stderr", "a") as err:
+                err.write(str(exc) + "\n")
             return exc.code
 
     def _run(self) -> int:

@@ -141,7 +141,8 @@ def _verified(cookie: str) -> str | None:
     if not hmac.compare_digest(hmac.new(AUTH_SECRET, token.encode(), hashlib.sha256).hexdigest(), signature):
         return None
     fields = dict(part.split("=", 1) for part in token.split("&") if "=" in part)
-    return fields.get("u") if int(fields.get("e", 0)) > time.time() * 1000 else None
+    expires = fields.get("e", "0")
+    return fields.get("u") if expires.isdigit() and int(expires) > time.time() * 1000 else None
 
 
 class _ResourceManagerHandler(HadoopHandler):
