@@ -6,7 +6,6 @@ import json
 import sys
 from collections import Counter
 
-import httpx
 import pytest
 
 from mesos_backend import BackendError, Resources, TaskSpec, TaskState, create_backend
@@ -293,7 +292,3 @@ def test_settings_are_checked_before_anything_starts():
     assert backend.name == "yarn"
     with pytest.raises(BackendError):
         YarnBackend("rm:8088", staging_dir="file:///x")
-
-
-def test_the_rm_is_asked_over_http_only_on_loopback(yarn_rm):
-    assert httpx.get(f"{yarn_rm.url}/cluster").status_code == 200
