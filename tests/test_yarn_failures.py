@@ -17,21 +17,12 @@ from wps_gateway.store.models import JobStatus, TaskAttempt
 from .conftest import close_gateway, gateway_environ
 from .mesos_support import attempts_of, job_of
 from .test_dispatcher import submit_sleepy, wait_for
+from .test_mesos_failures import finished_ok, running
 from .test_restart import GatewayProcess, wait_final
 from .yarn_support import start_rm, yarn_environ, yarn_gateway
 
 pytestmark = pytest.mark.slow
 SUCCEEDED = "ProcessSucceeded"
-
-
-def running(gateway, job_id: str) -> list[TaskAttempt]:
-    return [a for a in attempts_of(gateway, job_id) if a.status == "running"]
-
-
-def finished_ok(gateway, job_id: str, timeout: float = 90) -> None:
-    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, timeout)
-    job = job_of(gateway, job_id)
-    assert job.status == JobStatus.SUCCESSFUL, job.message
 
 
 @pytest.mark.parametrize("recover", [True, False], ids=["with-recovery", "state-lost"])

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..agent import _kill_after, _signal_group  # the test agent's: SIGTERM the group, SIGKILL after a delay
 from .hdfs import HdfsCluster
 from .web import RemoteError
 
@@ -394,19 +395,3 @@ def _unpack(archive: Path, into: Path) -> None:
                 t.extractall(into, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
         raise LocalizationError(f"cannot unpack {archive.name}: {exc}") from exc
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill_after(process: subprocess.Popen, delay: float) -> None:
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return
-        time.sleep(0.02)
-    _signal_group(process, signal.SIGKILL)
