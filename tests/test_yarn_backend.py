@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -176,6 +177,23 @@ def test_after_a_restart_running_applications_are_adopted_and_unknown_ones_repor
     wait_for(lambda: any(a.name == "stray-1" and a.state == "KILLED" for a in yarn_rm.cluster.list_apps()), 10)
     assert sorted(a.name for a in yarn_rm.cluster.list_apps()) == ["keep-1", "keep-2", "stray-1"]
     second.stop()
+
+
+def test_an_adopted_application_keeps_the_timeout_it_started_with(yarn_rm):
+    first = backend_on(yarn_rm)
+    first.start(Recorder())
+    first.launch(TaskSpec("old-1", ["sleep", "60"]))
+    wait_for(lambda: any(a.name == "old-1" and a.state == "RUNNING" for a in yarn_rm.cluster.list_apps()), 30)
+    first.stop()
+    second, recorder = backend_on(yarn_rm), Recorder()
+    second.start(recorder)
+    try:
+        second.recover(["old-1"], {"old-1": {"timeout": 30, "started": time.time() - 40}})  # ran 40 s of its 30
+        (event,) = recorder.wait_final("old-1")
+        assert event.state is TaskState.FAILED and event.reason == "timeout"
+        assert not [e for e in recorder.events if e.state is TaskState.STARTED]  # it was known to run already
+    finally:
+        second.stop()
 
 
 def test_an_application_the_rm_forgot_is_reported_lost(yarn_rm, running):

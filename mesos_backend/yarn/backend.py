@@ -82,6 +82,7 @@ class YarnBackend(Backend):
     """Runs tasks as YARN applications; see the module docstring."""
 
     name = "yarn"
+    tasks_survive_stop = True  # applications run on when the gateway stops; the next start adopts them
 
     def __init__(self, resource_managers: str | list[str], *, user: str | None = None, auth: httpx.Auth | None = None,
                  verify: bool | str = True, webhdfs: str | list[str] | None = None, am_jar: str = "",
@@ -451,6 +452,10 @@ class YarnBackend(Backend):
             spec = TaskSpec(task_id, [], resources=resources, timeout=hint.get("timeout"))
             tracked = Tracked(spec, math.ceil(resources.mem), max(1, math.ceil(resources.cpus)), app_id=app["id"],
                               state="RECOVERED")
+            started = hint.get("started")  # wall clock, when the store saw it start: its timeout counts from there
+            if isinstance(started, int | float) and app.get("state") == "RUNNING":
+                tracked.started_at = time.monotonic() - max(0.0, time.time() - started)
+                tracked.state = "RUNNING"  # seen running before: no second STARTED
             self._tracked[task_id] = tracked
             self._by_app[app["id"]] = task_id
             LOG.info("adopting YARN application %s (%s) for task %s", app["id"], app.get("state"), task_id)
