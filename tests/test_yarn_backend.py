@@ -216,9 +216,9 @@ def test_while_the_rm_is_down_nothing_is_concluded(yarn_rm, running):
     assert event.succeeded
 
 
-def test_an_am_that_never_registers_fails_the_attempt(yarn_rm):
+def test_an_am_that_never_registers_fails_the_attempt(impatient_rm):
     recorder = Recorder()
-    backend = backend_on(yarn_rm, application=ApplicationOptions(am_command="sleep 60 # {command} {memory}"))
+    backend = backend_on(impatient_rm, application=ApplicationOptions(am_command="sleep 60 # {command} {memory}"))
     backend.start(recorder)
     try:
         backend.launch(TaskSpec("no-am-1", ["true"]))

@@ -102,8 +102,8 @@ def test_a_nodemanager_lost_mid_job_fails_its_applications_which_are_rerun(tmp_p
         close_gateway(gateway)
 
 
-def test_an_am_that_cannot_register_fails_the_attempts_and_the_job_says_why(tmp_path, sample_data, yarn_rm):
-    gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm, YARN_AM_COMMAND="sleep 60 # {command}")
+def test_an_am_that_cannot_register_fails_the_attempts_and_the_job_says_why(tmp_path, sample_data, impatient_rm):
+    gateway = yarn_gateway(tmp_path / "var", sample_data, impatient_rm, YARN_AM_COMMAND="sleep 60 # {command}")
     try:
         job_id = submit_sleepy(gateway, [1], seconds=0)
         wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 60)

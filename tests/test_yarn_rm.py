@@ -135,9 +135,10 @@ def test_refusals_have_the_rms_status_codes_and_remote_exceptions(yarn_rm, clien
     assert plain.status_code == 415
 
 
-def test_an_am_that_never_registers_fails_after_the_expiry(yarn_rm, client):
+def test_an_am_that_never_registers_fails_after_the_expiry(impatient_rm):
+    client = ResourceManager(service_endpoints=[impatient_rm.url], auth=SimpleAuth("alice"), timeout=10)
     app_id = client.cluster_new_application().data["application-id"]
-    context = distributedshell(yarn_rm, client, app_id, "true")
+    context = distributedshell(impatient_rm, client, app_id, "true")
     context["am-container-spec"]["commands"]["command"] = "sleep 60"  # a plain command is no ApplicationMaster
     client.cluster_submit_application(context)
     app = final(client, app_id)

@@ -12,8 +12,11 @@ from mesos_backend.testing.yarn.distshell import write_stand_in_jar
 from .conftest import Gateway, build_gateway
 
 DS_JAR = "/apps/yarn/hadoop-yarn-applications-distributedshell-3.3.6.jar"
-# Fast clocks: the scheduler every 20 ms, an AM that never registers fails after 2 s, a silent node is lost after 1 s.
-FAST = Timings(tick=0.02, am_expiry=2.0, nm_expiry=1.0)
+# Fast clocks: the scheduler every 20 ms, a silent node lost after 1 s; an AM must register within 30 s (a loaded
+# CI machine can take seconds to start one) ...
+FAST = Timings(tick=0.02, am_expiry=30.0, nm_expiry=1.0)
+# ... except where a test waits for an AM that never registers.
+IMPATIENT = Timings(tick=0.02, am_expiry=2.0, nm_expiry=1.0)
 
 
 def start_rm(work_dir: Path, nodes: int = 3, **options) -> TestResourceManager:
@@ -29,6 +32,14 @@ def start_rm(work_dir: Path, nodes: int = 3, **options) -> TestResourceManager:
 @pytest.fixture
 def yarn_rm(tmp_path):
     rm = start_rm(tmp_path / "yarn")
+    yield rm
+    rm.stop()
+
+
+@pytest.fixture
+def impatient_rm(tmp_path):
+    """A test RM that fails an AM which has not registered 2 s after its container started."""
+    rm = start_rm(tmp_path / "yarn", timings=IMPATIENT)
     yield rm
     rm.stop()
 

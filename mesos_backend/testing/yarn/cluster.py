@@ -86,7 +86,7 @@ class Attempt:
     failure: str | None = None  # why the RM ended it (AM expiry)
     start_time: int = 0
     finished_time: int = 0
-    launched_at: float = 0.0  # monotonic; AM expiry counts from here
+    launched_at: float = 0.0  # monotonic, when its AM container started running: AM expiry counts from here
     sequence: itertools.count = field(default_factory=lambda: itertools.count(2))
 
     @property
@@ -398,6 +398,8 @@ class YarnCluster:
         if attempt is None or attempt.state == "FAILED":
             return  # waits for an AM container (_schedule_ams)
         am = attempt.am_container
+        if am is not None and am.state == "RUNNING" and not attempt.launched_at:
+            attempt.launched_at = now  # LAUNCHED: the liveness monitor starts counting
         if am is not None and not attempt.registered and am.state == "RUNNING" \
                 and now - attempt.launched_at > self.timings.am_expiry and attempt.failure is None:
             attempt.failure = f"ApplicationMaster for attempt {attempt.attempt_id} timed out"
@@ -416,7 +418,7 @@ class YarnCluster:
         node = self._node_for(memory, vcores, app.label)
         if node is None:
             return False
-        attempt = Attempt(app, len(app.attempts) + 1, start_time=_ms(), launched_at=time.monotonic())
+        attempt = Attempt(app, len(app.attempts) + 1, start_time=_ms())
         app.attempts.append(attempt)
         container = Container(attempt.container_id(1), app.app_id, app.user, memory, vcores, app.am_context,
                               is_am=True, node=node)
