@@ -291,6 +291,19 @@ def test_the_shell_command_file_is_what_distributedshell_reads():
     assert data[:2] == (len(data) - 2).to_bytes(2, "big") and b"\xc0\x80" in data
 
 
+def test_the_yarn_section_comes_from_pywps_cfg_and_the_environment(tmp_path):
+    from wps_gateway.config import load_settings
+    from wps_gateway.runner import backend_for
+    settings = load_settings(environ={"GATEWAY_DATA_DIR": str(tmp_path / "var"), "GATEWAY_BACKEND": "yarn",
+                                      "YARN_RESOURCE_MANAGER": "rm1:8088,rm2:8088", "YARN_QUEUE": "eo",
+                                      "YARN_AM_JAR": "file:///opt/hadoop/ds.jar", "YARN_MAX_CPU": "40"})
+    assert settings.yarn["queue"] == "eo" and settings.yarn["poll_interval"] == "1"
+    backend = backend_for(settings)
+    assert backend.application.queue == "eo" and backend.scheduling.max_cpu == 40
+    assert backend.staging_dir == (tmp_path / "var" / "yarn").as_uri()  # the default: under data_dir
+    assert backend.rm_http.urls == ["http://rm1:8088", "http://rm2:8088"]
+
+
 def test_settings_are_checked_before_anything_starts():
     with pytest.raises(ValueError, match="resource_manager"):
         backend_options({})
