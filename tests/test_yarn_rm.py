@@ -111,7 +111,7 @@ def test_kill_answers_202_until_killed_then_200(yarn_rm, client):
     assert (app["state"], app["finalStatus"]) == ("KILLED", "KILLED")
     assert app["diagnostics"].startswith(f"Application {app_id} was killed by user alice")
     assert client.cluster_application_kill(app_id).data == {"state": "KILLED"}
-    assert not any(n.containers for n in yarn_rm.cluster.nodes)
+    wait_for(lambda: not any(n.containers for n in yarn_rm.cluster.nodes), 10)  # NodeManagers clean up after
 
 
 def test_refusals_have_the_rms_status_codes_and_remote_exceptions(yarn_rm, client):
