@@ -107,11 +107,21 @@ class TaskState(str, Enum):  # noqa: UP042 (StrEnum would change what str() of a
 
 @dataclass(frozen=True)
 class Usage:
-    """Measured resource usage of one attempt."""
+    """Resource usage of one attempt: what was measured, and what the engine charged for it.
+
+    ``cpu_seconds`` and ``mem_peak_mb`` are measured in the task's process
+    tree (the local backend); ``wall_seconds`` is the attempt's run time.
+    ``alloc_cpu_seconds`` and ``alloc_mem_mb_seconds`` are what the engine
+    itself accounted for the resources it allocated, busy or not (YARN's
+    ``vcoreSeconds`` and ``memorySeconds`` of the application, its
+    ApplicationMaster included); None where the engine keeps no such account.
+    """
 
     cpu_seconds: float | None = None
     mem_peak_mb: float | None = None
     wall_seconds: float | None = None
+    alloc_cpu_seconds: float | None = None
+    alloc_mem_mb_seconds: float | None = None
 
 
 @dataclass(frozen=True)

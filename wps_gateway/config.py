@@ -97,6 +97,32 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "tls_verify": "true",
         "ca_file": "",
     },
+    "yarn": {
+        "resource_manager": "",  # host:port[,host:port]: the ResourceManagers (HA: the active one is found)
+        "user": "",  # simple auth: user.name of every call; applications run as this user
+        "auth": "simple",  # simple | kerberos (SPNEGO; the yarn-kerberos extra)
+        "queue": "default",
+        "priority": "0",  # added to the job's priority
+        "application_type": "WPS",
+        "application_tag": "wps-gateway",  # unique per gateway: its applications are found (and orphans killed) by it
+        "am_jar": "",  # DistributedShell's jar: hdfs://... or file://...
+        "am_command": "",  # a site's own ApplicationMaster instead: a command template
+        "am_memory": "512",
+        "am_vcores": "1",
+        "am_java_opts": "-Xmx256m",
+        "am_classpath": "",  # empty: yarn.application.classpath's default after ./*
+        "staging_dir": "",  # hdfs:// or file:// directory for the task command files; empty: data_dir/yarn
+        "webhdfs": "",  # the NameNode's HTTP address(es), for hdfs:// resources
+        "task_cpu": "",  # floor of vcores per task
+        "task_mem": "",  # floor of memory (MB) per task
+        "max_cpu": "0",  # vcores of this gateway's tasks at most; 0: no cap
+        "max_pending": "50",  # applications submitted and not running yet, at most
+        "poll_interval": "1",  # seconds between status polls (one RM call for all tasks)
+        "locality_label": "",  # a locality hint NAME=VALUE with this NAME becomes node label VALUE
+        "tls": "",  # https to the ResourceManagers and NameNodes; empty: on when ca_file is set
+        "tls_verify": "true",
+        "ca_file": "",
+    },
 }
 
 DEFAULTS["auth"] = dict(AUTH_DEFAULTS)
@@ -146,6 +172,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
+    yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
     cfg_files: list[str] = field(default_factory=list)
 
     @property
@@ -238,6 +265,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             deployers=parse_deployers(gw["deploy_tokens"]),
             auth=parse_auth(parser["auth"]),
             mesos=dict(parser["mesos"]),
+            yarn=dict(parser["yarn"]),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:

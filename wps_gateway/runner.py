@@ -45,6 +45,13 @@ def backend_for(settings: Settings, store: Store | None = None) -> Backend:
             raise BackendError(f"mesos backend: {exc}") from None
         state = StoreBackendState(store, "mesos") if store is not None else None
         return create_backend("mesos", state=state, **options)
+    if settings.backend == "yarn":
+        from mesos_backend.yarn.backend import backend_options as yarn_options
+        try:
+            options = yarn_options(settings.yarn, staging_default=(settings.data_dir / "yarn").as_uri())
+        except ValueError as exc:
+            raise BackendError(f"yarn backend: {exc}") from None
+        return create_backend("yarn", **options)
     return create_backend(settings.backend)
 
 

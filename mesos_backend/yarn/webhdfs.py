@@ -1,0 +1,55 @@
+"""WebHDFS, as far as the YARN backend needs it: a file's status, creating files and directories, reading.
+
+CREATE and OPEN are two steps, as on a real cluster: the NameNode answers
+307 with the DataNode that takes or serves the bytes, and the data goes
+there. A standby NameNode answers StandbyException; the next address is tried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from .http import HadoopError, HadoopHttp
+
+PREFIX = "/webhdfs/v1"
+STANDBY = "StandbyException"
+
+
+class WebHdfsClient:
+    def __init__(self, http: HadoopHttp) -> None:
+        self.http = http
+
+    def status(self, path: str) -> dict[str, Any] | None:
+        """The FileStatus of ``path``, None if it does not exist."""
+        try:
+            response = self.http.call("GET", _url(path), params={"op": "GETFILESTATUS"}, kind="GETFILESTATUS",
+                                      standby_error=STANDBY)
+        except HadoopError as exc:
+            if exc.exception == "FileNotFoundException" or exc.status == 404:
+                return None
+            raise
+        return response.json()["FileStatus"]
+
+    def mkdirs(self, path: str, permission: str = "755") -> None:
+        self.http.call("PUT", _url(path), params={"op": "MKDIRS", "permission": permission}, kind="MKDIRS",
+                       standby_error=STANDBY)
+
+    def create(self, path: str, data: bytes, *, overwrite: bool = True, permission: str = "644") -> None:
+        response = self.http.call("PUT", _url(path), kind="CREATE", standby_error=STANDBY, params={
+            "op": "CREATE", "overwrite": str(overwrite).lower(), "permission": permission})
+        location = response.headers.get("location")
+        if response.status_code != 307 or not location:
+            raise HadoopError(response.status_code, "", "CREATE was not redirected to a DataNode")
+        self.http.follow("PUT", location, content=data, kind="CREATE (DataNode)")
+
+    def read(self, path: str) -> bytes:
+        response = self.http.call("GET", _url(path), params={"op": "OPEN"}, kind="OPEN", standby_error=STANDBY)
+        location = response.headers.get("location")
+        if response.status_code == 307 and location:
+            response = self.http.follow("GET", location, kind="OPEN (DataNode)")
+        return response.content
+
+
+def _url(path: str) -> str:
+    return PREFIX + quote(path)
