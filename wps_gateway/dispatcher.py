@@ -58,9 +58,11 @@ from .switches import DispatchSwitch
 
 LOG = logging.getLogger(__name__)
 ACTIVE_ATTEMPT = ("launched", "running")
-# Attempts that ended because the gateway or its backend went down, not
-# because of the task: they get an extra attempt, at once.
-NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_launched"})
+# Attempts that ended because the gateway, its backend or a machine went down, not
+# because of the task: they get an extra attempt, at once. (A YARN NodeManager lost,
+# an application the ResourceManager forgot; Slurm's NODE_FAIL and preemption.)
+NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_launched", "node_lost",
+                                 "application_unknown"})
 # Failures no retry can mend: the task is bigger than any machine the engine has.
 NO_RETRY = frozenset({"insufficient_resources"})
 FAILED_TURN_BACKOFF_MAX = 5.0  # seconds between turns while the store keeps failing
