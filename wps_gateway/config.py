@@ -19,6 +19,7 @@ import pywps.configuration as pywps_config
 
 from .deployment import parse_deployers
 from .locality import parse_rules
+from .pywps_settings import configure_pywps
 
 DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
 CFG_ENV = "PYWPS_CFG"
@@ -175,7 +176,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
     gw = parser["gateway"]
     data_dir = Path(gw["data_dir"]).resolve()
     _default_request_log(parser, data_dir)
-    _configure_pywps(parser)
+    configure_pywps(parser)
     database_url = gw["database_url"] or f"sqlite:///{data_dir / 'gateway.db'}"
     try:
         return Settings(
@@ -246,16 +247,6 @@ def _default_request_log(parser: configparser.ConfigParser, data_dir: Path) -> N
     if not database or database.endswith(":memory:"):
         data_dir.mkdir(parents=True, exist_ok=True)
         parser["logging"]["database"] = f"sqlite:///{data_dir / 'pywps-requests.sqlite'}"
-
-
-def _configure_pywps(parser: configparser.ConfigParser) -> None:
-    """PyWPS reads its own global config; give it ours, overrides included."""
-    pywps_config.load_configuration([])
-    for section in parser.sections():
-        if not pywps_config.CONFIG.has_section(section):
-            pywps_config.CONFIG.add_section(section)
-        for key, value in parser[section].items():
-            pywps_config.CONFIG.set(section, key, value)
 
 
 def redacted(parser: configparser.ConfigParser) -> dict[str, dict[str, str]]:
