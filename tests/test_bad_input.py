@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 from lxml import etree
 
 from wps_gateway.address_policy import AddressPolicy, ReferenceRefused, is_public_address
+from wps_gateway.xml_guard import LibxmlTooOld, require_libxml2_limits
 
 from .test_wps1 import execute_xml
 
@@ -46,6 +49,68 @@ def test_malformed_and_hostile_xml_is_refused(gateway, body, status, code, text)
     if code:
         assert got_code == code and text in got_text
     assert "root:" not in (got_text or "")  # nothing of /etc/passwd leaks
+
+
+DESCRIBE_WITH_ENTITY = """<?xml version="1.0" encoding="{encoding}"?>
+<!DOCTYPE d [<!ENTITY p "sleepy-squares">]>
+<wps:DescribeProcess service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+  xmlns:ows="http://www.opengis.net/ows/1.1"><ows:Identifier>&p;</ows:Identifier></wps:DescribeProcess>"""
+DESCRIBE = """<?xml version="1.0" encoding="{encoding}"?>
+<wps:DescribeProcess service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+  xmlns:ows="http://www.opengis.net/ows/1.1"><ows:Identifier>sleepy-squares</ows:Identifier></wps:DescribeProcess>"""
+WPS2_WITH_ENTITY = """<?xml version="1.0" encoding="{encoding}"?>
+<!DOCTYPE d [<!ENTITY p "sleepy-squares">]>
+<wps:DescribeProcess service="WPS" version="2.0.0" xmlns:wps="http://www.opengis.net/wps/2.0"
+  xmlns:ows="http://www.opengis.net/ows/2.0"><ows:Identifier>&p;</ows:Identifier></wps:DescribeProcess>"""
+
+# (name in the declaration, how the bytes are made): byte order marks of both orders, and none
+ENCODINGS = {
+    "utf-16 LE with BOM": ("UTF-16", lambda text: codecs.BOM_UTF16_LE + text.encode("utf-16-le")),
+    "utf-16 BE with BOM": ("UTF-16", lambda text: codecs.BOM_UTF16_BE + text.encode("utf-16-be")),
+    "utf-16 LE without BOM": ("UTF-16", lambda text: text.encode("utf-16-le")),
+    "utf-32 LE with BOM": ("UTF-32", lambda text: codecs.BOM_UTF32_LE + text.encode("utf-32-le")),
+    "utf-32 BE with BOM": ("UTF-32", lambda text: codecs.BOM_UTF32_BE + text.encode("utf-32-be")),
+    "utf-8 with BOM": ("UTF-8", lambda text: codecs.BOM_UTF8 + text.encode("utf-8")),
+}
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("document", [DESCRIBE_WITH_ENTITY, WPS2_WITH_ENTITY,
+                                      XXE.decode().replace('version="1.0"?>', 'version="1.0" encoding="{encoding}"?>'),
+                                      BILLION_LAUGHS.decode().replace('version="1.0"?>',
+                                                                      'version="1.0" encoding="{encoding}"?>')],
+                         ids=["describe-1.0.0", "describe-2.0", "xxe", "billion-laughs"])
+def test_a_doctype_is_refused_whatever_the_encoding(gateway, encoding, document):
+    declared, encode = ENCODINGS[encoding]
+    code, locator, text = exception_of(post(gateway, encode(document.format(encoding=declared)), 400))
+    assert (code, locator) == ("NoApplicableCode", "request") and "DOCTYPE" in text
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_requests_in_any_unicode_encoding_are_served(gateway, encoding):
+    """The other side of the guard above: the same request without a DOCTYPE is answered."""
+    declared, encode = ENCODINGS[encoding]
+    response = post(gateway, encode(DESCRIBE.format(encoding=declared)), 200)
+    assert b"<ows:Identifier>sleepy-squares</ows:Identifier>" in response.body
+
+
+@pytest.mark.parametrize("declared, encode", [
+    ("UTF-8", lambda text: codecs.BOM_UTF16_LE + text.encode("utf-16-le")),  # the byte order mark wins
+    ("ISO-8859-1", lambda text: text.encode("utf-16-be")),  # UTF-16 is detected from the first bytes
+    ("UTF-16", lambda text: text.encode("utf-8")),  # 8-bit bytes that claim UTF-16: not well-formed
+    ("UTF-32", lambda text: codecs.BOM_UTF16_LE + text.encode("utf-16-le")),
+    ("x-no-such-encoding", lambda text: text.encode("utf-8")),
+], ids=["utf-8-declared-bom-utf-16", "latin-1-declared-utf-16-be", "utf-16-declared-utf-8", "utf-32-declared-utf-16",
+        "unknown-declared"])
+def test_a_declaration_naming_another_encoding_than_the_bytes_never_lets_a_doctype_through(gateway, declared, encode):
+    code, _, text = exception_of(post(gateway, encode(DESCRIBE_WITH_ENTITY.format(encoding=declared)), 400))
+    assert code == "NoApplicableCode" and ("DOCTYPE" in text or "not well-formed" in text), text
+
+
+def test_a_libxml2_without_amplification_limits_is_refused_at_start():
+    with pytest.raises(LibxmlTooOld, match=r"libxml2 2\.10\.3; the gateway needs libxml2 2\.11\.0 or later"):
+        require_libxml2_limits((2, 10, 3))
+    require_libxml2_limits()  # the one this gateway runs with
 
 
 def test_oversized_request_is_refused_with_413(gateway):

@@ -12,6 +12,7 @@ from mesos_backend import BackendError
 
 from .config import ConfigError, load_settings
 from .store.db import Store
+from .xml_guard import LibxmlTooOld, require_libxml2_limits
 
 LOG = logging.getLogger("wps_gateway")
 
@@ -47,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        require_libxml2_limits()
         settings = load_settings(args.config)
-    except ConfigError as exc:
+    except (ConfigError, LibxmlTooOld) as exc:
         print(f"wps-gateway: {exc}", file=sys.stderr)
         return 2
     store = Store(settings.database_url)
