@@ -184,6 +184,18 @@ def fake_resolver(table: dict[str, list[str]]):
     ("169.254.169.254", False), ("::1", False), ("fe80::1", False), ("fc00::1", False), ("0.0.0.0", False),
     ("224.0.0.1", False), ("::ffff:127.0.0.1", False), ("100.64.0.1", False),
     ("8.8.8.8", True), ("2001:4860:4860::8888", True),
+    # IPv6 forms that stand for a private IPv4 address, or that are never public themselves
+    ("::ffff:10.0.0.1", False), ("::ffff:169.254.169.254", False),  # IPv4-mapped
+    ("64:ff9b::7f00:1", False), ("64:ff9b::10.1.2.3", False), ("64:ff9b::a9fe:a9fe", False),  # NAT64
+    ("64:ff9b:1::a00:1", False), ("64:ff9b:1::808:808", False),  # NAT64 local-use (RFC 8215): never
+    ("2002:7f00:1::", False), ("2002:a00:1::1", False), ("2002:c0a8:101::", False),  # 6to4
+    ("::127.0.0.1", False), ("::10.0.0.1", False), ("::8.8.8.8", False),  # IPv4-compatible: deprecated
+    ("::ffff:0:a00:1", False),  # IPv4-translated (SIIT)
+    ("fec0::1", False), ("fec0:0:0:1::5", False),  # site-local: deprecated, private in practice
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False), ("2001::a00:1", False),  # Teredo
+    ("fe80::1%eth0", False), ("ff02::1", False), ("2001:db8::1", False),
+    # the same forms of a public IPv4 address are as public as it is (NAT64 is how IPv6-only hosts reach it)
+    ("64:ff9b::808:808", True), ("2002:808:808::1", True), ("::ffff:8.8.8.8", True),
 ])
 def test_address_classification(address, public):
     assert is_public_address(address) is public
@@ -194,11 +206,22 @@ def test_policy_checks_every_address_a_name_resolves_to():
         "data.example.org": ["93.184.216.34"],
         "rebind.example.org": ["93.184.216.34", "10.0.0.5"],
         "metadata.internal": ["169.254.169.254"],
+        "nat64.example.org": ["64:ff9b::a9fe:a9fe"],
+        "sixtofour.example.org": ["2002:a00:1::1"],
     }))
     assert policy.check("https://data.example.org/s2.tif") == "https://data.example.org/s2.tif"
-    for host in ("rebind.example.org", "metadata.internal"):
+    for host in ("rebind.example.org", "metadata.internal", "nat64.example.org", "sixtofour.example.org",
+                 "[64:ff9b::7f00:1]", "[::127.0.0.1]", "[fec0::1]"):
         with pytest.raises(ReferenceRefused):
             policy.check(f"http://{host}/x.tif")
+
+
+def test_file_references_naming_a_host_are_refused(tmp_path):
+    policy = AddressPolicy(allowed_paths=[tmp_path])
+    (tmp_path / "a.tif").write_bytes(b"x")
+    assert policy.check(f"file://localhost{tmp_path / 'a.tif'}") == (tmp_path / "a.tif").as_uri()
+    with pytest.raises(ReferenceRefused, match="must not name a host"):
+        policy.check(f"file://fileserver.internal{tmp_path / 'a.tif'}")
 
 
 def test_operator_can_allow_named_internal_hosts():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,10 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "retry_backoff_max": "60",
         "allowed_input_paths": "var/sample-data",
         "allowed_input_hosts": "",
+        "input_max_size": "2gb",  # largest input a task downloads: 2gb, 512mb, 100kb or bytes
+        "input_connect_timeout": "10",  # seconds a task's download may take to connect
+        "input_read_timeout": "60",  # seconds a download may wait for the next bytes
+        "input_max_redirects": "5",  # redirects a download follows (each hop checked); 0: none
         "max_tasks_per_job": "1000",
         "deploy_tokens": "",  # name:token, ...: who may deploy processors (empty: nobody)
         "allowed_callback_hosts": "",  # subscriber callbacks may go to these hosts even if private
@@ -125,6 +130,10 @@ class Settings:
     reconcile_interval: float = 30.0
     shutdown_grace: float = 10.0
     sync_max_waiting: int = 4
+    input_max_bytes: int = 2 * 1024**3
+    input_connect_timeout: float = 10.0
+    input_read_timeout: float = 60.0
+    input_max_redirects: int = 5
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -204,6 +213,10 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             reconcile_interval=_positive(gw["reconcile_interval"], "[gateway] reconcile_interval"),
             shutdown_grace=_at_least_zero(gw["shutdown_grace"], "[gateway] shutdown_grace"),
             sync_max_waiting=_count(gw["sync_max_waiting"], "[gateway] sync_max_waiting"),
+            input_max_bytes=_size_bytes(gw["input_max_size"], "[gateway] input_max_size"),
+            input_connect_timeout=_positive(gw["input_connect_timeout"], "[gateway] input_connect_timeout"),
+            input_read_timeout=_positive(gw["input_read_timeout"], "[gateway] input_read_timeout"),
+            input_max_redirects=_count(gw["input_max_redirects"], "[gateway] input_max_redirects", least=0),
             deployers=parse_deployers(gw["deploy_tokens"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
@@ -219,10 +232,23 @@ def _positive(value: str, name: str) -> float:
     return number
 
 
-def _count(value: str, name: str) -> int:
+def _count(value: str, name: str, least: int = 1) -> int:
     number = int(value)
+    if number < least:
+        raise ValueError(f"{name} must be {least} or more, not {value!r}")
+    return number
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(b|kb?|mb?|gb?)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+
+
+def _size_bytes(value: str, name: str) -> int:
+    """A size such as ``2gb``, ``512mb``, ``100kb`` or a number of bytes, in bytes."""
+    match = _SIZE.fullmatch(value)
+    number = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower() or None]) if match else 0
     if number < 1:
-        raise ValueError(f"{name} must be 1 or more, not {value!r}")
+        raise ValueError(f"{name} must be a positive size such as 2gb, 512mb or 100kb, not {value!r}")
     return number
 
 
