@@ -7,6 +7,7 @@ behind an in-memory transport: nothing is ever sent to them.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import os
@@ -433,3 +434,15 @@ def test_a_bad_fetch_member_is_a_clear_task_error(fetch, why):
 def test_bad_download_limits_are_refused_at_start(name, value):
     with pytest.raises(ConfigError, match=name.removeprefix("GATEWAY_").lower()):
         load_settings(environ={name: value})
+
+
+def test_a_jobs_inline_input_is_read_by_its_task(gateway, scenes):
+    """Inline data is written into the job's own inputs folder, which the task may read (WPS_TASK.fetch)."""
+    body = {"inputs": {"tiles": [{"value": base64.b64encode(scenes[0].read_bytes()).decode(),
+                                  "encoding": "base64"}]}}
+    response = gateway.client.post("/processes/urban-footprint/execution", json.dumps(body),
+                                   content_type="application/json", headers={"Prefer": "respond-async"}, status=201)
+    job_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 90, "the job to end")
+    job = job_of(gateway, job_id)
+    assert job.status == JobStatus.SUCCESSFUL, job.message
