@@ -90,7 +90,8 @@ def test_pywps_configuration_holds_no_environment_variable(tmp_path):
     text = json.dumps(seen)
     for name, value in {**SECRETS, **PROXY_BYPASS}.items():
         assert value not in text, f"{name} reached PyWPS's configuration"
-    assert seen["imported"]["defaults"] == {} and seen["configured"]["defaults"] == {}
+    # while imported, PyWPS saw no variable but the empty configuration file it was pointed at
+    assert seen["imported"]["defaults"] == {"pywps_cfg": os.devnull} and seen["configured"]["defaults"] == {}
     assert set(seen["configured"]["sections"]).isdisjoint({"gateway", "local", "mesos"})
     # PyWPS still has its own settings: ours where we have them, its built-in defaults elsewhere
     assert seen["abstract"] == "100% open, priced in $SOME_API_KEY"

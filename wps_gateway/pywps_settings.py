@@ -28,11 +28,13 @@ from contextlib import contextmanager
 
 @contextmanager
 def _environment_out_of_sight() -> Iterator[None]:
-    """Inside the block ``os.environ`` (and so ``os.getenv``) is empty for Python code; the process's
-    own environment, seen by child processes and C libraries, is not touched."""
+    """Inside the block ``os.environ`` (and so ``os.getenv``) holds only ``PYWPS_CFG=/dev/null`` for Python
+    code, so that PyWPS reads no variable and no configuration file (it would read $PYWPS_CFG or else
+    ``/etc/pywps.cfg`` and ``~/.pywps.cfg``); the process's own environment, seen by child processes and
+    C libraries, is not touched."""
     tempfile.gettempdir()  # settle the temporary folder from the real environment ($TMPDIR) first
     real = os.environ
-    os.environ = {}  # type: ignore[assignment]  # noqa: B003 (hide it from Python code, not clear it)
+    os.environ = {"PYWPS_CFG": os.devnull}  # type: ignore[assignment]  # noqa: B003 (hide, not clear)
     try:
         yield
     finally:
