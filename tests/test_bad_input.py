@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 from lxml import etree
 
 from wps_gateway.address_policy import AddressPolicy, ReferenceRefused, is_public_address
+from wps_gateway.xml_guard import LibxmlTooOld, require_libxml2_limits
 
 from .test_wps1 import execute_xml
 
@@ -46,6 +49,68 @@ def test_malformed_and_hostile_xml_is_refused(gateway, body, status, code, text)
     if code:
         assert got_code == code and text in got_text
     assert "root:" not in (got_text or "")  # nothing of /etc/passwd leaks
+
+
+DESCRIBE_WITH_ENTITY = """<?xml version="1.0" encoding="{encoding}"?>
+<!DOCTYPE d [<!ENTITY p "sleepy-squares">]>
+<wps:DescribeProcess service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+  xmlns:ows="http://www.opengis.net/ows/1.1"><ows:Identifier>&p;</ows:Identifier></wps:DescribeProcess>"""
+DESCRIBE = """<?xml version="1.0" encoding="{encoding}"?>
+<wps:DescribeProcess service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+  xmlns:ows="http://www.opengis.net/ows/1.1"><ows:Identifier>sleepy-squares</ows:Identifier></wps:DescribeProcess>"""
+WPS2_WITH_ENTITY = """<?xml version="1.0" encoding="{encoding}"?>
+<!DOCTYPE d [<!ENTITY p "sleepy-squares">]>
+<wps:DescribeProcess service="WPS" version="2.0.0" xmlns:wps="http://www.opengis.net/wps/2.0"
+  xmlns:ows="http://www.opengis.net/ows/2.0"><ows:Identifier>&p;</ows:Identifier></wps:DescribeProcess>"""
+
+# (name in the declaration, how the bytes are made): byte order marks of both orders, and none
+ENCODINGS = {
+    "utf-16 LE with BOM": ("UTF-16", lambda text: codecs.BOM_UTF16_LE + text.encode("utf-16-le")),
+    "utf-16 BE with BOM": ("UTF-16", lambda text: codecs.BOM_UTF16_BE + text.encode("utf-16-be")),
+    "utf-16 LE without BOM": ("UTF-16", lambda text: text.encode("utf-16-le")),
+    "utf-32 LE with BOM": ("UTF-32", lambda text: codecs.BOM_UTF32_LE + text.encode("utf-32-le")),
+    "utf-32 BE with BOM": ("UTF-32", lambda text: codecs.BOM_UTF32_BE + text.encode("utf-32-be")),
+    "utf-8 with BOM": ("UTF-8", lambda text: codecs.BOM_UTF8 + text.encode("utf-8")),
+}
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("document", [DESCRIBE_WITH_ENTITY, WPS2_WITH_ENTITY,
+                                      XXE.decode().replace('version="1.0"?>', 'version="1.0" encoding="{encoding}"?>'),
+                                      BILLION_LAUGHS.decode().replace('version="1.0"?>',
+                                                                      'version="1.0" encoding="{encoding}"?>')],
+                         ids=["describe-1.0.0", "describe-2.0", "xxe", "billion-laughs"])
+def test_a_doctype_is_refused_whatever_the_encoding(gateway, encoding, document):
+    declared, encode = ENCODINGS[encoding]
+    code, locator, text = exception_of(post(gateway, encode(document.format(encoding=declared)), 400))
+    assert (code, locator) == ("NoApplicableCode", "request") and "DOCTYPE" in text
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_requests_in_any_unicode_encoding_are_served(gateway, encoding):
+    """The other side of the guard above: the same request without a DOCTYPE is answered."""
+    declared, encode = ENCODINGS[encoding]
+    response = post(gateway, encode(DESCRIBE.format(encoding=declared)), 200)
+    assert b"<ows:Identifier>sleepy-squares</ows:Identifier>" in response.body
+
+
+@pytest.mark.parametrize("declared, encode", [
+    ("UTF-8", lambda text: codecs.BOM_UTF16_LE + text.encode("utf-16-le")),  # the byte order mark wins
+    ("ISO-8859-1", lambda text: text.encode("utf-16-be")),  # UTF-16 is detected from the first bytes
+    ("UTF-16", lambda text: text.encode("utf-8")),  # 8-bit bytes that claim UTF-16: not well-formed
+    ("UTF-32", lambda text: codecs.BOM_UTF16_LE + text.encode("utf-16-le")),
+    ("x-no-such-encoding", lambda text: text.encode("utf-8")),
+], ids=["utf-8-declared-bom-utf-16", "latin-1-declared-utf-16-be", "utf-16-declared-utf-8", "utf-32-declared-utf-16",
+        "unknown-declared"])
+def test_a_declaration_naming_another_encoding_than_the_bytes_never_lets_a_doctype_through(gateway, declared, encode):
+    code, _, text = exception_of(post(gateway, encode(DESCRIBE_WITH_ENTITY.format(encoding=declared)), 400))
+    assert code == "NoApplicableCode" and ("DOCTYPE" in text or "not well-formed" in text), text
+
+
+def test_a_libxml2_without_amplification_limits_is_refused_at_start():
+    with pytest.raises(LibxmlTooOld, match=r"libxml2 2\.10\.3; the gateway needs libxml2 2\.11\.0 or later"):
+        require_libxml2_limits((2, 10, 3))
+    require_libxml2_limits()  # the one this gateway runs with
 
 
 def test_oversized_request_is_refused_with_413(gateway):
@@ -119,6 +184,18 @@ def fake_resolver(table: dict[str, list[str]]):
     ("169.254.169.254", False), ("::1", False), ("fe80::1", False), ("fc00::1", False), ("0.0.0.0", False),
     ("224.0.0.1", False), ("::ffff:127.0.0.1", False), ("100.64.0.1", False),
     ("8.8.8.8", True), ("2001:4860:4860::8888", True),
+    # IPv6 forms that stand for a private IPv4 address, or that are never public themselves
+    ("::ffff:10.0.0.1", False), ("::ffff:169.254.169.254", False),  # IPv4-mapped
+    ("64:ff9b::7f00:1", False), ("64:ff9b::10.1.2.3", False), ("64:ff9b::a9fe:a9fe", False),  # NAT64
+    ("64:ff9b:1::a00:1", False), ("64:ff9b:1::808:808", False),  # NAT64 local-use (RFC 8215): never
+    ("2002:7f00:1::", False), ("2002:a00:1::1", False), ("2002:c0a8:101::", False),  # 6to4
+    ("::127.0.0.1", False), ("::10.0.0.1", False), ("::8.8.8.8", False),  # IPv4-compatible: deprecated
+    ("::ffff:0:a00:1", False),  # IPv4-translated (SIIT)
+    ("fec0::1", False), ("fec0:0:0:1::5", False),  # site-local: deprecated, private in practice
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False), ("2001::a00:1", False),  # Teredo
+    ("fe80::1%eth0", False), ("ff02::1", False), ("2001:db8::1", False),
+    # the same forms of a public IPv4 address are as public as it is (NAT64 is how IPv6-only hosts reach it)
+    ("64:ff9b::808:808", True), ("2002:808:808::1", True), ("::ffff:8.8.8.8", True),
 ])
 def test_address_classification(address, public):
     assert is_public_address(address) is public
@@ -129,11 +206,22 @@ def test_policy_checks_every_address_a_name_resolves_to():
         "data.example.org": ["93.184.216.34"],
         "rebind.example.org": ["93.184.216.34", "10.0.0.5"],
         "metadata.internal": ["169.254.169.254"],
+        "nat64.example.org": ["64:ff9b::a9fe:a9fe"],
+        "sixtofour.example.org": ["2002:a00:1::1"],
     }))
     assert policy.check("https://data.example.org/s2.tif") == "https://data.example.org/s2.tif"
-    for host in ("rebind.example.org", "metadata.internal"):
+    for host in ("rebind.example.org", "metadata.internal", "nat64.example.org", "sixtofour.example.org",
+                 "[64:ff9b::7f00:1]", "[::127.0.0.1]", "[fec0::1]"):
         with pytest.raises(ReferenceRefused):
             policy.check(f"http://{host}/x.tif")
+
+
+def test_file_references_naming_a_host_are_refused(tmp_path):
+    policy = AddressPolicy(allowed_paths=[tmp_path])
+    (tmp_path / "a.tif").write_bytes(b"x")
+    assert policy.check(f"file://localhost{tmp_path / 'a.tif'}") == (tmp_path / "a.tif").as_uri()
+    with pytest.raises(ReferenceRefused, match="must not name a host"):
+        policy.check(f"file://fileserver.internal{tmp_path / 'a.tif'}")
 
 
 def test_operator_can_allow_named_internal_hosts():

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from wps_gateway.config import ConfigError, load_settings, read_config, redacted
+
+from .conftest import REPO
+from .gateway_process import GatewayProcess
 
 
 def test_defaults_come_from_pywps_cfg(tmp_path, monkeypatch):
@@ -47,3 +55,58 @@ def test_mesos_settings_take_the_names_mesos_schedulers_use():
     assert settings.mesos["max_cpu"] == "32"  # the SECTION_KEY name wins over the alias
     assert "hunter2" not in repr(settings)
     assert redacted(read_config(None, environ))["mesos"]["secret"] == "***"
+
+
+# -- PyWPS gets its own settings only: never the environment, never the gateway's sections --
+
+SECRETS = {"MESOS_SECRET": "mesos-s3cret", "GATEWAY_DATABASE_URL": "postgresql://wps:db-s3cret@127.0.0.1:9/wps",
+           "GATEWAY_DEPLOY_TOKENS": "alice:token-s3cret", "SOME_API_KEY": "api-s3cret"}
+# Both spellings of the proxy bypass list, as many hosts set them; PyWPS 4.8 alone fails to import with both.
+PROXY_BYPASS = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+DUMP_PYWPS_CONFIG = """
+import json, sys
+from wps_gateway.config import load_settings
+import pywps.configuration as pywps_config
+imported = pywps_config.CONFIG  # what PyWPS loaded by itself while being imported
+load_settings()
+def dump(config):
+    return {"defaults": dict(config.defaults()),
+            "sections": {s: dict(config.items(s, raw=True)) for s in config.sections()}}
+json.dump({"imported": dump(imported), "configured": dump(pywps_config.CONFIG),
+           "abstract": pywps_config.get_config_value("metadata:main", "identification_abstract"),
+           "maxsingleinputsize": pywps_config.get_config_value("server", "maxsingleinputsize")}, sys.stdout)
+"""
+
+
+def test_pywps_configuration_holds_no_environment_variable(tmp_path):
+    env = {**os.environ, **SECRETS, **PROXY_BYPASS, "GATEWAY_DATA_DIR": str(tmp_path / "var"),
+           # a literal per cent sign and dollar: PyWPS must neither interpolate nor expand them
+           "METADATA_MAIN_IDENTIFICATION_ABSTRACT": "100% open, priced in $SOME_API_KEY"}
+    done = subprocess.run([sys.executable, "-c", DUMP_PYWPS_CONFIG], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    text = json.dumps(seen)
+    for name, value in {**SECRETS, **PROXY_BYPASS}.items():
+        assert value not in text, f"{name} reached PyWPS's configuration"
+    # while imported, PyWPS saw no variable but the empty configuration file it was pointed at
+    assert seen["imported"]["defaults"] == {"pywps_cfg": os.devnull} and seen["configured"]["defaults"] == {}
+    assert set(seen["configured"]["sections"]).isdisjoint({"gateway", "local", "mesos"})
+    # PyWPS still has its own settings: ours where we have them, its built-in defaults elsewhere
+    assert seen["abstract"] == "100% open, priced in $SOME_API_KEY"
+    assert seen["maxsingleinputsize"] == "1mb"
+    assert seen["configured"]["sections"]["server"]["url"] == "http://127.0.0.1:5000/wps"
+
+
+@pytest.mark.slow
+def test_the_gateway_starts_with_both_spellings_of_no_proxy(tmp_path, sample_data):
+    secrets = {name: value for name, value in SECRETS.items() if name != "GATEWAY_DATABASE_URL"}
+    gateway = GatewayProcess(tmp_path / "var", sample_data, **secrets, **PROXY_BYPASS).start()
+    try:
+        capabilities = gateway.get(f"{gateway.url}?service=WPS&request=GetCapabilities")
+        assert b"ndvi-mosaic" in capabilities
+        for value in secrets.values():
+            assert value.encode() not in capabilities
+    finally:
+        gateway.stop()

@@ -52,7 +52,7 @@ def command(descriptor: dict[str, Any], step: str) -> list[str]:
 def run_task(descriptor: dict[str, Any], step: str, job_dir: Path, inputs: dict[str, Any],
              items: list[str] | None = None, index: int = 0, count: int = 1,
              dep_dirs: dict[str, Path] | None = None, env: dict[str, str] | None = None,
-             ) -> subprocess.CompletedProcess[str]:
+             fetch: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
     sandbox = job_dir / "sandbox" / f"{step}-{index}"
     sandbox.mkdir(parents=True, exist_ok=True)
     task = {
@@ -63,6 +63,8 @@ def run_task(descriptor: dict[str, Any], step: str, job_dir: Path, inputs: dict[
         "dep_dirs": {name: str(path) for name, path in (dep_dirs or {}).items()},
         "outputs_dir": str(job_dir / "outputs"),
     }
+    if fetch is not None:
+        task["fetch"] = fetch
     (job_dir / "steps" / step).mkdir(parents=True, exist_ok=True)
     (job_dir / "outputs").mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ, PYTHONPATH=str(REPO), WPS_TASK=json.dumps(task),
@@ -277,7 +279,8 @@ def test_ndvi_reads_http_input(sample, ndvi_job: Path, tmp_path: Path) -> None:
         try:
             entry = manifest["files"][0]
             url = f"http://127.0.0.1:{server.server_address[1]}/{entry['path']}"
-            result = run_task(load("ndvi_mosaic"), "ndvi", tmp_path, {"scenes": [url]}, [url])
+            result = run_task(load("ndvi_mosaic"), "ndvi", tmp_path, {"scenes": [url]}, [url],
+                              fetch={"allowed_hosts": [f"127.0.0.1:{server.server_address[1]}"]})
         finally:
             server.shutdown()
     assert result.returncode == 0, result.stderr

@@ -11,7 +11,7 @@ import logging
 import mimetypes
 
 from lxml import etree
-from pywps.exceptions import FileSizeExceeded, InvalidParameterValue, NoApplicableCode
+from pywps.exceptions import NoApplicableCode
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -31,21 +31,13 @@ from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
 from .wps2.errors import Wps2Error
 from .wps2.requests import is_wps2_kvp
+from .xml_guard import guard_xml_body, root_of_safe_xml
 
 LOG = logging.getLogger(__name__)
-SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
-WPS_NAMESPACES = ("http://www.opengis.net/wps/1.0.0", "http://www.opengis.net/wps/2.0")
 SERVICE_UNAVAILABLE = "urn:wps-gateway:problem:service-unavailable"
 UNAUTHORIZED = "urn:wps-gateway:problem:unauthorized"
 CATALOGUE_OPERATIONS = ("getcapabilities", "describeprocess")
 INTERNAL_ERROR = "urn:wps-gateway:problem:internal-error"
-
-
-def request_too_large(limit: int) -> FileSizeExceeded:
-    """An OWS FileSizeExceeded exception answered with HTTP 413."""
-    return FileSizeExceeded(f"Request body exceeds the limit of {limit} bytes", "request", code=413)
 
 
 class GatewayApp:
@@ -174,33 +166,11 @@ class GatewayApp:
             raise NotFound(f"no job {job_id}") from None
 
 
-def guard_xml_body(request: Request, limit: int) -> None:
-    """Refuse oversized bodies, DTDs (entity expansion, external entities) and malformed XML."""
-    if request.content_length is not None and request.content_length > limit:
-        raise request_too_large(limit)
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise request_too_large(limit)
-    request._cached_data = body  # PyWPS reads the body through get_data()
-    if "json" in (request.content_type or ""):
-        return
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise NoApplicableCode("DOCTYPE and ENTITY declarations are not allowed in requests", "request", code=400)
-    try:
-        root = etree.fromstring(body, SAFE_XML)
-    except etree.XMLSyntaxError as exc:
-        raise NoApplicableCode(f"The request is not well-formed XML: {exc}", "request", code=400) from None
-    if etree.QName(root).namespace not in WPS_NAMESPACES:
-        raise InvalidParameterValue(f"Unknown request element {root.tag}; expected a WPS 1.0.0 or 2.0 request",
-                                    "request")
-
-
 def wps_operation(request: Request) -> str:
     """The WPS operation a request asks for, lower case ("" when it names none)."""
     if request.method == "GET":
         return next((v for k, v in request.args.items() if k.lower() == "request"), "").strip().lower()
     try:
-        root = etree.fromstring(request.get_data(), SAFE_XML)
-    except etree.XMLSyntaxError:
+        return etree.QName(root_of_safe_xml(request.get_data())).localname.lower()
+    except NoApplicableCode:
         return ""
-    return etree.QName(root).localname.lower()

@@ -13,6 +13,7 @@ from mesos_backend import BackendError
 from . import redaction
 from .config import ConfigError, load_settings
 from .store.db import Store
+from .xml_guard import LibxmlTooOld, require_libxml2_limits
 
 LOG = logging.getLogger("wps_gateway")
 
@@ -77,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redaction.install()  # every record of every logger, httpx's request lines included
     try:
+        require_libxml2_limits()
         settings = load_settings(args.config)
-    except ConfigError as exc:
+    except (ConfigError, LibxmlTooOld) as exc:
         print(f"wps-gateway: {exc}", file=sys.stderr)
         return 2
     store = Store(settings.database_url)

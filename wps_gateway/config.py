@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from .deployment import parse_deployers
 from .gc import parse_retention
 from .limits import ClientLimits
 from .locality import parse_rules
+from .pywps_settings import configure_pywps
 from .redaction import redact
 
 DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
@@ -49,6 +51,10 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "retry_backoff_max": "60",
         "allowed_input_paths": "var/sample-data",
         "allowed_input_hosts": "",
+        "input_max_size": "2gb",  # largest input a task downloads: 2gb, 512mb, 100kb or bytes
+        "input_connect_timeout": "10",  # seconds a task's download may take to connect
+        "input_read_timeout": "60",  # seconds a download may wait for the next bytes
+        "input_max_redirects": "5",  # redirects a download follows (each hop checked); 0: none
         "max_tasks_per_job": "1000",
         "deploy_tokens": "",  # name:token, ...: who may deploy processors (empty: nobody)
         "allowed_callback_hosts": "",  # subscriber callbacks may go to these hosts even if private
@@ -170,6 +176,10 @@ class Settings:
     retention: dict[str, timedelta | None] = field(default_factory=dict)
     client_limits: ClientLimits = field(default_factory=ClientLimits)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    input_max_bytes: int = 2 * 1024**3
+    input_connect_timeout: float = 10.0
+    input_read_timeout: float = 60.0
+    input_max_redirects: int = 5
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
@@ -227,7 +237,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
     gw = parser["gateway"]
     data_dir = Path(gw["data_dir"]).resolve()
     _default_request_log(parser, data_dir)
-    _configure_pywps(parser)
+    configure_pywps(parser)
     database_url = gw["database_url"] or f"sqlite:///{data_dir / 'gateway.db'}"
     try:
         return Settings(
@@ -259,9 +269,13 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             shutdown_grace=_at_least_zero(gw["shutdown_grace"], "[gateway] shutdown_grace"),
             sync_max_waiting=_count(gw["sync_max_waiting"], "[gateway] sync_max_waiting"),
             retention=parse_retention(gw["retention"]),
-            client_limits=ClientLimits(max_jobs=_limit(gw["client_max_jobs"], "[gateway] client_max_jobs"),
-                                       max_tasks=_limit(gw["client_max_tasks"], "[gateway] client_max_tasks"),
-                                       max_sync=_limit(gw["client_max_sync"], "[gateway] client_max_sync")),
+            client_limits=ClientLimits(max_jobs=_count(gw["client_max_jobs"], "[gateway] client_max_jobs", least=0),
+                                       max_tasks=_count(gw["client_max_tasks"], "[gateway] client_max_tasks", least=0),
+                                       max_sync=_count(gw["client_max_sync"], "[gateway] client_max_sync", least=0)),
+            input_max_bytes=_size_bytes(gw["input_max_size"], "[gateway] input_max_size"),
+            input_connect_timeout=_positive(gw["input_connect_timeout"], "[gateway] input_connect_timeout"),
+            input_read_timeout=_positive(gw["input_read_timeout"], "[gateway] input_read_timeout"),
+            input_max_redirects=_count(gw["input_max_redirects"], "[gateway] input_max_redirects", least=0),
             deployers=parse_deployers(gw["deploy_tokens"]),
             auth=parse_auth(parser["auth"]),
             mesos=dict(parser["mesos"]),
@@ -297,17 +311,23 @@ def _positive(value: str, name: str) -> float:
     return number
 
 
-def _limit(value: str, name: str) -> int:
+def _count(value: str, name: str, least: int = 1) -> int:
     number = int(value)
-    if number < 0:
-        raise ValueError(f"{name} must be 0 (no limit) or more, not {value!r}")
+    if number < least:
+        raise ValueError(f"{name} must be {least} or more, not {value!r}")
     return number
 
 
-def _count(value: str, name: str) -> int:
-    number = int(value)
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(b|kb?|mb?|gb?)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+
+
+def _size_bytes(value: str, name: str) -> int:
+    """A size such as ``2gb``, ``512mb``, ``100kb`` or a number of bytes, in bytes."""
+    match = _SIZE.fullmatch(value)
+    number = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower() or None]) if match else 0
     if number < 1:
-        raise ValueError(f"{name} must be 1 or more, not {value!r}")
+        raise ValueError(f"{name} must be a positive size such as 2gb, 512mb or 100kb, not {value!r}")
     return number
 
 
@@ -332,16 +352,6 @@ def _default_request_log(parser: configparser.ConfigParser, data_dir: Path) -> N
     if not database or database.endswith(":memory:"):
         data_dir.mkdir(parents=True, exist_ok=True)
         parser["logging"]["database"] = f"sqlite:///{data_dir / 'pywps-requests.sqlite'}"
-
-
-def _configure_pywps(parser: configparser.ConfigParser) -> None:
-    """PyWPS reads its own global config; give it ours, overrides included."""
-    pywps_config.load_configuration([])
-    for section in parser.sections():
-        if not pywps_config.CONFIG.has_section(section):
-            pywps_config.CONFIG.add_section(section)
-        for key, value in parser[section].items():
-            pywps_config.CONFIG.set(section, key, value)
 
 
 def redacted(parser: configparser.ConfigParser) -> dict[str, dict[str, str]]:

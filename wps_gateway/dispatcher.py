@@ -44,6 +44,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
+from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
 from .jobs import processor_of
@@ -81,6 +82,7 @@ class DispatcherOptions:
     locality_rules: list[tuple[str, str]] = field(default_factory=list)  # where input data lives
     reconcile_interval: float = 30.0  # seconds between drift checks against the backend
     shutdown_grace: float = 10.0  # seconds running tasks may take to end when the dispatcher stops
+    fetch_policy: FetchPolicy | None = None  # what tasks may read (WPS_TASK.fetch); None: tasks are not told
 
 
 class Dispatcher:
@@ -530,7 +532,8 @@ class Dispatcher:
         try:
             processor = self._processors[job.id] = self._processors.get(job.id) or processor_of(job)
             planned = plan_job(processor, job.id, job.inputs, self.options.jobs_dir,
-                               self.options.max_tasks_per_job, self.options.locality_rules)
+                               self.options.max_tasks_per_job, self.options.locality_rules,
+                               self.options.fetch_policy)
         except (DescriptorError, PlanError) as exc:
             self._fail_unplanned(session, job, str(exc))
             return

@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .address_policy import AddressPolicy, ReferenceRefused
+from .address_policy import AddressPolicy, ReferenceRefused, pinned_request
 from .store.db import Store
 from .store.models import Job, JobStatus, Notification, utcnow
 from .streaks import FailureStreak
@@ -70,17 +70,6 @@ def enqueue(session: Session, job_id: str, subscriber: dict[str, str] | None, st
         session.add(Notification(job_id=job_id, event=event[0], url=url))
 
 
-def pinned_request(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The URL to request with the host replaced by the checked ``address``; the Host header and (for
-    https) the TLS server name keep the original name, so virtual hosts and certificates still match."""
-    if address is None:
-        return url, {}, {}
-    parsed = httpx.URL(url)
-    netloc_host = parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
-    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
-    return str(parsed.copy_with(host=address)), {"Host": netloc_host}, extensions
-
-
 @dataclass(frozen=True)
 class NotifierOptions:
     timeout: float = 5.0
@@ -99,7 +88,8 @@ class Notifier:
         self.policy = policy
         self.payload = payload
         self.options = options or NotifierOptions()
-        self._client = httpx.Client(timeout=self.options.timeout, follow_redirects=False)
+        # trust_env off: a proxy from the environment would connect elsewhere than the checked address
+        self._client = httpx.Client(timeout=self.options.timeout, follow_redirects=False, trust_env=False)
 
     def run(self, stop: threading.Event) -> None:
         streak = FailureStreak(LOG, "notifier turn (the outbox is kept)", self.options.interval)

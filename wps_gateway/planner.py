@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from processes.common.fetch import FetchPolicy
 from processes.descriptor import Processor, Step
 
 from .locality import places_for
@@ -48,9 +49,12 @@ def job_paths(jobs_dir: Path, job_id: str) -> dict[str, Path]:
 
 
 def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jobs_dir: Path,
-             max_tasks: int, locality_rules: list[tuple[str, str]] | None = None) -> list[PlannedTask]:
-    """The tasks of one job, in launch order; ``locality_rules`` say where input items live."""
+             max_tasks: int, locality_rules: list[tuple[str, str]] | None = None,
+             fetch_policy: FetchPolicy | None = None) -> list[PlannedTask]:
+    """The tasks of one job, in launch order; ``locality_rules`` say where input items live, ``fetch_policy``
+    what the tasks may read and how much (WPS_TASK.fetch)."""
     paths = job_paths(jobs_dir, job_id)
+    fetch = fetch_policy.for_job(paths["inputs"]).to_document() if fetch_policy else None
     tasks: list[PlannedTask] = []
     for step in processor.steps:
         chunks = _chunks(step, inputs)
@@ -66,6 +70,7 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
                 "step_dir": str(paths["steps"] / step.id),
                 "dep_dirs": {dep: str(paths["steps"] / dep) for dep in step.depends_on},
                 "outputs_dir": str(paths["outputs"]),
+                "fetch": fetch,
             }
             tasks.append(PlannedTask(
                 id=f"{job_id}.{step.id}.{index}",

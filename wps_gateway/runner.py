@@ -14,6 +14,7 @@ import threading
 
 from mesos_backend import Backend, BackendError, create_backend
 
+from .address_policy import fetch_policy
 from .config import Settings
 from .dispatcher import Dispatcher, DispatcherOptions
 from .gc import Collector, Retention
@@ -61,7 +62,8 @@ def dispatcher_options(settings: Settings) -> DispatcherOptions:
                              max_tasks_per_job=settings.max_tasks_per_job,
                              locality_rules=settings.locality_rules,
                              reconcile_interval=settings.reconcile_interval,
-                             shutdown_grace=settings.shutdown_grace)
+                             shutdown_grace=settings.shutdown_grace,
+                             fetch_policy=fetch_policy(settings))
 
 
 def retention_for(settings: Settings, store: Store) -> Retention:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TaskError
-from .fetch import localize
+from .fetch import local_input, reference_name
 from .taskenv import Task
 
 #: Sentinel-2 tile ids (``T33UUP``) and dates (``20240601``) as they appear in file names.
@@ -33,13 +33,14 @@ class Item:
 
 
 def task_items(task: Task) -> Iterator[Item]:
-    """Fetch this task's items in order; names are prefixed with task index and position so
-    two inputs with the same file name never overwrite each other's outputs."""
+    """Fetch this task's items in order, each under the task's fetch policy; an item's path is valid
+    until the next item is asked for. Names are prefixed with task index and position so two inputs
+    with the same file name never overwrite each other's outputs."""
     downloads = Path.cwd() / "downloads"
     for position, url in enumerate(task.items):
-        path = localize(url, downloads)
-        stem = Path(path.name).stem
-        yield Item(url, path, f"{task.index:04d}-{position:02d}_{stem}")
+        with local_input(url, downloads, task.fetch) as path:
+            stem = Path(reference_name(url)).stem
+            yield Item(url, path, f"{task.index:04d}-{position:02d}_{stem}")
 
 
 def identity_tags(item: Item, tags: Mapping[str, str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, TaskError
+from .fetch import FetchPolicy
 
 ENV_VAR = "WPS_TASK"
 FILE_ENV_VAR = "WPS_TASK_FILE"
@@ -36,6 +37,7 @@ class Task:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     dep_dirs: Mapping[str, Path] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)  # what references may be read, how much
 
     def urls(self, name: str) -> list[str]:
         """The references of a complex input, always as a list (maxOccurs 1 arrives as one value)."""
@@ -100,6 +102,10 @@ def load_task(environ: Mapping[str, str] | None = None, defaults: Mapping[str, A
     dep_dirs = data.get("dep_dirs") or {}
     if not isinstance(items, list) or not isinstance(inputs, dict) or not isinstance(dep_dirs, dict):
         raise TaskError(f"{ENV_VAR}: items must be a list, inputs and dep_dirs objects")
+    try:
+        fetch = FetchPolicy.from_document(data.get("fetch"))
+    except ValueError as exc:
+        raise TaskError(f"{ENV_VAR}: {exc}") from None
     return Task(
         step=data["step"],
         step_dir=Path(data["step_dir"]),
@@ -113,4 +119,5 @@ def load_task(environ: Mapping[str, str] | None = None, defaults: Mapping[str, A
         inputs=inputs,
         dep_dirs={str(k): Path(v) for k, v in dep_dirs.items()},
         defaults=dict(defaults or {}),
+        fetch=fetch,
     )

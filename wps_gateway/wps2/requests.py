@@ -3,7 +3,7 @@
 Parsing only checks the request's shape (operation, version, required
 parameters); whether a process, input or job exists is the handlers' business.
 The XML parser resolves no entities and fetches nothing, like the one that
-guards every POST body in ``app.py``.
+guards every POST body (``xml_guard.py``).
 """
 
 from __future__ import annotations
