@@ -16,14 +16,12 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
-from sqlalchemy import select
 
 from mesos_backend import Resources
 from mesos_backend.mesos.recordio import RecordIODecoder
 from mesos_backend.testing import proto
 from mesos_backend.testing.cluster import MasterTimings
 from mesos_backend.testing.master import TestMaster
-from wps_gateway.store.models import Job, Task, TaskAttempt
 
 from .conftest import Gateway, build_gateway, require
 from .test_wps1 import NS, kvp_refs, poll_until_final
@@ -244,18 +242,3 @@ def assert_same_outputs(left: dict[str, object], right: dict[str, object]) -> No
             np.testing.assert_array_equal(value, right[name], err_msg=name)
         else:
             assert value == right[name], name
-
-
-def attempts_of(gateway: Gateway, job_id: str) -> list[TaskAttempt]:
-    with gateway.store.session() as session:
-        rows = session.scalars(select(TaskAttempt).join(Task).where(Task.job_id == job_id)
-                               .order_by(TaskAttempt.id)).all()
-        session.expunge_all()
-        return list(rows)
-
-
-def job_of(gateway: Gateway, job_id: str) -> Job:
-    with gateway.store.session() as session:
-        job = session.get(Job, job_id)
-        session.expunge(job)
-        return job

@@ -15,8 +15,8 @@ from wps_gateway.config import ConfigError, load_settings
 from wps_gateway.store.models import Job
 
 from .conftest import TEST_PROCESSORS, build_gateway, close_gateway
-from .jobs_support import wait_for
-from .mesos_support import attempts_of, mesos_gateway
+from .jobs_support import attempts_of, wait_for
+from .mesos_support import mesos_gateway
 from .ogcapi_support import poll_job, problem, validate_official
 from .test_wps1 import NS
 

@@ -8,10 +8,10 @@ from mesos_backend.testing import proto
 from mesos_backend.testing.cluster import MasterTimings
 
 from .conftest import build_gateway, close_gateway, require
+from .jobs_support import attempts_of
 from .mesos_support import (
     FAST,
     assert_same_outputs,
-    attempts_of,
     check_master,
     job_id_of,
     mesos_gateway,

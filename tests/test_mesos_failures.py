@@ -27,11 +27,10 @@ from wps_gateway.store.models import JobStatus, Task, TaskAttempt
 from wps_gateway.switches import DispatchSwitch
 
 from .conftest import close_gateway, require
+from .jobs_support import attempts_of, job_of
 from .mesos_support import (
     RawFramework,
-    attempts_of,
     check_master,
-    job_of,
     launch,
     mesos_gateway,
     start_master,

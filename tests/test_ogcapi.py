@@ -14,8 +14,7 @@ from wps_gateway.jobs import list_jobs
 from wps_gateway.ogcapi import CONFORMANCE, html
 
 from .conftest import assert_valid, build_gateway, close_gateway
-from .jobs_support import wait_for
-from .mesos_support import attempts_of
+from .jobs_support import attempts_of, wait_for
 from .ogcapi_support import by_rel, path_of, poll_job, problem, validate_api, validate_official
 from .test_wps1 import NS, kvp_refs
 

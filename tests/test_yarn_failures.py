@@ -15,7 +15,7 @@ from wps_gateway.store.db import Store
 from wps_gateway.store.models import JobStatus, TaskAttempt
 
 from .conftest import close_gateway, gateway_environ
-from .mesos_support import attempts_of, job_of
+from .jobs_support import attempts_of, job_of
 from .test_dispatcher import submit_sleepy, wait_for
 from .test_mesos_failures import finished_ok, running
 from .test_restart import GatewayProcess, wait_final
