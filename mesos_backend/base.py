@@ -107,11 +107,19 @@ class TaskState(str, Enum):  # noqa: UP042 (StrEnum would change what str() of a
 
 @dataclass(frozen=True)
 class Usage:
-    """Measured resource usage of one attempt."""
+    """Measured resource usage of one attempt, and what the engine charged for it where it says.
+
+    ``alloc_cpu_seconds`` and ``alloc_mem_mb_seconds`` are the engine's own
+    allocation figures (YARN's vcoreSeconds and memorySeconds); None where the
+    engine gives none, and the gateway then charges what it asked for times
+    the wall time.
+    """
 
     cpu_seconds: float | None = None
     mem_peak_mb: float | None = None
     wall_seconds: float | None = None
+    alloc_cpu_seconds: float | None = None
+    alloc_mem_mb_seconds: float | None = None
 
 
 @dataclass(frozen=True)

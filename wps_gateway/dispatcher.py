@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session, selectinload, undefer
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
 from processes.descriptor import DescriptorError, Processor
 
+from .accounting.usage import record_usage
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
@@ -360,10 +361,7 @@ class Dispatcher:
         attempt.exit_code = event.exit_code
         attempt.reason = event.reason
         attempt.message = event.message
-        if event.usage:
-            attempt.cpu_seconds = event.usage.cpu_seconds
-            attempt.mem_peak_mb = event.usage.mem_peak_mb
-            attempt.wall_seconds = event.usage.wall_seconds
+        record_usage(session, attempt, event, self.options.jobs_dir)
         if event.succeeded:
             attempt.status = "succeeded"
         elif event.state is TaskState.KILLED:
@@ -548,13 +546,15 @@ class Dispatcher:
             task_id=backend_id,
             command=list(spec["command"]),
             resources=Resources(**spec["resources"]),
-            environment=task_environment(task.id, spec, self._processor(job), job.inputs, self.options.jobs_dir),
+            environment=task_environment(task.id, spec, self._processor(job), job.inputs, self.options.jobs_dir,
+                                         attempt=backend_id),
             image=spec.get("image"),
             timeout=spec.get("timeout"),
             locality=list(spec.get("locality", [])),
             uris=[FetchUri(**uri) for uri in spec.get("uris", [])],
             labels={"job_id": task.job_id, "task_id": task.id, "step": task.step},
-            writable_paths=[spec["task"][key] for key in ("step_dir", "outputs_dir") if key in spec.get("task", {})],
+            writable_paths=[spec["task"][key] for key in ("step_dir", "outputs_dir", "usage_dir")
+                            if key in spec.get("task", {})],
             user=job.user,
             process=job.process_id,
             priority=job.priority,

@@ -147,6 +147,10 @@ class TaskAttempt(Base):
     cpu_seconds: Mapped[float | None] = mapped_column(Float)
     mem_peak_mb: Mapped[float | None] = mapped_column(Float)
     wall_seconds: Mapped[float | None] = mapped_column(Float)
+    # What the engine charged, where it says (YARN's vcoreSeconds, memorySeconds); else cpus/mem x wall.
+    alloc_cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    alloc_mem_mb_seconds: Mapped[float | None] = mapped_column(Float)
+    usage_source: Mapped[str | None] = mapped_column(String(16))  # engine | task: who measured cpu and memory
     launched: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -232,3 +236,45 @@ class DeployedProcessor(Base):
     owner: Mapped[str] = mapped_column(String(128), default="")
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class JobUsage(Base):
+    """What a job's ended attempts used and were allocated, summed (one row per job; ``wps_gateway.accounting``).
+
+    Kept by the dispatcher in the transaction that ends each attempt, so the
+    accounting reports read one narrow row per job instead of joining every
+    task and attempt. Seconds throughout; memory in MiB-seconds. The
+    ``unsuccessful_`` figures are the part spent by attempts that did not
+    succeed (failed, lost, killed).
+    """
+
+    __tablename__ = "job_usage"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(16), default="")  # of the latest attempt that ended
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts_succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    attempts_failed: Mapped[int] = mapped_column(Integer, default=0)
+    attempts_lost: Mapped[int] = mapped_column(Integer, default=0)
+    attempts_killed: Mapped[int] = mapped_column(Integer, default=0)
+    attempts_retried: Mapped[int] = mapped_column(Integer, default=0)  # attempts that were a retry (number > 1)
+    attempts_measured: Mapped[int] = mapped_column(Integer, default=0)  # attempts whose cpu time is known
+    wall_seconds: Mapped[float] = mapped_column(Float, default=0)
+    cpu_alloc_seconds: Mapped[float] = mapped_column(Float, default=0)
+    cpu_used_seconds: Mapped[float] = mapped_column(Float, default=0)
+    mem_alloc_mb_seconds: Mapped[float] = mapped_column(Float, default=0)
+    mem_peak_mb_seconds: Mapped[float] = mapped_column(Float, default=0)
+    gpu_seconds: Mapped[float] = mapped_column(Float, default=0)
+    unsuccessful_wall_seconds: Mapped[float] = mapped_column(Float, default=0)
+    unsuccessful_cpu_alloc_seconds: Mapped[float] = mapped_column(Float, default=0)
+    unsuccessful_cpu_used_seconds: Mapped[float] = mapped_column(Float, default=0)
+    unsuccessful_mem_alloc_mb_seconds: Mapped[float] = mapped_column(Float, default=0)
+    unsuccessful_mem_peak_mb_seconds: Mapped[float] = mapped_column(Float, default=0)
+    unsuccessful_gpu_seconds: Mapped[float] = mapped_column(Float, default=0)
+
+    __table_args__ = {"sqlite_with_rowid": False}  # SQLite: rows stored in job_id order, one lookup per job
+
+
+# Accounting reports select jobs by creation time and group them by these columns: with all of them in
+# the index a report never reads the wide job rows (descriptor, inputs), on SQLite and PostgreSQL alike.
+Index("ix_jobs_accounting", Job.created, Job.user, Job.group, Job.process_id, Job.status, Job.task_count, Job.id)

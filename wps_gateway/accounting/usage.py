@@ -1,0 +1,105 @@
+"""Recording what an attempt used, when it ends: the dispatcher's one call (``record_usage``).
+
+Where the figures come from, per field: the engine's, when its event carries
+them (the local backend measures cpu time and peak memory of the task's
+process tree; Mesos gives the wall time from its status timestamps; YARN
+its charged vcore- and memory-seconds); else the task's own report, which
+the processors' runner leaves in the job's folder (``processes.common.usage``).
+Each ended attempt is then added to its job's row in ``job_usage``, in the
+same transaction, so reports read one row per job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from mesos_backend import TaskEvent, Usage
+from processes.common.usage import read_report
+
+from ..planner import job_paths
+from ..store.models import JobUsage, TaskAttempt
+
+ENDED = ("succeeded", "failed", "lost", "killed")
+ENGINE, TASK = "engine", "task"
+COUNTS = ("attempts", "attempts_succeeded", "attempts_failed", "attempts_lost", "attempts_killed",
+          "attempts_retried", "attempts_measured")
+RESOURCES = ("wall_seconds", "cpu_alloc_seconds", "cpu_used_seconds", "mem_alloc_mb_seconds",
+             "mem_peak_mb_seconds", "gpu_seconds")
+
+
+def usage_report_path(jobs_dir: Path, job_id: str, attempt_id: str) -> Path:
+    """Where the task of ``attempt_id`` leaves its usage report (the ``usage_dir`` of its task document)."""
+    return job_paths(jobs_dir, job_id)["usage"] / f"{attempt_id}.json"
+
+
+def record_usage(session: Session, attempt: TaskAttempt, event: TaskEvent, jobs_dir: Path) -> None:
+    """Store what an attempt that just ended used, and add it to its job's sums.
+
+    Called once per attempt, with its terminal event, after ``attempt.status``
+    is no longer active (the dispatcher ignores repeated terminal events).
+    """
+    usage = event.usage or Usage()
+    source = ENGINE if usage.cpu_seconds is not None else None
+    if usage.cpu_seconds is None or usage.mem_peak_mb is None or usage.wall_seconds is None:
+        reported = read_report(usage_report_path(jobs_dir, attempt.task.job_id, attempt.backend_task_id),
+                               attempt.backend_task_id) or {}
+        if usage.cpu_seconds is None and "cpu_seconds" in reported:
+            source = TASK
+        usage = Usage(**{name: _first(getattr(usage, name), reported.get(name))
+                         for name in ("cpu_seconds", "mem_peak_mb", "wall_seconds")},
+                      alloc_cpu_seconds=usage.alloc_cpu_seconds, alloc_mem_mb_seconds=usage.alloc_mem_mb_seconds)
+    attempt.cpu_seconds = usage.cpu_seconds
+    attempt.mem_peak_mb = usage.mem_peak_mb
+    attempt.wall_seconds = usage.wall_seconds
+    attempt.alloc_cpu_seconds = usage.alloc_cpu_seconds
+    attempt.alloc_mem_mb_seconds = usage.alloc_mem_mb_seconds
+    attempt.usage_source = source
+    add_to_job(session, attempt)
+
+
+def attempt_figures(attempt: TaskAttempt) -> dict[str, float]:
+    """One ended attempt's share of its job's sums (``job_usage``'s columns).
+
+    Allocated = what the engine charged where it says, else what was asked
+    for (cpus, MiB, gpus) times the wall time. Peak memory counts as held
+    for the whole wall time, an upper bound of what the attempt really held.
+    """
+    wall = attempt.wall_seconds or 0.0
+    status = attempt.status
+    figures: dict[str, float] = {
+        "attempts": 1,
+        "attempts_succeeded": int(status == "succeeded"),
+        "attempts_failed": int(status == "failed"),
+        "attempts_lost": int(status == "lost"),
+        "attempts_killed": int(status == "killed"),
+        "attempts_retried": int(attempt.number > 1),
+        "attempts_measured": int(attempt.cpu_seconds is not None),
+        "wall_seconds": wall,
+        "cpu_alloc_seconds": _first(attempt.alloc_cpu_seconds, attempt.cpus * wall),
+        "cpu_used_seconds": attempt.cpu_seconds or 0.0,
+        "mem_alloc_mb_seconds": _first(attempt.alloc_mem_mb_seconds, attempt.mem_mb * wall),
+        "mem_peak_mb_seconds": (attempt.mem_peak_mb or 0.0) * wall,
+        "gpu_seconds": attempt.gpus * wall,
+    }
+    unsuccessful = status != "succeeded"
+    for name in RESOURCES:
+        figures[f"unsuccessful_{name}"] = figures[name] if unsuccessful else 0.0
+    return figures
+
+
+def add_to_job(session: Session, attempt: TaskAttempt) -> None:
+    """Add an ended attempt to its job's ``job_usage`` row (made on the first; only the dispatcher writes it)."""
+    job_id = attempt.task.job_id
+    row = session.get(JobUsage, job_id)
+    if row is None:
+        row = JobUsage(job_id=job_id, **{name: 0 for name in attempt_figures(attempt)})
+        session.add(row)
+    row.backend = attempt.backend
+    for name, value in attempt_figures(attempt).items():
+        setattr(row, name, getattr(row, name) + value)
+
+
+def _first(value: float | None, fallback: float | None) -> float | None:
+    return value if value is not None else fallback
