@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pywps.configuration as pywps_config
 
+from .accounting.billing import parse_weights
 from .deployment import parse_deployers
 from .gc import parse_retention
 from .limits import ClientLimits
@@ -66,6 +67,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "mem": "",
         "run_as": "",  # user[:group] tasks run as (the gateway must be root); empty: the gateway's user
         "environment": "",  # NAME=value or NAME (passed from the gateway's environment), comma-separated
+    },
+    "accounting": {
+        "billing_weights": "cpu:1",  # resource:weight, ...: what the report's billing figure charges (Slurm-like)
     },
     "mesos": {
         "master": "",  # host:port[,host:port] or zk://host:port[,host:port]/path
@@ -138,6 +142,7 @@ class Settings:
     sync_max_waiting: int = 4
     retention: dict[str, timedelta | None] = field(default_factory=dict)
     client_limits: ClientLimits = field(default_factory=ClientLimits)
+    billing_weights: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     cfg_files: list[str] = field(default_factory=list)
@@ -230,6 +235,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
                                        max_tasks=_limit(gw["client_max_tasks"], "[gateway] client_max_tasks"),
                                        max_sync=_limit(gw["client_max_sync"], "[gateway] client_max_sync")),
             deployers=parse_deployers(gw["deploy_tokens"]),
+            billing_weights=parse_weights(parser["accounting"]["billing_weights"]),
             mesos=dict(parser["mesos"]),
             cfg_files=list(cfg_files or []),
         )

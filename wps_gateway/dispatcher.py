@@ -361,7 +361,6 @@ class Dispatcher:
         attempt.exit_code = event.exit_code
         attempt.reason = event.reason
         attempt.message = event.message
-        record_usage(session, attempt, event, self.options.jobs_dir)
         if event.succeeded:
             attempt.status = "succeeded"
         elif event.state is TaskState.KILLED:
@@ -370,6 +369,7 @@ class Dispatcher:
             attempt.status = "lost"
         else:
             attempt.status = "failed"
+        record_usage(session, attempt, event, self.options.jobs_dir)
         if task.status != TaskStatus.RUNNING:
             return  # cancelled meanwhile: keep the record, change nothing else
         if event.succeeded:

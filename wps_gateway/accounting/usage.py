@@ -37,25 +37,25 @@ def usage_report_path(jobs_dir: Path, job_id: str, attempt_id: str) -> Path:
 def record_usage(session: Session, attempt: TaskAttempt, event: TaskEvent, jobs_dir: Path) -> None:
     """Store what an attempt that just ended used, and add it to its job's sums.
 
-    Called once per attempt, with its terminal event, after ``attempt.status``
-    is no longer active (the dispatcher ignores repeated terminal events).
+    Called once per attempt, with its terminal event, once ``attempt.status``
+    says how it ended (the dispatcher ignores repeated terminal events). CPU
+    and wall time: the engine's, else the task's report. Peak memory: the
+    task's report first, for an engine that measures from outside counts what
+    the process it started from held (the local backend's ``wait4`` peak is
+    at least the gateway's own resident size, see the README), else the
+    engine's. ``usage_source`` says who measured: engine, task, or both.
     """
-    usage = event.usage or Usage()
-    source = ENGINE if usage.cpu_seconds is not None else None
-    if usage.cpu_seconds is None or usage.mem_peak_mb is None or usage.wall_seconds is None:
-        reported = read_report(usage_report_path(jobs_dir, attempt.task.job_id, attempt.backend_task_id),
-                               attempt.backend_task_id) or {}
-        if usage.cpu_seconds is None and "cpu_seconds" in reported:
-            source = TASK
-        usage = Usage(**{name: _first(getattr(usage, name), reported.get(name))
-                         for name in ("cpu_seconds", "mem_peak_mb", "wall_seconds")},
-                      alloc_cpu_seconds=usage.alloc_cpu_seconds, alloc_mem_mb_seconds=usage.alloc_mem_mb_seconds)
-    attempt.cpu_seconds = usage.cpu_seconds
-    attempt.mem_peak_mb = usage.mem_peak_mb
-    attempt.wall_seconds = usage.wall_seconds
-    attempt.alloc_cpu_seconds = usage.alloc_cpu_seconds
-    attempt.alloc_mem_mb_seconds = usage.alloc_mem_mb_seconds
-    attempt.usage_source = source
+    engine = event.usage or Usage()
+    reported = read_report(usage_report_path(jobs_dir, attempt.task.job_id, attempt.backend_task_id),
+                           attempt.backend_task_id) or {}
+    attempt.cpu_seconds = _first(engine.cpu_seconds, reported.get("cpu_seconds"))
+    attempt.mem_peak_mb = _first(reported.get("mem_peak_mb"), engine.mem_peak_mb)
+    attempt.wall_seconds = _first(engine.wall_seconds, reported.get("wall_seconds"))
+    attempt.alloc_cpu_seconds = engine.alloc_cpu_seconds
+    attempt.alloc_mem_mb_seconds = engine.alloc_mem_mb_seconds
+    by_engine = engine.cpu_seconds is not None or engine.mem_peak_mb is not None
+    sources = [name for name, used in ((ENGINE, by_engine), (TASK, bool(reported))) if used]
+    attempt.usage_source = "+".join(sources) or None
     add_to_job(session, attempt)
 
 
