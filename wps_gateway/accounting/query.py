@@ -230,7 +230,7 @@ def _conditions(query: ReportQuery, scope: Scope | None) -> list[ColumnElement[b
 def _figures(weights: dict[str, float]) -> list[ColumnElement[Any]]:
     j, u = Job.__table__.c, JobUsage.__table__.c
     columns: list[ColumnElement[Any]] = [func.count().label("jobs")]
-    columns += [func.sum(case((j.status == s, 1), else_=0)).label(f"jobs_{s}") for s in STATUSES]
+    columns += [func.coalesce(func.sum(case((j.status == s, 1), else_=0)), 0).label(f"jobs_{s}") for s in STATUSES]
     columns.append(func.coalesce(func.sum(j.task_count), 0).label("tasks"))
     columns += [func.coalesce(func.sum(u[name]), 0).label(name) for name in COUNTS]
     for prefix in ("", "unsuccessful_"):
