@@ -105,7 +105,8 @@ def test_figures_per_user_and_month(store):
     bob = rows[("bob", "2026-01")]
     assert (bob["jobs_failed"], bob["attempts_failed"], bob["attempts_measured"]) == (1, 1, 0)
     assert bob["cpu_hours_used"] == 0 and bob["mem_gb_hours_peak"] == 0  # not measured: nothing invented
-    assert bob["billing"] == pytest.approx(bob["unsuccessful_billing"]) == pytest.approx(600 / 3600 * (1 + 0.5 * 0.5))  # 1 cpu, 0.5 GB
+    one_cpu_half_gb = 600 / 3600 * (1 + 0.5 * 0.5)
+    assert bob["billing"] == pytest.approx(bob["unsuccessful_billing"]) == pytest.approx(one_cpu_half_gb)
 
     feb = rows[("alice", "2026-02")]  # YARN charged 4000 vcore-seconds and 2,000,000 MB-seconds: those count
     assert feb["cpu_hours_allocated"] == pytest.approx(4000 / 3600)

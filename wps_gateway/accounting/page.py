@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from html import escape
 
 from ..ogcapi.html import links_list, page, table
@@ -28,7 +29,7 @@ def accounting_page(report: Report, over_time: Report, by_user: Report, by_proce
                     links: list[dict[str, str]], scoped: bool, given: dict[str, str]) -> str:
     """The page; ``given`` holds the request's filter parameters as sent (they refill the form)."""
     period = over_time.query.group_by[0]
-    records = over_time.records()
+    records = _without_gaps(period, over_time.records())
     charts = [
         column_chart("chart-usage-over-time", f"CPU-hours per {period}", [str(r[period]) for r in records],
                      {"allocated": [r["cpu_hours_allocated"] for r in records],
@@ -42,6 +43,32 @@ def accounting_page(report: Report, over_time: Report, by_user: Report, by_proce
             + "".join(f'<div class="chart-box">{chart}</div>' for chart in charts)
             + "<h2>Totals</h2>" + _totals(report) + _rows(report) + links_list(links))
     return page("Accounting", body)
+
+
+def _without_gaps(period: str, records: list[dict]) -> list[dict]:
+    """The periods from the first to the last with usage, those without as zeros (a time axis has no holes)."""
+    if not records:
+        return records
+    by_label = {r[period]: r for r in records}
+    labels, label = [], records[0][period]
+    while label <= records[-1][period] and len(labels) <= 5000:
+        labels.append(label)
+        label = _next(period, label)
+    zero = dict.fromkeys(records[0], 0.0)
+    return [by_label.get(label, {**zero, period: label}) for label in labels]
+
+
+def _next(period: str, label: str) -> str:
+    """The label of the period after ``label`` (2026-01-31 -> 2026-02-01, 2026-W52 -> 2026-W53 or 2027-W01)."""
+    if period == "day":
+        return (date.fromisoformat(label) + timedelta(days=1)).isoformat()
+    if period == "week":
+        year, week = int(label[:4]), int(label[6:])
+        monday = date.fromisocalendar(year, week, 1) + timedelta(weeks=1)
+        iso = monday.isocalendar()
+        return f"{iso[0]}-W{iso[1]:02d}"
+    year, month = int(label[:4]), int(label[5:])
+    return f"{year + month // 12}-{month % 12 + 1:02d}"
 
 
 def _summary(report: Report, scoped: bool) -> str:
