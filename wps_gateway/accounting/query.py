@@ -15,7 +15,7 @@ import calendar
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, literal, or_, select
@@ -96,7 +96,7 @@ class Report:
 
     query: ReportQuery
     weights: dict[str, float]
-    rows: list[tuple[Any, ...]]
+    rows: list[Sequence[Any]]
     columns: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -190,7 +190,7 @@ def run_report(store: Store, query: ReportQuery, weights: dict[str, float], scop
     """The figures ``query`` asks for, over the jobs ``scope`` lets the caller see (None: all)."""
     statement = report_statement(query, weights, scope, store.engine.dialect.name)
     with store.engine.connect() as connection:
-        rows = [tuple(row) for row in connection.execute(statement)]
+        rows: list[Sequence[Any]] = list(connection.execute(statement).fetchall())
     if "week" in query.group_by:
         at = query.group_by.index("week")
         rows = [(*row[:at], _iso_week(row[at]), *row[at + 1:]) for row in rows]
@@ -201,7 +201,7 @@ def report_statement(query: ReportQuery, weights: dict[str, float], scope: Scope
     """The SELECT: jobs (index only) outer-joined to their one ``job_usage`` row, filtered, grouped."""
     j, u = Job.__table__.c, JobUsage.__table__.c
     keys = [_key(name, dialect).label(name) for name in query.group_by]
-    statement = (select(*keys, *_figures(weights))
+    statement = (select(*keys, *_figures(tuple(sorted(weights.items()))))
                  .select_from(Job.__table__.outerjoin(JobUsage.__table__, u.job_id == j.id))
                  .where(*_conditions(query, scope)))
     if keys:
@@ -227,7 +227,9 @@ def _conditions(query: ReportQuery, scope: Scope | None) -> list[ColumnElement[b
     return conditions
 
 
-def _figures(weights: dict[str, float]) -> list[ColumnElement[Any]]:
+@lru_cache(maxsize=16)
+def _figures(weights: tuple[tuple[str, float], ...]) -> tuple[ColumnElement[Any], ...]:
+    """The figure columns (built once per weights: building sixty expressions costs more than the query)."""
     j, u = Job.__table__.c, JobUsage.__table__.c
     columns: list[ColumnElement[Any]] = [func.count().label("jobs")]
     columns += [func.coalesce(func.sum(case((j.status == s, 1), else_=0)), 0).label(f"jobs_{s}") for s in STATUSES]
@@ -237,9 +239,9 @@ def _figures(weights: dict[str, float]) -> list[ColumnElement[Any]]:
         hours = {HOURS[name][0]: func.coalesce(func.sum(u[prefix + name]), 0.0) / HOURS[name][1]
                  for name in RESOURCES}
         columns += [value.label(prefix + name) for name, value in hours.items()]
-        billing = sum((hours[WEIGHTED[w]] * weight for w, weight in weights.items() if weight), literal(0.0))
+        billing = sum((hours[WEIGHTED[w]] * weight for w, weight in weights if weight), literal(0.0))
         columns.append(billing.label(prefix + "billing"))
-    return columns
+    return tuple(columns)
 
 
 def _key(name: str, dialect: str) -> ColumnElement[Any]:
