@@ -56,7 +56,8 @@ class AccountingApi:
             given = {name: request.args.get(name, "") for name in PARAMETERS if name != "group_by"}
             text = accounting_page(report, *charts, links=links, scoped=scope is not None, given=given)
             return Response(text, content_type="text/html; charset=utf-8")
-        return Response(json.dumps(report_document(report, links), indent=2), content_type=JSON)
+        # Compact: a report may have tens of thousands of rows, and indenting takes json's slow path.
+        return Response(json.dumps(report_document(report, links), separators=(",", ":")), content_type=JSON)
 
     def _links(self, request: Request) -> list[dict[str, str]]:
         args = [(k, v) for k, v in request.args.items(multi=True) if k != "f"]

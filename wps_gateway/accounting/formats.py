@@ -41,10 +41,21 @@ def query_document(query: ReportQuery) -> dict[str, Any]:
 
 
 def report_document(report: Report, links: list[dict[str, str]]) -> dict[str, Any]:
-    keys = report.query.group_by
-    rows = [{**{k: record[k] for k in keys}, **figures_of(record)} for record in report.records()]
+    """The JSON document: what was asked, one object per group, the total, links."""
+    convert = [_converter(name) for name in report.columns]
+    columns = report.columns
+    rows = [dict(zip(columns, [c(v) for c, v in zip(convert, row, strict=True)], strict=True))
+            for row in report.rows]
     return {**query_document(report.query), "billing_weights": report.weights,
             "rows": rows, "total": figures_of(report.total), "links": links}
+
+
+def _converter(name: str) -> Any:
+    if name not in FIGURES:
+        return str
+    if name in JOB_FIGURES or name in COUNTS:
+        return int
+    return lambda value: round(float(value), DECIMALS)
 
 
 def report_csv(report: Report) -> str:
