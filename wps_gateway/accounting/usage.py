@@ -19,14 +19,11 @@ from mesos_backend import TaskEvent, Usage
 from processes.common.usage import read_report
 
 from ..planner import job_paths
-from ..store.models import JobUsage, TaskAttempt
+from ..store.models import USAGE_COUNTS, USAGE_RESOURCES, JobUsage, TaskAttempt
 
 ENDED = ("succeeded", "failed", "lost", "killed")
 ENGINE, TASK = "engine", "task"
-COUNTS = ("attempts", "attempts_succeeded", "attempts_failed", "attempts_lost", "attempts_killed",
-          "attempts_retried", "attempts_measured")
-RESOURCES = ("wall_seconds", "cpu_alloc_seconds", "cpu_used_seconds", "mem_alloc_mb_seconds",
-             "mem_peak_mb_seconds", "gpu_seconds")
+COUNTS, RESOURCES = USAGE_COUNTS, USAGE_RESOURCES
 
 
 def usage_report_path(jobs_dir: Path, job_id: str, attempt_id: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -238,41 +238,33 @@ class DeployedProcessor(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+# What job_usage sums: counts of attempts, and resources in seconds (memory in MiB-seconds), each
+# resource twice: over every attempt, and over those that did not succeed (``unsuccessful_...``).
+USAGE_COUNTS = ("attempts", "attempts_succeeded", "attempts_failed", "attempts_lost", "attempts_killed",
+                "attempts_retried", "attempts_measured")  # retried: was a retry (number > 1); measured: cpu known
+USAGE_RESOURCES = ("wall_seconds", "cpu_alloc_seconds", "cpu_used_seconds", "mem_alloc_mb_seconds",
+                   "mem_peak_mb_seconds", "gpu_seconds")
+
+
 class JobUsage(Base):
     """What a job's ended attempts used and were allocated, summed (one row per job; ``wps_gateway.accounting``).
 
     Kept by the dispatcher in the transaction that ends each attempt, so the
     accounting reports read one narrow row per job instead of joining every
-    task and attempt. Seconds throughout; memory in MiB-seconds. The
-    ``unsuccessful_`` figures are the part spent by attempts that did not
-    succeed (failed, lost, killed).
+    task and attempt. ``backend`` is the one of the latest attempt that
+    ended. On SQLite the rows are stored in job-id order (no rowid): one
+    lookup per job.
     """
 
-    __tablename__ = "job_usage"
-
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    backend: Mapped[str] = mapped_column(String(16), default="")  # of the latest attempt that ended
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    attempts_succeeded: Mapped[int] = mapped_column(Integer, default=0)
-    attempts_failed: Mapped[int] = mapped_column(Integer, default=0)
-    attempts_lost: Mapped[int] = mapped_column(Integer, default=0)
-    attempts_killed: Mapped[int] = mapped_column(Integer, default=0)
-    attempts_retried: Mapped[int] = mapped_column(Integer, default=0)  # attempts that were a retry (number > 1)
-    attempts_measured: Mapped[int] = mapped_column(Integer, default=0)  # attempts whose cpu time is known
-    wall_seconds: Mapped[float] = mapped_column(Float, default=0)
-    cpu_alloc_seconds: Mapped[float] = mapped_column(Float, default=0)
-    cpu_used_seconds: Mapped[float] = mapped_column(Float, default=0)
-    mem_alloc_mb_seconds: Mapped[float] = mapped_column(Float, default=0)
-    mem_peak_mb_seconds: Mapped[float] = mapped_column(Float, default=0)
-    gpu_seconds: Mapped[float] = mapped_column(Float, default=0)
-    unsuccessful_wall_seconds: Mapped[float] = mapped_column(Float, default=0)
-    unsuccessful_cpu_alloc_seconds: Mapped[float] = mapped_column(Float, default=0)
-    unsuccessful_cpu_used_seconds: Mapped[float] = mapped_column(Float, default=0)
-    unsuccessful_mem_alloc_mb_seconds: Mapped[float] = mapped_column(Float, default=0)
-    unsuccessful_mem_peak_mb_seconds: Mapped[float] = mapped_column(Float, default=0)
-    unsuccessful_gpu_seconds: Mapped[float] = mapped_column(Float, default=0)
-
-    __table_args__ = {"sqlite_with_rowid": False}  # SQLite: rows stored in job_id order, one lookup per job
+    __table__ = Table(
+        "job_usage", Base.metadata,
+        Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        Column("backend", String(16), nullable=False, default=""),
+        *(Column(name, Integer, nullable=False, default=0) for name in USAGE_COUNTS),
+        *(Column(prefix + name, Float, nullable=False, default=0)
+          for prefix in ("", "unsuccessful_") for name in USAGE_RESOURCES),
+        sqlite_with_rowid=False,
+    )
 
 
 # Accounting reports select jobs by creation time and group them by these columns: with all of them in
