@@ -366,3 +366,13 @@ def test_migration_sums_the_attempts_that_ended_before_it(tmp_path):
         assert (usage.wall_seconds, usage.cpu_alloc_seconds, usage.unsuccessful_cpu_alloc_seconds) == (400, 800, 200)
         assert usage.mem_peak_mb_seconds == 200 * 400 and session.get(Task, "j1.s.0").attempts == 2
     old.dispose()
+
+
+def test_the_pages_time_chart_has_no_holes_across_a_new_year(gateway):
+    add_jobs(gateway.store, [J("ann", at("2026-12-22T10:00:00"), attempts=[A()]),
+                             J("ann", at("2027-01-12T10:00:00"), attempts=[A()])])
+    page = gateway.client.get("/accounting", {"f": "html", "group_by": "week"}).text
+    chart = page[page.index('id="chart-usage-over-time"'):page.index("</svg>")]
+    labels = [w for w in ("2026-W52", "2026-W53", "2027-W01", "2027-W02") if f">{w}<" in chart]
+    assert labels == ["2026-W52", "2026-W53", "2027-W01", "2027-W02"]  # 2026 has 53 ISO weeks
+    assert page.count("<table") == 2 and "By week" in page

@@ -8,7 +8,7 @@ from html import escape
 from ..ogcapi.html import links_list, page, table
 from .charts import bar_chart, column_chart
 from .formats import TABLE, cell, query_document
-from .query import GROUPS, STATUSES, Report, ReportQuery
+from .query import GROUPS, PERIODS, STATUSES, Report, ReportQuery
 
 MAX_ROWS = 200  # the page lists this many groups; CSV and JSON have them all
 TOP = 10
@@ -16,7 +16,7 @@ TOP = 10
 
 def period_for(query: ReportQuery) -> str:
     """The chart's period: the report's own if it groups by one, else one that gives a readable number of bars."""
-    chosen = next((g for g in query.group_by if g in ("day", "week", "month")), None)
+    chosen = next((g for g in query.group_by if g in PERIODS), None)
     if chosen:
         return chosen
     if query.start is not None and query.end is not None:

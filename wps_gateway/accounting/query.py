@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -86,8 +86,7 @@ class ReportQuery:
 
     def grouped(self, *group_by: str) -> ReportQuery:
         """The same filters, grouped otherwise (the page's charts)."""
-        return ReportQuery(self.start, self.end, self.users, self.groups, self.processes, self.backends,
-                           self.statuses, self.job, tuple(group_by))
+        return replace(self, group_by=tuple(group_by))
 
 
 @dataclass
