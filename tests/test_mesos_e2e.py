@@ -46,7 +46,8 @@ def test_each_processor_gives_the_same_outputs_on_mesos_as_on_the_local_backend(
     local = build_gateway(tmp_path / "local", sample_data)
     mesos = mesos_gateway(tmp_path / "mesos-gw", sample_data, mesos_master.leader.address)
     try:
-        expected = outputs_of(local, submit(local, identifier, name, inputs), wps100_schema)
+        expected_url = submit(local, identifier, name, inputs)
+        expected = outputs_of(local, expected_url, wps100_schema)
         status_url = submit(mesos, identifier, name, inputs)
         assert_same_outputs(outputs_of(mesos, status_url, wps100_schema), expected)
 
@@ -55,6 +56,10 @@ def test_each_processor_gives_the_same_outputs_on_mesos_as_on_the_local_backend(
         agents = set(mesos_master.cluster.agents)
         assert {a.agent for a in attempts} <= agents
         assert all(a.wall_seconds is not None and a.wall_seconds >= 0 for a in attempts)
+        # Mesos gives no cpu time or memory: the task's own usage report (the runner's) fills them in.
+        assert all(a.usage_source == "task" and a.cpu_seconds > 0 and 0 < a.mem_peak_mb < 4096 for a in attempts)
+        local_attempts = attempts_of(local, job_id_of(expected_url))
+        assert all(a.usage_source == "engine+task" and a.cpu_seconds > 0 for a in local_attempts)
         assert sorted(mesos_master.cluster.launched) == sorted(a.backend_task_id for a in attempts)
     finally:
         close_gateway(local)

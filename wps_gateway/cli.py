@@ -1,4 +1,4 @@
-"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID | dispatching ...``."""
+"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID | report | dispatching ...``."""
 
 from __future__ import annotations
 
@@ -66,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     who = quota_remove.add_mutually_exclusive_group(required=True)
     who.add_argument("--user")
     who.add_argument("--group")
+    report = commands.add_parser("report", help="accounting report: usage and cost by user, group, process, period")
+    for name in ("from", "to", "job"):
+        report.add_argument(f"--{name}", dest=f"report_{name}", action="append", default=[],
+                            help="YYYY-MM, YYYY-MM-DD or an RFC 3339 date-time" if name != "job" else "one job")
+    for name in ("user", "group", "process", "backend", "status", "group-by"):
+        report.add_argument(f"--{name}", dest=f"report_{name.replace('-', '_')}", action="append", default=[],
+                            help="repeat it or separate values with commas")
+    report.add_argument("--csv", action="store_true", help="CSV with every figure instead of a table")
 
     collect = commands.add_parser("gc", help="remove what is past its retention ([gateway] retention)")
     collect.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
@@ -89,13 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"job store at {_display_url(settings.database_url)} is up to date")
         return 0
     if args.command == "jobs":
-        return _jobs(store, args)
+        return _jobs(store, args, settings)
     if args.command == "dispatching":
         return _dispatching(store, args)
     if args.command == "apikeys":
         return _apikeys(store, args)
     if args.command == "quota":
         return _quota(store, args)
+    if args.command == "report":
+        return _report(store, settings.billing_weights, args)
     if args.command == "gc":
         from .runner import retention_for
 
@@ -243,7 +253,23 @@ def _dispatching(store: Store, args) -> int:
     return 0
 
 
-def _jobs(store: Store, args) -> int:
+def _report(store: Store, weights: dict[str, float], args) -> int:
+    """The accounting report over every user's jobs (whoever can read the store is an operator)."""
+    from .accounting.formats import report_csv, report_table
+    from .accounting.query import ReportError, parse_query, run_report
+
+    try:
+        query = parse_query(lambda name: getattr(args, f"report_{name}"))
+    except ReportError as exc:
+        print(f"wps-gateway report: {exc}", file=sys.stderr)
+        return 2
+    report = run_report(store, query, weights)
+    sys.stdout.write(report_csv(report) if args.csv else report_table(report))
+    return 0
+
+
+def _jobs(store: Store, args, settings) -> int:
+    from .accounting.api import job_usage
     from .jobs import JobNotFound, get_job, list_jobs
     from .store.models import Task
 
@@ -261,12 +287,23 @@ def _jobs(store: Store, args) -> int:
         tasks = session.query(Task).filter(Task.job_id == job.id).order_by(Task.seq).all()
         print(json.dumps({"id": job.id, "process": job.process_id, "status": job.status,
                           "progress": job.progress, "message": job.message, "created": job.created.isoformat(),
-                          "outputs": job.outputs}, indent=2))
+                          "outputs": job.outputs, "usage": job_usage(store, job.id, settings.billing_weights)},
+                         indent=2))
         for task in tasks:
             attempts = ", ".join(f"#{a.number} {a.status}" + (f" exit {a.exit_code}" if a.exit_code is not None
-                                                              else "") for a in task.attempt_rows)
+                                                              else "") + _attempt_usage(a) for a in task.attempt_rows)
             print(f"  {task.step:<12} {task.index:>3}  {task.status:<10} {attempts}  {task.message}")
     return 0
+
+
+def _attempt_usage(attempt) -> str:
+    """`` (cpu 1.2 s, peak 80 MiB, wall 3.0 s, on local)`` for what is known of an ended attempt."""
+    parts = [f"{label} {value:.1f} {unit}" for label, value, unit in (
+        ("cpu", attempt.cpu_seconds, "s"), ("peak", attempt.mem_peak_mb, "MiB"), ("wall", attempt.wall_seconds, "s"))
+        if value is not None]
+    if attempt.usage_source:
+        parts.append(f"measured by the {attempt.usage_source}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 if __name__ == "__main__":

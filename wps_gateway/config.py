@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pywps.configuration as pywps_config
 
+from .accounting.billing import parse_weights
 from .auth.settings import DEFAULTS as AUTH_DEFAULTS
 from .auth.settings import AuthSettings, parse_auth
 from .deployment import parse_deployers
@@ -74,6 +75,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "mem": "",
         "run_as": "",  # user[:group] tasks run as (the gateway must be root); empty: the gateway's user
         "environment": "",  # NAME=value or NAME (passed from the gateway's environment), comma-separated
+    },
+    "accounting": {
+        "billing_weights": "cpu:1",  # resource:weight, ...: what the report's billing figure charges (Slurm-like)
     },
     "mesos": {
         "master": "",  # host:port[,host:port] or zk://host:port[,host:port]/path
@@ -180,6 +184,7 @@ class Settings:
     input_connect_timeout: float = 10.0
     input_read_timeout: float = 60.0
     input_max_redirects: int = 5
+    billing_weights: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
@@ -278,6 +283,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             input_max_redirects=_count(gw["input_max_redirects"], "[gateway] input_max_redirects", least=0),
             deployers=parse_deployers(gw["deploy_tokens"]),
             auth=parse_auth(parser["auth"]),
+            billing_weights=parse_weights(parser["accounting"]["billing_weights"]),
             mesos=dict(parser["mesos"]),
             yarn=dict(parser["yarn"]),
             cfg_files=list(cfg_files or []),

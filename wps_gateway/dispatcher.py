@@ -47,6 +47,7 @@ from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, Tas
 from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
+from .accounting.usage import add_to_jobs, measured_usage
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
@@ -335,6 +336,7 @@ class Dispatcher:
         with self._write() as session:
             attempts, tasks = _load_rows(session, {e.task_id for e in events})
             history: list[dict[str, Any]] = []
+            ended: list[tuple[str, _Row]] = []  # (job id, attempt) of the attempts that ended: their usage
             jobs: dict[str, None] = {}
             for event in events:
                 attempt = attempts.get(event.task_id)
@@ -342,18 +344,20 @@ class Dispatcher:
                     LOG.warning("event for unknown task %s ignored", event.task_id)
                     continue
                 task = tasks[attempt.task_id]
-                self._apply_event(attempt, task, event, history)
+                self._apply_event(attempt, task, event, history, ended)
                 jobs[task.job_id] = None
             if history:
                 session.execute(insert(AttemptEvent), history)
             _write_changes(session, TaskAttempt, attempts.values())
             _write_changes(session, Task, tasks.values())
+            add_to_jobs(session, ended)
             for job_id in jobs:
                 kills += self._advance_job(session, job_id)
         del self._pending[: len(events)]
         return kills
 
-    def _apply_event(self, attempt: _Row, task: _Row, event: TaskEvent, history: list[dict[str, Any]]) -> None:
+    def _apply_event(self, attempt: _Row, task: _Row, event: TaskEvent, history: list[dict[str, Any]],
+                     ended: list[tuple[str, _Row]]) -> None:
         when = datetime.fromtimestamp(event.timestamp, UTC)
         # A task's last words may quote a URL with its credentials; they reach status documents from here.
         message = redact(event.message)[:4000]
@@ -379,9 +383,8 @@ class Dispatcher:
             return  # a duplicate terminal event
         attempt.set(finished=when, exit_code=event.exit_code, reason=event.reason, message=message,
                     status=_attempt_status(event))
-        if event.usage:
-            attempt.set(cpu_seconds=event.usage.cpu_seconds, mem_peak_mb=event.usage.mem_peak_mb,
-                        wall_seconds=event.usage.wall_seconds)
+        attempt.set(**measured_usage(attempt.backend_task_id, task.job_id, event, self.options.jobs_dir))
+        ended.append((task.job_id, attempt))
         if task.status != TaskStatus.RUNNING:
             return  # cancelled meanwhile: keep the record, change nothing else
         if event.succeeded:
@@ -561,13 +564,15 @@ class Dispatcher:
             task_id=backend_id,
             command=list(spec["command"]),
             resources=Resources(**spec["resources"]),
-            environment=task_environment(task.id, spec, processor, job.inputs, self.options.jobs_dir),
+            environment=task_environment(task.id, spec, processor, job.inputs, self.options.jobs_dir,
+                                         attempt=backend_id),
             image=spec.get("image"),
             timeout=spec.get("timeout"),
             locality=list(spec.get("locality", [])),
             uris=[FetchUri(**uri) for uri in spec.get("uris", [])],
             labels={"job_id": task.job_id, "task_id": task.id, "step": task.step},
-            writable_paths=[spec["task"][key] for key in ("step_dir", "outputs_dir") if key in spec.get("task", {})],
+            writable_paths=[spec["task"][key] for key in ("step_dir", "outputs_dir", "usage_dir")
+                            if key in spec.get("task", {})],
             user=job.user,
             process=job.process_id,
             priority=job.priority,
@@ -639,10 +644,13 @@ def _load_rows(session: Session, backend_ids: set[str]) -> tuple[dict[str, _Row]
     tasks: dict[str, _Row] = {}
     for row in session.execute(
             select(TaskAttempt.id, TaskAttempt.backend_task_id, TaskAttempt.number, TaskAttempt.status,
+                   TaskAttempt.backend, TaskAttempt.cpus, TaskAttempt.mem_mb, TaskAttempt.gpus,
                    Task.id.label("task_id"), Task.status.label("task_status"), Task.attempts, Task.max_attempts,
                    Task.job_id, Task.started.label("task_started"))
             .join(Task, TaskAttempt.task_id == Task.id).where(TaskAttempt.backend_task_id.in_(backend_ids))):
-        attempts[row.backend_task_id] = _Row(id=row.id, number=row.number, status=row.status, task_id=row.task_id)
+        attempts[row.backend_task_id] = _Row(id=row.id, backend_task_id=row.backend_task_id, number=row.number,
+                                             status=row.status, task_id=row.task_id, backend=row.backend,
+                                             cpus=row.cpus, mem_mb=row.mem_mb, gpus=row.gpus)
         tasks.setdefault(row.task_id, _Row(id=row.task_id, status=row.task_status, attempts=row.attempts,
                                            max_attempts=row.max_attempts, job_id=row.job_id,
                                            started=row.task_started))

@@ -45,7 +45,8 @@ class PlannedTask:
 
 def job_paths(jobs_dir: Path, job_id: str) -> dict[str, Path]:
     root = jobs_dir / job_id
-    return {"root": root, "inputs": root / "inputs", "steps": root / "steps", "outputs": root / "outputs"}
+    return {"root": root, "inputs": root / "inputs", "steps": root / "steps", "outputs": root / "outputs",
+            "usage": root / "usage"}
 
 
 def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jobs_dir: Path,
@@ -71,6 +72,7 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
                 "dep_dirs": {dep: str(paths["steps"] / dep) for dep in step.depends_on},
                 "outputs_dir": str(paths["outputs"]),
                 "fetch": fetch,
+                "usage_dir": str(paths["usage"]),  # where the task leaves its usage report
             }
             tasks.append(PlannedTask(
                 id=f"{job_id}.{step.id}.{index}",
@@ -92,10 +94,12 @@ def count_tasks(processor: Processor, inputs: dict[str, list[Any]]) -> int:
 
 
 def task_environment(task_id: str, spec: dict[str, Any], processor: Processor, job_inputs: dict[str, list[Any]],
-                     jobs_dir: Path) -> dict[str, str]:
+                     jobs_dir: Path, attempt: str = "") -> dict[str, str]:
     """The environment a task is launched with: its processor's, and the whole ``WPS_TASK`` document.
 
-    The document is the task's own part joined to the job's inputs; over
+    The document is the task's own part joined to the job's inputs and, when
+    given, the ``attempt`` id (the task names its usage report after it, in
+    the ``usage_dir`` made here); over
     ``ENVIRONMENT_DOCUMENT_LIMIT`` it is written to ``jobs/<job>/tasks/<task>.json``
     and named by ``WPS_TASK_FILE`` instead (the data dir is shared with the
     machines that run tasks).
@@ -104,6 +108,10 @@ def task_environment(task_id: str, spec: dict[str, Any], processor: Processor, j
     document = spec.get("task")
     if document is None:  # planned before task documents were kept apart from the inputs
         return environment
+    if attempt:
+        document = {**document, "attempt": attempt}
+        if "usage_dir" in document:
+            Path(document["usage_dir"]).mkdir(parents=True, exist_ok=True)
     text = json.dumps({**document, "inputs": _task_inputs(processor, job_inputs)}, separators=(",", ":"))
     if len(text.encode()) <= ENVIRONMENT_DOCUMENT_LIMIT:
         environment["WPS_TASK"] = text

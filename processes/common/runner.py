@@ -15,14 +15,21 @@ from typing import NoReturn
 from .descriptor import input_defaults, load_descriptor
 from .errors import TaskError
 from .taskenv import Task, load_task
+from .usage import write_report
 
 StepFn = Callable[[Task], None]
 MAX_REASON = 500
 
 
 def run(steps: Mapping[str, StepFn], descriptor: Path, argv: Sequence[str] | None = None) -> int:
-    """Run the step named in ``argv`` (default ``sys.argv[1:]``); return the process exit code."""
+    """Run the step named in ``argv`` (default ``sys.argv[1:]``); return the process exit code.
+
+    Whatever the outcome, the task's usage report is written before the
+    failure reason, so that the reason stays the last line of stderr.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    task: Task | None = None
+    reason: str | None = None
     try:
         if len(args) != 1 or args[0] not in steps:
             choices = ", ".join(steps)
@@ -32,13 +39,26 @@ def run(steps: Mapping[str, StepFn], descriptor: Path, argv: Sequence[str] | Non
             raise TaskError(f"step mismatch: command line says {args[0]!r}, WPS_TASK says {task.step!r}")
         steps[args[0]](task)
     except TaskError as exc:
-        _fail(str(exc))
-        return 1
+        reason = str(exc)
     except Exception as exc:  # any crash must still end with a one-line reason
         traceback.print_exc()
-        _fail(f"{type(exc).__name__}: {exc}")
+        reason = f"{type(exc).__name__}: {exc}"
+    _report_usage(task)
+    if reason is not None:
+        _fail(reason)
         return 1
     return 0
+
+
+def _report_usage(task: Task | None) -> None:
+    """Leave the usage report the gateway asked for (see ``usage.py``); never fail the task over it."""
+    path = task.usage_report if task is not None else None
+    if path is None:
+        return
+    try:
+        write_report(path, task.attempt)
+    except OSError as exc:
+        print(f"warning: usage report {path} not written: {exc}", file=sys.stderr)
 
 
 def main(steps: Mapping[str, StepFn], descriptor: Path) -> NoReturn:

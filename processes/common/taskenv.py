@@ -38,6 +38,15 @@ class Task:
     dep_dirs: Mapping[str, Path] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # what references may be read, how much
+    attempt: str = ""  # this run's id: the name of its usage report
+    usage_dir: Path | None = None  # where the runner leaves the usage report (the job's folder)
+
+    @property
+    def usage_report(self) -> Path | None:
+        """The file this attempt's usage goes to, when the gateway asked for one."""
+        if not self.attempt or self.usage_dir is None or "/" in self.attempt or self.attempt.startswith("."):
+            return None
+        return self.usage_dir / f"{self.attempt}.json"
 
     def urls(self, name: str) -> list[str]:
         """The references of a complex input, always as a list (maxOccurs 1 arrives as one value)."""
@@ -120,4 +129,6 @@ def load_task(environ: Mapping[str, str] | None = None, defaults: Mapping[str, A
         dep_dirs={str(k): Path(v) for k, v in dep_dirs.items()},
         defaults=dict(defaults or {}),
         fetch=fetch,
+        attempt=str(data.get("attempt") or ""),
+        usage_dir=Path(data["usage_dir"]) if isinstance(data.get("usage_dir"), str) and data["usage_dir"] else None,
     )

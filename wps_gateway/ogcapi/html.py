@@ -90,7 +90,10 @@ def jobs(doc: dict[str, Any]) -> str:
 def job(doc: dict[str, Any]) -> str:
     fields = ["processID", "status", "message", "progress", "created", "started", "finished", "updated"]
     rows = [[escape(name), escape(str(doc[name]))] for name in fields if name in doc]
-    return page(f"Job {doc['jobID']}", table(["", ""], rows) + links_list(doc["links"]))
+    usage = doc.get("usage")
+    spent = ("<h2>Usage</h2>" + table(["figure", "value"], [[escape(k), escape(f"{v:,}")] for k, v in usage.items()])
+             if usage else "")
+    return page(f"Job {doc['jobID']}", table(["", ""], rows) + spent + links_list(doc["links"]))
 
 
 def document(title: str, doc: Any) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..accounting.query import FIGURES, GROUPS
+
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 STATUS_CODES = ["accepted", "running", "successful", "failed", "dismissed"]
 
@@ -26,6 +28,20 @@ def _array(items: dict[str, Any]) -> dict[str, Any]:
 
 
 LINKS = _array(_ref("link"))
+NUMBER = {"type": "number", "minimum": 0}
+ACCOUNTING_SCHEMAS: dict[str, Any] = {
+    "accountingFigures": {"type": "object", "properties": {name: NUMBER for name in FIGURES}},
+    "accountingReport": {"type": "object", "required": ["rows", "total", "group_by", "links"], "properties": {
+        "from": {"type": "string", "format": "date-time", "nullable": True},
+        "before": {"type": "string", "format": "date-time", "nullable": True,
+                   "description": "end of the period, exclusive"},
+        "filters": {"type": "object", "additionalProperties": _array({"type": "string"})},
+        "group_by": _array({"type": "string", "enum": list(GROUPS)}),
+        "billing_weights": {"type": "object", "additionalProperties": NUMBER},
+        "rows": _array({"allOf": [_ref("accountingFigures"), {"type": "object", "properties": {
+            name: {"type": "string"} for name in GROUPS}}]}),
+        "total": _ref("accountingFigures"), "links": LINKS}},
+}
 SCHEMAS: dict[str, Any] = {
     "link": {"type": "object", "required": ["href"], "properties": {
         "href": {"type": "string"}, "rel": {"type": "string"}, "type": {"type": "string"},
@@ -58,7 +74,9 @@ SCHEMAS: dict[str, Any] = {
         "message": {"type": "string"}, "created": {"type": "string", "format": "date-time"},
         "started": {"type": "string", "format": "date-time"}, "finished": {"type": "string", "format": "date-time"},
         "updated": {"type": "string", "format": "date-time"},
-        "progress": {"type": "integer", "minimum": 0, "maximum": 100}, "links": LINKS}},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100}, "links": LINKS,
+        "usage": {**_ref("accountingFigures"),
+                  "description": "what the job's attempts that ended used and cost (GET /jobs/{jobId} only)"}}},
     "jobList": {"type": "object", "required": ["jobs", "links"], "properties": {
         "jobs": _array(_ref("statusInfo")), "links": LINKS}},
     "qualifiedValue": {"type": "object", "required": ["value"], "properties": {
@@ -72,6 +90,7 @@ SCHEMAS: dict[str, Any] = {
             "transmissionMode": {"type": "string", "enum": ["value", "reference"]},
             "format": {"type": "object", "properties": {"mediaType": {"type": "string"}}}}}},
         "response": {"type": "string", "enum": ["raw", "document"], "default": "raw"}}},
+    **ACCOUNTING_SCHEMAS,
     "exception": {"type": "object", "required": ["type"], "additionalProperties": True, "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
         "detail": {"type": "string"}, "instance": {"type": "string"}}},
@@ -97,6 +116,21 @@ PARAMETERS: dict[str, Any] = {
                  "description": "creation time: an RFC 3339 instant; an interval start/end (either end '..' "
                                 "for open) is accepted too",
                  "schema": {"type": "string", "format": "date-time"}},
+    **{f"accounting_{name}": {"name": name, "in": "query", "required": False, "style": "form", "explode": False,
+                              "description": f"only jobs of these {name}s", "schema": _array({"type": "string"})}
+       for name in ("user", "group", "process", "backend")},
+    **{f"accounting_{name}": {"name": name, "in": "query", "required": False, "description": text, "schema": {
+        "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"},
+                  {"type": "string", "pattern": "^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"}]}}
+       for name, text in (("from", "jobs created from this instant, day (YYYY-MM-DD) or month (YYYY-MM) on"),
+                          ("to", "jobs created until this instant, or to the end of this day or month"))},
+    "accounting_job": {"name": "job", "in": "query", "required": False, "description": "one job's usage",
+                       "schema": {"type": "string"}},
+    "accounting_group_by": {"name": "group_by", "in": "query", "required": False, "style": "form", "explode": False,
+                            "description": "one row per value of these (periods: UTC, of the job's creation)",
+                            "schema": _array({"type": "string", "enum": list(GROUPS)})},
+    "accounting_f": {"name": "f", "in": "query", "required": False, "description": "response format (default json)",
+                     "schema": {"type": "string", "enum": ["json", "csv", "html"]}},
     "Prefer": {"name": "Prefer", "in": "header", "required": False,
                "description": "respond-async asks for an asynchronous execution (RFC 7240)",
                "schema": {"type": "string"}},
@@ -168,6 +202,13 @@ def _paths() -> dict[str, Any]:
                       ["limit", "offset", "status", "processID", "type", "datetime", "f"], (400, 401), tag="Jobs"),
         "/jobs/{jobId}": _get("getStatus", "status of a job", _json("statusInfo", "statusInfo"),
                               ["jobId", "f"], (400, 401, 404), tag="Jobs"),
+        "/accounting": _get("getAccounting", "usage and cost of jobs: by user, group, process, backend, period",
+                            {"description": "the report", "content": {
+                                "application/json": {"schema": _ref("accountingReport")},
+                                "text/csv": {"schema": {"type": "string"}},
+                                "text/html": {"schema": {"type": "string"}}}},
+                            [f"accounting_{name}" for name in ("from", "to", "user", "group", "process", "backend")]
+                            + ["status", "accounting_job", "accounting_group_by", "accounting_f"], tag="Accounting"),
         "/jobs/{jobId}/results": _get("getResult", "results of a job", _json("results", "results", html=True),
                                       ["jobId", "f"], (400, 401, 404, 410, 500), tag="Jobs"),
     }
@@ -235,7 +276,7 @@ def openapi_document(base: str, title: str, description: str) -> dict[str, Any]:
                  "license": {"name": "see the gateway's distribution"}},
         "servers": [{"url": base}],
         "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}, {"name": "DRU"},
-                 {"name": "Admin"}],
+                 {"name": "Admin"}, {"name": "Accounting"}],
         "paths": _paths(),
         "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "responses": RESPONSES,
                        "securitySchemes": {"deployer": {"type": "http", "scheme": "bearer",

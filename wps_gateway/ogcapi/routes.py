@@ -20,6 +20,8 @@ from werkzeug.wrappers import Request, Response
 
 from processes.descriptor import Processor
 
+from ..accounting.api import AccountingApi, job_usage
+from ..accounting.query import own_and_groups_usage, own_usage
 from ..auth.identity import require
 from ..context import GatewayContext
 from ..inputs import InputError, check_inputs
@@ -63,6 +65,9 @@ class OgcApi:
 
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
+        settings = context.settings
+        self.accounting = AccountingApi(context.store, settings.base_url, settings.billing_weights,
+                                        own_and_groups_usage if settings.auth.group_visibility else own_usage)
 
     def rules(self) -> list[Rule]:
         """Werkzeug rules whose endpoints are this object's handlers."""
@@ -76,6 +81,7 @@ class OgcApi:
             Rule("/jobs", endpoint=self.on_jobs, methods=["GET"]),
             Rule("/jobs/<job_id>", endpoint=self.on_job, methods=["GET", "DELETE"]),
             Rule("/jobs/<job_id>/results", endpoint=self.on_results, methods=["GET"]),
+            Rule("/accounting", endpoint=self.accounting.on_accounting, methods=["GET"]),
         ]
 
     @staticmethod
@@ -110,6 +116,8 @@ class OgcApi:
                 link(f"{wps}?service=WPS&request=GetCapabilities", "service", "text/xml",
                      "WPS 1.0.0 GetCapabilities"),
                 link(f"{base}/health", "status", JSON, "health"),
+                link(f"{base}/accounting", "related", JSON, "accounting report"),
+                link(f"{base}/accounting?f=html", "related", HTML, "accounting report with charts"),
             ],
             "processes": sorted(self.context.processors()),
         }
@@ -199,7 +207,12 @@ class OgcApi:
     def on_job(self, request: Request, job_id: str) -> Response:
         if request.method == "DELETE":
             return self._dismiss(request, job_id)
-        return self._answer(request, self._status(self._job(request, job_id)), html.job)
+        job = self._job(request, job_id)
+        doc = self._status(job)
+        doc["usage"] = job_usage(self.context.store, job.id, self.context.settings.billing_weights)
+        doc["links"].append(link(f"{self.base}/accounting?job={job.id}", "related", JSON,
+                                 "usage and cost of this job"))
+        return self._answer(request, doc, html.job)
 
     def on_results(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -149,6 +149,10 @@ class TaskAttempt(Base):
     cpu_seconds: Mapped[float | None] = mapped_column(Float)
     mem_peak_mb: Mapped[float | None] = mapped_column(Float)
     wall_seconds: Mapped[float | None] = mapped_column(Float)
+    # What the engine charged, where it says (YARN's vcoreSeconds, memorySeconds); else cpus/mem x wall.
+    alloc_cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    alloc_mem_mb_seconds: Mapped[float | None] = mapped_column(Float)
+    usage_source: Mapped[str | None] = mapped_column(String(16))  # engine | task: who measured cpu and memory
     launched: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -261,3 +265,35 @@ class Quota(Base):
     period: Mapped[str] = mapped_column(String(16), default="month")  # month | <n>d (a rolling window)
     max_running: Mapped[int | None] = mapped_column(Integer)  # jobs accepted or running at once; None: no limit
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+# What job_usage sums: counts of attempts, and resources in seconds (memory in MiB-seconds), each
+# resource twice: over every attempt, and over those that did not succeed (``unsuccessful_...``).
+USAGE_COUNTS = ("attempts", "attempts_succeeded", "attempts_failed", "attempts_lost", "attempts_killed",
+                "attempts_retried", "attempts_measured")  # retried: was a retry (number > 1); measured: cpu known
+USAGE_RESOURCES = ("wall_seconds", "cpu_alloc_seconds", "cpu_used_seconds", "mem_alloc_mb_seconds",
+                   "mem_peak_mb_seconds", "gpu_seconds")
+
+
+class JobUsage(Base):
+    """What a job's ended attempts used and were allocated, summed (one row per job; ``wps_gateway.accounting``).
+
+    Kept by the dispatcher in the transaction that ends each attempt, so the
+    accounting reports read one narrow row per job instead of joining every
+    task and attempt. ``backend`` is the one of the latest attempt that
+    ended. On SQLite the rows are stored in job-id order (no rowid): one
+    lookup per job.
+    """
+
+    __table__ = Table(
+        "job_usage", Base.metadata,
+        Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        Column("backend", String(16), nullable=False, default=""),
+        *(Column(name, Integer, nullable=False, default=0) for name in USAGE_COUNTS),
+        *(Column(prefix + name, Float, nullable=False, default=0)
+          for prefix in ("", "unsuccessful_") for name in USAGE_RESOURCES),
+        sqlite_with_rowid=False,
+    )
+
+
+# Accounting reports select jobs by creation time and group them by these columns: with all of them in
+# the index a report never reads the wide job rows (descriptor, inputs), on SQLite and PostgreSQL alike.
+Index("ix_jobs_accounting", Job.created, Job.user, Job.group, Job.process_id, Job.status, Job.task_count, Job.id)

@@ -1,0 +1,120 @@
+"""Recording what an attempt used, when it ends: the dispatcher's one call (``record_usage``).
+
+Where the figures come from, per field: the engine's, when its event carries
+them (the local backend measures cpu time and peak memory of the task's
+process tree; Mesos gives the wall time from its status timestamps; YARN
+its charged vcore- and memory-seconds); else the task's own report, which
+the processors' runner leaves in the job's folder (``processes.common.usage``).
+Each ended attempt is then added to its job's row in ``job_usage``, in the
+same transaction, so reports read one row per job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mesos_backend import TaskEvent, Usage
+from processes.common.usage import read_report
+
+from ..planner import job_paths
+from ..store.models import USAGE_COUNTS, USAGE_RESOURCES, JobUsage, TaskAttempt
+
+ENDED = ("succeeded", "failed", "lost", "killed")
+ENGINE, TASK = "engine", "task"
+COUNTS, RESOURCES = USAGE_COUNTS, USAGE_RESOURCES
+
+
+def usage_report_path(jobs_dir: Path, job_id: str, attempt_id: str) -> Path:
+    """Where the task of ``attempt_id`` leaves its usage report (the ``usage_dir`` of its task document)."""
+    return job_paths(jobs_dir, job_id)["usage"] / f"{attempt_id}.json"
+
+
+def measured_usage(attempt_id: str, job_id: str, event: TaskEvent, jobs_dir: Path) -> dict[str, Any]:
+    """The usage columns of an attempt that just ended, from its terminal event and the task's report.
+
+    CPU and wall time: the engine's, else the task's report. Peak memory: the
+    task's report first, for an engine that measures from outside counts what
+    the process it started from held (the local backend's ``wait4`` peak is
+    at least the gateway's own resident size, see the README), else the
+    engine's. ``usage_source`` says who measured: engine, task, or both.
+    """
+    engine = event.usage or Usage()
+    reported = read_report(usage_report_path(jobs_dir, job_id, attempt_id), attempt_id) or {}
+    by_engine = engine.cpu_seconds is not None or engine.mem_peak_mb is not None
+    sources = [name for name, used in ((ENGINE, by_engine), (TASK, bool(reported))) if used]
+    return {"cpu_seconds": _first(engine.cpu_seconds, reported.get("cpu_seconds")),
+            "mem_peak_mb": _first(reported.get("mem_peak_mb"), engine.mem_peak_mb),
+            "wall_seconds": _first(engine.wall_seconds, reported.get("wall_seconds")),
+            "alloc_cpu_seconds": engine.alloc_cpu_seconds,
+            "alloc_mem_mb_seconds": engine.alloc_mem_mb_seconds,
+            "usage_source": "+".join(sources) or None}
+
+
+def record_usage(session: Session, attempt: TaskAttempt, event: TaskEvent, jobs_dir: Path) -> None:
+    """Store what an ended attempt (a loaded row whose ``status`` says how it ended) used, and add it to its
+    job's sums."""
+    for name, value in measured_usage(attempt.backend_task_id, attempt.task.job_id, event, jobs_dir).items():
+        setattr(attempt, name, value)
+    add_to_job(session, attempt)
+
+
+def attempt_figures(attempt: Any) -> dict[str, float]:
+    """One ended attempt's share of its job's sums (``job_usage``'s columns).
+
+    Allocated = what the engine charged where it says, else what was asked
+    for (cpus, MiB, gpus) times the wall time. Peak memory counts as held
+    for the whole wall time, an upper bound of what the attempt really held.
+    """
+    wall = attempt.wall_seconds or 0.0
+    status = attempt.status
+    figures: dict[str, float] = {
+        "attempts": 1,
+        "attempts_succeeded": int(status == "succeeded"),
+        "attempts_failed": int(status == "failed"),
+        "attempts_lost": int(status == "lost"),
+        "attempts_killed": int(status == "killed"),
+        "attempts_retried": int(attempt.number > 1),
+        "attempts_measured": int(attempt.cpu_seconds is not None),
+        "wall_seconds": wall,
+        "cpu_alloc_seconds": _first(attempt.alloc_cpu_seconds, attempt.cpus * wall),
+        "cpu_used_seconds": attempt.cpu_seconds or 0.0,
+        "mem_alloc_mb_seconds": _first(attempt.alloc_mem_mb_seconds, attempt.mem_mb * wall),
+        "mem_peak_mb_seconds": (attempt.mem_peak_mb or 0.0) * wall,
+        "gpu_seconds": attempt.gpus * wall,
+    }
+    unsuccessful = status != "succeeded"
+    for name in RESOURCES:
+        figures[f"unsuccessful_{name}"] = figures[name] if unsuccessful else 0.0
+    return figures
+
+
+def add_to_job(session: Session, attempt: TaskAttempt) -> None:
+    """Add an ended attempt to its job's ``job_usage`` row."""
+    add_to_jobs(session, [(attempt.task.job_id, attempt)])
+
+
+def add_to_jobs(session: Session, ended: list[tuple[str, Any]]) -> None:
+    """Add ended attempts (any objects with an attempt's columns) to their jobs' ``job_usage`` rows: the rows
+    are read once per job and made on a job's first; only the dispatcher writes them."""
+    sums: dict[str, dict[str, float]] = {}
+    backends: dict[str, str] = {}
+    for job_id, attempt in ended:
+        figures = sums.setdefault(job_id, {})
+        for name, value in attempt_figures(attempt).items():
+            figures[name] = figures.get(name, 0) + value
+        backends[job_id] = attempt.backend
+    for job_id, figures in sums.items():
+        row = session.get(JobUsage, job_id)
+        if row is None:
+            row = JobUsage(job_id=job_id, **{name: 0 for name in figures})
+            session.add(row)
+        row.backend = backends[job_id]
+        for name, value in figures.items():
+            setattr(row, name, getattr(row, name) + value)
+
+
+def _first(value: float | None, fallback: float | None) -> float | None:
+    return value if value is not None else fallback
