@@ -37,10 +37,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
@@ -79,7 +80,7 @@ class DispatcherOptions:
     retry_backoff_max: float = 60.0
     max_tasks_per_job: int = 1000
     batch: int = 1000
-    min_turn: float = 0.02  # seconds; at most 1/min_turn turns a second
+    min_turn: float = 0.05  # seconds; at most 1/min_turn turns a second
     locality_rules: list[tuple[str, str]] = field(default_factory=list)  # where input data lives
     reconcile_interval: float = 30.0  # seconds between drift checks against the backend
     shutdown_grace: float = 10.0  # seconds running tasks may take to end when the dispatcher stops
@@ -107,6 +108,8 @@ class Dispatcher:
         self._wake = threading.Event()
         self._started = False
         self._draining = False
+        self._store_changed = True  # a front end in this process changed the store since the last look
+        self._next_store_poll = 0.0  # monotonic time of the next look at the store for other processes' changes
         self._hurry = threading.Event()
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
         self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
@@ -140,7 +143,7 @@ class Dispatcher:
                 began = time.monotonic()
                 try:
                     if self.leadership is None or self.leadership.holds():
-                        self.run_once()
+                        self._turn()
                     streak.succeeded()
                 except LeadershipLost:
                     raise
@@ -159,26 +162,41 @@ class Dispatcher:
             raise
 
     def run_once(self) -> None:
-        """One turn: events, cancellations, planning, launching, and now and then a drift check."""
-        kills = self._apply_events()
-        kills += self._dismiss_requested()
+        """One whole turn: events, cancellations, planning, launching, and now and then a drift check."""
+        self._turn(everything=True)
+
+    def _turn(self, everything: bool = False) -> None:
+        """A turn of the loop. Events are applied every turn; the store is asked for dismissals and new jobs
+        only when a front end in this process said there are some, or ``poll_interval`` has passed (front
+        ends in other processes); ready tasks are looked for only when something may have made one ready.
+        A burst of events thus costs its bookkeeping, not a scan of the store per turn."""
+        now = time.monotonic()
+        poll = everything or self._store_changed or now >= self._next_store_poll
+        kills, applied = self._apply_events()
+        if poll:
+            self._store_changed = False
+            self._next_store_poll = now + self.options.poll_interval
+            kills += self._dismiss_requested()
         for backend_id in kills:  # committed as cancelled: kill before anything else can fail
             self.backend.kill(backend_id)
         if self._draining:
             return
-        self._plan_accepted()
-        if not self._sync_pause():
+        planned = self._plan_accepted() if poll else 0
+        retry_due = any(at <= now for at in self._retry_at.values())
+        if not self._sync_pause() and (poll or applied or planned or retry_due):
             self._launch_ready()
-        if time.monotonic() >= self._next_drift_check:
-            self._next_drift_check = time.monotonic() + self.options.reconcile_interval
+        if now >= self._next_drift_check:
+            self._next_drift_check = now + self.options.reconcile_interval
             self.check_drift()
-        if self.leadership is not None and time.monotonic() - self._last_fenced >= self.HEARTBEAT_SECONDS:
+        if self.leadership is not None and now - self._last_fenced >= self.HEARTBEAT_SECONDS:
             with self._write():
                 pass
         self.last_turn = time.monotonic()
         self.turns += 1
 
     def wake(self) -> None:
+        """A front end changed the store (a job submitted, a dismissal asked for): look at it at once."""
+        self._store_changed = True
         self._wake.set()
 
     def hurry(self) -> None:
@@ -317,7 +335,7 @@ class Dispatcher:
 
     # -- events -------------------------------------------------------------
 
-    def _apply_events(self) -> list[str]:
+    def _apply_events(self) -> tuple[list[str], int]:
         """Record a batch of events; they leave ``_pending`` only once their transaction has committed.
 
         One transaction for the whole batch, in bulk statements: the rows the
@@ -330,7 +348,7 @@ class Dispatcher:
             except queue.Empty:
                 break
         if not self._pending:
-            return []
+            return [], 0
         events = self._pending[: self.options.batch * 2]
         kills: list[str] = []
         with self._write() as session:
@@ -347,14 +365,14 @@ class Dispatcher:
                 self._apply_event(attempt, task, event, history, ended)
                 jobs[task.job_id] = None
             if history:
-                session.execute(insert(AttemptEvent), history)
+                session.execute(insert(AttemptEvent.__table__), history)  # Core: the ORM's bulk path costs more
             _write_changes(session, TaskAttempt, attempts.values())
             _write_changes(session, Task, tasks.values())
             add_to_jobs(session, ended)
             for job_id in jobs:
                 kills += self._advance_job(session, job_id)
         del self._pending[: len(events)]
-        return kills
+        return kills, len(events)
 
     def _apply_event(self, attempt: _Row, task: _Row, event: TaskEvent, history: list[dict[str, Any]],
                      ended: list[tuple[str, _Row]]) -> None:
@@ -522,7 +540,8 @@ class Dispatcher:
 
     # -- planning and launching ---------------------------------------------
 
-    def _plan_accepted(self) -> None:
+    def _plan_accepted(self) -> int:
+        """Plan the accepted jobs (50 a turn, the most urgent first); how many there were."""
         with self.store.session() as session:
             jobs = session.scalars(select(Job).where(Job.status == JobStatus.ACCEPTED)
                                    .order_by(Job.priority.desc(), Job.created).limit(50)).all()
@@ -530,6 +549,9 @@ class Dispatcher:
                 self._fence(session)
             for job in jobs:
                 self._plan(session, job)
+        if len(jobs) == 50:
+            self._store_changed = True  # more are waiting: the next turn plans them
+        return len(jobs)
 
     def _plan(self, session: Session, job: Job) -> None:
         try:
@@ -545,7 +567,7 @@ class Dispatcher:
             self._fail_unplanned(session, job, f"{type(exc).__name__}: {exc}")
             return
         now = utcnow()
-        session.execute(insert(Task), [
+        session.execute(insert(Task.__table__), [
             {"id": p.id, "job_id": job.id, "seq": p.seq, "step": p.step, "index": p.index, "spec": p.spec,
              "max_attempts": p.max_attempts, "attempts": 0, "message": "", "created": now,
              "status": TaskStatus.QUEUED if p.ready else TaskStatus.PENDING} for p in planned])
@@ -553,6 +575,7 @@ class Dispatcher:
         for step in processor.steps:
             (paths["steps"] / step.id).mkdir(parents=True, exist_ok=True)
         paths["outputs"].mkdir(parents=True, exist_ok=True)
+        paths["usage"].mkdir(parents=True, exist_ok=True)
         job.status = JobStatus.RUNNING
         enqueue(session, job.id, job.subscriber, JobStatus.RUNNING)
         job.started = now
@@ -612,7 +635,7 @@ class Dispatcher:
                 changes.append({"id": task.id, "attempts": number, "status": TaskStatus.RUNNING})
                 job = jobs[task.job_id]
                 specs.append(self._task_spec(task, job, self._processor(session, job.id), backend_id))
-            session.execute(insert(TaskAttempt), attempts)
+            session.execute(insert(TaskAttempt.__table__), attempts)
             session.execute(update(Task), changes)
         for spec in specs:  # after commit: a crash in between leaves 'launched' rows that recovery reruns
             self.backend.launch(spec)
@@ -658,13 +681,20 @@ def _load_rows(session: Session, backend_ids: set[str]) -> tuple[dict[str, _Row]
 
 
 def _write_changes(session: Session, model: type, rows: Any) -> None:
-    """UPDATE by primary key, one executemany per set of changed columns."""
+    """UPDATE by primary key, one executemany per set of changed columns (Core: the ORM's bulk path costs
+    more than the statements)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         if row.changes:
-            groups.setdefault(tuple(sorted(row.changes)), []).append({"id": row.id, **row.changes})
-    for batch in groups.values():
-        session.execute(update(model), batch)
+            groups.setdefault(tuple(sorted(row.changes)), []).append({"row_id": row.id, **row.changes})
+    for columns, batch in groups.items():
+        session.execute(_update_by_id(model, columns), batch)
+
+
+@lru_cache(maxsize=256)
+def _update_by_id(model: type, columns: tuple[str, ...]) -> Any:
+    table = model.__table__
+    return update(table).where(table.c.id == bindparam("row_id")).values({c: bindparam(c) for c in columns})
 
 
 def _attempt_status(event: TaskEvent) -> str:

@@ -122,7 +122,10 @@ class Task(Base):
     attempt_rows: Mapped[list[TaskAttempt]] = relationship(
         back_populates="task", order_by="TaskAttempt.number", cascade="all, delete-orphan")
 
-    __table_args__ = (Index("ix_tasks_job", "job_id", "seq"), Index("ix_tasks_status", "status"))
+    # ix_tasks_job_progress covers the dispatcher's count of a job's tasks by step and status (every turn
+    # that touches the job): an index-only read, not the task rows with their specs.
+    __table_args__ = (Index("ix_tasks_job", "job_id", "seq"), Index("ix_tasks_status", "status"),
+                      Index("ix_tasks_job_progress", "job_id", "step", "status"))
 
 
 class TaskAttempt(Base):
