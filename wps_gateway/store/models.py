@@ -88,6 +88,9 @@ class Job(Base):
     # Who submitted it, for per-client limits: the user, or "addr:<address>" for anonymous requests.
     client: Mapped[str] = mapped_column(String(160), default="")
     task_count: Mapped[int] = mapped_column(Integer, default=0)  # tasks its plan has (known at submission)
+    # When retention removed the job's files, tasks and attempts; the row stays as the accounting record
+    # (with its job_usage row) until ``[gateway] retention`` records.
+    expired: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq",
                                              cascade="all, delete-orphan")
@@ -96,7 +99,8 @@ class Job(Base):
                       Index("ix_jobs_process_created", "process_id", "created"),
                       Index("ix_jobs_client_status", "client", "status"),
                       Index("ix_jobs_user_created", "user", "created"),
-                      Index("ix_jobs_group_created", "group", "created"))
+                      Index("ix_jobs_group_created", "group", "created"),
+                      Index("ix_jobs_retention", "status", "expired", "finished"))
 
 
 class Task(Base):
