@@ -30,7 +30,7 @@ from .store.models import JobStatus
 from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
 from .wps2.errors import Wps2Error
-from .wps2.requests import is_wps2_kvp
+from .wps2.requests import is_wps2_kvp, names_wps2
 
 LOG = logging.getLogger(__name__)
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -41,11 +41,6 @@ SERVICE_UNAVAILABLE = "urn:wps-gateway:problem:service-unavailable"
 UNAUTHORIZED = "urn:wps-gateway:problem:unauthorized"
 CATALOGUE_OPERATIONS = ("getcapabilities", "describeprocess")
 INTERNAL_ERROR = "urn:wps-gateway:problem:internal-error"
-
-
-def request_too_large(limit: int) -> FileSizeExceeded:
-    """An OWS FileSizeExceeded exception answered with HTTP 413."""
-    return FileSizeExceeded(f"Request body exceeds the limit of {limit} bytes", "request", code=413)
 
 
 class GatewayApp:
@@ -72,7 +67,7 @@ class GatewayApp:
             handler = endpoint if callable(endpoint) else getattr(self, f"on_{endpoint}")
             response = handler(request, **args)
         except HTTPException as exc:
-            response = self.ogcapi.error(exc) if self.ogcapi.owns(request.path) else exc
+            response = self.ogcapi.error(exc, request) if self.ogcapi.owns(request.path) else exc
         except AuthenticationFailed as exc:
             response = self._error(request, 401, "Unauthorized", str(exc), UNAUTHORIZED,
                                    {"WWW-Authenticate": exc.challenge})
@@ -136,7 +131,10 @@ class GatewayApp:
 
     def on_wps(self, request: Request) -> Response:
         if request.method == "POST":
-            guard_xml_body(request, self.context.settings.max_request_bytes)
+            try:
+                guard_xml_body(request, self.context.settings.max_request_bytes)
+            except BodyRefused as exc:
+                return exc.response(request.environ)
         if wps_operation(request) not in CATALOGUE_OPERATIONS or self.context.settings.auth.protect_catalogue:
             require(request)  # Execute, GetStatus, GetResult, Dismiss: who asks is who runs and sees
         return self.service.call(request)
@@ -174,25 +172,49 @@ class GatewayApp:
             raise NotFound(f"no job {job_id}") from None
 
 
+class BodyRefused(Exception):
+    """A POST body refused before any parsing: answered as an OWS exception of the version it is for."""
+
+    def __init__(self, code: str, text: str, status: int = 400, wps2: bool = False) -> None:
+        super().__init__(text)
+        self.code, self.text, self.status, self.wps2 = code, text, status, wps2
+
+    def response(self, environ) -> Response:
+        if self.wps2:
+            return Wps2Error(self.code, self.text, "request", status=self.status).response()
+        ows1 = {"FileSizeExceeded": FileSizeExceeded, "InvalidParameterValue": InvalidParameterValue}
+        return ows1.get(self.code, NoApplicableCode)(self.text, "request", code=self.status).get_response(environ)
+
+
 def guard_xml_body(request: Request, limit: int) -> None:
     """Refuse oversized bodies, DTDs (entity expansion, external entities) and malformed XML."""
     if request.content_length is not None and request.content_length > limit:
-        raise request_too_large(limit)
+        raise _too_large(request.stream.read(4096), limit)
     body = request.stream.read(limit + 1)
     if len(body) > limit:
-        raise request_too_large(limit)
+        raise _too_large(body, limit)
     request._cached_data = body  # PyWPS reads the body through get_data()
     if "json" in (request.content_type or ""):
         return
+    wps2 = names_wps2(body)
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise NoApplicableCode("DOCTYPE and ENTITY declarations are not allowed in requests", "request", code=400)
+        raise BodyRefused("NoApplicableCode", "DOCTYPE and ENTITY declarations are not allowed in requests",
+                          wps2=wps2)
     try:
         root = etree.fromstring(body, SAFE_XML)
     except etree.XMLSyntaxError as exc:
-        raise NoApplicableCode(f"The request is not well-formed XML: {exc}", "request", code=400) from None
+        raise BodyRefused("NoApplicableCode", f"The request is not well-formed XML: {exc}", wps2=wps2) from None
     if etree.QName(root).namespace not in WPS_NAMESPACES:
-        raise InvalidParameterValue(f"Unknown request element {root.tag}; expected a WPS 1.0.0 or 2.0 request",
-                                    "request")
+        raise BodyRefused("InvalidParameterValue",
+                          f"Unknown request element {root.tag}; expected a WPS 1.0.0 or 2.0 request")
+
+
+def _too_large(start: bytes, limit: int) -> BodyRefused:
+    """The size refusal; OWS 2.0 when the part read shows a WPS 2.0 request (WPS 2.0 calls it SizeExceeded)."""
+    text = f"Request body exceeds the limit of {limit} bytes"
+    if names_wps2(start):
+        return BodyRefused("SizeExceeded", text, status=413, wps2=True)
+    return BodyRefused("FileSizeExceeded", text, status=413)
 
 
 def wps_operation(request: Request) -> str:

@@ -43,6 +43,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
+from processes.bbox import bbox_from_text
 from processes.descriptor import DescriptorError, Processor
 
 from .jobs import processor_of
@@ -353,6 +354,8 @@ class Dispatcher:
                 attempt.pid = pid
             if task.status == TaskStatus.RUNNING and task.started is None:
                 task.started = when
+            if task.job.started is None:
+                task.job.started = when  # a job reads as accepted until its first task starts
             return
         if attempt.status not in ACTIVE_ATTEMPT:
             return  # a duplicate terminal event
@@ -539,7 +542,6 @@ class Dispatcher:
         paths["outputs"].mkdir(parents=True, exist_ok=True)
         job.status = JobStatus.RUNNING
         enqueue(session, job, JobStatus.RUNNING)
-        job.started = utcnow()
         job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
 
     def _task_spec(self, task: Task, backend_id: str) -> TaskSpec:
@@ -654,6 +656,8 @@ def _literal(kind: str, text: str) -> Any:
             return int(text)
         if kind == "boolean":
             return text.lower() in ("true", "1")
+        if kind == "bbox":
+            return bbox_from_text(text)
     except ValueError as exc:
         raise OutputMissing(f"output value {text!r} is not a {kind}") from exc
     return text
