@@ -19,6 +19,7 @@ from .bbox import BBOX_FORMAT, DEFAULT_CRS
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 LITERAL_TYPES = {"number", "integer", "string", "boolean"}
 UNBOUNDED = 10_000
+BBOX_MEDIA_TYPES = ("text/xml", "application/json")
 
 
 class DescriptorError(ValueError):
@@ -60,9 +61,17 @@ class IOSpec:
     def literal_type(self) -> str:
         return "bbox" if self.is_bbox else self.schema.get("type", "string")
 
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        """The formats a value may come in: complex data's own; a literal's text; a bounding box's
+        XML (WPS) or JSON (OGC API)."""
+        if self.formats:
+            return self.formats
+        return BBOX_MEDIA_TYPES if self.crs else ("text/plain",)
+
     def offers(self, media_type: str) -> bool:
-        """Whether ``media_type`` is one of the formats (parameters such as charset aside)."""
-        return any(same_media_type(media_type, offered) for offered in self.formats)
+        """Whether ``media_type`` is one of ``media_types`` (parameters such as charset aside)."""
+        return any(same_media_type(media_type, offered) for offered in self.media_types)
 
     @property
     def default(self) -> Any:

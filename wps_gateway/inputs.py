@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from processes.bbox import BBoxError, bbox_value
-from processes.descriptor import IOSpec, Processor, same_media_type
+from processes.descriptor import IOSpec, Processor
 
 from .address_policy import AddressPolicy, ReferenceRefused
 from .references import ReferenceUnreadable, read_literal
@@ -89,7 +89,7 @@ def check_inputs(processor: Processor, raw: dict[str, list[RawInput]], policy: A
 
 def _literal(spec: IOSpec, item: RawInput, policy: AddressPolicy) -> Any:
     """A literal value, or the text a literal reference points to."""
-    if item.media_type and not same_media_type(item.media_type, "text/plain"):
+    if item.media_type and not spec.offers(item.media_type):
         raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r} is a literal "
                          f"(text/plain), not {item.media_type}", kind="format")
     if not item.href:

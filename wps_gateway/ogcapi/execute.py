@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from processes.descriptor import IOSpec, Processor, same_media_type
+from processes.descriptor import IOSpec, Processor
 
 from ..inputs import RawInput
 from ..jobs import ResponseForm
@@ -157,9 +157,7 @@ def _output(spec: IOSpec, definition: Any) -> dict[str, Any]:
                                 f"not {mode!r}", spec.id, output=spec.id)
     fmt = definition.get("format") or {}
     media_type = fmt.get("mediaType") if isinstance(fmt, dict) else None
-    offered = spec.formats or ("text/plain",)
-    if media_type is not None and (not isinstance(media_type, str)
-                                   or not any(same_media_type(media_type, f) for f in offered)):
-        raise invalid_parameter(f"output {spec.id!r} is only available as {' or '.join(offered)}, not "
+    if media_type is not None and (not isinstance(media_type, str) or not spec.offers(media_type)):
+        raise invalid_parameter(f"output {spec.id!r} is only available as {' or '.join(spec.media_types)}, not "
                                 f"{media_type!r}", spec.id, output=spec.id)
     return {"as_reference": None if mode is None else mode == "reference", "mime_type": media_type}

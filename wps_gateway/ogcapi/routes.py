@@ -224,9 +224,9 @@ class OgcApi:
     def on_results(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)
         check_finished(job)
-        if wants_html(request):
+        if wants_html(request) or request.args.get("f") == "json":  # f=json: the results document, even of raw
             doc = encode.results_document(job, self.base, self.context.settings.jobs_dir)
-            return self._html(html.results(job_id, doc))
+            return self._answer(request, doc, lambda d: html.results(job_id, d))
         return self._results(job, processor_of(job))
 
     # -- helpers -------------------------------------------------------------

@@ -97,7 +97,7 @@ class GatewayService(Service):
     def _execute(self, identifier: str, wps_request: Any) -> Response:
         processor = self.context.processors().get(identifier)
         if processor is None:
-            raise InvalidParameterValue(f"Unknown process '{identifier}'", "identifier")
+            raise InvalidParameterValue(f"Unknown process '{identifier}'", "Identifier")
         raw = _raw_inputs(processor, wps_request.inputs)
         form = _response_form(wps_request, processor, list(raw))
         http_request = getattr(wps_request, "http_request", None)
@@ -234,9 +234,9 @@ def _response_form(wps_request: Any, processor: Processor, given: list[str]) -> 
         if output is None:
             raise InvalidParameterValue(f"the process has no output '{name}'", name)
         mime_type = spec.get("mimetype") or None
-        if mime_type and output.is_complex and not output.offers(mime_type):
-            raise InvalidParameterValue(f"output '{name}' comes as {' or '.join(output.formats)}, not {mime_type}",
-                                        name)
+        if mime_type and not output.offers(mime_type):
+            raise InvalidParameterValue(f"output '{name}' comes as {' or '.join(output.media_types)}, not "
+                                        f"{mime_type}", name)
         as_reference = spec.get("asReference")
         requested[name] = {"as_reference": None if as_reference in (None, "") else _flag(as_reference),
                            "mime_type": mime_type}

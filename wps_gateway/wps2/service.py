@@ -159,8 +159,8 @@ def _requested_outputs(request: Execute, processor: Processor) -> dict[str, dict
         if spec is None:
             raise Wps2Error("NoSuchOutput", f"process {processor.id!r} has no output {output.id!r}; "
                             f"its outputs are: {', '.join(specs)}", output.id)
-        if output.mime_type and spec.is_complex and not spec.offers(output.mime_type):
-            raise Wps2Error("NoSuchFormat", f"output {output.id!r} comes as {' or '.join(spec.formats)}, "
+        if output.mime_type and not spec.offers(output.mime_type):
+            raise Wps2Error("NoSuchFormat", f"output {output.id!r} comes as {' or '.join(spec.media_types)}, "
                             f"not {output.mime_type}", output.id)
         as_reference = None if output.transmission is None else output.transmission == "reference"
         requested[output.id] = {"as_reference": as_reference, "mime_type": output.mime_type}
