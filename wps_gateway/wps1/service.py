@@ -98,7 +98,7 @@ class GatewayService(Service):
         processor = self.context.processors().get(identifier)
         if processor is None:
             raise InvalidParameterValue(f"Unknown process '{identifier}'", "Identifier")
-        raw = _raw_inputs(processor, wps_request.inputs)
+        raw = _raw_inputs(processor, wps_request.inputs, getattr(wps_request, "http_request", None))
         form = _response_form(wps_request, processor, list(raw))
         http_request = getattr(wps_request, "http_request", None)
         try:
@@ -167,16 +167,36 @@ def server_busy() -> ServerBusy:
     return ServerBusy(UNAVAILABLE_TEXT, code=503)
 
 
-def _raw_inputs(processor: Processor, inputs: dict[str, list[dict]]) -> dict[str, list[RawInput]]:
+def _raw_inputs(processor: Processor, inputs: dict[str, list[dict]], http_request: Request | None
+                ) -> dict[str, list[RawInput]]:
     specs = {spec.id: spec for spec in processor.inputs}
+    posted = _posted_bboxes(http_request) if any(spec.is_bbox for spec in processor.inputs) else {}
     out: dict[str, list[RawInput]] = {}
     for name, items in (inputs or {}).items():
         spec = specs.get(name)
-        out[name] = [_raw_input(spec, item) for item in items]
+        boxes = iter(posted.get(name, []))
+        out[name] = [_raw_input(spec, item, next(boxes, None)) for item in items]
     return out
 
 
-def _raw_input(spec: IOSpec | None, item: dict) -> RawInput:
+def _posted_bboxes(http_request: Request | None) -> dict[str, list[dict[str, Any]]]:
+    """The bounding boxes of a POST Execute, corners as written (PyWPS reads them through OWSLib, which
+    swaps the axes of some CRS): ``{"bbox": lower + upper, "crs": ...}`` per input, in order."""
+    if http_request is None or http_request.method != "POST":
+        return {}
+    boxes: dict[str, list[dict[str, Any]]] = {}
+    root = etree.fromstring(http_request.get_data(), SAFE_XML)
+    for element in root.iterfind(f"{{{requests.WPS_NS}}}DataInputs/{{{requests.WPS_NS}}}Input"):
+        box = element.find(f"{{{requests.WPS_NS}}}Data/{{{requests.WPS_NS}}}BoundingBoxData")
+        if box is not None:
+            corners = [*(box.findtext(f"{{{requests.OWS_NS}}}LowerCorner") or "").split(),
+                       *(box.findtext(f"{{{requests.OWS_NS}}}UpperCorner") or "").split()]
+            value = {"bbox": corners, **({"crs": box.get("crs")} if box.get("crs") else {})}
+            boxes.setdefault((element.findtext(f"{{{requests.OWS_NS}}}Identifier") or "").strip(), []).append(value)
+    return boxes
+
+
+def _raw_input(spec: IOSpec | None, item: dict, posted_bbox: dict[str, Any] | None = None) -> RawInput:
     """One input as PyWPS parsed it. PyWPS already decoded inline base64 (to bytes; text when it could not):
     only undecoded content keeps its encoding, so that ``check_inputs`` reports it as invalid base64."""
     encoding = item.get("encoding") or None
@@ -184,7 +204,7 @@ def _raw_input(spec: IOSpec | None, item: dict) -> RawInput:
     if encoding and encoding.lower() == "base64" and isinstance(data, bytes):
         encoding = None
     if spec is not None and spec.is_bbox and not item.get("href"):
-        data = _bbox(data, item.get("crs"))
+        data = posted_bbox or _bbox(data, item.get("crs"))
     return RawInput(value=data, href=item.get("href") or None,
                     media_type=item.get("mimeType") or item.get("mimetype") or None, encoding=encoding)
 
