@@ -8,6 +8,7 @@ guards every POST body in ``app.py``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -281,7 +282,9 @@ def _data_content(data: etree._Element) -> Any:
                 **({"crs": child.get("crs")} if child.get("crs") else {})}
     if name == etree.QName(WPS_NS, "ComplexData"):
         return _data_content(child)
-    return etree.tostring(child)
+    document = copy.deepcopy(child)  # alone, without the request's namespace declarations it does not use
+    etree.cleanup_namespaces(document)
+    return etree.tostring(document)
 
 
 def _output(element: etree._Element) -> OutputRequest:
