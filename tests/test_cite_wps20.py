@@ -19,7 +19,7 @@ import pytest
 from lxml import etree
 
 from .conftest import assert_valid, build_gateway, close_gateway, free_port
-from .test_wps2 import NS, WPS_NS, exception_of, outputs_of, poll_status, status_of, wps200_schema  # noqa: F401
+from .test_wps2 import NS, WPS_NS, exception_of, outputs_of, poll_status, status_of
 
 OWS_NS = NS["ows"]
 ECHO = "org.n52.javaps.test.EchoProcess"

@@ -15,7 +15,7 @@ from lxml import etree
 from wps_gateway.jobs import get_job
 from wps_gateway.store.models import JobStatus, Task, TaskAttempt
 
-from .conftest import SCHEMAS, assert_valid, require
+from .conftest import assert_valid
 from .test_wps1 import NS as NS1
 from .test_wps1 import kvp_refs, poll_until_final
 
@@ -23,13 +23,6 @@ WPS_NS = "http://www.opengis.net/wps/2.0"
 NS = {"wps": WPS_NS, "ows": "http://www.opengis.net/ows/2.0", "xlink": "http://www.w3.org/1999/xlink"}
 GEOTIFF = "image/tiff; application=geotiff"
 KVP = {"service": "WPS", "version": "2.0.0"}
-
-
-@pytest.fixture(scope="session")
-def wps200_schema() -> etree.XMLSchema:
-    path = SCHEMAS / "wps" / "2.0" / "wps.xsd"
-    require(path.is_file(), f"WPS 2.0 schemas not found at {path}")
-    return etree.XMLSchema(etree.parse(str(path)))
 
 
 # -- request builders ------------------------------------------------------------
