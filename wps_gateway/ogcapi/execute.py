@@ -20,6 +20,7 @@ from ..jobs import ResponseForm
 from .problems import Problem, invalid_parameter
 
 JSON_TYPES = ("application/json",)
+MEMBERS = {"inputs", "outputs", "response", "subscriber"}
 SCALARS = (str, int, float, bool)
 
 
@@ -65,6 +66,10 @@ def parse_execute(document: Any, processor: Processor, asynchronous: bool) -> Ex
     if not isinstance(document, dict):
         raise invalid_parameter("an execute request is a JSON object with 'inputs', 'outputs' and 'response'",
                                 "body")
+    unknown = sorted(set(document) - MEMBERS)
+    if unknown:  # a misspelt member ("input") would otherwise run the process without what it meant
+        raise invalid_parameter(f"an execute request has no member {', '.join(map(repr, unknown))}; its members "
+                                f"are {', '.join(sorted(MEMBERS))}", unknown[0])
     response = document.get("response", "raw")
     if response not in ("raw", "document"):
         raise invalid_parameter(f"'response' must be 'raw' or 'document', not {response!r}", "response")

@@ -82,7 +82,7 @@ SCHEMAS: dict[str, Any] = {
         "mediaType": {"type": "string"}, "encoding": {"type": "string"}}},
     "inputValue": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, _ref("bbox"),
                              _ref("reference"), _ref("qualifiedInputValue")]},
-    "execute": {"type": "object", "properties": {
+    "execute": {"type": "object", "additionalProperties": False, "properties": {
         "inputs": {"type": "object", "additionalProperties": {"anyOf": [_ref("inputValue"),
                                                                         _array(_ref("inputValue"))]}},
         "outputs": {"type": "object", "additionalProperties": {"type": "object", "properties": {
@@ -175,7 +175,8 @@ RESULTS = {"description": "results (response=document), or raw (response=raw): o
                               "*/*": {"schema": {"type": "string", "format": "binary"}}}}
 
 
-RESPONSES["NoContent"] = {"description": "one output by reference (response=raw): the Link header points at it",
+RESPONSES["NoContent"] = {"description": "response=raw: one output by reference (the Link header points at it), "
+                                         "or no output produced",
                           "headers": {"Link": {"description": "<the output>; rel=the output's id",
                                                "schema": {"type": "string"}}}}
 

@@ -199,7 +199,7 @@ class OgcApi:
                     "the server answered asynchronously: poll the job")
             return self._created(job, {}, note)
         response = self._results(job, processor)
-        response.headers["Link"] = f"<{self.base}/jobs/{job.id}>; rel=monitor"  # the job this execution made
+        response.headers.add("Link", f"<{self.base}/jobs/{job.id}>; rel=monitor")  # the job this execution made
         return response
 
     # -- jobs ----------------------------------------------------------------
@@ -262,6 +262,8 @@ class OgcApi:
         parts = [(spec.id, output_url(self.base, job.id, job.outputs[spec.id]["file"])
                   if form.by_reference(spec) else None)
                  for spec in form.requested(processor) if spec.id in job.outputs]
+        if not parts:  # the process produced none of the outputs asked for
+            return deploy.no_content()
         if len(parts) == 1 and parts[0][1] is not None:
             response = deploy.no_content()
             response.headers["Link"] = f'<{parts[0][1]}>; rel="{parts[0][0]}"'
