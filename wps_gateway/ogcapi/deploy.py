@@ -129,11 +129,16 @@ def immutable(context: GatewayContext, process_id: str) -> None:
                       IMMUTABLE_PROCESS)
 
 
-def package_of(processor: Processor) -> dict[str, Any]:
-    """An OGC application package (``ogcapppkg``) of a processor, which deploys it again as it is: the OGC
-    process description, and the execution unit with the workflow the gateway runs."""
+def package_of(processor: Processor, base: str, wps_url: str, mutable: bool) -> dict[str, Any]:
+    """An OGC application package (``ogcapppkg``) of a processor, which deploys it again as it is: its OGC process
+    description (with what the gateway keeps beside each input and output: an output's file, a bounding box's
+    CRS), and the execution unit with the workflow the gateway runs."""
+    description = encode.process_description(processor, base, wps_url, mutable)
     raw = processor.raw
-    description = {**raw["processDescription"], "id": processor.id, "version": processor.version}
+    for kind in ("inputs", "outputs"):
+        for name, entry in description[kind].items():
+            kept = raw["processDescription"].get(kind, {}).get(name, {})
+            entry.update({k: kept[k] for k in ("file", "crs") if k in kept})
     unit = dict(raw["executionUnit"])
     unit.setdefault("type", "docker" if unit.get("image") else "command")
     return {"processDescription": {"process": description}, "executionUnit": unit, "workflow": raw["workflow"]}

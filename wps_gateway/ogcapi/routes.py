@@ -166,7 +166,8 @@ class OgcApi:
     def on_package(self, request: Request, process_id: str) -> Response:
         """The application package a process was deployed with (Part 2), or a shipped one's descriptor."""
         self._catalogue(request)
-        package = deploy.package_of(self._processor(process_id))
+        package = deploy.package_of(self._processor(process_id), self.base, self.context.settings.url,
+                                    process_id not in self.context.shipped())
         return _json_response(package, content_type=encode.PACKAGE_MEDIA_TYPE)
 
     def on_execute(self, request: Request, process_id: str) -> Response:
