@@ -132,12 +132,13 @@ def test_process_description_in_the_ogc_encoding(gateway, api):
     assert doc["outputTransmission"] == ["value", "reference"]
     tiles = doc["inputs"]["tiles"]
     assert (tiles["minOccurs"], tiles["maxOccurs"]) == (1, 64)
-    assert tiles["schema"] == {"type": "string", "contentMediaType": GEOTIFF}
+    assert tiles["schema"] == {"oneOf": [{"type": "string", "contentMediaType": GEOTIFF},
+                                         {"type": "string", "contentMediaType": "image/tiff"}]}
     threshold = doc["inputs"]["ndbi_threshold"]
     assert threshold["minOccurs"] == 0 and threshold["schema"]["type"] == "number"
     assert threshold["schema"]["default"] == 0.1 and threshold["schema"]["maximum"] == 1
     assert set(doc["outputs"]) == {"footprint", "statistics", "total_area_km2"}
-    assert doc["outputs"]["footprint"]["schema"]["contentMediaType"] == GEOTIFF
+    assert doc["outputs"]["footprint"]["schema"]["oneOf"][0]["contentMediaType"] == GEOTIFF
     assert doc["outputs"]["total_area_km2"]["schema"] == {"type": "number"}
     execute_link = by_rel(doc["links"], "http://www.opengis.net/def/rel/ogc/1.0/execute")
     assert execute_link["href"] == "http://localhost/processes/urban-footprint/execution"
