@@ -156,6 +156,13 @@ def wps100_schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(path)))
 
 
+@pytest.fixture(scope="session")
+def wps200_schema() -> etree.XMLSchema:
+    path = SCHEMAS / "wps" / "2.0" / "wps.xsd"
+    require(path.is_file(), f"WPS 2.0 schemas not found at {path}")
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
 def assert_valid(schema: etree.XMLSchema, body: bytes) -> etree._Element:
     doc = etree.fromstring(body)
     if not schema.validate(doc):

@@ -162,11 +162,15 @@ def test_a_dismissal_that_was_answered_wins_over_the_end_being_recorded(tmp_path
         close_gateway(gateway)
 
 
-def test_a_job_that_ended_first_is_answered_as_it_ended(gateway):
+def test_a_job_that_ended_first_is_dismissed_and_loses_its_results(gateway):
+    """A dismissal that comes after the end still dismisses (OGC API - Processes /req/dismiss, WPS 2.0
+    Dismiss): the job ends dismissed and its results are withdrawn at once."""
     job_id = submit_sleepy(gateway, [2], seconds=0)
     wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL)
-    assert request_dismiss(gateway.store, job_id).status == JobStatus.SUCCESSFUL
     assert job_of(gateway, job_id).outputs
+    dismissed = request_dismiss(gateway.store, job_id)
+    assert dismissed.status == JobStatus.DISMISSED and dismissed.outputs == {}
+    assert job_of(gateway, job_id).status == JobStatus.DISMISSED
 
 
 class LossyBackend(LocalBackend):

@@ -31,7 +31,7 @@ from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
 from .wps2.errors import Wps2Error
 from .wps2.requests import is_wps2_kvp
-from .xml_guard import guard_xml_body, root_of_safe_xml
+from .xml_guard import BodyRefused, guard_xml_body, root_of_safe_xml
 
 LOG = logging.getLogger(__name__)
 SERVICE_UNAVAILABLE = "urn:wps-gateway:problem:service-unavailable"
@@ -64,7 +64,7 @@ class GatewayApp:
             handler = endpoint if callable(endpoint) else getattr(self, f"on_{endpoint}")
             response = handler(request, **args)
         except HTTPException as exc:
-            response = self.ogcapi.error(exc) if self.ogcapi.owns(request.path) else exc
+            response = self.ogcapi.error(exc, request) if self.ogcapi.owns(request.path) else exc
         except AuthenticationFailed as exc:
             response = self._error(request, 401, "Unauthorized", str(exc), UNAUTHORIZED,
                                    {"WWW-Authenticate": exc.challenge})
@@ -128,7 +128,10 @@ class GatewayApp:
 
     def on_wps(self, request: Request) -> Response:
         if request.method == "POST":
-            guard_xml_body(request, self.context.settings.max_request_bytes)
+            try:
+                guard_xml_body(request, self.context.settings.max_request_bytes)
+            except BodyRefused as exc:
+                return exc.response(request.environ)
         if wps_operation(request) not in CATALOGUE_OPERATIONS or self.context.settings.auth.protect_catalogue:
             require(request)  # Execute, GetStatus, GetResult, Dismiss: who asks is who runs and sees
         return self.service.call(request)
@@ -172,5 +175,5 @@ def wps_operation(request: Request) -> str:
         return next((v for k, v in request.args.items() if k.lower() == "request"), "").strip().lower()
     try:
         return etree.QName(root_of_safe_xml(request.get_data())).localname.lower()
-    except NoApplicableCode:
+    except BodyRefused:
         return ""

@@ -242,6 +242,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
     gw = parser["gateway"]
     data_dir = Path(gw["data_dir"]).resolve()
     _default_request_log(parser, data_dir)
+    _default_provider_urls(parser)
     configure_pywps(parser)
     database_url = gw["database_url"] or f"sqlite:///{data_dir / 'gateway.db'}"
     try:
@@ -358,6 +359,18 @@ def _default_request_log(parser: configparser.ConfigParser, data_dir: Path) -> N
     if not database or database.endswith(":memory:"):
         data_dir.mkdir(parents=True, exist_ok=True)
         parser["logging"]["database"] = f"sqlite:///{data_dir / 'pywps-requests.sqlite'}"
+
+
+def _default_provider_urls(parser: configparser.ConfigParser) -> None:
+    """Capabilities name the provider's and the contact's site; unset, both are this service's landing
+    page (under ``[server] url``, wherever the gateway is served), never a fixed address."""
+    if not parser.has_section("metadata:main"):
+        parser.add_section("metadata:main")
+    url = parser["server"]["url"].rstrip("/")
+    landing = (url[: -len("/wps")] if url.endswith("/wps") else url) + "/"
+    for key in ("provider_url", "contact_url"):
+        if not parser["metadata:main"].get(key, "").strip():
+            parser["metadata:main"][key] = landing
 
 
 def redacted(parser: configparser.ConfigParser) -> dict[str, dict[str, str]]:

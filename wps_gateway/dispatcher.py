@@ -45,6 +45,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
+from processes.bbox import bbox_from_text
 from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
@@ -355,6 +356,7 @@ class Dispatcher:
             attempts, tasks = _load_rows(session, {e.task_id for e in events})
             history: list[dict[str, Any]] = []
             ended: list[tuple[str, _Row]] = []  # (job id, attempt) of the attempts that ended: their usage
+            first_starts: dict[str, datetime] = {}  # job id -> when a task of it started (first in this turn)
             jobs: dict[str, None] = {}
             for event in events:
                 attempt = attempts.get(event.task_id)
@@ -362,20 +364,22 @@ class Dispatcher:
                     LOG.warning("event for unknown task %s ignored", event.task_id)
                     continue
                 task = tasks[attempt.task_id]
-                self._apply_event(attempt, task, event, history, ended)
+                self._apply_event(attempt, task, event, history, ended, first_starts)
                 jobs[task.job_id] = None
             if history:
                 session.execute(insert(AttemptEvent.__table__), history)  # Core: the ORM's bulk path costs more
             _write_changes(session, TaskAttempt, attempts.values())
             _write_changes(session, Task, tasks.values())
             add_to_jobs(session, ended)
+            if first_starts:
+                session.execute(_START_JOB, [{"job_id": j, "when": w} for j, w in first_starts.items()])
             for job_id in jobs:
                 kills += self._advance_job(session, job_id)
         del self._pending[: len(events)]
         return kills, len(events)
 
     def _apply_event(self, attempt: _Row, task: _Row, event: TaskEvent, history: list[dict[str, Any]],
-                     ended: list[tuple[str, _Row]]) -> None:
+                     ended: list[tuple[str, _Row]], first_starts: dict[str, datetime]) -> None:
         when = datetime.fromtimestamp(event.timestamp, UTC)
         # A task's last words may quote a URL with its credentials; they reach status documents from here.
         message = redact(event.message)[:4000]
@@ -396,6 +400,7 @@ class Dispatcher:
                 attempt.set(pid=pid)
             if task.status == TaskStatus.RUNNING and task.started is None:
                 task.set(started=when)
+            first_starts.setdefault(task.job_id, when)  # a job reads as accepted until a task starts
             return
         if attempt.status not in ACTIVE_ATTEMPT:
             return  # a duplicate terminal event
@@ -578,7 +583,6 @@ class Dispatcher:
         paths["usage"].mkdir(parents=True, exist_ok=True)
         job.status = JobStatus.RUNNING
         enqueue(session, job.id, job.subscriber, JobStatus.RUNNING)
-        job.started = now
         job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
 
     def _task_spec(self, task: Any, job: Any, processor: Processor, backend_id: str) -> TaskSpec:
@@ -680,6 +684,11 @@ def _load_rows(session: Session, backend_ids: set[str]) -> tuple[dict[str, _Row]
     return attempts, tasks
 
 
+# A job's start is its first task's: until then it reads as accepted on every protocol.
+_START_JOB = (update(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"), Job.__table__.c.started.is_(None))
+              .values(started=bindparam("when")))
+
+
 def _write_changes(session: Session, model: type, rows: Any) -> None:
     """UPDATE by primary key, one executemany per set of changed columns (Core: the ORM's bulk path costs
     more than the statements)."""
@@ -769,6 +778,8 @@ def _literal(kind: str, text: str) -> Any:
             return int(text)
         if kind == "boolean":
             return text.lower() in ("true", "1")
+        if kind == "bbox":
+            return bbox_from_text(text)
     except ValueError as exc:
         raise OutputMissing(f"output value {text!r} is not a {kind}") from exc
     return text

@@ -13,10 +13,12 @@ from typing import Any
 from lxml import etree
 from lxml.builder import ElementMaker
 
+from processes.bbox import corners
 from processes.descriptor import Processor
+from processes.registry import PYWPS_LITERAL_TYPES
 
-from ..jobs import ResponseForm, processor_of
-from ..outputs import xml_inline
+from ..jobs import ResponseForm, processor_of, shown_status
+from ..outputs import literal_text, xml_inline
 from ..planner import job_paths
 from ..redaction import redact
 from ..store.models import Job, JobStatus
@@ -63,7 +65,7 @@ def execute_response(job: Job, base_url: str, service_url: str, jobs_dir: Path) 
     ))
     root.append(_status(job))
     if form.lineage:
-        root.append(_data_inputs(job, processor))
+        root.append(_data_inputs(job, processor, form.given))
         root.append(_output_definitions(form, processor))
     if job.status == JobStatus.SUCCESSFUL:
         root.append(_process_outputs(job, processor, form, base_url, jobs_dir))
@@ -73,9 +75,10 @@ def execute_response(job: Job, base_url: str, service_url: str, jobs_dir: Path) 
 def _status(job: Job) -> etree._Element:
     created = (job.updated or job.created).isoformat()
     status = WPS.Status({"creationTime": created})
-    if job.status == JobStatus.ACCEPTED:
+    shown = shown_status(job)
+    if shown == JobStatus.ACCEPTED:
         status.append(WPS.ProcessAccepted(job.message or "Process accepted"))
-    elif job.status == JobStatus.RUNNING:
+    elif shown == JobStatus.RUNNING:
         status.append(WPS.ProcessStarted({"percentCompleted": str(job.progress)}, job.message or "Running"))
     elif job.status == JobStatus.SUCCESSFUL:
         status.append(WPS.ProcessSucceeded(job.message or "Process succeeded"))
@@ -88,12 +91,17 @@ def _status(job: Job) -> etree._Element:
     return status
 
 
-def _data_inputs(job: Job, processor: Processor) -> etree._Element:
+def _data_inputs(job: Job, processor: Processor, given: list[str] | None) -> etree._Element:
+    """The inputs the request gave (defaults it left out are not lineage)."""
     element = WPS.DataInputs()
     for spec in processor.inputs:
+        if given is not None and spec.id not in given:
+            continue
         for value in job.inputs.get(spec.id, []):
             if spec.is_complex:
                 data: Any = WPS.Reference({f"{{{XLINK_NS}}}href": redact(str(value)), "mimeType": spec.media_type})
+            elif spec.is_bbox:
+                data = WPS.Data(bounding_box(WPS.BoundingBoxData, OWS, value))
             else:
                 data = WPS.Data(WPS.LiteralData(literal_text(value)))
             element.append(WPS.Input(OWS.Identifier(spec.id), OWS.Title(spec.title), data))
@@ -116,8 +124,11 @@ def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_ur
         if produced is None:
             continue
         output = WPS.Output(OWS.Identifier(spec.id), OWS.Title(spec.title))
-        if not spec.is_complex:
-            output.append(WPS.Data(WPS.LiteralData({"dataType": spec.literal_type}, literal_text(produced["value"]))))
+        if spec.is_bbox:
+            output.append(WPS.Data(bounding_box(WPS.BoundingBoxData, OWS, produced["value"])))
+        elif not spec.is_complex:
+            output.append(WPS.Data(WPS.LiteralData({"dataType": PYWPS_LITERAL_TYPES[spec.literal_type]},
+                                                   literal_text(produced["value"]))))
         elif form.by_reference(spec):
             output.append(WPS.Reference({"href": output_url(base_url, job.id, produced["file"]),
                                          "mimeType": spec.media_type}))
@@ -132,7 +143,8 @@ def _inline_complex(job: Job, media_type: str, filename: str, jobs_dir: Path) ->
     return xml_inline(WPS.ComplexData, media_type, content)
 
 
-def literal_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def bounding_box(outer: Any, ows: ElementMaker, value: dict[str, Any]) -> etree._Element:
+    """A bounding box as OWS writes it: ``outer`` makes the element (``ows:BoundingBox``, or WPS 1.0.0's
+    ``wps:BoundingBoxData`` of the same type), ``ows`` its corners."""
+    lower, upper, dimensions = corners(value)
+    return outer({"crs": value["crs"], "dimensions": str(dimensions)}, ows.LowerCorner(lower), ows.UpperCorner(upper))
