@@ -292,8 +292,8 @@ def test_dismiss_of_a_running_job_stops_its_tasks(gateway, wps200_schema, via):
     assert status_of(dismissed)[0] == "Dismissed"
     wait_for(lambda: get_job(gateway.store, job_id).status == JobStatus.DISMISSED, 10)
     wait_for(lambda: not any(alive(pid) for pid in pids), 15)
-    assert all(a.status == "killed" for a in attempts_of(gateway, job_id)), [a.status for a in attempts_of(
-        gateway, job_id)]
+    # the kills are recorded once their events are applied: wait for that, not just for the processes
+    wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 15)
     assert status_of(assert_valid(wps200_schema, job_op(gateway, "GetStatus", job_id).body))[0] == "Dismissed"
     assert exception_of(wps200_schema, job_op(gateway, "GetResult", job_id, status=400)) == ("NoSuchJob", "JobID")
 
