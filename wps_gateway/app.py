@@ -27,6 +27,7 @@ from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
 from .stac.api import StacApi
+from .stac.links import output_item_urls
 from .store.models import JobStatus
 from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
@@ -138,7 +139,8 @@ class GatewayApp:
     def on_wps_status(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)
         settings = self.context.settings
-        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir)
+        items = output_item_urls(self.context.store, settings.base_url, job)
+        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items)
         response = Response(body, mimetype=XML_MIMETYPE)
         response.headers["Cache-Control"] = "no-store" if job.status not in JobStatus.FINAL else "max-age=60"
         return response

@@ -29,6 +29,7 @@ from ..jobs import JobFilter, JobNotFound, list_jobs
 from ..limits import LimitExceeded
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
 from ..outputs import raw_output
+from ..stac.links import item_links
 from ..store.models import Job, JobStatus
 from . import deploy, encode, html
 from .encode import HTML, JSON, link, self_links
@@ -57,7 +58,7 @@ DESCRIPTION = ("Earth-observation processing gateway: OGC API - Processes - Part
                "over one job store")
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1  # beyond what an SQL OFFSET takes on every database
-OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs", "/admin", "/accounting")  # errors: problems
+OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs", "/admin", "/accounting", "/stac")  # errors: problems
 
 
 class OgcApi:
@@ -118,6 +119,7 @@ class OgcApi:
                 link(f"{base}/health", "status", JSON, "health"),
                 link(f"{base}/accounting", "related", JSON, "accounting report"),
                 link(f"{base}/accounting?f=html", "related", HTML, "accounting report with charts"),
+                link(f"{base}/stac", "data", JSON, "STAC API: the products of successful jobs"),
             ],
             "processes": sorted(self.context.processors()),
         }
@@ -212,13 +214,18 @@ class OgcApi:
         doc["usage"] = job_usage(self.context.store, job.id, self.context.settings.billing_weights)
         doc["links"].append(link(f"{self.base}/accounting?job={job.id}", "related", JSON,
                                  "usage and cost of this job"))
+        doc["links"] += item_links(self.context.store, self.base, job)
         return self._answer(request, doc, html.job)
 
     def on_results(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)
         check_finished(job)
         doc = encode.results_document(job, self.base, self.context.settings.jobs_dir)
-        return self._answer(request, doc, lambda d: html.document(f"Results of job {job_id}", d))
+        response = self._answer(request, doc, lambda d: html.document(f"Results of job {job_id}", d))
+        for item in item_links(self.context.store, self.base, job):  # the results as STAC Items
+            response.headers.add("Link", f'<{item["href"]}>; rel="alternate"; type="{item["type"]}"; '
+                                         f'title="{item["title"]}"')
+        return response
 
     # -- helpers -------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pystac
 import shapely
@@ -37,12 +36,11 @@ from ..planner import job_paths
 from ..redaction import redact
 from ..store.models import Job
 from ..wps1.render import output_url, status_url
+from .links import GEOJSON, is_raster, item_url
 from .raster import RasterFacts, raster_facts
 from .settings import public_url
 
-GEOJSON = "application/geo+json"
 PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
-RASTER_MEDIA_TYPES = ("image/tiff", "image/geotiff")
 
 
 @dataclass(frozen=True)
@@ -52,20 +50,6 @@ class Where:
     base_url: str
     jobs_dir: Path
     asset_base: tuple[tuple[str, str], ...] = ()
-
-
-def is_raster(spec: IOSpec) -> bool:
-    return (spec.media_type or "").split(";", 1)[0].strip().lower() in RASTER_MEDIA_TYPES
-
-
-def item_url(base_url: str, collection: str, item_id: str) -> str:
-    return f"{base_url}/stac/collections/{quote(collection, safe='')}/items/{quote(item_id, safe='')}"
-
-
-def output_items(job: Job) -> dict[str, str]:
-    """Output id -> the id of the Item that describes it (its own for rasters, else the job's)."""
-    return {spec.id: (f"{job.id}-{spec.id}" if is_raster(spec) else job.id)
-            for spec in processor_of(job).outputs if spec.id in (job.outputs or {})}
 
 
 def job_items(job: Job, where: Where) -> list[dict[str, Any]]:
