@@ -1,5 +1,5 @@
 """STAC checks for the tests: ``stac-validator`` offline (core schemas from pystac, extension schemas from
-``tests/schemas/stac``), and small helpers to run a job and wait for its Items."""
+``tests/schemas/stac``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Any
 import pystac.validation
 from stac_validator.validate import StacValidate
 
-from .conftest import SCHEMAS, Gateway, require
-from .jobs_support import wait_for
+from .conftest import SCHEMAS, require
 
 CORE = "https://schemas.stacspec.org/v1.1.0"
 PYSTAC_SCHEMAS = Path(pystac.validation.__file__).parent / "jsonschemas"
@@ -41,15 +40,3 @@ def assert_valid_stac(document: dict[str, Any]) -> None:
     valid = validator.validate_dict(document)
     assert valid, validator.message
 
-
-def items_of(gateway: Gateway, job_id: str, timeout: float = 60) -> list[dict[str, Any]]:
-    """The job's Items as the STAC API serves them, once the outbox has described the job."""
-    found: list[dict[str, Any]] = []
-
-    def described() -> bool:
-        found[:] = gateway.client.get("/stac/search", {"ids": job_id}).json["features"]
-        return bool(found)
-
-    wait_for(described, timeout, f"the STAC items of job {job_id}")
-    search = gateway.client.get("/stac/search", {"limit": 1000}).json["features"]
-    return [item for item in search if item["id"] == job_id or item["id"].startswith(f"{job_id}-")]

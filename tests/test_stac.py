@@ -28,7 +28,7 @@ from wps_gateway.store.models import Job, JobStatus, Notification, StacItem
 
 from .conftest import LiveGateway, assert_valid, serve_live
 from .jobs_support import job_of, wait_for
-from .stac_support import assert_valid_stac, items_of
+from .stac_support import assert_valid_stac
 
 PROXY = {"REMOTE_ADDR": "127.0.0.1"}
 ALICE = {"X-Forwarded-User": "alice"}

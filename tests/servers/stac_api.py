@@ -74,7 +74,8 @@ class StacApiServer:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the STAC API did not answer in {START_TIMEOUT:g} s: {self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"the STAC API did not answer in {START_TIMEOUT:g} s: "
+                                   f"{self.log.read_text()[-3000:]}")
             time.sleep(0.1)
 
     def stop(self) -> None:
