@@ -98,6 +98,7 @@ class Push(Channel):
         return collection, items
 
     def deliver(self, due: Due, prepared: tuple[dict[str, Any], list[dict[str, Any]]]) -> Failure | None:
+        """The collection first, then every item (one refused item does not hold back the others)."""
         collection, items = prepared
         base = due.url.rstrip("/")
         # Credentials go only to the catalogue they are configured for (a row queued for an older url gets none).
@@ -107,18 +108,22 @@ class Push(Channel):
             answer = self._send("POST", f"{base}/collections", collection, headers)
             if answer is not None and answer.status_code != 409:
                 return _failure("POST", "the collection", answer)
+            failures = []
             for item in items:
                 target = f"{base}/collections/{quote(item['collection'], safe='')}/items"
                 answer = self._send("POST", target, item, headers)
                 if answer is not None and answer.status_code == 409:  # it has it already: replace it
                     answer = self._send("PUT", f"{target}/{quote(item['id'], safe='')}", item, headers)
                 if answer is not None:
-                    return _failure(answer.request.method, f"item {item['id']}", answer)
+                    failures.append(_failure(answer.request.method, f"item {item['id']}", answer))
         except ReferenceRefused as exc:
             return Failure(f"refused: {exc}", final=True)
         except httpx.HTTPError as exc:
             return Failure(f"{type(exc).__name__}: {exc}")
-        return None
+        if not failures:
+            return None
+        # Retried as a whole while any refusal may pass later (replacing what was taken is harmless)
+        return Failure("; ".join(f.reason for f in failures), final=all(f.final for f in failures))
 
     def _send(self, method: str, url: str, document: dict[str, Any], headers: dict[str, str]) -> httpx.Response | None:
         """The catalogue's answer when it is not a success; None on success."""
