@@ -57,11 +57,9 @@ def parse_catalogue(section: Mapping[str, str]) -> CatalogueSettings:
         raise ValueError("[catalogue] token and username/password exclude each other: set one of them")
     return CatalogueSettings(
         url=url, token=token, username=section.get("username", "").strip(), password=section.get("password", ""),
-        timeout=_positive(section.get("timeout", DEFAULTS["timeout"]), "timeout"),
-        attempts=_attempts(section.get("attempts", DEFAULTS["attempts"])),
-        retry_backoff=_positive(section.get("retry_backoff", DEFAULTS["retry_backoff"]), "retry_backoff"),
-        retry_backoff_max=_positive(section.get("retry_backoff_max", DEFAULTS["retry_backoff_max"]),
-                                    "retry_backoff_max"),
+        timeout=_above_zero(section, "timeout", float), attempts=int(_above_zero(section, "attempts", int)),
+        retry_backoff=_above_zero(section, "retry_backoff", float),
+        retry_backoff_max=_above_zero(section, "retry_backoff_max", float),
         asset_base=parse_asset_base(section.get("asset_base", "")))
 
 
@@ -87,15 +85,12 @@ def public_url(location: str, rules: tuple[tuple[str, str], ...]) -> str | None:
     return None
 
 
-def _positive(value: str, name: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError(f"[catalogue] {name} must be a positive number of seconds, not {value!r}")
-    return number
-
-
-def _attempts(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"[catalogue] attempts must be 1 or more, not {value!r}")
-    return number
+def _above_zero(section: Mapping[str, str], key: str, kind: type[float] | type[int]) -> float:
+    text = section.get(key, DEFAULTS[key])
+    try:
+        value = kind(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise ValueError(f"[catalogue] {key} must be a number above 0, not {text!r}")
+    return value
