@@ -26,6 +26,8 @@ from .ogcapi import OgcApi
 from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
+from .stac.api import StacApi
+from .stac.links import output_item_urls
 from .store.models import JobStatus
 from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
@@ -50,6 +52,7 @@ class GatewayApp:
         self.url_map = Map([
             *self.ogcapi.rules(),
             *AdminApi(context).rules(),
+            *StacApi(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
             Rule("/wps/status/<job_id>.xml", endpoint="wps_status"),
@@ -139,7 +142,8 @@ class GatewayApp:
     def on_wps_status(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)
         settings = self.context.settings
-        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir)
+        items = output_item_urls(self.context.store, settings.base_url, job)
+        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items)
         response = Response(body, mimetype=XML_MIMETYPE)
         response.headers["Cache-Control"] = "no-store" if job.status not in JobStatus.FINAL else "max-age=60"
         return response

@@ -28,6 +28,8 @@ from .limits import ClientLimits
 from .locality import parse_rules
 from .pywps_settings import configure_pywps
 from .redaction import redact
+from .stac.settings import DEFAULTS as CATALOGUE_DEFAULTS
+from .stac.settings import CatalogueSettings, parse_catalogue
 
 DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
 CFG_ENV = "PYWPS_CFG"
@@ -136,6 +138,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 DEFAULTS["auth"] = dict(AUTH_DEFAULTS)
+DEFAULTS["catalogue"] = dict(CATALOGUE_DEFAULTS)
 
 # Names that existing Mesos schedulers use, accepted beside SECTION_KEY.
 ENV_ALIASES: dict[str, tuple[str, str]] = {
@@ -185,6 +188,7 @@ class Settings:
     input_read_timeout: float = 60.0
     input_max_redirects: int = 5
     billing_weights: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
+    catalogue: CatalogueSettings = field(default_factory=CatalogueSettings)  # STAC items: push, asset hrefs
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
@@ -285,6 +289,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             deployers=parse_deployers(gw["deploy_tokens"]),
             auth=parse_auth(parser["auth"]),
             billing_weights=parse_weights(parser["accounting"]["billing_weights"]),
+            catalogue=parse_catalogue(parser["catalogue"]),
             mesos=dict(parser["mesos"]),
             yarn=dict(parser["yarn"]),
             cfg_files=list(cfg_files or []),

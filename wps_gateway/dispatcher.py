@@ -55,6 +55,7 @@ from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job, task_environment
 from .redaction import redact
+from .stac.events import enqueue_description
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
 from .streaks import FailureStreak
@@ -525,6 +526,8 @@ class Dispatcher:
                         .values(status=TaskStatus.CANCELLED, finished=now)
                         .execution_options(synchronize_session=False))
         enqueue(session, job_id, session.scalar(select(Job.subscriber).where(Job.id == job_id)), status)
+        if status == JobStatus.SUCCESSFUL:
+            enqueue_description(session, job_id)  # its STAC items: described, stored, pushed by the outbox
         LOG.info("job %s %s: %s", job_id, status, message)
         return kills
 

@@ -20,6 +20,7 @@ from .dispatcher import Dispatcher, DispatcherOptions
 from .gc import Collector, Retention
 from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
 from .notify import Notifier, NotifierOptions, callback_policy
+from .stac.publish import publisher_for
 from .store.backend_state import StoreBackendState
 from .store.db import Store
 from .store.models import Job, JobStatus
@@ -139,8 +140,9 @@ class DispatcherRunner:
         """One term as the active dispatcher; True if it ended by a lost leadership and may begin again."""
         self.is_leader.set()
         LOG.info("dispatcher active (backend %s, epoch %s)", self.dispatcher.backend.name, self.leadership.epoch)
-        term_over = threading.Event()  # the notifier and the collector work for the active dispatcher only
+        term_over = threading.Event()  # the outboxes and the collector work for the active dispatcher only
         for name, loop in (("notifier", notifier_for(self.settings, self.store).run),
+                           ("stac", publisher_for(self.settings, self.store).run),
                            ("retention", Collector(retention_for(self.settings, self.store)).run)):
             threading.Thread(target=loop, args=(term_over,), name=name, daemon=True).start()
         try:

@@ -330,16 +330,18 @@ def _paths() -> dict[str, Any]:
 
 
 def openapi_document(base: str, title: str, description: str) -> dict[str, Any]:
-    """The definition of the OGC API paths served under ``base``."""
+    """The definition of the OGC API paths served under ``base`` (and of the STAC API under ``/stac``)."""
+    from ..stac import openapi as stac
     return {
         "openapi": "3.0.3",
         "info": {"title": title, "description": description, "version": "1.0.0",
                  "license": {"name": "see the gateway's distribution"}},
         "servers": [{"url": base}],
         "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}, {"name": "DRU"},
-                 {"name": "Admin"}, {"name": "Accounting"}],
-        "paths": _paths(),
-        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "responses": RESPONSES,
+                 {"name": "Admin"}, {"name": "Accounting"}, {"name": "STAC"}],
+        "paths": {**_paths(), **stac.paths()},
+        "components": {"schemas": {**SCHEMAS, **stac.SCHEMAS}, "parameters": {**PARAMETERS, **stac.PARAMETERS},
+                       "responses": RESPONSES,
                        "securitySchemes": {"deployer": {"type": "http", "scheme": "bearer",
                                                         "description": "a token of [gateway] deploy_tokens"}}},
     }

@@ -29,6 +29,7 @@ from ..jobs import JobFilter, JobNotFound, ResponseForm, list_jobs, processor_of
 from ..limits import LimitExceeded
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
 from ..outputs import multipart_outputs, raw_output
+from ..stac.links import item_links
 from ..store.models import Job, JobStatus
 from ..wps1.render import output_url
 from . import deploy, encode, html
@@ -60,7 +61,7 @@ DESCRIPTION = ("Earth-observation processing gateway: OGC API - Processes - Part
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1  # beyond what an SQL OFFSET takes on every database
 MAX_DURATION = 2**31 - 1  # seconds (68 years); minDuration/maxDuration beyond it compare nothing useful
-OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs", "/admin", "/accounting")  # errors: problems
+OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs", "/admin", "/accounting", "/stac")  # errors: problems
 
 
 class OgcApi:
@@ -128,6 +129,7 @@ class OgcApi:
                 link(f"{base}/health", "status", JSON, "health"),
                 link(f"{base}/accounting", "related", JSON, "accounting report"),
                 link(f"{base}/accounting?f=html", "related", HTML, "accounting report with charts"),
+                link(f"{base}/stac", "data", JSON, "STAC API: the products of successful jobs"),
             ],
             "processes": sorted(self.context.processors()),
         }
@@ -233,6 +235,7 @@ class OgcApi:
         doc["usage"] = job_usage(self.context.store, job.id, self.context.settings.billing_weights)
         doc["links"].append(link(f"{self.base}/accounting?job={job.id}", "related", JSON,
                                  "usage and cost of this job"))
+        doc["links"] += item_links(self.context.store, self.base, job)
         return self._answer(request, doc, html.job)
 
     def on_results(self, request: Request, job_id: str) -> Response:
@@ -240,8 +243,13 @@ class OgcApi:
         check_finished(job)
         if wants_html(request) or request.args.get("f") == "json":  # f=json: the results document, even of raw
             doc = encode.results_document(job, self.base, self.context.settings.jobs_dir)
-            return self._answer(request, doc, lambda d: html.results(job_id, d))
-        return self._results(job, processor_of(job))
+            response = self._answer(request, doc, lambda d: html.results(job_id, d))
+        else:
+            response = self._results(job, processor_of(job))
+        for item in item_links(self.context.store, self.base, job):  # the results as STAC Items
+            response.headers.add("Link", f'<{item["href"]}>; rel="alternate"; type="{item["type"]}"; '
+                                         f'title="{item["title"]}"')
+        return response
 
     # -- helpers -------------------------------------------------------------
 

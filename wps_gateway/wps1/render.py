@@ -7,6 +7,7 @@ restart loses nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,10 @@ def output_url(base_url: str, job_id: str, filename: str) -> str:
     return f"{base_url}/outputs/{job_id}/{filename}"
 
 
-def execute_response(job: Job, base_url: str, service_url: str, jobs_dir: Path) -> bytes:
-    """The ExecuteResponse for ``job`` as it stands now."""
+def execute_response(job: Job, base_url: str, service_url: str, jobs_dir: Path,
+                     items: Mapping[str, str] | None = None) -> bytes:
+    """The ExecuteResponse for ``job`` as it stands now; ``items``: output id -> the URL of the STAC Item that
+    describes it, given to each output as ``ows:Metadata`` (the schema's place for links about an output)."""
     processor = processor_of(job)
     form = ResponseForm.from_dict(job.response_form)
     root = WPS.ExecuteResponse(
@@ -68,7 +71,7 @@ def execute_response(job: Job, base_url: str, service_url: str, jobs_dir: Path) 
         root.append(_data_inputs(job, processor, form.given))
         root.append(_output_definitions(form, processor))
     if job.status == JobStatus.SUCCESSFUL:
-        root.append(_process_outputs(job, processor, form, base_url, jobs_dir))
+        root.append(_process_outputs(job, processor, form, base_url, jobs_dir, items or {}))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
@@ -117,13 +120,16 @@ def _output_definitions(form: ResponseForm, processor: Processor) -> etree._Elem
 
 
 def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_url: str,
-                     jobs_dir: Path) -> etree._Element:
+                     jobs_dir: Path, items: Mapping[str, str]) -> etree._Element:
     element = WPS.ProcessOutputs()
     for spec in form.requested(processor):
         produced = job.outputs.get(spec.id)
         if produced is None:
             continue
         output = WPS.Output(OWS.Identifier(spec.id), OWS.Title(spec.title))
+        if spec.id in items:
+            output.append(OWS.Metadata({f"{{{XLINK_NS}}}href": items[spec.id],
+                                        f"{{{XLINK_NS}}}title": "STAC Item describing this output"}))
         if spec.is_bbox:
             output.append(WPS.Data(bounding_box(WPS.BoundingBoxData, OWS, produced["value"])))
         elif not spec.is_complex:
