@@ -45,6 +45,7 @@ __all__ = [
 _ENGINES: dict[str, str] = {
     "local": "mesos_backend.local:LocalBackend",
     "mesos": "mesos_backend.mesos.backend:MesosBackend",
+    "slurm": "mesos_backend.slurm.backend:SlurmBackend",
 }
 
 

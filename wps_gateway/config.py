@@ -81,6 +81,21 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "tls_verify": "true",
         "ca_file": "",
     },
+    "slurm": {
+        "partition": "",  # empty: the cluster's default partition
+        "account": "",
+        "qos": "",
+        "sbatch_args": "",  # more sbatch options for every job, e.g. --constraint=eo --reservation=wps
+        "container_prefix": "",  # before the command of a task with an image, e.g. srun apptainer exec docker://{image}
+        "task_image": "",  # empty: the processor's executionUnit.image
+        "task_path": "",  # PATH of the tasks; empty: the gateway's virtualenv bin, then /usr/local/bin:/usr/bin:/bin
+        "poll_interval": "1",  # seconds between squeue calls (one per turn for all jobs)
+        "accounting": "auto",  # auto: usage from sacct when slurmdbd answers; off: wall time only
+        "submit_workers": "4",  # sbatch calls at once
+        "command_timeout": "30",  # seconds a Slurm command may take
+        "bin_dir": "",  # folder of sbatch, squeue, scancel, sacct; empty: PATH
+        "conf": "",  # slurm.conf of the cluster (SLURM_CONF); empty: Slurm's default
+    },
 }
 
 # Names that existing Mesos schedulers use, accepted beside SECTION_KEY.
@@ -120,6 +135,7 @@ class Settings:
     callback_attempts: int = 3
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
+    slurm: dict[str, str] = field(default_factory=dict)  # raw strings, parsed by the Slurm backend options
     cfg_files: list[str] = field(default_factory=list)
 
     @property
@@ -196,6 +212,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             callback_attempts=int(gw["callback_attempts"]),
             deployers=parse_deployers(gw["deploy_tokens"]),
             mesos=dict(parser["mesos"]),
+            slurm=dict(parser["slurm"]),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:

@@ -41,6 +41,14 @@ def backend_for(settings: Settings, store: Store | None = None) -> Backend:
             raise BackendError(f"mesos backend: {exc}") from None
         state = StoreBackendState(store, "mesos") if store is not None else None
         return create_backend("mesos", state=state, **options)
+    if settings.backend == "slurm":
+        from mesos_backend.slurm.backend import backend_options as slurm_options
+        try:
+            options = slurm_options(settings.slurm)
+        except ValueError as exc:
+            raise BackendError(f"slurm backend: {exc}") from None
+        return create_backend("slurm", sandbox_root=settings.sandbox_dir,
+                              state=StoreBackendState(store, "slurm") if store is not None else None, **options)
     return create_backend(settings.backend)
 
 
