@@ -140,7 +140,8 @@ def usage_from_accounting(lines: list[AccountingRow], job_id: str) -> Usage | No
     if not job:
         return None
     steps = [line for line in lines if line.is_step]
-    peaks = [mb for line in steps if (mb := size_mb(line.max_rss)) is not None]
+    # MaxRSS is sampled every JobAcctGatherFrequency: a step shorter than that shows 0, which says nothing.
+    peaks = [mb for line in steps if (mb := size_mb(line.max_rss))]
     elapsed = job[0].elapsed
     return Usage(cpu_seconds=duration_seconds(job[0].total_cpu),
                  mem_peak_mb=max(peaks) if peaks else None,
