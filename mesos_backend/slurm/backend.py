@@ -277,7 +277,7 @@ class SlurmBackend(Backend):
                         self._queue.appendleft(job)
                 self._stopping.wait(self.poll_options.poll_interval)
                 continue
-            except (SlurmError, FetchError, OSError) as exc:
+            except (BackendError, OSError) as exc:  # refused by Slurm, a bad spec, a fetch that failed
                 reason = "fetch_failed" if isinstance(exc, FetchError) else "submit_failed"
                 with self._lock:
                     self._forget(job)
