@@ -110,7 +110,9 @@ class SlurmCluster:
         self.run("scontrol", "update", f"nodename={NODE}", "state=down", f"reason={reason}")
 
     def resume_node(self) -> None:
-        self.run("scontrol", "update", f"nodename={NODE}", "state=resume")
+        """Back to service (ReturnToService=2 may have done it already, when slurmd registered again)."""
+        if self.node_state().startswith(("down", "drain")):
+            self.run("scontrol", "update", f"nodename={NODE}", "state=resume")
         self.wait_idle_node()
 
     # -- daemons ----------------------------------------------------------------
