@@ -507,7 +507,10 @@ def backend_options(raw: dict[str, str]) -> dict[str, Any]:
     workers = number("submit_workers", 4)
     if workers != int(workers):
         raise ValueError("[slurm] submit_workers must be a whole number")
-    poll = PollOptions(poll_interval=number("poll_interval", 1.0),
-                       accounting=(text("accounting") or "auto").lower(), submit_workers=int(workers))
+    try:
+        poll = PollOptions(poll_interval=number("poll_interval", 1.0),
+                           accounting=(text("accounting") or "auto").lower(), submit_workers=int(workers))
+    except ValueError as exc:
+        raise ValueError(f"[slurm] {exc}") from None
     return {"submit": submit, "poll": poll,
             "commands": SlurmCommands(bin_dir=text("bin_dir"), conf=text("conf"), timeout=timeout)}

@@ -70,7 +70,8 @@ def job_name(spec: TaskSpec) -> str:
 
 def comment(instance: str, spec: TaskSpec) -> str:
     """``wps-gateway:<instance> job=<id> task=<id> step=<id>``: whose job this is, for recovery and operators."""
-    labels = " ".join(f"{key}={spec.labels[key]}" for key in ("job_id", "task_id", "step") if spec.labels.get(key))
+    labels = " ".join(f"{name}={spec.labels[key]}" for key, name in (("job_id", "job"), ("task_id", "task"),
+                                                                     ("step", "step")) if spec.labels.get(key))
     return f"{COMMENT_PREFIX}{instance}" + (f" {labels}" if labels else "")
 
 
