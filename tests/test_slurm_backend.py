@@ -109,6 +109,19 @@ def test_usage_comes_from_sacct_and_without_accounting_only_the_wall_time(tmp_pa
         without.stop()
 
 
+def test_a_task_over_its_memory_is_killed_with_slurms_reason(tmp_path, slurm_cluster, events):
+    backend = slurm_backend(slurm_cluster, tmp_path)
+    backend.start(events.callback)
+    try:
+        greedy = ["python3", "-c", "import time; b = bytearray(300 * 2**20); time.sleep(30)"]
+        backend.launch(TaskSpec("greedy-1", greedy, resources=Resources(cpus=1, mem=100)))
+        final = events.terminal("greedy-1")
+        assert final.state is TaskState.FINISHED and final.exit_code == -9, final
+        assert "Exceeded job memory limit" in final.message
+    finally:
+        backend.stop()
+
+
 def test_status_is_polled_with_one_query_for_all_tasks(tmp_path, slurm_cluster, events):
     backend = slurm_backend(slurm_cluster, tmp_path)
     asked: list[set[str]] = []

@@ -17,8 +17,9 @@ One node, ``node1``, with 8 cpus and 8 GiB (``config_overrides``: what the
 configuration says, not what the machine has), in two partitions: ``batch``
 (the default) and ``urgent``, whose jobs preempt batch's
 (``PreemptType=preempt/partition_prio``), for the preemption test. Accounting
-goes to slurmdbd, so ``sacct`` works; time limits are checked by slurmctld
-about every 30 s, as in production.
+goes to slurmdbd, so ``sacct`` works; memory limits are enforced by sampling
+every second (``OverMemoryKill``, as there are no cgroups here), and time
+limits are checked by slurmctld about every 30 s, as in production.
 """
 
 from __future__ import annotations
@@ -223,6 +224,7 @@ class SlurmCluster:
             "SlurmdParameters=config_overrides", "ReturnToService=2", "SlurmdTimeout=120", "SlurmctldTimeout=60",
             "KillWait=2", "MinJobAge=300", "InactiveLimit=0",
             "JobAcctGatherType=jobacct_gather/linux", "JobAcctGatherFrequency=task=1",
+            "JobAcctGatherParams=OverMemoryKill",  # memory limits enforced by sampling (no cgroups here)
             "AccountingStorageType=accounting_storage/slurmdbd", "AccountingStorageHost=localhost",
             f"AccountingStoragePort={self.ports['slurmdbd']}", f"AccountingStoragePass={munge_socket}",
             "JobCompType=jobcomp/none",
