@@ -93,12 +93,16 @@ def run_backend(processor: Processor, n: int, slots: int, workdir: Path) -> floa
     return elapsed
 
 
-def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path) -> float:
-    """Wall seconds from submitting one n-task job until the dispatcher has marked it successful."""
+def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path, **settings_environ: str) -> float:
+    """Wall seconds from submitting one n-task job until the dispatcher has marked it successful.
+
+    ``settings_environ`` adds settings (another backend, say) to the shipped ones.
+    """
     settings = load_settings(environ={
         "GATEWAY_DATA_DIR": str(workdir / "var"),
         "GATEWAY_PROCESSORS_PATHS": str(PROCESSORS_DIR),
         "LOCAL_CPUS": str(slots),
+        **settings_environ,
     })
     store = Store(settings.database_url)
     store.upgrade()

@@ -9,12 +9,13 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from mesos_backend import Resources, TaskSpec, TaskState
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import JobStatus, Task, TaskAttempt
 
 from .conftest import TEST_PROCESSORS, close_gateway
 from .mesos_support import attempts_of, job_of
-from .slurm_support import slurm_gateway
+from .slurm_support import Events, slurm_backend, slurm_gateway
 from .test_dispatcher import submit_sleepy, wait_for
 from .test_restart import GatewayProcess, wait_final
 
@@ -45,6 +46,24 @@ def test_a_controller_restarted_mid_job_loses_nothing(tmp_path, sample_data, slu
         assert all(a.number == 1 and a.status == "succeeded" for a in attempts_of(gateway, job_id))
     finally:
         close_gateway(gateway)
+
+
+def test_a_task_launched_while_the_controller_is_down_is_submitted_once_it_is_back(tmp_path, slurm_cluster):
+    events = Events()
+    backend = slurm_backend(slurm_cluster, tmp_path)
+    backend.start(events.callback)
+    try:
+        slurm_cluster.stop_controller()
+        try:
+            backend.launch(TaskSpec("patient-1", ["true"], resources=Resources(cpus=1, mem=64)))
+            wait_for(lambda: any(e.reason == "submit_delayed" for e in events.of("patient-1")), 60)
+        finally:
+            slurm_cluster.start_controller()
+        assert events.terminal("patient-1").succeeded
+        assert [name for name, _ in slurm_cluster.jobs().values()].count("patient-1") == 1
+        assert not [e for e in events.of("patient-1") if e.state is TaskState.FAILED]
+    finally:
+        backend.stop()
 
 
 def test_a_node_daemon_killed_and_restarted_mid_job_loses_nothing(tmp_path, sample_data, slurm_cluster):

@@ -30,7 +30,7 @@ def row(line: str):
 
 
 def test_the_batch_script_clears_the_login_environment_and_sets_exactly_the_tasks(tmp_path):
-    """What slurmd hands a batch job with --export=NONE is its owner's login environment: the script drops it."""
+    """With --export=NONE (a site may force it) slurmd hands a batch job its owner's login environment: dropped."""
     spec = TaskSpec("t.1", ["/usr/bin/env", "-0"], environment={"WPS_TASK": "{\"a\": \"it's\"}\n$(id)",
                                                                  "EMPTY": ""})
     script = tmp_path / "job.sh"
@@ -60,7 +60,7 @@ def test_sbatch_options_follow_the_spec_and_the_settings(tmp_path):
                     labels={"job_id": "job", "task_id": "job.ndvi.0", "step": "ndvi"})
     options = SubmitOptions(partition="eo", account="proj1", qos="high", extra_args=("--constraint=ssd",))
     args = sbatch_args(spec, tmp_path, "inst1", options)
-    assert args[:4] == ["--export=NONE", "--no-requeue", "--nodes=1", "--ntasks=1"]
+    assert args[:4] == ["--export=ALL", "--no-requeue", "--nodes=1", "--ntasks=1"]
     for expected in ("--job-name=job.ndvi.0.1", "--comment=wps-gateway:inst1 job=job task=job.ndvi.0 step=ndvi",
                      f"--chdir={tmp_path}", f"--output={tmp_path / 'stdout'}", f"--error={tmp_path / 'stderr'}",
                      "--cpus-per-task=1", "--mem=512M", "--gres=gpu:2", "--time=2", "--partition=eo",

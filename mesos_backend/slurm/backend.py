@@ -84,6 +84,9 @@ INSTANCE_KEY = "instance"
 ACCOUNTING_MODES = ("auto", "off")
 # slurmdbd records a job's figures shortly after the controller reports its end; wait this long at most.
 ACCOUNTING_WAIT_SECONDS = 15.0
+# Waiting for one's turn is what a submitted job does: only other reasons (limits, a node or partition
+# down, a hold) and other states are recorded in the attempt's history.
+ROUTINE_WAITS = frozenset({("PENDING", "None"), ("PENDING", "Priority"), ("PENDING", "Resources")})
 # A watched job absent from this many answers in a row is one the controller no longer knows.
 MISSING_TURNS = 2
 _ZERO_USAGE = Usage(cpu_seconds=0.0, mem_peak_mb=0.0, wall_seconds=0.0)
@@ -275,6 +278,8 @@ class SlurmBackend(Backend):
                     if self._jobs.get(job.task_id) is job:
                         job.phase, job.look_first = "queued", True
                         self._queue.appendleft(job)
+                        self._emit(TaskEvent(job.task_id, TaskState.NOTICE, reason="submit_delayed",
+                                             message=f"Slurm did not answer ({exc}); submitting again"))
                 self._stopping.wait(self.poll_options.poll_interval)
                 continue
             except (BackendError, OSError) as exc:  # refused by Slurm, a bad spec, a fetch that failed
@@ -361,16 +366,16 @@ class SlurmBackend(Backend):
                 self._started(job, row)
             job.phase, job.ended, job.ended_at = "ending", row, now
             return
-        if row.state != job.seen.split(" ", 1)[0] and row.state not in RUNNING_STATES:
-            job.seen = describe(row)
+        seen = describe(row)
+        if seen != job.seen and row.state not in RUNNING_STATES and (row.state, row.reason) not in ROUTINE_WAITS:
             self._emit(TaskEvent(job.task_id, TaskState.NOTICE, reason=row.state.lower(),
-                                 message=f"Slurm job {row.job_id} {job.seen}", agent=row.node))
+                                 message=f"Slurm job {row.job_id} {seen}", agent=row.node))
+        job.seen = seen
         if row.state in RUNNING_STATES and not job.started:
             self._started(job, row)
 
     def _started(self, job: _Job, row: JobRow) -> None:
         job.started = True
-        job.seen = row.state
         self._emit(TaskEvent(job.task_id, TaskState.STARTED, message=f"Slurm job {row.job_id} {describe(row)}",
                              agent=row.node, sandbox=str(job.sandbox), timestamp=row.start or time.time()))
 

@@ -51,7 +51,7 @@ _TRANSIENT = (
 _ACCOUNTING_OFF = "accounting storage is disabled"
 _INVALID_JOB = "invalid job id"
 _FORMAT_VARIABLES = ("SQUEUE_", "SACCT_", "SCANCEL_")
-_SUBMIT_VARIABLES = ("SLURM_CONF", "SLURM_JWT")
+_SUBMIT_VARIABLES = ("PATH", "SLURM_CONF", "SLURM_JWT")
 
 
 class SlurmError(BackendError):
@@ -113,8 +113,9 @@ class SlurmCommands:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_FORMAT_VARIABLES)}
         if self.conf:
             env["SLURM_CONF"] = self.conf
-        # sbatch hands every SLURM_* variable of its environment to the job: only those it needs itself.
-        self._submit_env = {k: v for k, v in env.items() if not k.startswith("SLURM_") or k in _SUBMIT_VARIABLES}
+        # What sbatch exports to the job (--export=ALL): nothing but what it needs itself, never the gateway's.
+        self._submit_env = {k: v for k, v in env.items() if k in _SUBMIT_VARIABLES}
+        self._submit_env.setdefault("PATH", os.defpath)
         self._env = {**env, "SLURM_TIME_FORMAT": "%s"}
 
     def path(self, command: str) -> str | None:
