@@ -34,12 +34,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from _common import REPO, Row, median, parse_args, report
-from dispatch_overhead import noop_processor, run_dispatcher, task_command
+from dispatch_overhead import noop_processor, run_dispatcher, run_tasks, task_command
 
 from mesos_backend import create_backend
 
@@ -86,36 +85,10 @@ while [ -n "$(squeue --noheader --states=PENDING,RUNNING,COMPLETING --format=%i)
 
 def run_backend(cluster, processor, n: int, workdir: Path) -> float:
     """Wall seconds for the Slurm backend alone to run n TaskSpecs of the noop step, launch to last end."""
-    from mesos_backend import Resources, TaskEvent, TaskSpec
     from mesos_backend.slurm.backend import backend_options
 
-    step = processor.steps[0]
-    ended: list[TaskEvent] = []
-    all_done = threading.Event()
-
-    def on_event(event: TaskEvent) -> None:
-        if event.state.is_terminal:
-            ended.append(event)
-            if len(ended) == n:
-                all_done.set()
-
     options = backend_options({"conf": str(cluster.conf)})  # the shipped settings otherwise
-    backend = create_backend("slurm", sandbox_root=workdir / "sandboxes", **options)
-    backend.start(on_event)
-    try:
-        start = time.perf_counter()
-        for i in range(n):
-            backend.launch(TaskSpec(f"noop-{i}", task_command(processor), timeout=step.timeout,
-                                    resources=Resources(cpus=step.resources.cpus, mem=step.resources.mem)))
-        if not all_done.wait(RUN_TIMEOUT):
-            raise RuntimeError(f"slurm backend: {len(ended)} of {n} tasks ended within {RUN_TIMEOUT:g} s")
-        elapsed = time.perf_counter() - start
-    finally:
-        backend.stop()
-    failed = [e for e in ended if not e.succeeded]
-    if failed:
-        raise RuntimeError(f"slurm backend: {len(failed)} tasks failed, e.g. {failed[0]}")
-    return elapsed
+    return run_tasks(create_backend("slurm", sandbox_root=workdir / "sandboxes", **options), processor, n)
 
 
 def cpu_seconds() -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .conftest import build_gateway, close_gateway
@@ -14,18 +16,23 @@ from .test_ogcapi import refs, submit_async
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("identifier", "name", "date"), [
-    ("ndvi-mosaic", "scenes", "20240610"),
-    ("urban-footprint", "tiles", "20240610"),
-])
+def local_outputs(data_dir: Path, sample_data: Path, identifier: str, name: str, inputs: list[Path],
+                  schema) -> dict[str, object]:
+    """The reference: what the local backend gives for the same request."""
+    local = build_gateway(data_dir, sample_data)
+    try:
+        return outputs_of(local, submit(local, identifier, name, inputs), schema)
+    finally:
+        close_gateway(local)
+
+
+@pytest.mark.parametrize(("identifier", "name"), [("ndvi-mosaic", "scenes"), ("urban-footprint", "tiles")])
 def test_each_processor_gives_the_same_outputs_on_slurm_as_on_the_local_backend(
-        tmp_path, sample_data, scenes, wps100_schema, slurm_cluster, identifier, name, date):
-    inputs = [s for s in scenes if date in s.name]
-    local = build_gateway(tmp_path / "local", sample_data)
+        tmp_path, sample_data, scenes, wps100_schema, slurm_cluster, identifier, name):
+    inputs = [s for s in scenes if "20240610" in s.name]
+    expected = local_outputs(tmp_path / "local", sample_data, identifier, name, inputs, wps100_schema)
     slurm = slurm_gateway(tmp_path / "slurm-gw", sample_data, slurm_cluster)
     try:
-        expected = outputs_of(local, submit(local, identifier, name, inputs), wps100_schema)
-
         status_url = submit(slurm, identifier, name, inputs)  # WPS 1.0.0
         assert_same_outputs(outputs_of(slurm, status_url, wps100_schema), expected)
         ogc_job = submit_async(slurm.client, identifier, {"inputs": {name: refs(inputs)}})  # OGC API
@@ -38,12 +45,11 @@ def test_each_processor_gives_the_same_outputs_on_slurm_as_on_the_local_backend(
             assert attempts and all(a.status == "succeeded" and a.exit_code == 0 for a in attempts)
             assert {a.agent for a in attempts} == {"node1"}
             # Slurm ran one job per attempt, named by the attempt, and says it completed.
-            jobs = {name: state for name, state in slurm_cluster.jobs().values()}
+            jobs = dict(slurm_cluster.jobs().values())
             assert all(jobs.get(a.backend_task_id) == "COMPLETED" for a in attempts)
             # Accounting from sacct: every attempt has its cpu time and wall time.
             assert all(a.cpu_seconds is not None and a.wall_seconds is not None for a in attempts)
     finally:
-        close_gateway(local)
         close_gateway(slurm)
 
 

@@ -17,20 +17,10 @@ from .conftest import TEST_PROCESSORS, close_gateway
 from .mesos_support import attempts_of, job_of
 from .slurm_support import Events, slurm_backend, slurm_gateway
 from .test_dispatcher import submit_sleepy, wait_for
+from .test_mesos_failures import finished_ok, running
 from .test_restart import GatewayProcess, wait_final
 
 pytestmark = pytest.mark.slow
-
-
-def running(gateway, job_id: str) -> list[TaskAttempt]:
-    return [a for a in attempts_of(gateway, job_id) if a.status == "running"]
-
-
-def finished_ok(gateway, job_id: str, timeout: float = 120) -> None:
-    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, timeout)
-    job = job_of(gateway, job_id)
-    assert job.status == JobStatus.SUCCESSFUL, job.message
-    assert (gateway.settings.jobs_dir / job_id / "outputs" / "total.txt").is_file()
 
 
 def test_a_controller_restarted_mid_job_loses_nothing(tmp_path, sample_data, slurm_cluster):
@@ -42,7 +32,7 @@ def test_a_controller_restarted_mid_job_loses_nothing(tmp_path, sample_data, slu
         # The backend notices it cannot ask (no conclusion is drawn from that), then the controller comes back.
         wait_for(lambda: gateway.runner.dispatcher.backend.active_tasks() is None, 60)
         slurm_cluster.start_controller()
-        finished_ok(gateway, job_id)
+        finished_ok(gateway, job_id, 120)
         assert all(a.number == 1 and a.status == "succeeded" for a in attempts_of(gateway, job_id))
     finally:
         close_gateway(gateway)
@@ -77,7 +67,7 @@ def test_a_node_daemon_killed_and_restarted_mid_job_loses_nothing(tmp_path, samp
         wait_for(lambda: all(Path(a.sandbox, "stdout").exists() for a in running(gateway, job_id)), 60)
         slurm_cluster.kill_node_daemon()
         slurm_cluster.start_node()
-        finished_ok(gateway, job_id)
+        finished_ok(gateway, job_id, 120)
         attempts = attempts_of(gateway, job_id)
         # The job steps outlived slurmd and the restarted slurmd took them over: recovered, not rerun.
         assert all(a.number == 1 and a.status == "succeeded" for a in attempts), [
@@ -86,39 +76,29 @@ def test_a_node_daemon_killed_and_restarted_mid_job_loses_nothing(tmp_path, samp
         close_gateway(gateway)
 
 
-def test_tasks_of_a_failed_node_are_rerun_without_spending_a_retry(tmp_path, sample_data, slurm_cluster):
+@pytest.mark.parametrize("taken_away_by", ["NODE_FAIL", "PREEMPTED"])
+def test_tasks_the_cluster_takes_away_are_rerun_without_spending_a_retry(tmp_path, sample_data, slurm_cluster,
+                                                                         taken_away_by):
     gateway = slurm_gateway(tmp_path / "var", sample_data, slurm_cluster)
     try:
         job_id = submit_sleepy(gateway, [1, 2], seconds=30)
         wait_for(lambda: len(running(gateway, job_id)) == 2, 60)
-        slurm_cluster.set_node_down("test: node failure")
+        if taken_away_by == "NODE_FAIL":  # an administrator marks the node down
+            slurm_cluster.set_node_down("test: node failure")
+        else:  # an urgent job wants the whole node: the scheduler preempts the batch partition's jobs
+            slurm_cluster.run("sbatch", "--parsable", "--partition=urgent", "--exclusive", "--mem=64M",
+                              "--output=/dev/null", "--job-name=urgent-work", "--wrap", "sleep 1")
         wait_for(lambda: len([a for a in attempts_of(gateway, job_id) if a.status == "lost"]) == 2, 60)
         slurm_cluster.resume_node()
         lost = [a for a in attempts_of(gateway, job_id) if a.status == "lost"]
-        assert all(a.reason == "backend_restarted" and "NODE_FAIL" in a.message for a in lost)
+        assert all(a.reason == "backend_restarted" and taken_away_by in a.message for a in lost)
         with gateway.store.session() as session:
             squares = session.scalars(select(Task).where(Task.job_id == job_id, Task.step == "square")).all()
-            assert {t.max_attempts for t in squares} == {3}  # retries: 1, plus the one the node took away
-        finished_ok(gateway, job_id)
+            assert {t.max_attempts for t in squares} == {3}  # retries: 1, plus the one the cluster took away
+        finished_ok(gateway, job_id, 120)
+        assert (gateway.settings.jobs_dir / job_id / "outputs" / "total.txt").read_text() == "5"
     finally:
         slurm_cluster.resume_node()
-        close_gateway(gateway)
-
-
-def test_preempted_tasks_are_rerun_without_spending_a_retry(tmp_path, sample_data, slurm_cluster):
-    gateway = slurm_gateway(tmp_path / "var", sample_data, slurm_cluster)
-    try:
-        job_id = submit_sleepy(gateway, [1, 2], seconds=30)
-        wait_for(lambda: len(running(gateway, job_id)) == 2, 60)
-        # An urgent job wants the whole node: the scheduler preempts the batch partition's jobs.
-        slurm_cluster.run("sbatch", "--parsable", "--partition=urgent", "--exclusive", "--mem=64M",
-                          "--output=/dev/null", "--job-name=urgent-work", "--wrap", "sleep 1")
-        wait_for(lambda: len([a for a in attempts_of(gateway, job_id) if a.status == "lost"]) == 2, 60)
-        lost = [a for a in attempts_of(gateway, job_id) if a.status == "lost"]
-        assert all(a.reason == "backend_restarted" and "PREEMPTED" in a.message for a in lost)
-        finished_ok(gateway, job_id)
-        assert [a.number for a in attempts_of(gateway, job_id) if ".square." in a.backend_task_id].count(2) == 2
-    finally:
         close_gateway(gateway)
 
 

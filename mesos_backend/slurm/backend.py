@@ -434,13 +434,17 @@ class SlurmBackend(Backend):
                 if job.kill_cause is not None:
                     self._cancels.add(row.job_id)
                 LOG.info("slurm backend: adopted Slurm job %s (%s) of %s", row.job_id, row.state, job.task_id)
-            wanted = {job.job_id for job in self._jobs.values()}
-            strays = [row.job_id for row in rows if row.job_id not in wanted
-                      and (row.state in PENDING_STATES or row.state in RUNNING_STATES)]
+            strays = [row.job_id for row in rows if (row.state in PENDING_STATES or row.state in RUNNING_STATES)
+                      and not self._wanted(row)]
         if strays:
             LOG.warning("slurm backend: cancelling Slurm jobs %s of this gateway that no attempt is waiting for",
                         ", ".join(strays))
             self.commands.scancel(strays)
+
+    def _wanted(self, row: JobRow) -> bool:
+        """Some attempt of ours waits for this job: its own, or one being submitted under its name right now."""
+        job = self._jobs.get(row.name)
+        return job is not None and job.job_id in (None, row.job_id)
 
     def _ours(self, rows: list[JobRow]) -> list[JobRow]:
         return [row for row in rows if instance_of(row.comment) == self.instance]
