@@ -126,7 +126,7 @@ def test_a_task_past_its_time_limit_ends_timeout_and_counts_as_failed(tmp_path, 
         assert "Step 'work' task 0 failed: timed out and was killed" in job.message, job.message
         (attempt,) = attempts_of(gateway, job_id)
         assert attempt.status == "failed" and attempt.reason == "timeout"
-        assert "TIMEOUT" in attempt.message and "DUE TO TIME LIMIT" in attempt.message  # slurmstepd's line
+        assert "TIMEOUT (TimeLimit)" in attempt.message and "last stderr line" in attempt.message
         states = {name: state for name, state in slurm_cluster.jobs().values()}
         assert states[attempt.backend_task_id] == "TIMEOUT"
     finally:
