@@ -97,10 +97,12 @@ def run_tasks(backend: Backend, processor: Processor, n: int) -> float:
     return elapsed
 
 
-def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path, **settings_environ: str) -> float:
+def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path, poll: float = 0.01,
+                   **settings_environ: str) -> float:
     """Wall seconds from submitting one n-task job until the dispatcher has marked it successful.
 
-    ``settings_environ`` adds settings (another backend, say) to the shipped ones.
+    ``poll`` is how often the store is read for the job's end; ``settings_environ`` adds settings
+    (another backend, say) to the shipped ones.
     """
     settings = load_settings(environ={
         "GATEWAY_DATA_DIR": str(workdir / "var"),
@@ -120,7 +122,7 @@ def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path, **se
         job = submit_job(store, settings.jobs_dir, processor, inputs, ResponseForm(asynchronous=True),
                          protocol="benchmark")
         runner.wake()  # what the Execute handler does with an embedded dispatcher
-        job = wait_for_job(store, job.id, RUN_TIMEOUT, interval=0.01)
+        job = wait_for_job(store, job.id, RUN_TIMEOUT, interval=poll)
         elapsed = time.perf_counter() - start
     finally:
         runner.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import pytest
@@ -17,6 +18,8 @@ from mesos_backend.slurm.status import (
     usage_from_accounting,
 )
 from wps_gateway.cli import main
+
+from .conftest import require
 
 # Lines as squeue 22.05 prints them with --Format=JobID:|,State:|,... and SLURM_TIME_FORMAT=%s.
 FAILED_LINE = "6|FAILED|NonZeroExitCode|768|1796049571|1796049574|node1|j.square.0.1|wps-gateway:abc job=j|"
@@ -145,11 +148,16 @@ def test_a_missing_slurm_client_is_refused_when_the_backend_is_made(tmp_path):
 @pytest.mark.parametrize(("setting", "value", "message"), [
     ("SLURM_ACCOUNTING", "sometimes", "slurm backend: [slurm] accounting must be one of auto, off"),
     ("SLURM_BIN_DIR", "/nonexistent", "slurm backend: sbatch, squeue, scancel not found in /nonexistent"),
+    ("SLURM_CONF", "{tmp}/slurm.conf", "slurm backend: Slurm cannot be used: squeue: fatal: Unable to process "
+                                       "configuration file"),
 ])
 def test_a_bad_slurm_setting_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys, setting, value, message):
+    if setting == "SLURM_CONF":
+        require(shutil.which("squeue") is not None, "squeue not found (Debian package slurm-client)")
+        (tmp_path / "slurm.conf").write_text("ClusterName=nowhere\nNoSuchKey=1\n")
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("GATEWAY_BACKEND", "slurm")
-    monkeypatch.setenv(setting, value)
+    monkeypatch.setenv(setting, value.format(tmp=tmp_path))
     assert main(["dispatch"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"wps-gateway: {message}") and "\n" not in err, err

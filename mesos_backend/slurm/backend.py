@@ -119,6 +119,7 @@ class _Job:
     kill_cause: str | None = None
     look_first: bool = False  # a submission may have got in unheard: look it up before submitting again
     seen: str = ""  # the Slurm state last recorded, so that repeats add no history
+    news: TaskEvent | None = None  # "submitted as", "adopted": told with the next turn's events, not alone
     started: bool = False
     missing: int = 0
     ended: JobRow | None = None
@@ -135,6 +136,12 @@ class SlurmBackend(Backend):
                  commands: SlurmCommands | None = None, cache_dir: str | Path | None = None) -> None:
         self.commands = commands or SlurmCommands()
         self.commands.check_installed()
+        try:  # a configuration the client cannot read is a setting to fix, not a reason to fail every task
+            self.commands.squeue(["1"])
+        except SlurmUnavailable as exc:
+            LOG.warning("slurm backend: Slurm does not answer yet (%s); tasks wait for it", exc)
+        except SlurmError as exc:
+            raise BackendError(f"slurm backend: Slurm cannot be used: {exc}") from None
         self.submit_options = submit or SubmitOptions()
         self.poll_options = poll or PollOptions()
         self.state = state or MemoryState()
@@ -291,11 +298,12 @@ class SlurmBackend(Backend):
                 continue
             with self._lock:
                 job.job_id, job.phase, job.spec = job_id, "submitted", None
+                # Told with the poller's next batch: every event wakes the dispatcher for a turn.
+                job.news = TaskEvent(job.task_id, TaskState.NOTICE, reason="submitted",
+                                     message=f"submitted as Slurm job {job_id}")
                 if job.kill_cause is not None:
                     self._cancels.add(job_id)
                     self._wake.set()
-                self._emit(TaskEvent(job.task_id, TaskState.NOTICE, reason="submitted",
-                                     message=f"submitted as Slurm job {job_id}"))
 
     def _submit(self, job: _Job) -> str:
         """Sandbox, fetched files, sbatch; returns the Slurm job id."""
@@ -361,6 +369,9 @@ class SlurmBackend(Backend):
 
     def _observe(self, job: _Job, row: JobRow, now: float) -> None:
         """Record what squeue says of a watched job (called with the lock held)."""
+        if job.news is not None:
+            self._emit(job.news)
+            job.news = None
         if row.state in TERMINAL_STATES:
             if not job.started and row.start:
                 self._started(job, row)
@@ -431,6 +442,8 @@ class SlurmBackend(Backend):
                     self._lost(job, "Slurm does not know this attempt (any more)")
                     continue
                 job.job_id, job.phase = row.job_id, "submitted"
+                job.news = TaskEvent(job.task_id, TaskState.NOTICE, reason="adopted",
+                                     message=f"Slurm job {row.job_id} taken over after a restart")
                 if job.kill_cause is not None:
                     self._cancels.add(row.job_id)
                 LOG.info("slurm backend: adopted Slurm job %s (%s) of %s", row.job_id, row.state, job.task_id)

@@ -149,7 +149,7 @@ class SlurmCommands:
         except OSError as exc:
             raise SlurmError(f"cannot run {command}: {exc}") from exc
         if done.returncode != 0:
-            message = _last_line(done.stderr) or f"{command} exited with code {done.returncode}"
+            message = _last_line(done.stderr).removeprefix(f"{command}: ") or f"exited with code {done.returncode}"
             if any(text in message.lower() for text in _TRANSIENT) and _ACCOUNTING_OFF not in message.lower():
                 raise SlurmUnavailable(f"{command}: {message}")
             raise SlurmError(f"{command}: {message}")
