@@ -100,7 +100,7 @@ def cpu_seconds() -> float:
 def measure(n: int, repeat: int, export_none: bool
             ) -> tuple[dict[str, list[float]], dict[str, dict[str, int]], dict[str, list[float]]]:
     from tests.conftest import free_port
-    from tests.servers.slurm import SlurmCluster
+    from tests.servers.slurm import PORTS, SlurmCluster, loopback_host_name
 
     processor = noop_processor()
     runs: dict[str, list[float]] = {"shell": [], "gateway": [], "backend": []}
@@ -109,7 +109,7 @@ def measure(n: int, repeat: int, export_none: bool
     counted: dict[str, dict[str, int]] = {}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     root = Path(tempfile.mkdtemp(prefix="bench-slurm-"))
-    cluster = SlurmCluster(root, {name: free_port() for name in ("slurmctld", "slurmd", "slurmdbd", "mariadb")})
+    cluster = SlurmCluster(root, {name: free_port() for name in PORTS}, *loopback_host_name())
     cluster.start()
     try:
         for _ in range(repeat):
@@ -170,11 +170,11 @@ def rows_for(runs: dict[str, list[float]], counted: dict[str, dict[str, int]], c
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     n, repeat = (100, 1) if args.quick else (1000, 1)
-    from tests.servers.slurm import DAEMONS
+    from tests.servers.slurm import DAEMONS, loopback_host_name
 
     missing = [name for name in DAEMONS if shutil.which(name) is None]
-    if missing or os.geteuid() != 0:
-        reason = f"skipped: needs root and Debian's Slurm packages ({', '.join(missing) or 'not root'})"
+    if missing or os.geteuid() != 0 or loopback_host_name() is None:
+        reason = f"skipped: needs root, Debian's Slurm packages and a loopback host name ({', '.join(missing)})"
         report([Row(f"Slurm, {n:,} no-op tasks", "job through dispatcher + Slurm backend", reason)], args.json)
         return
     runs, counted, cpu = measure(n, repeat, export_none=os.environ.get("BENCH_SLURM_EXPORT_NONE") == "1")

@@ -29,8 +29,9 @@ What an operator can count on:
   or ended; the others are reported LOST (``backend_restarted``: rerun without
   spending a retry). Jobs of this instance that nobody asked for are cancelled.
 - Events. STARTED when Slurm first shows a job running (with the node and
-  Slurm's start time), a NOTICE when it is submitted and when its Slurm state
-  changes otherwise, and one terminal event, mapped in ``status``.
+  Slurm's start time), a NOTICE when it is submitted (or adopted) and when its
+  Slurm state changes otherwise (waiting for priority or resources is not
+  news), and one terminal event, mapped in ``status``.
 - Accounting. With slurmdbd (``accounting = auto`` finds out), a terminal event
   carries sacct's Elapsed, TotalCPU and the largest MaxRSS of its steps, and
   its message the allocated TRES; without, the wall time from the
@@ -105,6 +106,10 @@ class PollOptions:
             raise ValueError("poll_interval must be positive and submit_workers at least 1")
         if self.accounting not in ACCOUNTING_MODES:
             raise ValueError(f"accounting must be one of {', '.join(ACCOUNTING_MODES)}, not {self.accounting!r}")
+
+
+class _NeverSubmitted(Exception):
+    """A task killed while its submission waited for Slurm to answer, found not to have got in."""
 
 
 @dataclass(eq=False)
@@ -289,6 +294,12 @@ class SlurmBackend(Backend):
                                              message=f"Slurm did not answer ({exc}); submitting again"))
                 self._stopping.wait(self.poll_options.poll_interval)
                 continue
+            except _NeverSubmitted:
+                with self._lock:
+                    self._forget(job)
+                    self._emit(TaskEvent(job.task_id, TaskState.KILLED, reason=REASON_KILLED,
+                                         message="killed before it was submitted", usage=_ZERO_USAGE))
+                continue
             except (BackendError, OSError) as exc:  # refused by Slurm, a bad spec, a fetch that failed
                 reason = "fetch_failed" if isinstance(exc, FetchError) else "submit_failed"
                 with self._lock:
@@ -313,6 +324,8 @@ class SlurmBackend(Backend):
             found = self._ours(self.commands.squeue(names=[job_name(spec)], mine=True))
             if found:
                 return max(found, key=lambda row: int(row.job_id)).job_id
+            if job.kill_cause is not None:  # killed while Slurm was away, and it did not get in
+                raise _NeverSubmitted
         script = batch_script(spec, self.submit_options)
         job.sandbox.mkdir(parents=True, exist_ok=True)
         if spec.uris:

@@ -10,8 +10,10 @@ fail in CI).
 
 Loopback only: the Slurm daemons bind to the address their host name resolves
 to (``CommunicationParameters=NoCtldInAddrAny,NoInAddrAny``) and each runs in
-its own UTS namespace whose host name is ``localhost``, so that address is
-127.0.0.1 whatever the machine is called; MariaDB listens on 127.0.0.1.
+its own UTS namespace whose host name is ``localhost`` (``unshare --uts``), so
+that address is 127.0.0.1 whatever the machine is called; where namespaces
+are not allowed, the machine's own name must resolve to a loopback address;
+MariaDB listens on 127.0.0.1.
 
 One node, ``node1``, with 8 cpus and 8 GiB (``config_overrides``: what the
 configuration says, not what the machine has), in two partitions: ``batch``
@@ -41,6 +43,7 @@ from tests.conftest import free_port, require
 
 NODE = "node1"
 START_TIMEOUT = 60.0
+PORTS = ("slurmctld", "slurmd", "slurmdbd", "mariadb")
 DAEMONS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd", "sbatch", "unshare")
 
 
@@ -60,10 +63,28 @@ def _listening(port: int) -> bool:
         return False
 
 
+def loopback_host_name() -> tuple[str, bool] | None:
+    """The host name the daemons run under, and whether in a UTS namespace; None if no loopback one exists."""
+    try:
+        subprocess.run(["unshare", "--uts", "sh", "-c", "hostname localhost"], check=True, capture_output=True,
+                       timeout=30)
+        return "localhost", True
+    except (OSError, subprocess.SubprocessError):
+        pass
+    name = socket.gethostname().split(".")[0]
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+    except OSError:
+        return None
+    return (name, False) if addresses and all(a.startswith("127.") for a in addresses) else None
+
+
 @dataclass
 class SlurmCluster:
     root: Path
     ports: dict[str, int]
+    hostname: str = "localhost"
+    namespaced: bool = True  # each daemon in a UTS namespace whose host name is ``hostname``
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
 
     @property
@@ -161,8 +182,8 @@ class SlurmCluster:
             self._stop(name, signal.SIGTERM)
 
     def _start(self, name: str, command: list[str], in_uts_namespace: bool = False) -> None:
-        if in_uts_namespace:
-            command = ["unshare", "--uts", "sh", "-c", 'hostname localhost && exec "$@"', name, *command]
+        if in_uts_namespace and self.namespaced:
+            command = ["unshare", "--uts", "sh", "-c", f'hostname {self.hostname} && exec "$@"', name, *command]
         log = (self.root / "log" / f"{name}.out").open("ab")
         self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
@@ -212,7 +233,7 @@ class SlurmCluster:
         munge_socket = r / "run" / "munge.socket"
         common = ["AuthType=auth/munge", f"AuthInfo=socket={munge_socket}"]
         self.conf.write_text("\n".join([
-            "ClusterName=wpstest", "SlurmctldHost=localhost(127.0.0.1)",
+            "ClusterName=wpstest", f"SlurmctldHost={self.hostname}(127.0.0.1)",
             f"SlurmctldPort={self.ports['slurmctld']}", f"SlurmdPort={self.ports['slurmd']}",
             "SlurmUser=root", "SlurmdUser=root", *common, "CredType=cred/munge",
             f"StateSaveLocation={r / 'state'}", f"SlurmdSpoolDir={r / 'spool'}",
@@ -229,7 +250,8 @@ class SlurmCluster:
             f"AccountingStoragePort={self.ports['slurmdbd']}", f"AccountingStoragePass={munge_socket}",
             "JobCompType=jobcomp/none",
             "PreemptType=preempt/partition_prio", "PreemptMode=REQUEUE",
-            f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=8 RealMemory=8192 State=UNKNOWN",
+            f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={self.hostname} CPUs=8 RealMemory=8192 "
+            "State=UNKNOWN",
             f"PartitionName=batch Nodes={NODE} Default=YES MaxTime=INFINITE State=UP PriorityTier=1",
             f"PartitionName=urgent Nodes={NODE} MaxTime=INFINITE State=UP PriorityTier=2",
             "",
@@ -252,9 +274,10 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     require(not missing, f"{', '.join(missing)} not found (Debian packages munge, mariadb-server, slurmdbd, "
                          "slurmctld, slurmd, slurm-client)")
     require(os.geteuid() == 0, "slurmd must run as root")
+    host = loopback_host_name()
+    require(host is not None, "the Slurm daemons need `unshare --uts` or a host name that resolves to 127.0.0.1")
     root = Path(tempfile.mkdtemp(prefix="wps-slurm-"))
-    ports = {name: free_port() for name in ("slurmctld", "slurmd", "slurmdbd", "mariadb")}
-    cluster = SlurmCluster(root, ports)
+    cluster = SlurmCluster(root, {name: free_port() for name in PORTS}, *host)
     try:
         cluster.start()
     except Exception as exc:
