@@ -110,8 +110,8 @@ def measure(n: int, repeat: int, export_none: bool
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     root = Path(tempfile.mkdtemp(prefix="bench-slurm-"))
     cluster = SlurmCluster(root, {name: free_port() for name in PORTS}, *loopback_host_name())
-    cluster.start()
     try:
+        cluster.start()
         for _ in range(repeat):
             for name in runs:
                 reset_counts(cluster)
