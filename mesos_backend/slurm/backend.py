@@ -135,6 +135,7 @@ class SlurmBackend(Backend):
     """Runs tasks as Slurm batch jobs; see the module docstring."""
 
     name = "slurm"
+    tasks_survive_stop = True  # Slurm jobs run on while the gateway is away; a restart adopts them
 
     def __init__(self, sandbox_root: str | Path, *, state: BackendState | None = None,
                  submit: SubmitOptions | None = None, poll: PollOptions | None = None,
