@@ -135,6 +135,21 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "tls_verify": "true",
         "ca_file": "",
     },
+    "slurm": {
+        "partition": "",  # empty: the cluster's default partition
+        "account": "",
+        "qos": "",
+        "sbatch_args": "",  # more sbatch options for every job, e.g. --constraint=eo --reservation=wps
+        "container_prefix": "",  # before the command of a task with an image, e.g. srun apptainer exec docker://{image}
+        "task_image": "",  # empty: the processor's executionUnit.image
+        "task_path": "",  # PATH of the tasks; empty: the gateway's virtualenv bin, then /usr/local/bin:/usr/bin:/bin
+        "poll_interval": "1",  # seconds between squeue calls (one per turn for all jobs)
+        "accounting": "auto",  # auto: usage from sacct when slurmdbd answers; off: wall time only
+        "submit_workers": "4",  # sbatch calls at once
+        "command_timeout": "30",  # seconds a Slurm command may take
+        "bin_dir": "",  # folder of sbatch, squeue, scancel, sacct; empty: PATH
+        "conf": "",  # slurm.conf of the cluster (SLURM_CONF); empty: Slurm's default
+    },
 }
 
 DEFAULTS["auth"] = dict(AUTH_DEFAULTS)
@@ -192,6 +207,7 @@ class Settings:
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
+    slurm: dict[str, str] = field(default_factory=dict)  # raw strings, parsed by the Slurm backend options
     cfg_files: list[str] = field(default_factory=list)
 
     @property
@@ -292,6 +308,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             catalogue=parse_catalogue(parser["catalogue"]),
             mesos=dict(parser["mesos"]),
             yarn=dict(parser["yarn"]),
+            slurm=dict(parser["slurm"]),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:

@@ -54,6 +54,14 @@ def backend_for(settings: Settings, store: Store | None = None) -> Backend:
         except ValueError as exc:
             raise BackendError(f"yarn backend: {exc}") from None
         return create_backend("yarn", **options)
+    if settings.backend == "slurm":
+        from mesos_backend.slurm.backend import backend_options as slurm_options
+        try:
+            options = slurm_options(settings.slurm)
+        except ValueError as exc:
+            raise BackendError(f"slurm backend: {exc}") from None
+        return create_backend("slurm", sandbox_root=settings.sandbox_dir, cache_dir=settings.cache_dir,
+                              state=StoreBackendState(store, "slurm") if store is not None else None, **options)
     return create_backend(settings.backend)
 
 
