@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -47,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import (
+    HOST,
     PROCESSORS_DIR,
     PYTHON,
     REPO,
@@ -58,6 +58,7 @@ from _common import (
     postgres_server,
     proc_status,
     report,
+    run_server,
 )
 from sqlalchemy import Engine, Text, cast, func, insert, select
 
@@ -273,27 +274,11 @@ def bare_rows(store: Store, bare_url: str, job_id: str) -> tuple[float, int, flo
 def mesos_master(workdir: Path) -> Iterator[str]:
     """The test master in a process of its own, with MESOS_AGENTS agents; yields host:port."""
     port = free_port()
-    with open(workdir / "master.log", "wb") as log:
-        process = subprocess.Popen(
-            [PYTHON, "-m", "mesos_backend.testing.master", "--host", "127.0.0.1", "--port", str(port),
-             "--agents", str(MESOS_AGENTS), "--agent-resources", MESOS_AGENT, "--work-dir", str(workdir / "mesos"),
-             "--allocation-interval", "0.1", "--heartbeat-interval", "5"],
-            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        def listening() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"the test master exited: {(workdir / 'master.log').read_text()[-2000:]}")
-            with socket.socket() as probe:
-                return probe.connect_ex(("127.0.0.1", port)) == 0
-        wait_for(listening, 60, "test master")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    argv = [PYTHON, "-m", "mesos_backend.testing.master", "--host", HOST, "--port", str(port),
+            "--agents", str(MESOS_AGENTS), "--agent-resources", MESOS_AGENT, "--work-dir", str(workdir / "mesos"),
+            "--allocation-interval", "0.1", "--heartbeat-interval", "5"]
+    with run_server(argv, port, workdir / "master.log"):
+        yield f"{HOST}:{port}"
 
 
 MESOS_SETTINGS = {"GATEWAY_BACKEND": "mesos", "MESOS_OFFER_REFUSE_SECONDS": "0.2", "MESOS_FAILOVER_TIMEOUT": "60"}
