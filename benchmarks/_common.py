@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,11 +72,14 @@ def machine_description() -> str:
             f"{platform.system()} {platform.release()}")
 
 
-def parse_args(description: str) -> argparse.Namespace:
-    """The options every benchmark script takes (run_all passes them through)."""
+def parse_args(description: str, extra: Callable[[argparse.ArgumentParser], object] | None = None
+               ) -> argparse.Namespace:
+    """The options every benchmark script takes (run_all passes them through), and ``extra``'s own."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--json", type=Path, help="also write the result rows to this file (used by run_all)")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 

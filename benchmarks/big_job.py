@@ -33,6 +33,7 @@ for 100,000). ``--quick``: 1,000 and 5,000 tasks.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -323,12 +324,21 @@ def stores(kind: str, workdir: Path) -> Iterator[tuple[str, str]]:
         yield server.url(server.create_database()), server.url(server.create_database())
 
 
+def task_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--local-tasks", type=int, help="tasks of the local job (default 10,000; 0: not run)")
+    parser.add_argument("--mesos-tasks", type=int, help="tasks of the Mesos job (default 100,000; 0: not run)")
+    parser.add_argument("--stores", default="SQLite,PostgreSQL", help="which stores, comma-separated")
+
+
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
+    args = parse_args(__doc__.splitlines()[0], task_options)
     local_tasks, mesos_tasks, mesos_run = (1_000, 5_000, 5.0) if args.quick else (10_000, 100_000, MESOS_RUN)
+    local_tasks = local_tasks if args.local_tasks is None else args.local_tasks
+    mesos_tasks = mesos_tasks if args.mesos_tasks is None else args.mesos_tasks
+    kinds = [kind for kind in ("SQLite", "PostgreSQL") if kind in args.stores.split(",")]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-bigjob-") as tmp:
-        for kind in ("SQLite", "PostgreSQL"):
+        for kind in kinds if local_tasks else ():
             workdir = Path(tmp) / f"local-{kind.lower()}"
             workdir.mkdir()
             with stores(kind, workdir) as (url, bare):
@@ -337,7 +347,7 @@ def main() -> None:
             rows += rows_for(result)
             print("\n".join(row.measure + ": " + row.value for row in rows_for(result)), flush=True)
             shutil.rmtree(workdir, ignore_errors=True)
-        for kind in ("SQLite", "PostgreSQL"):
+        for kind in kinds if mesos_tasks else ():
             workdir = Path(tmp) / f"mesos-{kind.lower()}"
             workdir.mkdir()
             with mesos_master(workdir) as master, stores(kind, workdir) as (url, bare):

@@ -34,6 +34,7 @@ Target: every figure at 100k and 1M at most 1.5x the same figure on 1k (flat).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -323,9 +324,16 @@ def postgres_urls(_: Path) -> Iterator[tuple[str, str]]:
         yield server.url(server.create_database()), server.url(server.create_database())
 
 
+def sizes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", type=lambda text: tuple(int(size) for size in text.split(",")),
+                        help=f"the big store's sizes, ascending, comma-separated (default "
+                             f"{','.join(map(str, SIZES))}; --quick {','.join(map(str, QUICK_SIZES))})")
+
+
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
+    args = parse_args(__doc__.splitlines()[0], sizes_option)
     sizes, budgets = (QUICK_SIZES, QUICK) if args.quick else (SIZES, FULL)
+    sizes = args.sizes or sizes
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         workdir = Path(tmp)
