@@ -242,13 +242,13 @@ def measure(small: Side, big: Side, scene: Path, budgets: dict[str, Budget]) -> 
                                                             budgets["page"])
         figures["/jobs?limit=50, deep page (its next link)"] = timed_pairs(
             *(lambda _, s=s: s.client.get(s.deep) for s in sides), budgets["page"])
+    for side in sides:  # the stores again as filled, every job final: the dispatcher has nothing to do
+        with side.store.session() as session:
+            session.execute(delete(Job).where(Job.status == JobStatus.ACCEPTED))
     figures["wps-gateway jobs list"] = timed_pairs(jobs_list(small), jobs_list(big), budgets["cli"])
     with idle_dispatcher(small) as one, idle_dispatcher(big) as other:
         figures["idle dispatcher turn"] = timed_pairs(lambda _: one.run_once(), lambda _: other.run_once(),
                                                       budgets["turn"])
-    for side in sides:  # the stores again as filled: every job final
-        with side.store.session() as session:
-            session.execute(delete(Job).where(Job.status == JobStatus.ACCEPTED))
     return figures
 
 
@@ -324,14 +324,15 @@ def postgres_urls(_: Path) -> Iterator[tuple[str, str]]:
         yield server.url(server.create_database()), server.url(server.create_database())
 
 
-def sizes_option(parser: argparse.ArgumentParser) -> None:
+def own_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", type=lambda text: tuple(int(size) for size in text.split(",")),
                         help=f"the big store's sizes, ascending, comma-separated (default "
                              f"{','.join(map(str, SIZES))}; --quick {','.join(map(str, QUICK_SIZES))})")
+    parser.add_argument("--stores", default="SQLite,PostgreSQL", help="which stores, comma-separated")
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], sizes_option)
+    args = parse_args(__doc__.splitlines()[0], own_options)
     sizes, budgets = (QUICK_SIZES, QUICK) if args.quick else (SIZES, FULL)
     sizes = args.sizes or sizes
     rows: list[Row] = []
@@ -341,6 +342,8 @@ def main() -> None:
         print(f"rows per job: {describe(templates)}", flush=True)
         scene = sample_scenes(workdir / "sample-data")[0]
         for name, urls in (("SQLite", sqlite_urls), ("PostgreSQL", postgres_urls)):
+            if name not in args.stores.split(","):
+                continue
             store_dir = workdir / name.lower()
             with urls(store_dir) as pair:
                 rows += run_stores(name, pair, sizes, templates, store_dir, scene, budgets)
