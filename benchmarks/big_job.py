@@ -28,7 +28,11 @@ master (``python -m mesos_backend.testing.master``, 10 agents of 8 cpus, in a
 process of its own) until every task is launched and then ``MESOS_RUN``
 seconds more; it is not run to its end: the test master runs all its agents'
 tasks as local processes and manages about 55 a second on 2 cores (30 minutes
-for 100,000). ``--quick``: 1,000 and 5,000 tasks.
+for 100,000). Launching is not quick either: on 2 busy cores (load average
+10) the dispatcher handed the 100,000-task job's tasks to the backend at about
+30 a second, in steps of 1,000 (``DispatcherOptions.batch``) some 30 s apart,
+so this part takes most of an hour there. ``--quick``: 1,000 and 5,000 tasks;
+``--local-tasks``, ``--mesos-tasks`` (0: not run) and ``--stores`` pick the parts.
 """
 
 from __future__ import annotations
