@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from werkzeug.http import unquote_etag
 from werkzeug.wrappers import Request, Response
 
 from . import __version__
@@ -59,7 +60,7 @@ def not_modified(request: Request | None, etag: str) -> bool:
     """Whether a GET (or HEAD) says, with ``If-None-Match``, that the client holds ``etag`` (weak comparison)."""
     if request is None or request.method not in ("GET", "HEAD") or "HTTP_IF_NONE_MATCH" not in request.environ:
         return False
-    return request.if_none_match.contains_weak(etag)
+    return request.if_none_match.contains_weak(unquote_etag(etag)[0])
 
 
 def not_modified_response(etag: str, headers: Mapping[str, str] | None = None) -> Response:
