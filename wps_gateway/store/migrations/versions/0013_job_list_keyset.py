@@ -1,6 +1,6 @@
 """jobs: indexes in the order job lists page through, newest first by (created, id)
 
-Revision ID: 0011
+Revision ID: 0013
 Revises: 0010
 Create Date: 2026-12-12 10:00:00
 
@@ -12,7 +12,7 @@ group, created) indexes they replace served the same lookups.
 """
 from alembic import op
 
-revision = '0011'
+revision = '0013'
 down_revision = '0010'
 branch_labels = None
 depends_on = None
