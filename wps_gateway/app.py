@@ -19,9 +19,10 @@ from werkzeug.wrappers import Request, Response
 from .admin import AdminApi
 from .auth.authenticate import AuthenticationFailed, AuthorizationFailed, KeysUnavailable
 from .auth.identity import ENVIRON_KEY, IdentityRequired, require
+from .conditional import conditional, state_etag
 from .context import GatewayContext
 from .health import health_report
-from .jobs import JobNotFound, get_job
+from .job_views import JobNotFound, JobView, read_view
 from .ogcapi import OgcApi
 from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
@@ -140,13 +141,16 @@ class GatewayApp:
         return self.service.call(request)
 
     def on_wps_status(self, request: Request, job_id: str) -> Response:
+        """The job's ExecuteResponse as it stands; a poller that has it already (If-None-Match) gets 304."""
         job = self._job(request, job_id)
         settings = self.context.settings
         items = output_item_urls(self.context.store, settings.base_url, job)
-        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items)
-        response = Response(body, mimetype=XML_MIMETYPE)
-        response.headers["Cache-Control"] = "no-store" if job.status not in JobStatus.FINAL else "max-age=60"
-        return response
+        etag = state_etag("wps1-status", job.state(), items)
+        # Final jobs change little (a dismissal, STAC Items appearing); active ones are revalidated every time.
+        headers = {"Cache-Control": "max-age=60" if job.status in JobStatus.FINAL else "no-cache"}
+        return conditional(request, etag, lambda: Response(
+            execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items),
+            mimetype=XML_MIMETYPE), headers)
 
     def on_output(self, request: Request, job_id: str, filename: str) -> Response:
         job = self._job(request, job_id)
@@ -161,14 +165,14 @@ class GatewayApp:
         response.content_length = path.stat().st_size
         return response
 
-    def _job(self, request: Request, job_id: str):
+    def _job(self, request: Request, job_id: str) -> JobView:
         """A job for its status document or outputs: by its unguessable URL, or, with ``[auth]
         protect_status``, only for an identity that may see it (another user's job is not found)."""
         try:
             if self.context.settings.auth.protect_status:
                 require(request)
-                return self.context.job_for(request, job_id)
-            return get_job(self.context.store, job_id)
+                return self.context.job_view_for(request, job_id)
+            return read_view(self.context.store, job_id)
         except JobNotFound:
             raise NotFound(f"no job {job_id}") from None
 

@@ -204,6 +204,7 @@ class Settings:
     input_max_redirects: int = 5
     billing_weights: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
     catalogue: CatalogueSettings = field(default_factory=CatalogueSettings)  # STAC items: push, asset hrefs
+    request_log: str = field(default="", repr=False)  # [logging] database: PyWPS's request log; empty: none
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
@@ -306,6 +307,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             auth=parse_auth(parser["auth"]),
             billing_weights=parse_weights(parser["accounting"]["billing_weights"]),
             catalogue=parse_catalogue(parser["catalogue"]),
+            request_log=parser["logging"]["database"].strip(),
             mesos=dict(parser["mesos"]),
             yarn=dict(parser["yarn"]),
             slurm=dict(parser["slurm"]),
@@ -372,13 +374,13 @@ def _paths(value: str) -> list[Path]:
 
 
 def _default_request_log(parser: configparser.ConfigParser, data_dir: Path) -> None:
-    """PyWPS logs every request to ``[logging] database``. An in-memory SQLite is one
-    connection shared by all server threads, whose concurrent commits fail (HTTP 500),
-    so an empty or in-memory setting becomes a file in the data directory."""
+    """PyWPS's request log (``[logging] database``) is off when empty: the job store is the record. An
+    in-memory SQLite is one connection shared by all server threads, whose concurrent commits fail, so
+    it becomes a file in the data directory."""
     if not parser.has_section("logging"):
         parser.add_section("logging")
     database = parser["logging"].get("database", "").strip()
-    if not database or database.endswith(":memory:"):
+    if database.endswith(":memory:"):
         data_dir.mkdir(parents=True, exist_ok=True)
         parser["logging"]["database"] = f"sqlite:///{data_dir / 'pywps-requests.sqlite'}"
 

@@ -20,6 +20,7 @@ from .auth.visibility import can_see, visible_clause
 from .config import Settings
 from .deployment import catalog_state, deployed_processors
 from .inputs import CheckedInputs, InputError
+from .job_views import JobView, read_view
 from .jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job, wait_for_job
 from .limits import ClientLimits, SyncWaits, check_submission, client_of
 from .planner import count_tasks
@@ -70,6 +71,16 @@ class GatewayContext:
         if time.monotonic() - self._checked >= CATALOG_RECHECK_SECONDS:
             self._refresh_deployed()
         return self._processors
+
+    def catalogue(self) -> tuple[int, dict[str, Processor]]:
+        """The processors with the catalogue version they are, for documents rendered once per version.
+
+        The version is read before the processors (a refresh sets the processors, then the version): a
+        document is never filed under a newer version than the processors it was rendered from.
+        """
+        self.processors()
+        version = self.catalog_version
+        return version, self._processors
 
     def shipped(self) -> set[str]:
         """Ids of processors that come from folders: offered, but not replaceable through the API."""
@@ -132,6 +143,13 @@ class GatewayContext:
     def job_for(self, request: Request | None, job_id: str) -> Job:
         """The job, if the request's identity may see it; JobNotFound otherwise (never "forbidden")."""
         job = get_job(self.store, job_id)
+        if not can_see(identity_of(request), job, self.settings.auth.group_visibility):
+            raise JobNotFound(job_id)
+        return job
+
+    def job_view_for(self, request: Request | None, job_id: str, with_usage: bool = False) -> JobView:
+        """The job's status columns (``job_views``), if the request's identity may see it; else JobNotFound."""
+        job = read_view(self.store, job_id, with_usage)
         if not can_see(identity_of(request), job, self.settings.auth.group_visibility):
             raise JobNotFound(job_id)
         return job
