@@ -49,6 +49,7 @@ from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
 from .accounting.usage import add_to_jobs, measured_usage
+from .batch.planner import engine_fields
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
@@ -599,6 +600,7 @@ class Dispatcher:
             user=job.user,
             process=job.process_id,
             priority=job.priority,
+            **engine_fields(spec),  # a task list's volume, volume operation, docker parameters
         )
 
     def _launch_ready(self) -> None:
