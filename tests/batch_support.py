@@ -17,13 +17,13 @@ from wps_gateway.store.models import Job, Task
 
 from .conftest import gateway_environ
 
-# The mean NDVI of one scene (bands B04 and B08 of the sample tiles), written where the task is told to:
-# real work on real rasters, checked against numpy in the test.
+# The mean NDVI of one scene (bands B04 and B08 of the sample tiles), written as OUT.txt into DEST (by default
+# the task's step folder): real work on real rasters, checked against numpy in the tests.
 NDVI_MEAN = ("import json, os, pathlib, sys, numpy, rasterio; t = json.loads(os.environ['WPS_TASK']); "
              "d = rasterio.open(sys.argv[1]); names = list(d.descriptions); "
              "red = d.read(names.index('B04') + 1).astype('float64'); nir = d.read(names.index('B08') + 1)"
              ".astype('float64'); v = float(numpy.nanmean((nir - red) / (nir + red))); "
-             "pathlib.Path(t['step_dir'], os.environ['OUT'] + '.txt').write_text(repr(v))")
+             "pathlib.Path(os.environ.get('DEST') or t['step_dir'], os.environ['OUT'] + '.txt').write_text(repr(v))")
 
 
 def task(name: str, command: str, *, cpus: float = 0.2, mem: float = 64, env: dict[str, str] | None = None,
@@ -52,9 +52,10 @@ def write_list(path: Path, *tasks: dict[str, Any]) -> Path:
     return path
 
 
-def ndvi_tasks(scenes: list[Path]) -> list[dict[str, Any]]:
+def ndvi_tasks(scenes: list[Path], dest: str = "", name: str = "ndvi") -> list[dict[str, Any]]:
     """One task per scene: the scene fetched into the sandbox (a URI), its mean NDVI computed there."""
-    return [task(f"ndvi-{n}", f"python -c \"{NDVI_MEAN}\" {scene.name}", env={"OUT": scene.stem},
+    env = {"DEST": dest} if dest else {}
+    return [task(f"{name}-{n}", f"python -c \"{NDVI_MEAN}\" {scene.name}", env={"OUT": scene.stem, **env},
                  uris=[{"value": scene.as_uri(), "extract": False}]) for n, scene in enumerate(scenes)]
 
 

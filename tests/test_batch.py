@@ -74,12 +74,17 @@ def test_a_task_list_runs_as_one_job_with_each_task_as_listed(tmp_path, sample_d
     assert all(a.status == "succeeded" for r in rows for a in r.attempt_rows)
 
 
-def test_exit_status_is_not_zero_when_a_task_fails_and_the_failure_is_named(tmp_path, sample_data):
-    tasks = write_list(tmp_path / "tasks.json", task("fine", "true"), task("broken", "echo no >&2; exit 3"))
+def test_every_task_runs_to_its_end_and_the_exit_status_says_whether_all_succeeded(tmp_path, sample_data):
+    flag = tmp_path / "slow-done"
+    tasks = write_list(tmp_path / "tasks.json", task("slow", f"sleep 1 && touch {flag}"),
+                       task("broken", "echo no >&2; exit 3"))
     done = batch_run(tmp_path / "var", sample_data, str(tasks))
     assert done.returncode == 1
     assert "failed: broken: exited with code 3: no" in done.stdout
-    assert jobs_in(tmp_path / "var")[0].status == JobStatus.FAILED
+    [job] = jobs_in(tmp_path / "var")
+    assert job.status == JobStatus.FAILED and "'tasks' task 1 failed" in job.message
+    assert flag.exists(), "the other task was not killed when one failed (as mesos-batch runs them)"
+    assert [t.status for t in tasks_of(tmp_path / "var", job.id)] == ["succeeded", "failed"]
 
 
 def test_kill_after_kills_a_task_that_runs_too_long(tmp_path, sample_data):
