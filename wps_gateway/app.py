@@ -26,6 +26,7 @@ from .ogcapi import OgcApi
 from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
+from .schedules.api import ScheduleApi
 from .store.models import JobStatus
 from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
@@ -50,6 +51,7 @@ class GatewayApp:
         self.url_map = Map([
             *self.ogcapi.rules(),
             *AdminApi(context).rules(),
+            *ScheduleApi(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
             Rule("/wps/status/<job_id>.xml", endpoint="wps_status"),

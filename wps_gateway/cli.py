@@ -14,6 +14,7 @@ from mesos_backend import BackendError
 from . import redaction
 from .batch import run as batch_run
 from .config import ConfigError, load_settings
+from .schedules import commands as schedule_commands
 from .store.db import Store
 from .xml_guard import LibxmlTooOld, require_libxml2_limits
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     collect.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
 
     batch_run.add_parser(commands)
+    schedule_commands.add_parser(commands)
 
     control = commands.add_parser("dispatching", help="pause or resume launching tasks (queued work is kept)")
     control.add_argument("action", choices=["pause", "resume", "status"])
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         except BackendError as exc:
             print(f"wps-gateway: {exc}", file=sys.stderr)
             return 2
+    if args.command == "schedule":
+        return schedule_commands.run(settings, store, args)
     if args.command == "gc":
         from .runner import retention_for
 
@@ -182,7 +186,7 @@ def _serve(settings, store: Store, args) -> int:
                     "can hold every server thread", settings.sync_max_waiting, args.threads)
     runner = None
     if settings.dispatcher == "embedded":
-        runner = DispatcherRunner(settings, store)
+        runner = DispatcherRunner(settings, store, context=context)
         context.on_job_submitted = runner.wake
         runner.start_thread()
     server = waitress.server.create_server(GatewayApp(context), host=args.host, port=args.port,

@@ -76,7 +76,7 @@ def run(settings: Settings, store: Store, args: argparse.Namespace, out: TextIO 
         print(f"wps-gateway batch: {exc}", file=sys.stderr)
         return 1
     print(f"job {job.id}: accepted, {job.task_count} tasks", file=out, flush=True)
-    runner = DispatcherRunner(settings, store)
+    runner = DispatcherRunner(settings, store, context=context)
     context.on_job_submitted = runner.wake
     watch = _Watch(store, job.id, runner)
     previous = {sig: signal.signal(sig, watch.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
