@@ -28,6 +28,7 @@ from .limits import ClientLimits
 from .locality import parse_rules
 from .pywps_settings import configure_pywps
 from .redaction import redact
+from .sources.settings import SourceSettings, parse_sources
 
 DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
 CFG_ENV = "PYWPS_CFG"
@@ -188,6 +189,7 @@ class Settings:
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
+    sources: list[SourceSettings] = field(default_factory=list)  # [sources]: order systems work is pulled from
     cfg_files: list[str] = field(default_factory=list)
 
     @property
@@ -286,6 +288,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             billing_weights=parse_weights(parser["accounting"]["billing_weights"]),
             mesos=dict(parser["mesos"]),
             yarn=dict(parser["yarn"]),
+            sources=parse_sources(parser, os.environ if environ is None else environ),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:

@@ -22,6 +22,7 @@ from .gc import Collector, Retention
 from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
 from .notify import Notifier, NotifierOptions, callback_policy
 from .schedules.rounds import ScheduleRounds
+from .sources.poller import SourcePoller
 from .store.backend_state import StoreBackendState
 from .store.db import Store
 from .store.models import Job, JobStatus
@@ -106,6 +107,7 @@ class DispatcherRunner:
         self.store = store
         self._context = context  # jobs of schedules and sources are submitted through it (made on first need)
         self.schedules = ScheduleRounds(store, self.gateway_context, settings.poll_interval, settings.retry_backoff)
+        self.sources = SourcePoller(store, self.gateway_context, settings.sources)
         self.leadership = Leadership(store, lock or leader_lock_for(store.engine, settings.data_dir))
         self._given_backend = backend is not None
         self.dispatcher = self._new_dispatcher(backend)
@@ -147,9 +149,10 @@ class DispatcherRunner:
         self.is_leader.set()
         LOG.info("dispatcher active (backend %s, epoch %s)", self.dispatcher.backend.name, self.leadership.epoch)
         term_over = threading.Event()  # these loops work for the active dispatcher only (failover hands them over)
-        for name, loop in (("notifier", notifier_for(self.settings, self.store).run),
-                           ("retention", Collector(retention_for(self.settings, self.store)).run),
-                           ("schedules", self.schedules.run)):
+        loops = [("notifier", notifier_for(self.settings, self.store).run),
+                 ("retention", Collector(retention_for(self.settings, self.store)).run),
+                 ("schedules", self.schedules.run)] + ([("sources", self.sources.run)] if self.settings.sources else [])
+        for name, loop in loops:
             threading.Thread(target=loop, args=(term_over,), name=name, daemon=True).start()
         try:
             self.dispatcher.run(self.stop_event)
