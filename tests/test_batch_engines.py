@@ -84,6 +84,8 @@ def test_map_onto_a_persistent_volume_then_reduce_on_it_and_remove_it(tmp_path, 
     on_volume = [a for job in (map_job, reduce_job) for t in tasks_of(data, job.id) if t.step == "tasks"
                  for a in t.attempt_rows]
     assert {a.agent for a in on_volume} == {holder.agent_id}, "every task ran where the volume is"
+    ordered = sorted(on_volume, key=lambda a: a.started)
+    assert all(a.finished <= b.started for a, b in zip(ordered, ordered[1:], strict=False)), "one at a time"
     assert not holder.volume_path(ROLE, "ndvi-parts").exists()
     assert "(" not in _resources(mesos_master, holder.agent_id), "the reservation was given back"
     kinds = sorted(key[1].rsplit(".", 1)[1] for key in mesos_master.cluster.operations)
@@ -123,3 +125,33 @@ def test_a_task_list_runs_on_yarn(tmp_path, sample_data, scenes, yarn_rm):
         assert rows[f"ndvi-{n}"].status == "succeeded" and rows[f"ndvi-{n}"].attempt_rows[0].backend == "yarn"
         written = data / "jobs" / job.id / "steps" / "tasks" / f"{scene.stem}.txt"
         assert float(written.read_text()) == pytest.approx(expected_ndvi(scene), rel=1e-9)
+
+
+def test_an_operation_the_master_drops_fails_its_attempt_with_the_masters_word_and_is_retried(
+        tmp_path, sample_data, mesos_master):
+    mesos_master.cluster.rescind_next = 1  # the first ACCEPT (the volume's RESERVE and CREATE) meets a dead offer
+    tasks = write_list(tmp_path / "tasks.json", task("on-volume", "test -d scratch && touch scratch/x"))
+    data = tmp_path / "var"
+    done = batch_run(data, sample_data, str(tasks), "--persistent-volume", "scratch:16:scratch",
+                     "--remove-persistent-volume", **mesos_environ(mesos_master, MESOS_ROLE=ROLE,
+                                                                   MESOS_PRINCIPAL=PRINCIPAL))
+    assert done.returncode == 0, done.stdout + done.stderr
+    [job] = jobs_in(data)
+    volume = next(t for t in tasks_of(data, job.id) if t.step == "volume")
+    first, second = volume.attempt_rows
+    assert first.status == "failed" and "OPERATION_ERROR: Offer is no longer valid" in first.message
+    assert second.status == "succeeded"
+
+
+def test_docker_parameters_of_a_task_list_reach_the_docker_containerizer():
+    from mesos_backend import Resources, TaskSpec
+    from mesos_backend.mesos.taskinfo import TaskOptions, task_info
+    from mesos_backend.testing import proto
+
+    spec = TaskSpec("t.1", ["/bin/sh", "-c", "true"], Resources(1, 64), image="alpine",
+                    docker_parameters=[("memory", "64m")])
+    docker = task_info(spec, "agent-1", [], TaskOptions(containerizer="docker"))
+    assert docker["container"]["docker"]["parameters"] == [{"key": "memory", "value": "64m"}]
+    if proto.available():
+        proto.validate_message("mesos.TaskInfo", docker)
+    assert "parameters" not in str(task_info(spec, "agent-1", [], TaskOptions(containerizer="mesos")))
