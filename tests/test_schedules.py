@@ -22,7 +22,7 @@ from wps_gateway.store.models import Job, JobStatus, Schedule, utcnow
 
 from .batch_support import task, task_list
 from .conftest import build_gateway, close_gateway, gateway_environ
-from .gateway_process import GatewayProcess
+from .gateway_process import active_and_standby
 from .jobs_support import wait_for
 
 OPERATOR_NAME = "olga"
@@ -141,12 +141,8 @@ def test_a_dispatcher_failover_hands_the_schedule_over(tmp_path, sample_data):
     assert added.returncode == 0, added.stderr
     store = Store(f"sqlite:///{data / 'gateway.db'}")
     schedule = find_schedule(store, "etl")
-    first = GatewayProcess(data, sample_data, command="dispatch").start()
-    second = GatewayProcess(data, sample_data, command="dispatch", env=first.env)
+    first, second = active_and_standby(data, sample_data)
     try:
-        first.wait_until(lambda: first.logged("dispatcher active"), 60, "the first dispatcher active")
-        second.start()
-        second.wait_until(lambda: second.logged("standing by"), 60, "the second one standing by")
         first.wait_until(lambda: len(rounds_of(store, schedule)) >= 2, 120, "the second round")
         first.kill()
         second.wait_until(lambda: second.logged("dispatcher active"), 60, "the standby taking over")

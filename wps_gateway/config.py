@@ -189,7 +189,7 @@ class Settings:
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
-    sources: list[SourceSettings] = field(default_factory=list)  # [sources]: order systems work is pulled from
+    sources: list[SourceSettings] = field(default_factory=list, repr=False)  # [sources]: URLs may hold credentials
     cfg_files: list[str] = field(default_factory=list)
 
     @property

@@ -68,13 +68,11 @@ def json_boolean(value: Any, where: str, default: bool) -> bool:
     raise TaskListError(where, f"expected true or false, not {_kind(value)}")
 
 
+_KINDS = ((bool, "a boolean"), (dict, "an object"), (list, "an array"), (int, "a number"), (float, "a number"))
+
+
 def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
+    """How a wrong value is named in an error (a string shows its beginning)."""
     if isinstance(value, str):
         return f"the string {value[:40]!r}"
-    return "a number" if isinstance(value, int | float) else "null"
+    return next((name for kind, name in _KINDS if isinstance(value, kind)), "null")

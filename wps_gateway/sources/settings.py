@@ -117,20 +117,18 @@ def _pairs(text: str, where: str) -> dict[str, str]:
 
 
 def _whole(text: str, where: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ValueError(f"{where} must be a whole number of 1 or more, not {text!r}")
-    return number
+    return int(_positive(text, where, int, "a whole number of 1 or more"))
 
 
 def _seconds(text: str, where: str) -> float:
+    return _positive(text, where, float, "a positive number of seconds")
+
+
+def _positive(text: str, where: str, kind: type, what: str) -> float:
     try:
-        number = float(text)
+        number = kind(text)
     except ValueError:
-        number = 0.0
+        number = 0
     if not number > 0:
-        raise ValueError(f"{where} must be a positive number of seconds, not {text!r}")
+        raise ValueError(f"{where} must be {what}, not {text!r}")
     return number
