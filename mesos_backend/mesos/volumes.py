@@ -230,6 +230,8 @@ class VolumeWork:
                 del self._operations[task_id]
                 volume = operation.spec.volume
                 assert volume is not None
+                if self._known(volume.volume_id).get("state") == CREATING:
+                    self._remember(volume.volume_id, None, None)  # never confirmed: the next attempt makes it
                 why = ("no offer held room for it" if operation.spec.volume_operation == "create"
                        else "no offer carried it (is it in use, or gone?)")
                 events.append(TaskEvent(task_id, TaskState.FAILED, reason="timeout", usage=_NO_USAGE,

@@ -41,6 +41,7 @@ from .records import ACTIVE, FINISHED, ScheduleError, job_inputs
 LOG = logging.getLogger(__name__)
 ROUND_JOBS = uuid.UUID("5f1c0c2e-6a53-4c1e-9b8e-2f4a1d3c7e90")  # namespace of the jobs' ids
 TURN_BACKOFF_MAX = 30.0  # between turns while the store keeps failing
+IDLE_SECONDS = 1.0  # between turns while there is no schedule to run (a new one starts within this)
 
 
 def round_job_ids(schedule_id: str, round_number: int, parallel: int) -> list[str]:
@@ -58,6 +59,7 @@ class ScheduleRounds:
         self.interval = interval
         self.retry = retry  # seconds before a refused submission is tried again
         self.turns = 0  # tests wait for turns, not for time
+        self._idle = True  # no schedule to run at the last turn: the next one may wait longer
         self._retry_at: dict[str, float] = {}  # schedule id -> monotonic time its refused submission is retried
 
     def run(self, stop: threading.Event) -> None:
@@ -69,11 +71,12 @@ class ScheduleRounds:
             except Exception as exc:  # the store is down, say: try again, never stop
                 streak.failed(exc)
             self.turns += 1
-            stop.wait(streak.delay)
+            stop.wait(max(streak.delay, IDLE_SECONDS) if self._idle else streak.delay)
 
     def turn(self) -> None:
         with self.store.sessions() as session:
             ids = list(session.scalars(select(Schedule.id).where(Schedule.state != FINISHED)))
+        self._idle = not ids
         for schedule_id in ids:
             if self._retry_at.get(schedule_id, 0.0) <= time.monotonic():
                 self._advance(schedule_id)
