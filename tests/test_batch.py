@@ -159,14 +159,33 @@ def test_a_bad_task_list_gets_one_line_naming_its_first_bad_field_and_nothing_is
 def test_bad_options_are_refused_before_anything_is_submitted(tmp_path, sample_data):
     tasks = write_list(tmp_path / "tasks.json", task("a", "true"))
     for args, message in [(["--kill-after", "0secs"], "--kill-after: '0secs' must be more than zero"),
-                          (["--kill-after", "soon"], "is not a duration"),
-                          (["--persistent-volume", "v1:64"], "persistent volumes need the mesos backend"),
-                          (["--persistent-volume", "v1:lots"], "the disk 'lots' is not a number")]:
+                          (["--persistent-volume", "v1:64"], "persistent volumes need the mesos backend")]:
         done = batch_run(tmp_path / "var", sample_data, str(tasks), *args)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
-    missing = batch_run(tmp_path / "var", sample_data, str(tmp_path / "none.json"))
-    assert missing.returncode == 2 and "cannot read the task list" in missing.stderr
     assert not (tmp_path / "var" / "gateway.db").exists() or jobs_in(tmp_path / "var") == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--kill-after", "soon"], "is not a duration"),
+    (["--persistent-volume", "v1:lots"], "the disk 'lots' is not a number"),
+    (["--persistent-volume", "v1:64:a/b"], "must be a plain relative name"),
+    (["does-not-exist.json"], "cannot read the task list"),
+])
+def test_bad_task_list_options_are_one_clear_error(tmp_path, args, message):
+    from argparse import Namespace
+
+    from wps_gateway.batch.run import _inputs
+
+    write_list(tmp_path / "tasks.json", task("a", "true"))
+    given = Namespace(tasks=str(tmp_path / "tasks.json"), kill_after=None, persistent_volume=None,
+                      remove_persistent_volume=False)
+    for name, value in zip(args[::2], args[1::2], strict=False):
+        setattr(given, name.lstrip("-").replace("-", "_"), value)
+    if len(args) == 1:
+        given.tasks = str(tmp_path / args[0])
+    with pytest.raises(ValueError) as caught:
+        _inputs(given)
+    assert message in str(caught.value)
 
 
 @pytest.fixture

@@ -15,7 +15,14 @@ from sqlalchemy import select
 from wps_gateway.auth.identity import OPERATOR, USER, Identity
 from wps_gateway.config import load_settings
 from wps_gateway.context import GatewayContext
-from wps_gateway.schedules.records import NewSchedule, add_schedule, find_schedule
+from wps_gateway.schedules.records import (
+    NewSchedule,
+    ScheduleError,
+    add_schedule,
+    find_schedule,
+    list_schedules,
+    new_schedule,
+)
 from wps_gateway.schedules.rounds import ScheduleRounds, round_job_ids
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job, JobStatus, Schedule, utcnow
@@ -181,28 +188,47 @@ def test_the_command_line_adds_lists_pauses_resumes_and_removes(tmp_path, sample
     paused = schedule_cli(data, sample_data, "pause", "nightly")
     assert paused.returncode == 0 and " paused " in paused.stdout
     resumed = schedule_cli(data, sample_data, "resume", "nightly")
-    assert resumed.returncode == 0 and " active " in resumed.stdout
-    listed = schedule_cli(data, sample_data, "list")
-    assert listed.stdout.count("nightly") == 1
+    assert resumed.returncode == 0 and " active " in resumed.stdout and resumed.stdout.count("nightly") == 1
     removed = schedule_cli(data, sample_data, "remove", "nightly")
-    assert removed.returncode == 0 and "nightly" not in schedule_cli(data, sample_data, "list").stdout
-    assert schedule_cli(data, sample_data, "pause", "nightly").returncode == 1
+    assert removed.returncode == 0 and removed.stdout.splitlines() == ["schedule nightly removed"]
+    missing = schedule_cli(data, sample_data, "pause", "nightly")
+    assert missing.returncode == 1 and "no schedule 'nightly'" in missing.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--every", "0s"], "every: '0s' must be more than zero"),
     (["--every=-5m"], "every: '-5m' must be more than zero"),
-    (["--every", "0"], "every: '0' must be more than zero"),
-    (["--every", "soon"], "is not a duration"),
-    (["--every", "1m", "--parallel", "0"], "parallel: jobs per round must be a whole number of 1 or more"),
-    (["--every", "1m", "--rounds", "0"], "rounds: must be a whole number of 1 or more"),
-    (["--every", "1m", "--inputs", '{"numbers": ["two"]}'], "inputs: input 'numbers' must be a integer"),
 ])
-def test_a_bad_schedule_is_refused_and_not_kept(tmp_path, sample_data, args, message):
-    done = schedule_cli(tmp_path / "var", sample_data, "add", "--process", "sleepy-squares",
-                        *(["--inputs", json.dumps(SQUARES)] if "--inputs" not in args else []), *args)
-    assert done.returncode == 2 and message in done.stderr, done.stderr
-    assert schedule_cli(tmp_path / "var", sample_data, "list").stdout == ""
+def test_a_zero_or_negative_interval_is_refused_and_nothing_kept(tmp_path, sample_data, args, message):
+    done = schedule_cli(tmp_path / "var", sample_data, "add", "--process", "sleepy-squares", "--inputs",
+                        json.dumps(SQUARES), *args)
+    assert done.returncode == 2 and done.stderr.strip() == f"wps-gateway schedule: {message}"
+    with Store(f"sqlite:///{tmp_path / 'var' / 'gateway.db'}").sessions() as session:
+        assert session.scalars(select(Schedule)).all() == []
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"every": 0}, "every: '0' must be more than zero"),
+    ({"every": -0.5}, "every: '-0.5' must be more than zero"),
+    ({"every": "soon"}, "is not a duration"),
+    ({"every": True}, "every: a duration"),
+    ({"parallel": 0}, "parallel: jobs per round must be a whole number of 1 or more"),
+    ({"rounds": 0}, "rounds: must be a whole number of 1 or more"),
+    ({"inputs": {"numbers": ["two"]}}, "inputs: input 'numbers' must be a integer"),
+    ({"inputs": {"colour": 1}}, "process 'sleepy-squares' has no input 'colour'"),
+    ({"process": "nope"}, "process: no process 'nope'"),
+])
+def test_a_bad_schedule_is_refused_and_not_kept(tmp_path, sample_data, values, message):
+    gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False)
+    try:
+        fields = {"process": "sleepy-squares", "inputs": SQUARES, "parallel": 1, "every": 60, "rounds": None,
+                  **values}
+        with pytest.raises(ScheduleError) as caught:
+            add_schedule(gateway.context, new_schedule(**fields), ME)
+        assert message in str(caught.value)
+        assert list_schedules(gateway.store) == []
+    finally:
+        close_gateway(gateway)
 
 
 @pytest.fixture
@@ -236,6 +262,13 @@ def test_operators_manage_schedules_over_rest(proxied):
                      ({**body, "parallel": 0}, "1 or more")]:
         refused = client.post_json("/admin/api/schedules", bad, status=400, **as_user(OPERATOR_NAME))
         assert why in refused.json["detail"], (bad, refused.json)
+    secret = {"process": "batch", "every": 60, "inputs": {"tasks": {"value": task_list(task(
+        "sync", "aws s3 sync s3://in s3://out", env={"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI"})),
+        "mediaType": "application/json"}}}
+    shown = client.post_json("/admin/api/schedules", secret, status=201, **as_user(OPERATOR_NAME)).json
+    assert "wJalrXUtnFEMI" not in json.dumps(shown) and "AWS_SECRET_ACCESS_KEY" in json.dumps(shown)
+    assert "wJalrXUtnFEMI" not in client.get("/admin/api/schedules", **as_user(OPERATOR_NAME)).text
+    client.delete(f"/admin/api/schedules/{shown['id']}", status=204, **as_user(OPERATOR_NAME))
     client.delete(f"/admin/api/schedules/{schedule['id']}", status=204, **as_user(OPERATOR_NAME))
     client.get(f"/admin/api/schedules/{schedule['id']}", status=404, **as_user(OPERATOR_NAME))
     assert client.get("/admin/api/schedules", **as_user(OPERATOR_NAME)).json["schedules"] == []

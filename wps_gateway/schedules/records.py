@@ -149,11 +149,27 @@ def as_json(schedule: Schedule) -> dict[str, Any]:
     def when(value):
         return value.isoformat() if value is not None else None
 
-    return {"id": schedule.id, "name": schedule.name, "process": schedule.process_id, "inputs": schedule.inputs,
+    return {"id": schedule.id, "name": schedule.name, "process": schedule.process_id,
+            "inputs": masked(schedule.inputs),
             "parallel": schedule.parallel, "every": schedule.every, "rounds": schedule.rounds,
             "round": schedule.round, "state": schedule.state, "roundStarted": when(schedule.round_started),
             "nextRound": when(schedule.next_at) if schedule.round_started is None else None,
             "user": schedule.user, "lastError": schedule.last_error, "created": when(schedule.created)}
+
+
+def masked(value: Any) -> Any:
+    """Inputs as operators are shown them: the values of a task list's environment variables (credentials,
+    often) are not."""
+    if isinstance(value, list):
+        return [masked(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {key: masked(item) for key, item in value.items()}
+    if isinstance(out.get("environment"), dict) and isinstance(out["environment"].get("variables"), list):
+        out["environment"] = {**out["environment"], "variables": [
+            {**v, "value": "***"} if isinstance(v, dict) and "value" in v else v
+            for v in out["environment"]["variables"]]}
+    return out
 
 
 def describe(schedule: Schedule) -> str:
