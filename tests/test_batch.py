@@ -35,6 +35,7 @@ from .batch_support import (
     write_list,
 )
 from .conftest import build_gateway, close_gateway
+from .gateway_process import GatewayProcess
 from .jobs_support import wait_for
 
 OPERATOR, DEPLOYER, USER = "olga", "dora", "alice"
@@ -72,6 +73,21 @@ def test_a_task_list_runs_as_one_job_with_each_task_as_listed(tmp_path, sample_d
     assert [r.spec["task_list_id"] for r in rows] == ["ndvi-0", "ndvi-1", "ndvi-2", "environment", "argv"]
     assert rows[3].spec["resources"] == {"cpus": 0.1, "mem": 16.0, "disk": 0.0, "gpus": 0}
     assert all(a.status == "succeeded" for r in rows for a in r.attempt_rows)
+
+
+def test_with_a_dispatcher_active_elsewhere_batch_run_stands_by_and_that_one_runs_the_job(tmp_path, sample_data):
+    data = tmp_path / "var"
+    running = GatewayProcess(data, sample_data, command="dispatch").start()
+    try:
+        running.wait_until(lambda: running.logged("dispatcher active"), 60, "the deployment's dispatcher active")
+        tasks = write_list(tmp_path / "tasks.json", task("hello", "echo hello"))
+        done = subprocess.run(batch_command(str(tasks)), env=running.env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        [job] = jobs_in(data)
+        assert running.logged(f"job {job.id} successful")
+    finally:
+        running.stop()
 
 
 def test_every_task_runs_to_its_end_and_the_exit_status_says_whether_all_succeeded(tmp_path, sample_data):
