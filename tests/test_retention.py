@@ -84,6 +84,7 @@ def test_jobs_past_retention_lose_their_detail_and_keep_their_record(tmp_path, s
 
 def test_a_dismissed_jobs_files_go_at_once_its_row_stays(tmp_path, sample_data, monkeypatch):
     monkeypatch.setattr(Collector, "first_pass", 0.1)  # the active dispatcher's collector, without waiting
+    monkeypatch.setattr(Collector, "interval", 0.2)  # and again after the dismissal (the first pass is long past)
     gateway = build_gateway(tmp_path / "var", sample_data)
     try:
         job_id = submit_sleepy(gateway, [1, 2], seconds=30)

@@ -45,6 +45,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
+from processes.bbox import bbox_from_text
 from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
@@ -56,6 +57,7 @@ from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job, task_environment
 from .redaction import redact
+from .stac.events import enqueue_description
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
 from .streaks import FailureStreak
@@ -357,6 +359,7 @@ class Dispatcher:
             attempts, tasks = _load_rows(session, {e.task_id for e in events})
             history: list[dict[str, Any]] = []
             ended: list[tuple[str, _Row]] = []  # (job id, attempt) of the attempts that ended: their usage
+            first_starts: dict[str, datetime] = {}  # job id -> when a task of it started (first in this turn)
             jobs: dict[str, None] = {}
             for event in events:
                 attempt = attempts.get(event.task_id)
@@ -364,20 +367,22 @@ class Dispatcher:
                     LOG.warning("event for unknown task %s ignored", event.task_id)
                     continue
                 task = tasks[attempt.task_id]
-                self._apply_event(attempt, task, event, history, ended)
+                self._apply_event(attempt, task, event, history, ended, first_starts)
                 jobs[task.job_id] = None
             if history:
                 session.execute(insert(AttemptEvent.__table__), history)  # Core: the ORM's bulk path costs more
             _write_changes(session, TaskAttempt, attempts.values())
             _write_changes(session, Task, tasks.values())
             add_to_jobs(session, ended)
+            if first_starts:
+                session.execute(_START_JOB, [{"job_id": j, "when": w} for j, w in first_starts.items()])
             for job_id in jobs:
                 kills += self._advance_job(session, job_id)
         del self._pending[: len(events)]
         return kills, len(events)
 
     def _apply_event(self, attempt: _Row, task: _Row, event: TaskEvent, history: list[dict[str, Any]],
-                     ended: list[tuple[str, _Row]]) -> None:
+                     ended: list[tuple[str, _Row]], first_starts: dict[str, datetime]) -> None:
         when = datetime.fromtimestamp(event.timestamp, UTC)
         # A task's last words may quote a URL with its credentials; they reach status documents from here.
         message = redact(event.message)[:4000]
@@ -398,6 +403,7 @@ class Dispatcher:
                 attempt.set(pid=pid)
             if task.status == TaskStatus.RUNNING and task.started is None:
                 task.set(started=when)
+            first_starts.setdefault(task.job_id, when)  # a job reads as accepted until a task starts
             return
         if attempt.status not in ACTIVE_ATTEMPT:
             return  # a duplicate terminal event
@@ -528,6 +534,8 @@ class Dispatcher:
                         .values(status=TaskStatus.CANCELLED, finished=now)
                         .execution_options(synchronize_session=False))
         enqueue(session, job_id, session.scalar(select(Job.subscriber).where(Job.id == job_id)), status)
+        if status == JobStatus.SUCCESSFUL:
+            enqueue_description(session, job_id)  # its STAC items: described, stored, pushed by the outbox
         LOG.info("job %s %s: %s", job_id, status, message)
         return kills
 
@@ -586,7 +594,6 @@ class Dispatcher:
         paths["usage"].mkdir(parents=True, exist_ok=True)
         job.status = JobStatus.RUNNING
         enqueue(session, job.id, job.subscriber, JobStatus.RUNNING)
-        job.started = now
         job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
 
     def _task_spec(self, task: Any, job: Any, processor: Processor, backend_id: str) -> TaskSpec:
@@ -689,6 +696,11 @@ def _load_rows(session: Session, backend_ids: set[str]) -> tuple[dict[str, _Row]
     return attempts, tasks
 
 
+# A job's start is its first task's: until then it reads as accepted on every protocol.
+_START_JOB = (update(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"), Job.__table__.c.started.is_(None))
+              .values(started=bindparam("when")))
+
+
 def _write_changes(session: Session, model: type, rows: Any) -> None:
     """UPDATE by primary key, one executemany per set of changed columns (Core: the ORM's bulk path costs
     more than the statements)."""
@@ -778,6 +790,8 @@ def _literal(kind: str, text: str) -> Any:
             return int(text)
         if kind == "boolean":
             return text.lower() in ("true", "1")
+        if kind == "bbox":
+            return bbox_from_text(text)
     except ValueError as exc:
         raise OutputMissing(f"output value {text!r} is not a {kind}") from exc
     return text

@@ -6,7 +6,8 @@ One pass (``collect``) removes, oldest first and in bounded batches:
 * the files of dismissed jobs, at once (their row stays, so a client still
   reads ``dismissed``, until the row's own retention);
 * jobs past their status's retention: their folder, their attempts'
-  sandboxes, their tasks, attempts, events and callbacks; the job row stays,
+  sandboxes, their tasks, attempts, events, callbacks and STAC items (served
+  here; the portal's catalogue keeps what was pushed); the job row stays,
   without its inputs and outputs, as the accounting record (its usage in
   ``job_usage``) until ``records`` has passed, then it goes too;
 * sandboxes of attempts that ended longer ago than ``sandboxes`` (the local
@@ -33,7 +34,7 @@ from sqlalchemy import delete, select, update
 
 from .planner import job_paths
 from .store.db import Store
-from .store.models import Job, JobStatus, Notification, Task, TaskAttempt, utcnow
+from .store.models import Job, JobStatus, Notification, StacItem, Task, TaskAttempt, utcnow
 from .streaks import FailureStreak
 
 LOG = logging.getLogger(__name__)
@@ -136,8 +137,8 @@ class Retention:
             _remove(sandbox)
         with self.store.session() as session:  # attempts and their events cascade with the tasks
             session.execute(delete(Task).where(Task.job_id.in_(done.jobs)).execution_options(synchronize_session=False))
-            session.execute(delete(Notification).where(Notification.job_id.in_(done.jobs))
-                            .execution_options(synchronize_session=False))
+            for kind in (Notification, StacItem):  # callbacks and pushes; the items describe files now gone
+                session.execute(delete(kind).where(kind.job_id.in_(done.jobs)).execution_options(synchronize_session=False))
             session.execute(update(Job).where(Job.id.in_(done.jobs)).values(expired=now, inputs={}, outputs={})
                             .execution_options(synchronize_session=False))
         LOG.info("retention: removed the files, tasks and attempts of %d job(s); their records stay", len(done.jobs))

@@ -161,7 +161,7 @@ def _spec(processor: Processor, step: Step, document: dict[str, Any], locality: 
         # The processor's code, fetched (and cached by digest) into the task's working directory.
         "uris": [{"value": bundle["uri"], "cache": True, "extract": True}] if bundle else [],
         "locality": locality,
-        "command": [*processor.command, step.id],
+        "command": [*processor.command, *([step.id] if processor.append_step else [])],
         "environment": dict(processor.environment),
         "task": document,  # the task's own part of WPS_TASK; the job's inputs join it at launch
         "resources": {"cpus": res.cpus, "mem": res.mem, "disk": res.disk, "gpus": res.gpus},

@@ -23,6 +23,7 @@ from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
 from .notify import Notifier, NotifierOptions, callback_policy
 from .schedules.rounds import ScheduleRounds
 from .sources.poller import SourcePoller
+from .stac.publish import publisher_for
 from .store.backend_state import StoreBackendState
 from .store.db import Store
 from .store.models import Job, JobStatus
@@ -59,6 +60,14 @@ def backend_for(settings: Settings, store: Store | None = None) -> Backend:
         except ValueError as exc:
             raise BackendError(f"yarn backend: {exc}") from None
         return create_backend("yarn", **options)
+    if settings.backend == "slurm":
+        from mesos_backend.slurm.backend import backend_options as slurm_options
+        try:
+            options = slurm_options(settings.slurm)
+        except ValueError as exc:
+            raise BackendError(f"slurm backend: {exc}") from None
+        return create_backend("slurm", sandbox_root=settings.sandbox_dir, cache_dir=settings.cache_dir,
+                              state=StoreBackendState(store, "slurm") if store is not None else None, **options)
     return create_backend(settings.backend)
 
 
@@ -150,6 +159,7 @@ class DispatcherRunner:
         LOG.info("dispatcher active (backend %s, epoch %s)", self.dispatcher.backend.name, self.leadership.epoch)
         term_over = threading.Event()  # these loops work for the active dispatcher only (failover hands them over)
         loops = [("notifier", notifier_for(self.settings, self.store).run),
+                 ("stac", publisher_for(self.settings, self.store).run),
                  ("retention", Collector(retention_for(self.settings, self.store)).run),
                  ("schedules", self.schedules.run)] + ([("sources", self.sources.run)] if self.settings.sources else [])
         for name, loop in loops:

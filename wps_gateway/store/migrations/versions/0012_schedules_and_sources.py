@@ -1,16 +1,16 @@
 """schedules (repeated runs) and source_units (work pulled from order systems)
 
-Revision ID: 0011
-Revises: 0009
+Revision ID: 0012
+Revises: 0010
 Create Date: 2026-12-10 09:00:00
 
-(Written beside other branches' 0010; the lead renumbers when merging.)
+(0011 is another branch's; the lead chains it when merging.)
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
-down_revision = '0009'
+revision = '0012'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
