@@ -1,6 +1,7 @@
-"""``wps-gateway batch run`` on Mesos (the test master) and YARN (the test ResourceManager), and mesos-batch's
-persistent volume: a map run that reserves and creates it and writes into it, then a reduce run on it that
-removes it (RESERVE, CREATE, DESTROY, UNRESERVE through the master, checked against its agents)."""
+"""``wps-gateway batch run`` on Mesos (the test master), YARN (the test ResourceManager) and Slurm (a real
+cluster), and mesos-batch's persistent volume: a map run that reserves and creates it and writes into it, then
+a reduce run on it that removes it (RESERVE, CREATE, DESTROY, UNRESERVE through the master, checked against its
+agents)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from wps_gateway.store.models import JobStatus
 
 from .batch_support import batch_run, jobs_in, ndvi_tasks, task, tasks_of, write_list
+from .slurm_support import slurm_environ
 from .test_batch import expected_ndvi
 from .yarn_support import yarn_environ
 
@@ -111,18 +113,22 @@ def test_a_persistent_volume_is_refused_without_a_role_of_the_framework(tmp_path
     assert other.returncode == 2 and "are for role 'wps', the framework's is 'eo'" in other.stderr
 
 
-def test_a_task_list_runs_on_yarn(tmp_path, sample_data, scenes, yarn_rm):
+@pytest.mark.parametrize(("backend", "engine", "environ"), [("yarn", "yarn_rm", yarn_environ),
+                                                          ("slurm", "slurm_cluster", slurm_environ)])
+def test_a_task_list_runs_on_yarn_and_slurm(tmp_path, sample_data, scenes, request, backend, engine, environ):
     chosen = [s for s in scenes if "20240720" in s.name][:2]
     tasks = write_list(tmp_path / "tasks.json", *ndvi_tasks(chosen), task("fails", "exit 4"))
     data = tmp_path / "var"
-    done = batch_run(data, sample_data, str(tasks), **yarn_environ(yarn_rm))
+    done = batch_run(data, sample_data, str(tasks), **environ(request.getfixturevalue(engine)))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "failed: fails:" in done.stdout
     [job] = jobs_in(data)
     assert job.status == JobStatus.FAILED
     rows = {t.spec["task_list_id"]: t for t in tasks_of(data, job.id)}
+    assert rows["fails"].status == "failed"
     for n, scene in enumerate(chosen):
-        assert rows[f"ndvi-{n}"].status == "succeeded" and rows[f"ndvi-{n}"].attempt_rows[0].backend == "yarn"
+        assert rows[f"ndvi-{n}"].status == "succeeded", rows[f"ndvi-{n}"].message
+        assert rows[f"ndvi-{n}"].attempt_rows[0].backend == backend
         written = data / "jobs" / job.id / "steps" / "tasks" / f"{scene.stem}.txt"
         assert float(written.read_text()) == pytest.approx(expected_ndvi(scene), rel=1e-9)
 

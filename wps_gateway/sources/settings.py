@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from ..setting_numbers import above_zero
+
 SOURCE_DEFAULTS: dict[str, str] = {
     "process": "",  # the process each unit runs as (required)
     "inputs": "",  # INPUT=FIELD, ...: a job input from a unit field (dotted: options.include_sr)
@@ -117,18 +119,8 @@ def _pairs(text: str, where: str) -> dict[str, str]:
 
 
 def _whole(text: str, where: str) -> int:
-    return int(_positive(text, where, int, "a whole number of 1 or more"))
+    return int(above_zero(text, int, where, "a whole number of 1 or more"))
 
 
 def _seconds(text: str, where: str) -> float:
-    return _positive(text, where, float, "a positive number of seconds")
-
-
-def _positive(text: str, where: str, kind: type, what: str) -> float:
-    try:
-        number = kind(text)
-    except ValueError:
-        number = 0
-    if not number > 0:
-        raise ValueError(f"{where} must be {what}, not {text!r}")
-    return number
+    return above_zero(text, float, where, "a positive number of seconds")
