@@ -8,10 +8,13 @@ Mesos protos), and their tasks do real work on the sample rasters.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import signal
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +76,13 @@ def test_a_task_list_runs_as_one_job_with_each_task_as_listed(tmp_path, sample_d
     assert [r.spec["task_list_id"] for r in rows] == ["ndvi-0", "ndvi-1", "ndvi-2", "environment", "argv"]
     assert rows[3].spec["resources"] == {"cpus": 0.1, "mem": 16.0, "disk": 0.0, "gpus": 0}
     assert all(a.status == "succeeded" for r in rows for a in r.attempt_rows)
+    # The accounting report counts it like any job: its tasks and the cpu time they used.
+    report = subprocess.run([sys.executable, "-m", "wps_gateway.cli", "report", "--csv", "--group-by", "process"],
+                            env=environ(data, sample_data), capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    [row] = list(csv.DictReader(io.StringIO(report.stdout)))
+    assert (row["process"], row["jobs_successful"], row["tasks"]) == ("batch", "1", "5")
+    assert float(row["cpu_hours_used"]) > 0
 
 
 def test_with_a_dispatcher_active_elsewhere_batch_run_stands_by_and_that_one_runs_the_job(tmp_path, sample_data):

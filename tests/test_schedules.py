@@ -100,11 +100,13 @@ def test_a_task_list_on_a_schedule(tmp_path, sample_data):
         close_gateway(gateway)
 
 
-def test_a_round_started_before_a_crash_gets_its_missing_jobs_and_no_more(tmp_path, sample_data):
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_round_started_before_a_crash_gets_its_missing_jobs_and_no_more(tmp_path, sample_data, request, database):
     """The state a crash between starting a round and submitting its jobs leaves: the round is recorded, one of
     its jobs exists. Two loops working on it at once (an old leader's last turn and a new one's) make the
     missing jobs once."""
-    gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False)
+    extra = {"GATEWAY_DATABASE_URL": request.getfixturevalue("postgres_url")} if database == "postgresql" else {}
+    gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False, **extra)
     try:
         schedule = add_schedule(gateway.context, NewSchedule("sleepy-squares", SQUARES, 3, 60, rounds=1), ME)
         first = ScheduleRounds(gateway.store, lambda: gateway.context, 0.05)
