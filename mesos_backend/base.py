@@ -59,6 +59,30 @@ class FetchUri:
     executable: bool = False
 
 
+@dataclass(frozen=True)
+class PersistentVolume:
+    """A volume that outlives the tasks on it (a Mesos persistent volume: disk dynamically reserved for the
+    framework's role, with ``reserve`` reserved beside it), mounted at ``container_path`` in the sandbox of
+    every task that names it. Engines without such volumes refuse tasks that name one."""
+
+    volume_id: str
+    container_path: str
+    disk: float  # MiB
+    reserve: Resources = field(default_factory=lambda: Resources(0.0, 0.0))  # cpus, mem kept with it
+
+    def __post_init__(self) -> None:
+        if not self.volume_id or any(c in self.volume_id for c in "/\\") or self.volume_id in (".", ".."):
+            raise BackendError(f"persistent volume id {self.volume_id!r} is not valid")
+        if not self.container_path or "/" in self.container_path or self.container_path in (".", ".."):
+            raise BackendError(f"persistent volume {self.volume_id}: container path {self.container_path!r} must "
+                               "be a plain relative name")
+        if not self.disk > 0:
+            raise BackendError(f"persistent volume {self.volume_id}: its disk must be positive")
+
+
+VOLUME_OPERATIONS = ("create", "destroy")
+
+
 @dataclass
 class TaskSpec:
     """Everything an engine needs to run one attempt of one task.
@@ -88,6 +112,13 @@ class TaskSpec:
     user: str = ""
     process: str = ""
     priority: int = 0
+    # Run on this persistent volume (its agent, mounted at its container path); see PersistentVolume.
+    volume: PersistentVolume | None = None
+    # "create" or "destroy": this attempt is not a command but that operation on ``volume`` (made, or found
+    # already there; removed and its reservation given back). It ends FINISHED with exit code 0 once done.
+    volume_operation: str | None = None
+    # ``docker run`` options (name, value) for engines that run the image with Docker itself; others ignore them.
+    docker_parameters: list[tuple[str, str]] = field(default_factory=list)
 
 
 class TaskState(str, Enum):  # noqa: UP042 (StrEnum would change what str() of a member gives)

@@ -30,11 +30,11 @@ def api_schema(tmp_path_factory, sample_data):
 
 def semantic_bodies(case) -> list:
     """An execute body is valid only for its process's inputs, a package only if its workflow is sound, an
-    accounting period only if it ends after it starts: the document cannot say so, so "schema-valid but
-    refused" is expected there (and nothing else is excused)."""
+    accounting period only if it ends after it starts, a schedule only for a process that exists: the document
+    cannot say so, so "schema-valid but refused" is expected there (and nothing else is excused)."""
     if case.method in ("POST", "PUT") and case.path in ("/processes/{processId}/execution", "/processes",
-                                                        "/processes/{processId}"):
-        return [positive_data_acceptance]
+                                                        "/processes/{processId}", "/admin/api/schedules"):
+        return [positive_data_acceptance]  # a schedule's process must exist, its inputs fit, its interval be > 0
     if case.path == "/accounting" and period_ends_before_it_starts(case.query or {}):
         return [positive_data_acceptance]
     if case.path in ("/stac/search", "/stac/collections/{collectionId}/items") and not stac_search_makes_sense(

@@ -27,6 +27,7 @@ from .ogcapi import OgcApi
 from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
+from .schedules.api import ScheduleApi
 from .stac.api import StacApi
 from .stac.links import output_item_urls
 from .store.models import JobStatus
@@ -53,6 +54,7 @@ class GatewayApp:
         self.url_map = Map([
             *self.ogcapi.rules(),
             *AdminApi(context).rules(),
+            *ScheduleApi(context).rules(),
             *StacApi(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),

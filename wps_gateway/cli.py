@@ -1,4 +1,5 @@
-"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID | report | dispatching ...``."""
+"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID | report | batch run |
+schedule ... | dispatching ...``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import sys
 from mesos_backend import BackendError
 
 from . import redaction
+from .batch import run as batch_run
 from .config import ConfigError, load_settings
+from .schedules import commands as schedule_commands
 from .store.db import Store
 from .xml_guard import LibxmlTooOld, require_libxml2_limits
 
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     collect = commands.add_parser("gc", help="remove what is past its retention ([gateway] retention)")
     collect.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
 
+    batch_run.add_parser(commands)
+    schedule_commands.add_parser(commands)
+
     control = commands.add_parser("dispatching", help="pause or resume launching tasks (queued work is kept)")
     control.add_argument("action", choices=["pause", "resume", "status"])
     control.add_argument("--reason", default="", help="shown in status and logs while paused")
@@ -106,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         return _quota(store, args)
     if args.command == "report":
         return _report(store, settings.billing_weights, args)
+    if args.command == "batch":
+        try:
+            return batch_run.run(settings, store, args)
+        except BackendError as exc:
+            print(f"wps-gateway: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "schedule":
+        return schedule_commands.run(settings, store, args)
     if args.command == "gc":
         from .runner import retention_for
 
@@ -172,7 +186,7 @@ def _serve(settings, store: Store, args) -> int:
                     "can hold every server thread", settings.sync_max_waiting, args.threads)
     runner = None
     if settings.dispatcher == "embedded":
-        runner = DispatcherRunner(settings, store)
+        runner = DispatcherRunner(settings, store, context=context)
         context.on_job_submitted = runner.wake
         runner.start_thread()
     server = waitress.server.create_server(GatewayApp(context), host=args.host, port=args.port,

@@ -28,6 +28,7 @@ from .limits import ClientLimits
 from .locality import parse_rules
 from .pywps_settings import configure_pywps
 from .redaction import redact
+from .sources.settings import SourceSettings, parse_sources
 from .stac.settings import DEFAULTS as CATALOGUE_DEFAULTS
 from .stac.settings import CatalogueSettings, parse_catalogue
 
@@ -209,6 +210,7 @@ class Settings:
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
     slurm: dict[str, str] = field(default_factory=dict)  # raw strings, parsed by the Slurm backend options
+    sources: list[SourceSettings] = field(default_factory=list, repr=False)  # [sources]: URLs may hold credentials
     cfg_files: list[str] = field(default_factory=list)
 
     @property
@@ -311,6 +313,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             mesos=dict(parser["mesos"]),
             yarn=dict(parser["yarn"]),
             slurm=dict(parser["slurm"]),
+            sources=parse_sources(parser, os.environ if environ is None else environ),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:

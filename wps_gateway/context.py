@@ -17,6 +17,8 @@ from .address_policy import AddressPolicy, policy_from
 from .auth.authenticate import Authenticator
 from .auth.identity import Identity, identity_of
 from .auth.visibility import can_see, visible_clause
+from .batch import BATCH_PROCESS
+from .batch.submission import check_batch
 from .config import Settings
 from .deployment import catalog_state, deployed_processors
 from .inputs import CheckedInputs, InputError
@@ -103,25 +105,35 @@ class GatewayContext:
             self.catalog_version += 1
 
     def submit(self, request: Request | None, processor: Processor, checked: CheckedInputs, form: ResponseForm,
-               protocol: str, subscriber: dict[str, str] | None = None) -> Job:
-        """Accept a job for the request's client and wake the dispatcher.
+               protocol: str, subscriber: dict[str, str] | None = None, *, identity: Identity | None = None,
+               job_id: str | None = None) -> Job:
+        """Accept a job for the request's client (or ``identity``: the command line, schedules, sources) and
+        wake the dispatcher.
 
         Refused before anything is written: a job over ``max_tasks_per_job``
-        (InputError), a client over its limits (LimitExceeded).
+        (InputError), a client over its limits (LimitExceeded), a task list
+        (the ``batch`` process) from anybody but an operator or a deployer
+        (IdentityRequired) or not fit to run here (InputError). ``job_id``
+        makes a submission that may be repeated idempotent (IntegrityError
+        when a job of that id exists).
         """
-        tasks = count_tasks(processor, checked.values)
+        identity = identity or identity_of(request)
+        if processor.id == BATCH_PROCESS:
+            checked, tasks = check_batch(identity, checked, self.settings)
+            split = "tasks"
+        else:
+            tasks = count_tasks(processor, checked.values)
+            split = next((s.split_input for s in processor.steps if s.split_input), "") or processor.id
         limit = self.settings.max_tasks_per_job
         if tasks > limit:
-            split = next((s.split_input for s in processor.steps if s.split_input), "") or processor.id
             raise InputError("InvalidParameterValue", split, f"the job would need {tasks} tasks, more than the "
                              f"{limit} one job may have; split the request", kind="too_many")
-        identity = identity_of(request)
         client = client_of(request, identity.user)
         check_quota(self.store, identity)
         check_submission(self.store, client, tasks, self.settings.client_limits)
         job = submit_job(self.store, self.settings.jobs_dir, processor, checked, form, protocol,
                          user=identity.user, group=identity.group, subscriber=subscriber, client=client,
-                         task_count=tasks)
+                         task_count=tasks, job_id=job_id)
         self.notify_dispatcher()
         return job
 

@@ -50,6 +50,8 @@ from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
 from .accounting.usage import add_to_jobs, measured_usage
+from .batch import BATCH_PROCESS
+from .batch.planner import engine_fields
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .notify import enqueue
@@ -449,7 +451,7 @@ class Dispatcher:
             (step, status): n for step, status, n in session.execute(
                 select(Task.step, Task.status, func.count()).where(Task.job_id == job_id)
                 .group_by(Task.step, Task.status))}
-        if any(status == TaskStatus.FAILED for _, status in counts):
+        if any(status == TaskStatus.FAILED for _, status in counts) and not self._runs_on(session, job_id, counts):
             step, index, why = session.execute(
                 select(Task.step, Task.index, Task.message).where(Task.job_id == job_id,
                                                                   Task.status == TaskStatus.FAILED)
@@ -471,6 +473,12 @@ class Dispatcher:
                         .values(progress=min(99, int(100 * succeeded / max(1, total))), message=message)
                         .execution_options(synchronize_session=False))
         return []
+
+    def _runs_on(self, session: Session, job_id: str, counts: dict[tuple[str, str], int]) -> bool:
+        """A task list runs every task to its end, as mesos-batch does: a failed task fails its job only once
+        no other task is queued or running."""
+        return self._processor(session, job_id).id == BATCH_PROCESS and any(
+            status in (TaskStatus.QUEUED, TaskStatus.RUNNING) for _, status in counts)
 
     def _promote(self, session: Session, job_id: str, done_steps: set[str]) -> None:
         """Queue the pending tasks of every step whose dependencies have all succeeded."""
@@ -606,6 +614,7 @@ class Dispatcher:
             user=job.user,
             process=job.process_id,
             priority=job.priority,
+            **engine_fields(spec),  # a task list's volume, volume operation, docker parameters
         )
 
     def _launch_ready(self) -> None:

@@ -89,9 +89,12 @@ def processor_of(job: Job) -> Processor:
 def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: CheckedInputs,
                response_form: ResponseForm, protocol: str, user: str = "anonymous", group: str = "",
                priority: int = 0, subscriber: dict[str, str] | None = None, client: str = "",
-               task_count: int = 0) -> Job:
-    """Write an accepted job; the dispatcher picks it up (and calls ``subscriber`` back as it goes)."""
-    job_id = str(uuid.uuid4())
+               task_count: int = 0, job_id: str | None = None) -> Job:
+    """Write an accepted job; the dispatcher picks it up (and calls ``subscriber`` back as it goes).
+
+    A given ``job_id`` (derived from what asked for the job) makes repeating the submission harmless: the
+    second insert fails with IntegrityError."""
+    job_id = job_id or str(uuid.uuid4())
     values = write_inline_inputs(checked, processor, job_paths(jobs_dir, job_id)["inputs"])
     job = Job(
         id=job_id,

@@ -21,7 +21,9 @@ objects. What Marathon and Cook taught about running for months:
 - a task that waits says why (NOTICE events: caps, locality, fair share,
   size), and one bigger than every agent seen fails (``insufficient_resources``);
 - tasks a crashed run queued but never sent to Mesos come back as lost with
-  reason ``backend_restarted``, which costs them no retry.
+  reason ``backend_restarted``, which costs them no retry;
+- tasks on a persistent volume go to the agent holding it, and volumes are
+  made and removed with RESERVE/CREATE and DESTROY/UNRESERVE (``volumes.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .placement import Offer, PendingTask, Placement, PlacementPolicy, Placer
 from .scheduler import Scheduler
 from .status import ACTIVE_STATES, TERMINAL_STATES, agent_id_of, describe, task_id_of, to_event
 from .taskinfo import TaskOptions, Volume, id_value, task_info
+from .volumes import Decision, VolumeWork
 
 LOG = logging.getLogger(__name__)
 FRAMEWORK_ID_KEY = "framework_id"
@@ -159,6 +162,7 @@ class MesosBackend(Backend, Scheduler):
             locality_delay=self.scheduling.locality_delay, process_weights=self.scheduling.process_weights,
             user_weights=self.scheduling.user_weights))
         self._queued: dict[str, TaskSpec] = {}
+        self._volumes = VolumeWork(self.state, self.framework.role, self.framework.principal)
         self._active: dict[str, ActiveTask] = {}
         self._abandoned: dict[str, float] = {}  # given up (unreachable) -> when; killed if they show up again
         self._recovered_at: float | None = None  # when the dispatcher handed over the previous run's tasks
@@ -219,16 +223,19 @@ class MesosBackend(Backend, Scheduler):
             if self._stale:
                 LOG.warning("task %s not queued: %s", spec.task_id, self._ended)
                 return
-            self._queued[spec.task_id] = spec
-            self._placer.add(PendingTask(spec.task_id, resources, user=spec.user, process=spec.process,
-                                         priority=spec.priority, locality=tuple(spec.locality),
-                                         queued_at=time.monotonic()))
+            if spec.volume is not None:
+                self._volumes.add(spec, resources, time.monotonic())
+            else:
+                self._queued[spec.task_id] = spec
+                self._placer.add(PendingTask(spec.task_id, resources, user=spec.user, process=spec.process,
+                                             priority=spec.priority, locality=tuple(spec.locality),
+                                             queued_at=time.monotonic()))
             if self._suppressed and not self._paused:
                 self._revive()
 
     def kill(self, task_id: str) -> None:
         with self._lock:
-            if self._unqueue(task_id):
+            if self._unqueue(task_id) or self._volumes.remove(task_id):
                 self._emit(TaskEvent(task_id, TaskState.KILLED, reason="killed", message="killed before launch"))
                 return
             active = self._active.get(task_id)
@@ -262,18 +269,18 @@ class MesosBackend(Backend, Scheduler):
         with self._lock:
             if self._stale:
                 return None
-            return set(self._queued) | set(self._active)
+            return set(self._queued) | set(self._active) | self._volumes.ids()
 
     def queued(self) -> int:
         with self._lock:
-            return self._placer.pending()
+            return self._placer.pending() + self._volumes.pending()
 
     def set_paused(self, paused: bool) -> None:
         with self._lock:
             self._paused = paused
             if paused:
                 self._suppress()
-            elif self._placer.pending():
+            elif self._wanting():
                 self._revive()
 
     # -- Scheduler callbacks --------------------------------------------------
@@ -324,25 +331,27 @@ class MesosBackend(Backend, Scheduler):
         parsed = [parse_offer(o) for o in offers]
         with self._lock:
             self._learn_capacity(parsed)
-            if self._paused or self._stop.is_set() or not self._placer.pending():
+            if self._paused or self._stop.is_set() or not self._wanting():
                 driver.declineOffer([o["id"] for o in offers], refuse)
                 self._suppress()
                 return
             now = time.monotonic()
-            result = self._placer.place(parsed, now)
+            volume_work = self._volume_round(offers, now)
+            result = self._placer.place([p for p in parsed if p.offer_id not in volume_work.used], now)
             by_offer: dict[str, list[Placement]] = {}
             for placement in result.placements:
                 by_offer.setdefault(placement.offer_id, []).append(placement)
             # The placed tasks are active from here on (their specs leave the queue under the lock).
             launches = [(offer_id, [self._take(p, now) for p in placements])
                         for offer_id, placements in by_offer.items()]
-            idle = not self._placer.pending()
+            idle = not self._wanting()
             if not idle:
                 deadline = self._placer.next_locality_deadline(now)
                 if deadline is not None:
                     self._revive_at = deadline
         # The calls go out without the lock, so launch() and kill() never wait on the master. One ACCEPT per
         # offer, its TaskInfos built just before: building them all first costs full garbage collections.
+        self._send_volume_work(driver, volume_work, refuse)
         items = {o["id"]["value"]: o.get("resources") or [] for o in offers}
         for offer_id, taken in launches:
             pool = OfferedResources(items[offer_id])
@@ -353,8 +362,37 @@ class MesosBackend(Backend, Scheduler):
             driver.declineOffer([id_value(o) for o in result.unused_offer_ids], refuse)
         if idle:
             with self._lock:
-                if not self._placer.pending():
+                if not self._wanting():
                     self._suppress()
+
+    def _volume_round(self, offers: list[dict[str, Any]], now: float) -> Decision:
+        """Volume operations and tasks on volumes take their offers first (under the lock)."""
+        decision = self._volumes.decide(offers, now)
+        for launch in decision.launches:
+            spec = launch.spec
+            self._active[spec.task_id] = ActiveTask(launch.offer["agent_id"]["value"], now, spec.timeout,
+                                                    silence_check_at=now + LAUNCH_SILENCE_SECONDS,
+                                                    resources=launch.need)
+            self._placer.started(spec.task_id, spec.user, spec.process, launch.need, now)
+        for event in decision.events:
+            self._emit(event)
+        return decision
+
+    def _send_volume_work(self, driver: MesosSchedulerDriver, decision: Decision, refuse: dict[str, Any]) -> None:
+        """The calls of a volume round (outside the lock). Operations ask for no refusal filter: the agent's
+        new reservation and volume are offered again at once."""
+        for task_id, offer, operations in decision.accepts:
+            if not driver.acceptOffers([offer["id"]], operations, {"refuse_seconds": 0.0}):
+                with self._lock:
+                    self._volumes.unsent(task_id)
+        for launch in decision.launches:
+            info = task_info(launch.spec, launch.offer["agent_id"]["value"], launch.resources, self.task_options)
+            driver.launchTasks([launch.offer["id"]], [info], refuse)
+
+    def operationStatus(self, driver: MesosSchedulerDriver, status: dict[str, Any]) -> None:  # noqa: N802
+        with self._lock:
+            for event in self._volumes.on_status(status):
+                self._emit(event)
 
     def offerRescinded(self, driver: MesosSchedulerDriver, offer_id: dict[str, str]) -> None:  # noqa: N802
         LOG.info("offer %s rescinded", offer_id["value"])
@@ -421,8 +459,12 @@ class MesosBackend(Backend, Scheduler):
         """An active task ended: free its share; revive offers if tasks still wait."""
         del self._active[task_id]
         self._placer.finished(task_id, time.monotonic())
-        if self._placer.pending() and self._suppressed and not self._paused:
+        if self._wanting() and self._suppressed and not self._paused:
             self._revive()
+
+    def _wanting(self) -> bool:
+        """Whether offers are of use: tasks are queued, or volume work waits."""
+        return bool(self._placer.pending() or self._volumes.pending())
 
     def _leader_changed(self, address: str | None) -> None:
         driver = self._driver
@@ -444,7 +486,7 @@ class MesosBackend(Backend, Scheduler):
             for task_id, active in self._active.items():
                 if active.kill_cause:
                     self._send_kill(task_id, active)
-            if self._paused or not self._placer.pending():
+            if self._paused or not self._wanting():
                 self._suppress()
         self._reconcile_explicit()
         self._reconcile_implicit()
@@ -611,6 +653,8 @@ class MesosBackend(Backend, Scheduler):
                     active.silence_check_at = now + LAUNCH_SILENCE_SECONDS
                     silent.append(task_id)
             self._orphans(now)
+            for event in self._volumes.expired(now):
+                self._emit(event)
             if self._revive_at is not None and now >= self._revive_at and not self._paused:
                 self._revive_at = None
                 self._revive()

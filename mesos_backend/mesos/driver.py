@@ -223,6 +223,14 @@ class MesosSchedulerDriver:
         return self._call({"type": "ACKNOWLEDGE", "acknowledge": {
             "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}})
 
+    def acknowledgeOperationStatus(self, status: dict[str, Any]) -> bool:  # noqa: N802
+        """An offer operation's status from an agent (it carries a uuid): acknowledged, or it is resent."""
+        uuid = (status.get("uuid") or {}).get("value")
+        if not uuid or not status.get("agent_id") or not status.get("operation_id"):
+            return True  # the master's own word (OPERATION_ERROR, reconciliation) is not acknowledged
+        return self._call({"type": "ACKNOWLEDGE_OPERATION_STATUS", "acknowledge_operation_status": {
+            "agent_id": status["agent_id"], "operation_id": status["operation_id"], "uuid": uuid}})
+
     def reconcileTasks(self, tasks: list[dict[str, Any]]) -> bool:  # noqa: N802
         """``tasks``: ``[{"task_id": {...}, "agent_id": {...}}]``; empty for implicit reconciliation."""
         return self._call({"type": "RECONCILE", "reconcile": {"tasks": tasks}})
@@ -423,6 +431,7 @@ class MesosSchedulerDriver:
             "RESCIND": lambda b: self.scheduler.offerRescinded(self, b["offer_id"]),
             "RESCIND_INVERSE_OFFER": lambda b: self.scheduler.inverseOfferRescinded(self, b["inverse_offer_id"]),
             "UPDATE": self._on_update,
+            "UPDATE_OPERATION_STATUS": self._on_operation_status,
             "MESSAGE": lambda b: self.scheduler.frameworkMessage(
                 self, b.get("executor_id", {}), b.get("agent_id", {}), base64.b64decode(b.get("data", ""))),
             "FAILURE": self._on_failure,
@@ -447,6 +456,12 @@ class MesosSchedulerDriver:
         self.scheduler.statusUpdate(self, status)
         if self.implicit_acknowledgements:
             self.acknowledgeStatusUpdate(status)
+
+    def _on_operation_status(self, body: dict[str, Any]) -> None:
+        status = body["status"]
+        self.scheduler.operationStatus(self, status)
+        if self.implicit_acknowledgements:
+            self.acknowledgeOperationStatus(status)
 
     def _on_failure(self, body: dict[str, Any]) -> None:
         if body.get("executor_id"):

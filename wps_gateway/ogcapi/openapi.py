@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..accounting.query import FIGURES, GROUPS
+from ..schedules.openapi import schedule_paths
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 STATUS_CODES = ["accepted", "running", "successful", "failed", "dismissed"]
@@ -326,6 +327,7 @@ def _paths() -> dict[str, Any]:
         "delete": {"operationId": "removeQuota", "summary": "remove a quota (operators)", "tags": ["Admin"],
                    "parameters": quota_params,
                    "responses": {"204": {"description": "removed"}, **_errors(401, 403, 404)}}}
+    paths.update(schedule_paths(_errors))
     return paths
 
 

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Request, Response
 from processes.descriptor import IOSpec, Processor
 from processes.registry import to_pywps_process
 
+from ..auth.identity import IdentityRequired
 from ..conditional import Document, DocumentCache, respond
 from ..context import GatewayContext
 from ..inputs import InputError, RawInput, check_inputs
@@ -169,6 +170,8 @@ class GatewayService(Service):
             raise ERRORS.get(exc.code, InvalidParameterValue)(exc.message, exc.locator) from exc
         except LimitExceeded as exc:
             raise (ServerBusy if exc.status == 429 else NoApplicableCode)(str(exc), code=exc.status) from exc
+        except IdentityRequired as exc:  # a process only some roles may execute (batch)
+            raise NoApplicableCode(str(exc), code=exc.status) from exc
         settings = self.context.settings
         if not form.asynchronous:
             if form.raw and job.status == JobStatus.SUCCESSFUL:

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from processes.descriptor import Processor
 
+from ..auth.identity import IdentityRequired
 from ..conditional import Document, DocumentCache, conditional, respond, state_etag
 from ..context import GatewayContext
 from ..inputs import CheckedInputs, InputError, RawInput, check_inputs
@@ -99,6 +100,8 @@ class Wps2Service:
         except InputError as exc:
             raise Wps2Error(INPUT_CODES[exc.kind], exc.message, exc.locator) from exc
         except LimitExceeded as exc:
+            raise Wps2Error("NoApplicableCode", str(exc), status=exc.status) from exc
+        except IdentityRequired as exc:  # a process only some roles may execute (batch)
             raise Wps2Error("NoApplicableCode", str(exc), status=exc.status) from exc
         if job.status not in JobStatus.FINAL:
             return _xml(render.status_info(job))  # past sync_timeout: the client polls with GetStatus

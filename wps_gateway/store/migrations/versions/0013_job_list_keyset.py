@@ -13,7 +13,7 @@ group, created) indexes they replace served the same lookups.
 from alembic import op
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
