@@ -48,11 +48,14 @@ from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
 from .accounting.usage import add_to_jobs, measured_usage
+from .control import OperatorRequests
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
+from .metrics.dispatch import DispatchMetrics
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job, task_environment
 from .redaction import redact
+from .scheduling import LiveLimits
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
 from .streaks import FailureStreak
@@ -115,6 +118,9 @@ class Dispatcher:
         self.last_turn: float | None = None  # monotonic time of the last turn that completed
         self.turns = 0  # turns completed (tests wait for turns, not for time)
         self._last_fenced = 0.0
+        self.metrics = DispatchMetrics()  # published by the runner's StatusPublisher
+        self.live_limits = LiveLimits(store)  # caps and weights operators change while it runs
+        self.requests = OperatorRequests(store, options.jobs_dir)  # operators' retries and priority changes
 
     # -- life cycle ---------------------------------------------------------
 
@@ -166,7 +172,9 @@ class Dispatcher:
             self.backend.kill(backend_id)
         if self._draining:
             return
+        self.requests.apply(self._write, self._advance_job, self.backend)
         self._plan_accepted()
+        self.live_limits.apply(self.backend)
         if not self._sync_pause():
             self._launch_ready()
         if time.monotonic() >= self._next_drift_check:
@@ -346,6 +354,7 @@ class Dispatcher:
                 task = tasks[attempt.task_id]
                 self._apply_event(attempt, task, event, history, ended)
                 jobs[task.job_id] = None
+            self.metrics.observe_turn(session, tasks.values(), ended)
             if history:
                 session.execute(insert(AttemptEvent), history)
             _write_changes(session, TaskAttempt, attempts.values())
@@ -490,6 +499,7 @@ class Dispatcher:
             if session.scalar(select(Job.status).where(Job.id == job_id)) in JobStatus.FINAL:
                 return []
             return self._finish_job(session, job_id, JobStatus.DISMISSED, "Job dismissed")
+        self.metrics.job_finished(session, job_id, status, now)
         self._processors.pop(job_id, None)
         prefix = f"{job_id}."
         for task_id in [t for t in self._retry_at if t.startswith(prefix)]:

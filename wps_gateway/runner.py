@@ -19,6 +19,7 @@ from .config import Settings
 from .dispatcher import Dispatcher, DispatcherOptions
 from .gc import Collector, Retention
 from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
+from .metrics.publisher import StatusPublisher
 from .notify import Notifier, NotifierOptions, callback_policy
 from .store.backend_state import StoreBackendState
 from .store.db import Store
@@ -141,7 +142,8 @@ class DispatcherRunner:
         LOG.info("dispatcher active (backend %s, epoch %s)", self.dispatcher.backend.name, self.leadership.epoch)
         term_over = threading.Event()  # the notifier and the collector work for the active dispatcher only
         for name, loop in (("notifier", notifier_for(self.settings, self.store).run),
-                           ("retention", Collector(retention_for(self.settings, self.store)).run)):
+                           ("retention", Collector(retention_for(self.settings, self.store)).run),
+                           ("status", StatusPublisher(self.store, self.dispatcher).run)):
             threading.Thread(target=loop, args=(term_over,), name=name, daemon=True).start()
         try:
             self.dispatcher.run(self.stop_event)
