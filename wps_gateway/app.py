@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import time
 
 from lxml import etree
 from pywps.exceptions import NoApplicableCode
@@ -19,13 +20,17 @@ from werkzeug.wrappers import Request, Response
 from .admin import AdminApi
 from .auth.authenticate import AuthenticationFailed, AuthorizationFailed, KeysUnavailable
 from .auth.identity import ENVIRON_KEY, IdentityRequired, require
+from .console.pages import Console
 from .context import GatewayContext
 from .health import health_report
 from .jobs import JobNotFound, get_job
+from .logformat import ACCESS, REQUEST_ID, request_id
+from .logformat import HEADER as REQUEST_HEADER
 from .ogcapi import OgcApi
 from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
+from .redaction import redact
 from .store.models import JobStatus
 from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
@@ -50,6 +55,7 @@ class GatewayApp:
         self.url_map = Map([
             *self.ogcapi.rules(),
             *AdminApi(context).rules(),
+            *Console(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
             Rule("/wps/status/<job_id>.xml", endpoint="wps_status"),
@@ -57,6 +63,23 @@ class GatewayApp:
         ])
 
     def __call__(self, environ, start_response):
+        """Answer with the request's id in ``X-Request-Id`` and in every line logged meanwhile (logformat.py)."""
+        began = time.monotonic()
+        token = REQUEST_ID.set(request_id(environ.get("HTTP_X_REQUEST_ID")))
+        try:
+            response = self._respond(environ)
+            response.headers[REQUEST_HEADER] = REQUEST_ID.get()
+            if self.context.settings.log_format == "json":
+                ACCESS.info("%s %s %s", environ.get("REQUEST_METHOD"), redact(environ.get("PATH_INFO", "")),
+                            response.status_code, extra={
+                                "method": environ.get("REQUEST_METHOD"), "path": redact(environ.get("PATH_INFO", "")),
+                                "status": response.status_code,
+                                "duration_ms": round((time.monotonic() - began) * 1000, 1)})
+            return response(environ, start_response)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _respond(self, environ) -> Response:
         request = Request(environ)
         try:
             environ[ENVIRON_KEY] = self.context.authenticator.identify(request)
@@ -82,7 +105,7 @@ class GatewayApp:
             response = response.get_response(environ)
         if isinstance(response, Response) and response.status_code == 503 and "Retry-After" not in response.headers:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response(environ, start_response)
+        return response
 
     def _unexpected(self, request: Request, exc: Exception) -> Response | HTTPException:
         """An error no handler answered: 503 while the store is unreachable, else 500; in the path's protocol."""

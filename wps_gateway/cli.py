@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, LibxmlTooOld) as exc:
         print(f"wps-gateway: {exc}", file=sys.stderr)
         return 2
+    if settings.log_format == "json":
+        from .logformat import use_json
+
+        use_json()  # the redaction filter stays on the handler
     store = Store(settings.database_url)
     if args.command == "db":
         store.upgrade()

@@ -49,6 +49,7 @@ from ..base import (
 )
 from .detector import MasterDetector, create_detector
 from .driver import FAILED_OVER, REMOVED, DriverTimeouts, MesosSchedulerDriver, error_kind
+from .files import sandbox_path
 from .offers import OfferedResources, attribute_text, parse_offer
 from .placement import Offer, PendingTask, Placement, PlacementPolicy, Placer
 from .scheduler import Scheduler
@@ -508,7 +509,7 @@ class MesosBackend(Backend, Scheduler):
     def _sandbox_path(self, task_id: str) -> str | None:
         """The agent's virtual path of a command task's sandbox (the command executor's id is the task's)."""
         framework_id = self.state.get(FRAMEWORK_ID_KEY)
-        return f"/frameworks/{framework_id}/executors/{task_id}/runs/latest" if framework_id else None
+        return sandbox_path(framework_id, task_id) if framework_id else None
 
     def _learn_agents(self, offers: list[dict[str, Any]]) -> None:
         """Where each agent is: its host name, attributes and the HTTP address offers give (``Offer.url``)."""

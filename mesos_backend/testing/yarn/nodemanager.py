@@ -38,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..agent import _kill_after, _signal_group  # the test agent's: SIGTERM the group, SIGKILL after a delay
 from .hdfs import HdfsCluster
+from .nm_web import nm_listener
 from .web import RemoteError
 
 LOG = logging.getLogger(__name__)
@@ -115,7 +116,8 @@ class NodeManager:
         self.index = index
         self.host = host
         self.node_id = f"{host}:{45454 + index}"
-        self.http_address = f"{host}:{8042 + index}"
+        self.web = nm_listener(self).open()  # its containers and their logs (nm_web.py)
+        self.http_address = self.web.address
         self.memory = memory
         self.vcores = vcores
         self.label = label
@@ -202,6 +204,7 @@ class NodeManager:
 
     def crash(self) -> None:
         """The machine goes away: every process dies with it and nothing is reported."""
+        self.web.close()
         with self._lock:
             self.state = "LOST"
             self.lost_at = time.monotonic()

@@ -1,25 +1,18 @@
-"""Operators' REST control under ``/admin/api`` (operator role; with ``[auth] mode = none``, loopback only).
-
-Quotas for now: ``GET /admin/api/quotas``, ``PUT`` and ``DELETE
-/admin/api/quotas/{user|group}/{name}`` (JSON ``{"cpuHours", "period",
-"maxRunning"}``), the same as ``wps-gateway quota``.
-"""
+"""Quotas: ``GET /admin/api/quotas``, ``PUT`` and ``DELETE /admin/api/quotas/{user|group}/{name}``
+(JSON ``{"cpuHours", "period", "maxRunning"}``), the same as ``wps-gateway quota``."""
 
 from __future__ import annotations
-
-import json
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from . import quotas
-from .auth.identity import OPERATOR, require
-from .context import GatewayContext
-from .ogcapi.execute import read_json_body
-from .ogcapi.problems import Problem, invalid_parameter
+from .. import quotas
+from ..context import GatewayContext
+from ..ogcapi.problems import Problem, invalid_parameter
+from .http import json_body, json_response, operator
 
 
-class AdminApi:
+class QuotasApi:
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
 
@@ -30,11 +23,11 @@ class AdminApi:
         ]
 
     def on_quotas(self, request: Request) -> Response:
-        require(request, OPERATOR)
-        return _json({"quotas": [quotas.as_json(q) for q in quotas.list_quotas(self.context.store)]})
+        operator(request)
+        return json_response({"quotas": [quotas.as_json(q) for q in quotas.list_quotas(self.context.store)]})
 
     def on_quota(self, request: Request, scope: str, name: str) -> Response:
-        require(request, OPERATOR)
+        operator(request)
         if scope not in quotas.SCOPES:
             raise Problem(404, "Not found", f"quotas are for a user or a group, not a {scope!r}")
         if request.method == "DELETE":
@@ -43,7 +36,7 @@ class AdminApi:
             except LookupError as exc:
                 raise Problem(404, "Not found", str(exc)) from None
             return Response(status=204)
-        body = read_json_body(request, self.context.settings.max_request_bytes)
+        body = json_body(request, self.context.settings.max_request_bytes)
         if not isinstance(body, dict) or set(body) - {"cpuHours", "period", "maxRunning"}:
             raise invalid_parameter("a quota is an object with cpuHours, period and maxRunning")
         cpu, running = body.get("cpuHours"), body.get("maxRunning")
@@ -55,8 +48,4 @@ class AdminApi:
         except ValueError as exc:
             raise invalid_parameter(str(exc)) from None
         state = next(q for q in quotas.list_quotas(self.context.store) if (q.scope, q.name) == (scope, name))
-        return _json(quotas.as_json(state))
-
-
-def _json(doc: dict) -> Response:
-    return Response(json.dumps(doc, indent=2), content_type="application/json")
+        return json_response(quotas.as_json(state))

@@ -1,0 +1,26 @@
+"""``GET /metrics`` for Prometheus: operators only, unless ``[console] public_metrics`` opens it (a scraper on
+a private network, say); see ``wps_gateway.metrics.exposition``."""
+
+from __future__ import annotations
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from ..context import GatewayContext
+from ..metrics.exposition import CONTENT_TYPE_LATEST, metrics_text
+from .http import operator
+
+
+class MetricsEndpoint:
+    def __init__(self, context: GatewayContext) -> None:
+        self.context = context
+
+    def rules(self) -> list[Rule]:
+        return [Rule("/metrics", endpoint=self.on_metrics, methods=["GET"])]
+
+    def on_metrics(self, request: Request) -> Response:
+        if not self.context.settings.console.public_metrics:
+            operator(request)
+        response = Response(metrics_text(self.context.store), content_type=CONTENT_TYPE_LATEST)
+        response.headers["Cache-Control"] = "no-store"
+        return response
