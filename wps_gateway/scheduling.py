@@ -61,7 +61,9 @@ def check(kind: str, name: str | None, value: object) -> tuple[str, float]:
     if kind not in KINDS:
         raise LimitError(f"unknown limit {kind!r}; known: {', '.join(KINDS)}")
     _, names, nature = KINDS[kind]
-    name = (name or "").strip()
+    name = name or ""
+    if name != name.strip():
+        raise LimitError("a name has no spaces around it")
     if names and not name:
         raise LimitError(f"{kind} needs the name of a {names}")
     if not names and name:

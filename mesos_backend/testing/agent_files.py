@@ -18,7 +18,7 @@ import os
 import threading
 from pathlib import Path
 
-from .yarn.web import HadoopHandler, Listener
+from .http import Listener, PlainHandler
 
 MAX_READ = 16 * 4096  # 16 pages, the agent's cap per read
 
@@ -74,13 +74,13 @@ class AgentFiles:
         return None
 
 
-def _handler_for(files: AgentFiles) -> type[HadoopHandler]:
+def _handler_for(files: AgentFiles) -> type[PlainHandler]:
     class Handler(_FilesHandler):
         agent_files = files
     return Handler
 
 
-class _FilesHandler(HadoopHandler):
+class _FilesHandler(PlainHandler):
     agent_files: AgentFiles
     server_version = "Mesos/1.11.0"
 

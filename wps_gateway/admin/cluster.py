@@ -63,10 +63,12 @@ class ClusterApi:
         if request.method == "PUT":
             body = json_body(request, self.context.settings.max_request_bytes)
             paused, reason = (body.get("paused"), body.get("reason", "")) if isinstance(body, dict) else (None, None)
-            if not isinstance(paused, bool) or not isinstance(reason, str) or set(body) - {"paused", "reason"}:
-                raise invalid_parameter('the switch is {"paused": true|false, "reason": "..."}', "paused")
+            if not isinstance(paused, bool) or not isinstance(reason, str | None) or len(reason or "") > 500 \
+                    or set(body) - {"paused", "reason"}:
+                raise invalid_parameter('the switch is {"paused": true|false, "reason": "at most 500 characters"}',
+                                        "paused")
             if paused:
-                switch.pause(reason[:500])
+                switch.pause(reason or "")
             else:
                 switch.resume()
             self.context.notify_dispatcher()

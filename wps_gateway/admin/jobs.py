@@ -33,7 +33,7 @@ class JobsApi:
             Rule("/admin/api/jobs/<job_id>/dismiss", endpoint=self.on_dismiss, methods=["POST"]),
             Rule("/admin/api/jobs/<job_id>/retry", endpoint=self.on_retry, methods=["POST"]),
             Rule("/admin/api/jobs/<job_id>/priority", endpoint=self.on_priority, methods=["PUT"]),
-            Rule("/admin/api/requests/<int(signed=True):request_id>", endpoint=self.on_request, methods=["GET"]),
+            Rule("/admin/api/requests/<request_id>", endpoint=self.on_request, methods=["GET"]),
             Rule("/admin/api/attempts/<attempt_id>/log", endpoint=self.on_log, methods=["GET"]),
         ]
 
@@ -58,7 +58,8 @@ class JobsApi:
 
     def on_dismiss(self, request: Request, job_id: str) -> Response:
         operator(request)
-        json_body(request, self.context.settings.max_request_bytes)
+        if json_body(request, self.context.settings.max_request_bytes) != {}:
+            raise invalid_parameter("a dismissal says nothing more: its body is {}")
         try:
             self.context.dismiss_for(request, job_id)
         except JobNotFound:
@@ -95,12 +96,14 @@ class JobsApi:
         location = f"{self.context.settings.base_url}/admin/api/requests/{document['id']}"
         return json_response(document, 202, {"Location": location})
 
-    def on_request(self, request: Request, request_id: int) -> Response:
+    def on_request(self, request: Request, request_id: str) -> Response:
         operator(request)
         try:
-            return json_response(control.get_request(self.context.store, request_id))
-        except LookupError as exc:
-            raise not_found(str(exc)) from None
+            if not request_id.isdigit() or len(request_id) > 18:
+                raise LookupError(request_id)
+            return json_response(control.get_request(self.context.store, int(request_id)))
+        except LookupError:
+            raise not_found(f"no request {request_id}") from None
 
     def on_log(self, request: Request, attempt_id: str) -> Response:
         operator(request)

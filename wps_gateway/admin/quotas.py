@@ -47,5 +47,5 @@ class QuotasApi:
             quotas.set_quota(self.context.store, scope, name, cpu, str(body.get("period", "month")), running)
         except ValueError as exc:
             raise invalid_parameter(str(exc)) from None
-        state = next(q for q in quotas.list_quotas(self.context.store) if (q.scope, q.name) == (scope, name))
+        state = next(q for q in quotas.list_quotas(self.context.store) if (q.scope, q.name) == (scope, name.strip()))
         return json_response(quotas.as_json(state))

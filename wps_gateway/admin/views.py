@@ -112,8 +112,6 @@ def parse_job_query(get: Callable[[str], list[str]]) -> JobQuery:
                      created_from=instant("from", False), created_before=instant("to", True), sort=sort,
                      descending=order == "desc", limit=number("limit", 50, 1, MAX_LIMIT),
                      offset=number("offset", 0, 0, 10_000_000))
-    if query.created_from and query.created_before and query.created_from >= query.created_before:
-        raise QueryError("from", "from must be before to")
     query.given = {name: ",".join(get(name)) for name in ("status", "process", "user", "from", "to", "sort",
                                                           "order", "limit") if get(name)}
     return query

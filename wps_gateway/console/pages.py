@@ -39,12 +39,12 @@ class Console:
         return [
             Rule("/admin", endpoint=self.on_jobs, methods=["GET"]),
             Rule("/admin/jobs/<job_id>", endpoint=self.on_job, methods=["GET"]),
-            Rule("/admin/jobs/<job_id>/<any(dismiss, retry, priority):action>", endpoint=self.on_job_action,
-                 methods=["POST"]),
+            *(Rule(f"/admin/jobs/<job_id>/{action}", endpoint=self.on_job_action, methods=["POST"],
+                   defaults={"action": action}) for action in ("dismiss", "retry", "priority")),
             Rule("/admin/attempts/<attempt_id>/log", endpoint=self.on_log, methods=["GET"]),
             Rule("/admin/cluster", endpoint=self.on_cluster, methods=["GET"]),
-            Rule("/admin/cluster/<any(limits, dispatching):part>", endpoint=self.on_cluster_action,
-                 methods=["POST"]),
+            *(Rule(f"/admin/cluster/{part}", endpoint=self.on_cluster_action, methods=["POST"],
+                   defaults={"part": part}) for part in ("limits", "dispatching")),
         ]
 
     @property
