@@ -13,7 +13,7 @@ import pytest
 from mesos_backend import SchedulingLimits
 from wps_gateway import control, scheduling
 from wps_gateway.jobs import JobNotFound
-from wps_gateway.store.models import JobStatus, TaskStatus
+from wps_gateway.store.models import JobStatus
 
 from .jobs_support import attempts_of, job_of, wait_for, wait_turns
 from .test_faults import runs_per_task

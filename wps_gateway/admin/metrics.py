@@ -7,7 +7,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from ..context import GatewayContext
-from ..metrics.exposition import CONTENT_TYPE_LATEST, metrics_text
+from ..metrics.exposition import metrics_text
 from .http import operator
 
 
@@ -21,6 +21,7 @@ class MetricsEndpoint:
     def on_metrics(self, request: Request) -> Response:
         if not self.context.settings.console.public_metrics:
             operator(request)
-        response = Response(metrics_text(self.context.store), content_type=CONTENT_TYPE_LATEST)
+        body, media_type = metrics_text(self.context.store, request.headers.get("Accept"))
+        response = Response(body, content_type=media_type)
         response.headers["Cache-Control"] = "no-store"
         return response

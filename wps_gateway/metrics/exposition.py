@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from ..health import health_report
@@ -25,14 +25,15 @@ from .job_counts import job_counts
 from .publisher import read_status
 from .store_figures import active_attempts, open_requests, outbox_depth, task_counts
 
-__all__ = ["CONTENT_TYPE_LATEST", "metrics_text"]
+__all__ = ["metrics_text"]
 
 
-def metrics_text(store: Store) -> bytes:
-    """One scrape."""
+def metrics_text(store: Store, accept: str | None = None) -> tuple[bytes, str]:
+    """One scrape, and its media type: the text format (0.0.4), or OpenMetrics if ``accept`` asks for it."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StoreCollector(store))
-    return generate_latest(registry)
+    encode, media_type = choose_encoder(accept or "")
+    return encode(registry), media_type
 
 
 class _StoreCollector:
