@@ -22,10 +22,11 @@ pytestmark = pytest.mark.slow
 
 
 def submit(gateway, numbers: list[int], **inputs: object) -> str:
-    extra = "".join(f";{name}={value}" for name, value in inputs.items())
+    """The test processor, its tasks not pausing unless ``seconds`` says otherwise."""
+    extra = "".join(f";{name}={value}" for name, value in {"seconds": 0, **inputs}.items())
     response = gateway.client.get("/wps", {
         "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
-        "DataInputs": ";".join(f"numbers={n}" for n in numbers) + ";seconds=0" + extra,
+        "DataInputs": ";".join(f"numbers={n}" for n in numbers) + extra,
         "storeExecuteResponse": "true", "status": "true"})
     return response.body.decode().split("/wps/status/")[1].split(".xml")[0]
 

@@ -65,21 +65,26 @@ class GatewayApp:
     def __call__(self, environ, start_response):
         """Answer with the request's id in ``X-Request-Id`` and in every line logged meanwhile (logformat.py)."""
         began = time.monotonic()
-        token = REQUEST_ID.set(request_id(environ.get("HTTP_X_REQUEST_ID")))
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+        token = REQUEST_ID.set(rid)
+        answered: list[int] = []
+
+        def start(status: str, headers: list, exc_info=None):
+            answered.append(int(status.split(" ", 1)[0]))
+            return start_response(status, [*headers, (REQUEST_HEADER, rid)], exc_info)
+
         try:
-            response = self._respond(environ)
-            response.headers[REQUEST_HEADER] = REQUEST_ID.get()
+            body = self._respond(environ)(environ, start)  # a Response, or a PyWPS response: both WSGI
             if self.context.settings.log_format == "json":
-                ACCESS.info("%s %s %s", environ.get("REQUEST_METHOD"), redact(environ.get("PATH_INFO", "")),
-                            response.status_code, extra={
-                                "method": environ.get("REQUEST_METHOD"), "path": redact(environ.get("PATH_INFO", "")),
-                                "status": response.status_code,
-                                "duration_ms": round((time.monotonic() - began) * 1000, 1)})
-            return response(environ, start_response)
+                method, path = environ.get("REQUEST_METHOD"), redact(environ.get("PATH_INFO", ""))
+                ACCESS.info("%s %s %s", method, path, answered[-1] if answered else "-", extra={
+                    "method": method, "path": path, "status": answered[-1] if answered else None,
+                    "duration_ms": round((time.monotonic() - began) * 1000, 1)})
+            return body
         finally:
             REQUEST_ID.reset(token)
 
-    def _respond(self, environ) -> Response:
+    def _respond(self, environ):
         request = Request(environ)
         try:
             environ[ENVIRON_KEY] = self.context.authenticator.identify(request)

@@ -10,7 +10,7 @@ from .. import scheduling
 from ..context import GatewayContext
 from ..ogcapi.problems import invalid_parameter
 from ..switches import DispatchSwitch
-from .http import json_body, json_response, not_found, operator
+from .http import json_body, json_response, no_content, not_found, operator
 from .views import cluster_view
 
 
@@ -45,7 +45,7 @@ class ClusterApi:
                 scheduling.remove_limit(store, kind, name)
             except LookupError as exc:
                 raise not_found(str(exc)) from None
-            return Response(status=204)
+            return no_content()
         body = json_body(request, self.context.settings.max_request_bytes)
         if not isinstance(body, dict) or set(body) != {"value"}:
             raise invalid_parameter('a limit is {"value": <number>} (a cap in cpus, 0 for none; or a weight)',

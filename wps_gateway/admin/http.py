@@ -51,5 +51,12 @@ def json_response(document: Any, status: int = 200, headers: dict[str, str] | No
     return response
 
 
+def no_content() -> Response:
+    """204: done, nothing to say (and no Content-Type for nothing)."""
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
 def not_found(what: str) -> Problem:
     return Problem(404, "Not found", what)

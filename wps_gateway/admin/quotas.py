@@ -9,7 +9,7 @@ from werkzeug.wrappers import Request, Response
 from .. import quotas
 from ..context import GatewayContext
 from ..ogcapi.problems import Problem, invalid_parameter
-from .http import json_body, json_response, operator
+from .http import json_body, json_response, no_content, operator
 
 
 class QuotasApi:
@@ -35,7 +35,7 @@ class QuotasApi:
                 quotas.remove_quota(self.context.store, scope, name)
             except LookupError as exc:
                 raise Problem(404, "Not found", str(exc)) from None
-            return Response(status=204)
+            return no_content()
         body = json_body(request, self.context.settings.max_request_bytes)
         if not isinstance(body, dict) or set(body) - {"cpuHours", "period", "maxRunning"}:
             raise invalid_parameter("a quota is an object with cpuHours, period and maxRunning")
