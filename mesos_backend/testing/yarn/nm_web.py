@@ -1,7 +1,7 @@
 """A test NodeManager's web server: its containers and their logs, as a NodeManager serves them (port 8042).
 
 * ``GET /ws/v1/node/containers/{id}``: ``{"container": {..., "containerLogFiles": [...]}}`` while the
-  NodeManager knows the container (404 NotFoundException after);
+  NodeManager knows the container: running, or stopped less than ten minutes ago (404 NotFoundException after);
 * ``GET /ws/v1/node/containerlogs/{id}/{file}?size=N``: the file as text/plain, its first N bytes, or its
   last -N with a negative N (404 for a log that is not on the local disk, or an id that is none);
 * ``GET /node/containerlogs/{id}/{user}``: the page the container log link of an application report
@@ -58,7 +58,7 @@ class _NodeHandler(HadoopHandler):
             self.text(404, "")
 
     def _container(self, container_id: str) -> dict[str, Any]:
-        container = self.nm.containers.get(container_id)
+        container = self.nm.containers.get(container_id) or self.nm.stopped.get(container_id, (None, 0))[0]
         if container is None:
             raise RemoteError("NotFoundException", f"java.lang.Exception: container with id, {container_id}, "
                                                    "not found")
