@@ -64,7 +64,8 @@ def _table(headers: list[str], rows: list[list[str]], ident: str = "", live: boo
     attributes = (f' id="{ident}"' if ident else "") + (" data-live" if live else "")
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table{attributes}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
+    return f"<table{attributes}>{thead}<tbody>{body}</tbody></table>"
 
 
 def _form(action: str, token: str, fields: str, button: str, css: str = "inline") -> str:
@@ -345,7 +346,7 @@ def _limits(base: str, view: dict[str, Any], token: str) -> str:
         rows.append([f"<code>{kind}</code>", escape(about["meaning"]), escape(_in_effect(kind, caps)),
                      escape(current or "–") + unset, "yes" if about["applied"] else
                      f"no: the {escape(view['backend'] or 'current')} backend has no such cap"])
-    kinds = "".join(f"<option>{kind}</option>" for kind in limits["kinds"])
+    kinds = "".join(f'<option value="{kind}">{kind}</option>' for kind in limits["kinds"])
     setter = _form(action, token, f'<input type="hidden" name="op" value="set"><label>limit <select name="kind">'
                                   f'{kinds}</select></label> <label>user or process <input name="name" size="14">'
                                   '</label> <label>value <input name="value" size="6" inputmode="decimal"></label> ',
