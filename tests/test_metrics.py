@@ -8,6 +8,7 @@ serving process; both are checked.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 import uuid
 
@@ -19,7 +20,7 @@ from wps_gateway.metrics.job_counts import fold_changes, job_counts
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job
 
-from .conftest import build_gateway, close_gateway
+from .conftest import REPO, build_gateway, close_gateway
 from .gateway_process import GatewayProcess, wait_final
 from .jobs_support import job_of, wait_for
 from .test_control import final, submit
@@ -176,3 +177,21 @@ def test_job_counts_follow_every_change_on_postgresql(postgres_url):
     store.upgrade()
     count_changes(store)
     store.dispose()
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_gateway_serves(gateway):
+    """Every series the dashboard asks for is one /metrics has: here with the local backend, or, for the Mesos
+    and YARN panels, in what a published Mesos or YARN status becomes."""
+    from wps_gateway.metrics.exposition import _engine
+
+    dashboard = json.loads((REPO / "contrib" / "grafana" / "wps-gateway.json").read_text())
+    wanted = {name for panel in dashboard["panels"] for target in panel["targets"]
+              for name in re.findall(r"\bwps_gateway_\w+", target["expr"])}
+    wait_for(lambda: "wps_gateway_task_duration_seconds" in scrape(gateway), 60, "the dispatcher's status")
+    served = set(scrape(gateway))  # family names: a histogram's, a counter's without _total
+    for engine in ({"backend": "mesos", "engine": {"subscribed": True, "reconciliation_age": 3}},
+                   {"backend": "yarn", "engine": {"rm_reachable": True, "nodes": [{"state": "RUNNING"}]}}):
+        served |= {family.name for family in _engine(engine)}
+    missing = {name for name in wanted
+               if not ({name, re.sub(r"_(bucket|count|sum|total)$", "", name)} & served)}
+    assert wanted and not missing, missing
