@@ -101,7 +101,6 @@ class Console:
             else:
                 document = control.request_action(self.context.store, job_id, control.PRIORITY,
                                                   _integer(request.form.get("priority", "")), by=user)
-            self.context.notify_dispatcher()
             return f"Request {document['id']} ({document['action']}) is with the dispatcher"
         return self._form(request, act, f"/admin/jobs/{quote(job_id)}")
 
