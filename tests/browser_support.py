@@ -1,5 +1,8 @@
 """Debian's Chromium, headless, driven by Selenium: nothing downloaded, no network but loopback; screenshots
-kept as test artefacts (``$TEST_ARTEFACTS``, default ``test-artefacts/``)."""
+kept as test artefacts (``$TEST_ARTEFACTS``, default ``test-artefacts/``).
+
+A plugin of the test suite (``conftest.pytest_plugins``): ``browser`` has JavaScript off, ``scripted`` on.
+"""
 
 from __future__ import annotations
 
@@ -37,3 +40,17 @@ def start_chromium(profile: Path, javascript: bool = False):
 def save(driver, name: str) -> None:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(ARTEFACTS / name))
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = start_chromium(tmp_path / "chromium-profile", javascript=False)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    driver = start_chromium(tmp_path / "chromium-profile-js", javascript=True)
+    yield driver
+    driver.quit()

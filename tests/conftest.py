@@ -23,7 +23,7 @@ from wps_gateway.store.db import Store
 
 # Fixture modules for real servers; each adds itself here.
 pytest_plugins: list[str] = ["tests.servers.postgres", "tests.servers.zookeeper", "tests.mesos_support",
-                             "tests.yarn_support"]
+                             "tests.yarn_support", "tests.browser_support"]
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PROCESSORS = Path(__file__).resolve().parent / "processors"

@@ -1,4 +1,5 @@
-"""The accounting page in a real browser: Debian's Chromium, headless, driven by Selenium, JavaScript off.
+"""The accounting page in a real browser: Debian's Chromium, headless, driven by Selenium, JavaScript off
+(the ``browser`` fixture of ``browser_support``).
 
 It must render its three charts from the server alone (inline SVG, nothing
 fetched), and its filter form must work without a script. Screenshots are
@@ -16,18 +17,11 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 from .accounting_support import A, J, add_jobs
-from .browser_support import ARTEFACTS, save, start_chromium
+from .browser_support import ARTEFACTS, save
 from .conftest import serve_live
 from .test_accounting import at
 
 CHARTS = ("chart-usage-over-time", "chart-top-users", "chart-top-processes")
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_chromium(tmp_path / "chromium-profile", javascript=False)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from yarn_api_client.node_manager import NodeManager
 from yarn_api_client.resource_manager import ResourceManager
 
 from wps_gateway import scheduling
-from wps_gateway.store.models import JobStatus
+from wps_gateway.store.models import JobStatus, TaskAttempt
 
 from .conftest import close_gateway
-from .jobs_support import attempts_of, job_of, wait_for
+from .jobs_support import attempts_of, wait_for
 from .mesos_support import mesos_gateway
 from .test_admin_api import api
 from .test_control import final, submit
@@ -128,12 +128,22 @@ def test_the_test_agents_files_api_answers_as_an_agent_does(tmp_path, sample_dat
 
 # -- YARN ----------------------------------------------------------------------------
 
+def running_task(gateway, number: int) -> tuple[str, TaskAttempt]:
+    """A job of one task that squares ``number`` for 30 s, once it runs: the job's id and the attempt."""
+    job_id = submit(gateway, [number], seconds=30)
+    wait_for(lambda: any(a.status == "running" for a in attempts_of(gateway, job_id)), 60, "a running task")
+    return job_id, next(a for a in attempts_of(gateway, job_id) if a.status == "running")
+
+
+def dismiss(gateway, job_id: str) -> None:
+    api(gateway, "post", f"/admin/api/jobs/{job_id}/dismiss", {})
+    assert final(gateway, job_id).status == JobStatus.DISMISSED
+
+
 def test_yarn_cluster_and_the_logs_of_running_and_ended_tasks(tmp_path, sample_data, yarn_rm):
     gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm)
     try:
-        running = submit(gateway, [6], seconds=30)
-        wait_for(lambda: any(a.status == "running" for a in attempts_of(gateway, running)), 60, "a running task")
-        attempt = next(a for a in attempts_of(gateway, running) if a.status == "running")
+        running, attempt = running_task(gateway, 6)
 
         def task_log() -> dict:
             return api(gateway, "get", f"/admin/api/attempts/{attempt.backend_task_id}/log").json
@@ -145,8 +155,7 @@ def test_yarn_cluster_and_the_logs_of_running_and_ended_tasks(tmp_path, sample_d
         assert "ApplicationMaster" not in log["source"], log["source"]
         with urllib.request.urlopen(log["link"], timeout=10) as page:  # the link opens the NodeManager's page
             assert b"stdout" in page.read()
-        api(gateway, "post", f"/admin/api/jobs/{running}/dismiss", {})
-        assert final(gateway, running).status == JobStatus.DISMISSED
+        dismiss(gateway, running)
 
         failed = submit(gateway, [2], fail_step="square")
         assert final(gateway, failed).status == JobStatus.FAILED
@@ -167,9 +176,8 @@ def test_yarn_cluster_and_the_logs_of_running_and_ended_tasks(tmp_path, sample_d
 def test_the_test_nodemanager_and_rm_list_containers_as_yarn_does(tmp_path, sample_data, yarn_rm):
     gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm)
     try:
-        job_id = submit(gateway, [4], seconds=30)
-        wait_for(lambda: any(a.status == "running" for a in attempts_of(gateway, job_id)), 60, "a running task")
-        app_id = next(a.sandbox for a in attempts_of(gateway, job_id) if a.status == "running")
+        job_id, running = running_task(gateway, 4)
+        app_id = running.sandbox
         rm = ResourceManager(service_endpoints=[yarn_rm.servers[0].url], timeout=10)
         (attempt,) = rm.cluster_application_attempts(app_id).data["appAttempts"]["appAttempt"]
 
@@ -191,9 +199,7 @@ def test_the_test_nodemanager_and_rm_list_containers_as_yarn_does(tmp_path, samp
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"{logs}/nothing", timeout=10)
         assert missing.value.code == 404
-        api(gateway, "post", f"/admin/api/jobs/{job_id}/dismiss", {})
-        assert final(gateway, job_id).status == JobStatus.DISMISSED
+        dismiss(gateway, job_id)
         wait_for(lambda: live() == [], 60, "the RM to list no container of the ended attempt")
-        assert job_of(gateway, job_id).status == JobStatus.DISMISSED
     finally:
         close_gateway(gateway)

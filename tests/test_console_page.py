@@ -5,7 +5,8 @@ browser is an operator with ``[auth] mode = none``): load the console,
 filter jobs, open a job, read a task's log, dismiss a job, change a cap,
 pause and resume. With JavaScript on, the jobs page follows a job to its end
 without being reloaded. No page refers to anything outside the gateway.
-Screenshots go to ``$TEST_ARTEFACTS`` (default ``test-artefacts/``).
+Screenshots go to ``$TEST_ARTEFACTS`` (default ``test-artefacts/``). The ``browser`` (JavaScript off) and
+``scripted`` (on) fixtures come from ``browser_support``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from wps_gateway.scheduling import list_limits
 from wps_gateway.store.models import JobStatus
 
-from .browser_support import save, start_chromium
+from .browser_support import save
 from .conftest import serve_live
 from .jobs_support import attempts_of, job_of, wait_for, wait_turns
 from .test_control import final, submit
@@ -31,20 +32,6 @@ def live(tmp_path, sample_data):
     served = next(gen)
     yield served
     next(gen, None)
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_chromium(tmp_path / "chromium-profile", javascript=False)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def scripted(tmp_path):
-    driver = start_chromium(tmp_path / "chromium-profile-js", javascript=True)
-    yield driver
-    driver.quit()
 
 
 def base(live) -> str:

@@ -23,7 +23,8 @@ from ..accounting.query import ReportError
 from ..accounting.query import _bound as period_bound  # the reports' own reading of from and to
 from ..control import requests_of
 from ..health import health_report
-from ..jobs import JobNotFound, processor_of
+from ..jobs import JobFilter, JobNotFound, processor_of
+from ..jobs import _filtered as filtered_jobs  # the OGC API job list's own filters
 from ..metrics.job_counts import job_counts, jobs_by_status
 from ..metrics.publisher import read_status
 from ..metrics.store_figures import active_attempts, outbox_depth, queue_by_owner, task_counts
@@ -118,14 +119,11 @@ def parse_job_query(get: Callable[[str], list[str]]) -> JobQuery:
 
 
 def _where(statement: Any, query: JobQuery) -> Any:
-    if query.statuses:
-        statement = statement.where(Job.status.in_(query.statuses))
-    if query.processes:
-        statement = statement.where(Job.process_id.in_(query.processes))
+    """The listing's conditions: the OGC API job list's filters, and the console's own (users, an end)."""
+    statement = filtered_jobs(statement, JobFilter(statuses=query.statuses, process_ids=query.processes,
+                                                   created_from=query.created_from))
     if query.users:
         statement = statement.where(Job.user.in_(query.users))
-    if query.created_from is not None:
-        statement = statement.where(Job.created >= query.created_from)
     if query.created_before is not None:
         statement = statement.where(Job.created < query.created_before)
     return statement
