@@ -78,7 +78,7 @@ class Console:
             attempt = attempt_row(self.context.store, attempt_id)
             settings = self.context.settings
             log = attempt_log(settings, self.context.store, attempt, settings.console.log_tail)
-            return render.log_page(self.base, log.as_json(), attempt.task_id.rsplit(".", 2)[0], user)
+            return render.log_page(self.base, log.as_json(), attempt.task_id.split(".", 1)[0], user)  # <job>.<step>.<i>
         return self._page(request, build)
 
     def on_cluster(self, request: Request) -> Response:
