@@ -1,6 +1,6 @@
 """How fast ``/metrics`` and the console's jobs page are with 1,000,000 jobs in the store.
 
-The store is filled at the head revision, so the triggers of migration 0008
+The store is filled at the head revision, so the triggers of migration 0011
 count every job as it is inserted (as the gateway's own writes would); then
 the changes are folded into ``job_counts`` (timed: what the active
 dispatcher does every few seconds, here all at once). 99 % of the jobs have

@@ -338,7 +338,7 @@ class OperatorRequest(Base):
 class JobCount(Base):
     """Jobs per process and status, so that ``/metrics`` and the console never count a million rows.
 
-    Database triggers on ``jobs`` (migration 0008) append every change to ``job_count_changes``
+    Database triggers on ``jobs`` (migration 0011) append every change to ``job_count_changes``
     (inserts only: concurrent writers never wait on a counter row); the active dispatcher folds those
     into this table every few seconds, and readers add what is not folded yet
     (``wps_gateway.metrics.job_counts``).
