@@ -28,7 +28,7 @@ from pathlib import Path
 
 from _common import PROCESSORS_DIR, Row, median, parse_args, report
 
-from mesos_backend import Resources, TaskEvent, TaskSpec
+from mesos_backend import Backend, Resources, TaskEvent, TaskSpec
 from mesos_backend.local import LocalBackend
 from processes.descriptor import Processor, load_descriptor_file
 from wps_gateway.address_policy import AddressPolicy
@@ -64,18 +64,22 @@ def run_xargs(command: list[str], n: int, slots: int) -> float:
 
 def run_backend(processor: Processor, n: int, slots: int, workdir: Path) -> float:
     """Wall seconds for LocalBackend to run n tasks of the noop step, launch to last terminal event."""
+    return run_tasks(LocalBackend(sandbox_root=workdir / "sandboxes", cpus=slots), processor, n)
+
+
+def run_tasks(backend: Backend, processor: Processor, n: int) -> float:
+    """Wall seconds for ``backend`` to run n tasks of the noop step, launch to last terminal event."""
     step = processor.steps[0]
     resources = Resources(cpus=step.resources.cpus, mem=step.resources.mem)
     finished: list[TaskEvent] = []
     all_done = threading.Event()
 
-    def on_event(event: TaskEvent) -> None:  # called from the backend's single event thread
+    def on_event(event: TaskEvent) -> None:
         if event.state.is_terminal:
             finished.append(event)
             if len(finished) == n:
                 all_done.set()
 
-    backend = LocalBackend(sandbox_root=workdir / "sandboxes", cpus=slots)
     backend.start(on_event)
     try:
         start = time.perf_counter()
@@ -83,22 +87,28 @@ def run_backend(processor: Processor, n: int, slots: int, workdir: Path) -> floa
             backend.launch(TaskSpec(task_id=f"noop-{i}", command=task_command(processor), resources=resources,
                                     timeout=step.timeout))
         if not all_done.wait(RUN_TIMEOUT):
-            raise RuntimeError(f"local backend: {len(finished)} of {n} tasks ended within {RUN_TIMEOUT:g} s")
+            raise RuntimeError(f"{backend.name} backend: {len(finished)} of {n} tasks ended within {RUN_TIMEOUT:g} s")
         elapsed = time.perf_counter() - start
     finally:
         backend.stop()
     failed = [e for e in finished if not e.succeeded]
     if failed:
-        raise RuntimeError(f"local backend: {len(failed)} tasks failed, e.g. {failed[0]}")
+        raise RuntimeError(f"{backend.name} backend: {len(failed)} tasks failed, e.g. {failed[0]}")
     return elapsed
 
 
-def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path) -> float:
-    """Wall seconds from submitting one n-task job until the dispatcher has marked it successful."""
+def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path, poll: float = 0.01,
+                   **settings_environ: str) -> float:
+    """Wall seconds from submitting one n-task job until the dispatcher has marked it successful.
+
+    ``poll`` is how often the store is read for the job's end; ``settings_environ`` adds settings
+    (another backend, say) to the shipped ones.
+    """
     settings = load_settings(environ={
         "GATEWAY_DATA_DIR": str(workdir / "var"),
         "GATEWAY_PROCESSORS_PATHS": str(PROCESSORS_DIR),
         "LOCAL_CPUS": str(slots),
+        **settings_environ,
     })
     store = Store(settings.database_url)
     store.upgrade()
@@ -112,7 +122,7 @@ def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path) -> f
         job = submit_job(store, settings.jobs_dir, processor, inputs, ResponseForm(asynchronous=True),
                          protocol="benchmark")
         runner.wake()  # what the Execute handler does with an embedded dispatcher
-        job = wait_for_job(store, job.id, RUN_TIMEOUT, interval=0.01)
+        job = wait_for_job(store, job.id, RUN_TIMEOUT, interval=poll)
         elapsed = time.perf_counter() - start
     finally:
         runner.stop()

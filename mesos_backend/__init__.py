@@ -48,6 +48,7 @@ _ENGINES: dict[str, str] = {
     "local": "mesos_backend.local:LocalBackend",
     "mesos": "mesos_backend.mesos.backend:MesosBackend",
     "yarn": "mesos_backend.yarn.backend:YarnBackend",
+    "slurm": "mesos_backend.slurm.backend:SlurmBackend",
 }
 
 

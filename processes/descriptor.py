@@ -14,9 +14,12 @@ from typing import Any
 
 import yaml
 
+from .bbox import BBOX_FORMAT, DEFAULT_CRS
+
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 LITERAL_TYPES = {"number", "integer", "string", "boolean"}
 UNBOUNDED = 10_000
+BBOX_MEDIA_TYPES = ("text/xml", "application/json")
 
 
 class DescriptorError(ValueError):
@@ -25,7 +28,7 @@ class DescriptorError(ValueError):
 
 @dataclass(frozen=True)
 class IOSpec:
-    """One input or output of a processor."""
+    """One input or output of a processor: a literal, complex data (a file) or a bounding box."""
 
     id: str
     title: str
@@ -34,18 +37,41 @@ class IOSpec:
     max_occurs: int = 1
     schema: dict[str, Any] = field(default_factory=dict)
     file: str | None = None  # outputs only: file the last step writes
+    formats: tuple[str, ...] = ()  # complex data: the media types offered, the default first
+    crs: tuple[str, ...] = ()  # bounding boxes: the CRS URIs accepted, the default first
 
     @property
     def media_type(self) -> str | None:
-        return self.schema.get("contentMediaType")
+        return self.formats[0] if self.formats else None
 
     @property
     def is_complex(self) -> bool:
-        return self.media_type is not None
+        return bool(self.formats)
+
+    @property
+    def is_bbox(self) -> bool:
+        return bool(self.crs)
+
+    @property
+    def kind(self) -> str:
+        """``complex``, ``bbox`` or ``literal``."""
+        return "complex" if self.is_complex else "bbox" if self.is_bbox else "literal"
 
     @property
     def literal_type(self) -> str:
-        return self.schema.get("type", "string")
+        return "bbox" if self.is_bbox else self.schema.get("type", "string")
+
+    @property
+    def media_types(self) -> tuple[str, ...]:
+        """The formats a value may come in: complex data's own; a literal's text; a bounding box's
+        XML (WPS) or JSON (OGC API)."""
+        if self.formats:
+            return self.formats
+        return BBOX_MEDIA_TYPES if self.crs else ("text/plain",)
+
+    def offers(self, media_type: str) -> bool:
+        """Whether ``media_type`` is one of ``media_types`` (parameters such as charset aside)."""
+        return any(same_media_type(media_type, offered) for offered in self.media_types)
 
     @property
     def default(self) -> Any:
@@ -88,6 +114,8 @@ class Processor:
     raw: dict[str, Any]
     source: str = ""
     environment: tuple[tuple[str, str], ...] = ()  # executionUnit.environment: what every task gets
+    aliases: tuple[str, ...] = ()  # other ids the same processor is offered under
+    append_step: bool = True  # executionUnit.appendStep: the step id is the command's last argument
 
     def input(self, input_id: str) -> IOSpec:
         return next(i for i in self.inputs if i.id == input_id)
@@ -127,6 +155,10 @@ def parse_descriptor(raw: Any) -> Processor:
 
     steps = _steps(workflow.get("steps"), {i.id: i for i in inputs})
     environment = _environment(unit.get("environment"))
+    aliases = tuple(_identifier(a, "aliases") for a in _list(raw.get("aliases"), "aliases"))
+    append_step = unit.get("appendStep", True)
+    if not isinstance(append_step, bool):
+        raise DescriptorError("executionUnit.appendStep: true or false is required")
     return Processor(
         id=pid,
         version=_version(desc.get("version", "1.0.0")),
@@ -140,7 +172,25 @@ def parse_descriptor(raw: Any) -> Processor:
         steps=steps,
         raw=raw,
         environment=environment,
+        aliases=aliases,
+        append_step=append_step,
     )
+
+
+def same_media_type(given: str, expected: str) -> bool:
+    """Media types are equal when their type/subtype are (parameters aside)."""
+    def main(value: str) -> str:
+        return value.split(";", 1)[0].strip().lower()
+
+    return main(given) == main(expected)
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DescriptorError(f"{where}: a list is required")
+    return value
 
 
 RESERVED_ENVIRONMENT = ("WPS_TASK", "WPS_TASK_FILE")
@@ -205,18 +255,50 @@ def _io(name: str, spec: Any, where: str, is_output: bool) -> IOSpec:
     schema = spec.get("schema")
     if not isinstance(schema, dict):
         raise DescriptorError(f"{where}.schema: a mapping is required")
-    if "contentMediaType" not in schema and schema.get("type") not in LITERAL_TYPES:
-        raise DescriptorError(f"{where}.schema: needs contentMediaType (complex) or a type in "
-                              f"{sorted(LITERAL_TYPES)} (literal)")
+    formats = _formats(schema, f"{where}.schema")
+    crs = _crs(spec, schema, where) if not formats else ()
+    if not formats and not crs and schema.get("type") not in LITERAL_TYPES:
+        raise DescriptorError(f"{where}.schema: needs contentMediaType (complex), format: {BBOX_FORMAT} "
+                              f"(bounding box) or a type in {sorted(LITERAL_TYPES)} (literal)")
     min_occurs = _occurs(spec.get("minOccurs"), f"{where}.minOccurs", 0 if is_output else 1)
     max_occurs = _occurs(spec.get("maxOccurs"), f"{where}.maxOccurs", 1)
     if max_occurs < max(min_occurs, 1):
         raise DescriptorError(f"{where}: maxOccurs must be at least minOccurs and at least 1")
-    file = spec.get("file")
-    if is_output and (not isinstance(file, str) or "/" in file or file.startswith(".")):
+    file = spec.get("file", name if is_output else None)
+    if is_output and (not isinstance(file, str) or not file or "/" in file or file.startswith(".")):
         raise DescriptorError(f"{where}.file: the plain name of the file the last step writes is required")
     return IOSpec(id=name, title=str(spec.get("title", name)), description=str(spec.get("description", "")),
-                  min_occurs=min_occurs, max_occurs=max_occurs, schema=schema, file=file)
+                  min_occurs=min_occurs, max_occurs=max_occurs, schema=schema, file=file, formats=formats, crs=crs)
+
+
+def _formats(schema: dict[str, Any], where: str) -> tuple[str, ...]:
+    """Complex data: one ``contentMediaType``, or a ``oneOf`` of them (the first is the default)."""
+    if "contentMediaType" in schema:
+        return (_media_type(schema["contentMediaType"], where),)
+    choices = schema.get("oneOf")
+    if isinstance(choices, list) and choices and all(isinstance(c, dict) and "contentMediaType" in c
+                                                     for c in choices):
+        return tuple(_media_type(c["contentMediaType"], f"{where}.oneOf") for c in choices)
+    return ()
+
+
+def _media_type(value: Any, where: str) -> str:
+    if not isinstance(value, str) or "/" not in value:
+        raise DescriptorError(f"{where}.contentMediaType: {value!r} is not a media type")
+    return value
+
+
+def _crs(spec: dict[str, Any], schema: dict[str, Any], where: str) -> tuple[str, ...]:
+    """Bounding boxes: ``format: ogc-bbox`` (or in an ``allOf``); ``crs`` lists the CRS accepted."""
+    parts = [schema, *(p for p in schema.get("allOf", []) if isinstance(p, dict))]
+    if not any(p.get("format") == BBOX_FORMAT for p in parts):
+        if "crs" in spec:
+            raise DescriptorError(f"{where}.crs: only bounding boxes (format: {BBOX_FORMAT}) have a crs list")
+        return ()
+    crs = _list(spec.get("crs"), f"{where}.crs") or list(DEFAULT_CRS)
+    if not all(isinstance(c, str) and c.strip() for c in crs):
+        raise DescriptorError(f"{where}.crs: a list of CRS URIs is required")
+    return tuple(c.strip() for c in crs)
 
 
 def _steps(raw_steps: Any, inputs: dict[str, IOSpec]) -> tuple[Step, ...]:

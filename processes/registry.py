@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
-from pywps import ComplexInput, ComplexOutput, Format, LiteralInput, LiteralOutput, Process
-from pywps.inout.literaltypes import AllowedValue
+from pywps import (
+    BoundingBoxInput,
+    BoundingBoxOutput,
+    ComplexInput,
+    ComplexOutput,
+    Format,
+    LiteralInput,
+    LiteralOutput,
+    Process,
+)
+from pywps.inout.literaltypes import AllowedValue, AnyValue
 from pywps.validator.mode import MODE
 
 from .descriptor import DescriptorError, IOSpec, Processor, load_descriptor_file
@@ -37,12 +47,20 @@ def discover(paths: Iterable[Path] = ()) -> dict[str, Processor]:
             except DescriptorError as exc:
                 LOG.error("skipping processor %s: %s", descriptor, exc)
                 continue
-            if processor.id in found:
-                raise DescriptorError(
-                    f"processor id {processor.id!r} is defined twice: {found[processor.id].source} "
-                    f"and {processor.source}")
-            found[processor.id] = processor
+            for offered in (processor, *(as_alias(processor, alias) for alias in processor.aliases)):
+                if offered.id in found:
+                    raise DescriptorError(
+                        f"processor id {offered.id!r} is defined twice: {found[offered.id].source} "
+                        f"and {offered.source}")
+                found[offered.id] = offered
     return found
+
+
+def as_alias(processor: Processor, alias: str) -> Processor:
+    """The same processor offered under another id (``aliases`` in its descriptor): its jobs carry the alias."""
+    description = {**processor.raw["processDescription"], "id": alias}
+    raw = {k: v for k, v in processor.raw.items() if k != "aliases"}
+    return replace(processor, id=alias, aliases=(), raw={**raw, "processDescription": description})
 
 
 def to_pywps_process(processor: Processor) -> Process:
@@ -66,7 +84,7 @@ def _never_called(request, response):  # pragma: no cover - guarded by the gatew
 
 
 def _formats(spec: IOSpec) -> list[Format]:
-    return [Format(spec.media_type, extension=_extension(spec.media_type))]
+    return [Format(media_type, extension=_extension(media_type)) for media_type in spec.formats]
 
 
 def _extension(media_type: str | None) -> str | None:
@@ -93,9 +111,11 @@ def _pywps_input(spec: IOSpec):
                   max_occurs=spec.max_occurs)
     if spec.is_complex:
         return ComplexInput(spec.id, supported_formats=_formats(spec), mode=MODE.NONE, **common)
+    if spec.is_bbox:
+        return BoundingBoxInput(spec.id, crss=list(spec.crs), mode=MODE.NONE, **common)
     allowed = _allowed_values(spec)
     return LiteralInput(spec.id, data_type=PYWPS_LITERAL_TYPES[spec.literal_type],
-                        allowed_values=allowed or None, default=spec.default,
+                        allowed_values=allowed or AnyValue(), default=spec.default,
                         mode=MODE.SIMPLE if allowed else MODE.NONE, **common)
 
 
@@ -103,5 +123,7 @@ def _pywps_output(spec: IOSpec):
     if spec.is_complex:
         return ComplexOutput(spec.id, spec.title, supported_formats=_formats(spec), abstract=spec.description,
                              as_reference=True)
+    if spec.is_bbox:
+        return BoundingBoxOutput(spec.id, spec.title, crss=list(spec.crs), abstract=spec.description)
     return LiteralOutput(spec.id, spec.title, data_type=PYWPS_LITERAL_TYPES[spec.literal_type],
                          abstract=spec.description)

@@ -22,8 +22,9 @@ from wps_gateway.runner import DispatcherRunner
 from wps_gateway.store.db import Store
 
 # Fixture modules for real servers; each adds itself here.
-pytest_plugins: list[str] = ["tests.servers.postgres", "tests.servers.zookeeper", "tests.mesos_support",
-                             "tests.yarn_support", "tests.browser_support"]
+pytest_plugins: list[str] = ["tests.servers.postgres", "tests.servers.zookeeper", "tests.servers.slurm",
+                             "tests.mesos_support", "tests.yarn_support", "tests.servers.stac_api",
+                             "tests.browser_support"]
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PROCESSORS = Path(__file__).resolve().parent / "processors"
@@ -153,6 +154,13 @@ def live_front_end(tmp_path, sample_data) -> Iterator[LiveGateway]:
 def wps100_schema() -> etree.XMLSchema:
     path = SCHEMAS / "wps" / "1.0.0" / "wpsAll.xsd"
     require(path.is_file(), f"WPS 1.0.0 schemas not found at {path}")
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+@pytest.fixture(scope="session")
+def wps200_schema() -> etree.XMLSchema:
+    path = SCHEMAS / "wps" / "2.0" / "wps.xsd"
+    require(path.is_file(), f"WPS 2.0 schemas not found at {path}")
     return etree.XMLSchema(etree.parse(str(path)))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+from selenium.webdriver.support.ui import WebDriverWait
 
 from .accounting_support import A, J, add_jobs
 from .browser_support import ARTEFACTS, save
@@ -72,7 +73,9 @@ def test_the_filter_form_works_without_a_script(browser, served):
     browser.find_element("name", "from").send_keys("2026-03")
     browser.find_element("css selector", "input[name='group_by'][value='process']").click()
     browser.find_element("css selector", "form.filters button").click()
-    assert "user=user-3" in browser.current_url and "group_by=process" in browser.current_url
+    WebDriverWait(browser, 60).until(lambda b: "user=user-3" in b.current_url  # the new page, however slow
+                                     and b.execute_script("return document.readyState") == "complete")
+    assert "group_by=process" in browser.current_url
     save(browser, "accounting-page-filtered.png")
     words = browser.find_element("id", "chart-top-users").text.split()
     assert {w.rstrip(":") for w in words if w.startswith("user-")} == {"user-3"}

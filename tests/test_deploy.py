@@ -50,7 +50,7 @@ def deploy(gateway, body, headers=AUTH, method="post", path="/processes", conten
 
 def run(gateway, process_id: str, numbers: list[int]) -> tuple[dict, str]:
     response = gateway.client.post_json(f"/processes/{process_id}/execution",
-                                        {"inputs": {"numbers": numbers, "seconds": 0}},
+                                        {"inputs": {"numbers": numbers, "seconds": 0}, "response": "document"},
                                         headers={"Prefer": "respond-async"})
     job_id = response.json["jobID"]
     status, _ = poll_job(gateway.client, job_id)
@@ -86,7 +86,7 @@ def test_a_deployed_processor_is_offered_everywhere_at_once_and_runs(gateway):
 def test_replacing_keeps_running_jobs_on_their_version_and_undeploying_removes_it(gateway):
     deploy(gateway, package())
     running = gateway.client.post_json("/processes/sleepy-cubes/execution",
-                                       {"inputs": {"numbers": [2], "seconds": 2}},
+                                       {"inputs": {"numbers": [2], "seconds": 2}, "response": "document"},
                                        headers={"Prefer": "respond-async"}).json["jobID"]
     response = deploy(gateway, package(version="2.0.0", power=4), method="put", path="/processes/sleepy-cubes")
     assert response.status_code == 204, response.text
@@ -123,7 +123,8 @@ def test_a_shipped_processor_deploys_the_same_way(gateway, scenes):
                 "executionUnit": [shipped["executionUnit"]], "workflow": shipped["workflow"]}
     assert deploy(gateway, official).status_code == 201
     tiles = [{"href": p.as_uri()} for p in scenes if "20240610" in p.name][:2]
-    response = gateway.client.post_json("/processes/urban-footprint-copy/execution", {"inputs": {"tiles": tiles}},
+    response = gateway.client.post_json("/processes/urban-footprint-copy/execution",
+                                        {"inputs": {"tiles": tiles}, "response": "document"},
                                         headers={"Prefer": "respond-async"})
     status, _ = poll_job(gateway.client, response.json["jobID"], timeout=120)
     assert status["status"] == "successful", status
@@ -147,7 +148,7 @@ def test_only_deployers_may_deploy_and_bad_packages_say_what_is_wrong(gateway, t
 
     assert deploy(gateway, body).status_code == 201
     assert problem(deploy(gateway, body), 409)["type"].endswith("duplicated-process")
-    assert problem(deploy(gateway, package("ndvi-mosaic")), 409)
+    assert problem(deploy(gateway, package("ndvi-mosaic")), 403)["type"].endswith("immutable-process")
     immutable = deploy(gateway, package("ndvi-mosaic"), method="put", path="/processes/ndvi-mosaic")
     assert problem(immutable, 403)["type"].endswith("immutable-process")
     problem(deploy(gateway, None, method="delete", path="/processes/ndvi-mosaic"), 403)

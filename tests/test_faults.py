@@ -15,6 +15,8 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -162,11 +164,15 @@ def test_a_dismissal_that_was_answered_wins_over_the_end_being_recorded(tmp_path
         close_gateway(gateway)
 
 
-def test_a_job_that_ended_first_is_answered_as_it_ended(gateway):
+def test_a_job_that_ended_first_is_dismissed_and_loses_its_results(gateway):
+    """A dismissal that comes after the end still dismisses (OGC API - Processes /req/dismiss, WPS 2.0
+    Dismiss): the job ends dismissed and its results are withdrawn at once."""
     job_id = submit_sleepy(gateway, [2], seconds=0)
     wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL)
-    assert request_dismiss(gateway.store, job_id).status == JobStatus.SUCCESSFUL
     assert job_of(gateway, job_id).outputs
+    dismissed = request_dismiss(gateway.store, job_id)
+    assert dismissed.status == JobStatus.DISMISSED and dismissed.outputs == {}
+    assert job_of(gateway, job_id).status == JobStatus.DISMISSED
 
 
 class LossyBackend(LocalBackend):
@@ -250,6 +256,21 @@ def test_health_says_when_no_dispatcher_is_at_work(tmp_path, sample_data):
 # -- as processes, with real servers --------------------------------------------------------------------
 
 
+@contextmanager
+def gateway_with_store(data_dir: Path, sample_data: Path, url: str | None = None,
+                       **env: str) -> Iterator[tuple[GatewayProcess, Store]]:
+    """A gateway process (on ``url``, or SQLite in ``data_dir``) and a store to look into; both closed after."""
+    if url:
+        env["GATEWAY_DATABASE_URL"] = url
+    gateway = GatewayProcess(data_dir, sample_data, **env).start()
+    store = Store(url or f"sqlite:///{data_dir / 'gateway.db'}")
+    try:
+        yield gateway, store
+    finally:
+        gateway.stop()
+        store.dispose()
+
+
 def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -261,9 +282,7 @@ def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
 @pytest.mark.slow
 def test_sigterm_lets_running_tasks_finish_then_exits(tmp_path, sample_data):
     data_dir = tmp_path / "var"
-    gateway = GatewayProcess(data_dir, sample_data, GATEWAY_SHUTDOWN_GRACE="120", LOCAL_CPUS="1").start()
-    store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
-    try:
+    with gateway_with_store(data_dir, sample_data, GATEWAY_SHUTDOWN_GRACE="120", LOCAL_CPUS="1") as (gateway, store):
         location = gateway.submit("numbers=1;numbers=2;numbers=3;numbers=4;seconds=2")
         job_id = job_id_of(location)
         gateway.wait_until(lambda: len(sandboxes_of(store, job_id)) == 2, 30, "two squares running")
@@ -283,17 +302,12 @@ def test_sigterm_lets_running_tasks_finish_then_exits(tmp_path, sample_data):
         assert job_status(store, job_id) == JobStatus.SUCCESSFUL
         assert runs_per_task(data_dir / "jobs", job_id) == [1, 1, 1, 1]
         assert_invariants(store)
-    finally:
-        gateway.stop()
-        store.dispose()
 
 
 @pytest.mark.slow
 def test_sigint_then_a_second_signal_stops_the_tasks_and_records_it(tmp_path, sample_data):
     data_dir = tmp_path / "var"
-    gateway = GatewayProcess(data_dir, sample_data, GATEWAY_SHUTDOWN_GRACE="120").start()
-    store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
-    try:
+    with gateway_with_store(data_dir, sample_data, GATEWAY_SHUTDOWN_GRACE="120") as (gateway, store):
         job_id = job_id_of(gateway.submit("numbers=1;numbers=2;seconds=30"))
         gateway.wait_until(lambda: len(sandboxes_of(store, job_id)) == 2, 30, "both squares running")
         gateway.signal(signal.SIGINT)
@@ -306,18 +320,13 @@ def test_sigint_then_a_second_signal_stops_the_tasks_and_records_it(tmp_path, sa
             tasks = s.scalars(select(Task).where(Task.job_id == job_id, Task.step == "square")).all()
             assert {t.status for t in tasks} == {"queued"}  # to run again, without spending a retry
         assert_no_active_attempt(store)
-    finally:
-        gateway.stop()
-        store.dispose()
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_a_database_outage_mid_job_heals_without_a_restart(tmp_path, sample_data, private_postgres):
     url = private_postgres.url()
-    gateway = GatewayProcess(tmp_path / "var", sample_data, GATEWAY_DATABASE_URL=url).start()
-    store = Store(url)
-    try:
+    with gateway_with_store(tmp_path / "var", sample_data, url=url) as (gateway, store):
         location = gateway.submit("numbers=2;numbers=3;seconds=2")
         job_id = job_id_of(location)
         gateway.wait_until(lambda: len(sandboxes_of(store, job_id)) == 2, 30, "both squares running")
@@ -340,9 +349,6 @@ def test_a_database_outage_mid_job_heals_without_a_restart(tmp_path, sample_data
         assert runs_per_task(tmp_path / "var" / "jobs", job_id) == [1, 1]
         assert not gateway.logged("stepping down")
         assert_invariants(store)
-    finally:
-        gateway.stop()
-        store.dispose()
 
 
 @pytest.mark.slow
@@ -405,11 +411,9 @@ def test_stepping_the_wall_clock_back_does_not_hold_a_retry(tmp_path, sample_dat
     clock = tmp_path / "faketime"
     clock.write_text("+0\n")
     data_dir = tmp_path / "var"
-    gateway = GatewayProcess(data_dir, sample_data, GATEWAY_RETRY_BACKOFF="5", LD_PRELOAD=str(library),
-                             FAKETIME_TIMESTAMP_FILE=str(clock), FAKETIME_NO_CACHE="1",
-                             FAKETIME_DONT_FAKE_MONOTONIC="1").start()
-    store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
-    try:
+    with gateway_with_store(data_dir, sample_data, GATEWAY_RETRY_BACKOFF="5", LD_PRELOAD=str(library),
+                            FAKETIME_TIMESTAMP_FILE=str(clock), FAKETIME_NO_CACHE="1",
+                            FAKETIME_DONT_FAKE_MONOTONIC="1") as (gateway, store):
         location = gateway.submit("numbers=7;seconds=0;fail_first=true")
         job_id = job_id_of(location)
         gateway.wait_until(lambda: sandboxes_of(store, job_id, "failed"), 30, "the first attempt failing")
@@ -421,9 +425,6 @@ def test_stepping_the_wall_clock_back_does_not_hold_a_retry(tmp_path, sample_dat
                                       .order_by(TaskAttempt.number)).all()
             assert second.launched < first.finished, "the clock was not stepped between the attempts"
         assert_invariants(store)
-    finally:
-        gateway.stop()
-        store.dispose()
 
 
 def take_lock(postgres, rival: Leadership) -> bool:

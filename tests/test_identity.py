@@ -291,7 +291,8 @@ def test_owslib_clients_work_unmodified_with_a_bearer_token(tmp_path, sample_dat
     from owslib.ogcapi.processes import Processes
     from owslib.wps import WebProcessingService, monitorExecution
 
-    # OWSLib's OGC API client keeps request headers in a module-level dict: keep other tests' clean
+    # OWSLib's OGC API client merges the headers it is given (here with the WPS client's Content-Type:
+    # text/xml) into a module-level dict: keep that from leaking into later tests.
     monkeypatch.setattr(owslib.ogcapi, "REQUEST_HEADERS", dict(owslib.ogcapi.REQUEST_HEADERS))
 
     live = serve_live(tmp_path / "var", sample_data, **oidc_settings(idp))

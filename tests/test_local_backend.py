@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -351,10 +352,25 @@ def test_usage_is_measured(backend):
 # ---------------------------------------------------------------- recover
 
 
+def unique(name: str) -> str:
+    """A task id no other run on this machine uses: recovery finds tasks among all its processes."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+OLD_1 = unique("old-1")
+OLD_2 = unique("old-2")
+GONE_1 = unique("gone-1")
+LIVE_1 = unique("live-1")
+ADOPTED_KILL = unique("adopted-kill")
+ADOPTED_SLOW = unique("adopted-slow")
+KILLED_THEN_DIED = unique("killed-then-died")
+NO_STATUS = unique("no-status")
+
+
 def test_recover_kills_only_proven_orphans(backend):
     b, rec = backend
     # An orphan of a "previous run": its parent shell is gone, it carries the task id.
-    env = dict(os.environ, **{TASK_ID_ENV: "old-1"})
+    env = dict(os.environ, **{TASK_ID_ENV: OLD_1})
     shell = subprocess.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], env=env, capture_output=True,
                            text=True, start_new_session=True, check=True)
     orphan = int(shell.stdout)
@@ -364,9 +380,9 @@ def test_recover_kills_only_proven_orphans(backend):
     try:
         b.launch(sh("current", "sleep 30"))
         rec.wait("current", TaskState.STARTED)
-        b.recover(["old-1", "old-2", "current"],
-                  {"old-1": {"pid": orphan, "sandbox": "/somewhere/old-1"}, "old-2": {"pid": stranger.pid}})
-        lost1, lost2 = rec.wait("old-1"), rec.wait("old-2")
+        b.recover([OLD_1, OLD_2, "current"],
+                  {OLD_1: {"pid": orphan, "sandbox": "/somewhere/old-1"}, OLD_2: {"pid": stranger.pid}})
+        lost1, lost2 = rec.wait(OLD_1), rec.wait(OLD_2)
         assert lost1.state is TaskState.LOST and lost1.reason == "backend_restarted"
         assert lost1.sandbox == "/somewhere/old-1" and str(orphan) in lost1.message
         assert lost2.state is TaskState.LOST and lost2.reason == "backend_restarted"
@@ -425,13 +441,13 @@ GATED = "while [ ! -e go ]; do sleep 0.02; done; echo 'ran once' >> runs; exit $
 
 def test_a_task_that_ended_while_no_gateway_watched_is_reported_as_it_ended(make_backend):
     b, rec = make_backend()
-    pid = run_then_die(b.sandbox_root, "gone-1", GATED)
-    sandbox = b.sandbox_root / "gone-1"
+    pid = run_then_die(b.sandbox_root, GONE_1, GATED)
+    sandbox = b.sandbox_root / GONE_1
     (sandbox / "go").touch()
     wait_for_file(sandbox / "exit_status")
     assert wait_gone(pid)
-    b.recover(["gone-1"], {"gone-1": {"pid": pid, "sandbox": str(sandbox), "started": time.time() - 5}})
-    event = rec.wait("gone-1")
+    b.recover([GONE_1], {GONE_1: {"pid": pid, "sandbox": str(sandbox), "started": time.time() - 5}})
+    event = rec.wait(GONE_1)
     assert event.state is TaskState.FINISHED and event.exit_code == 3, event
     assert "ended unwatched; read from its sandbox" in event.message
     assert event.usage.cpu_seconds is not None and event.usage.wall_seconds > 0
@@ -440,13 +456,13 @@ def test_a_task_that_ended_while_no_gateway_watched_is_reported_as_it_ended(make
 
 def test_a_task_still_running_is_adopted_and_watched_to_its_end(make_backend):
     b, rec = make_backend(cpus=2)
-    pid = run_then_die(b.sandbox_root, "live-1", GATED)
-    sandbox = b.sandbox_root / "live-1"
-    b.recover(["live-1"], {"live-1": {"pid": pid, "sandbox": str(sandbox), "cpus": 1, "mem": 10}})
-    assert b.active_tasks() == {"live-1"} and b.free.cpus == 1  # it holds what it was given
-    assert rec.of("live-1") == []
+    pid = run_then_die(b.sandbox_root, LIVE_1, GATED)
+    sandbox = b.sandbox_root / LIVE_1
+    b.recover([LIVE_1], {LIVE_1: {"pid": pid, "sandbox": str(sandbox), "cpus": 1, "mem": 10}})
+    assert b.active_tasks() == {LIVE_1} and b.free.cpus == 1  # it holds what it was given
+    assert rec.of(LIVE_1) == []
     (sandbox / "go").touch()
-    event = rec.wait("live-1")
+    event = rec.wait(LIVE_1)
     assert event.state is TaskState.FINISHED and event.exit_code == 3
     assert b.active_tasks() == set() and b.free == b.capacity
     assert (sandbox / "runs").read_text() == "ran once\n"
@@ -454,36 +470,36 @@ def test_a_task_still_running_is_adopted_and_watched_to_its_end(make_backend):
 
 def test_an_adopted_task_can_be_killed_and_times_out(make_backend):
     b, rec = make_backend()
-    killed = run_then_die(b.sandbox_root, "adopted-kill", GATED)
-    slow = run_then_die(b.sandbox_root, "adopted-slow", GATED)
-    b.recover(["adopted-kill", "adopted-slow"], {"adopted-kill": {"pid": killed},
-                                                 "adopted-slow": {"pid": slow, "timeout": 0.3}})
-    b.kill("adopted-kill")
-    assert rec.wait("adopted-kill").state is TaskState.KILLED
-    timed_out = rec.wait("adopted-slow")
+    killed = run_then_die(b.sandbox_root, ADOPTED_KILL, GATED)
+    slow = run_then_die(b.sandbox_root, ADOPTED_SLOW, GATED)
+    b.recover([ADOPTED_KILL, ADOPTED_SLOW], {ADOPTED_KILL: {"pid": killed},
+                                                 ADOPTED_SLOW: {"pid": slow, "timeout": 0.3}})
+    b.kill(ADOPTED_KILL)
+    assert rec.wait(ADOPTED_KILL).state is TaskState.KILLED
+    timed_out = rec.wait(ADOPTED_SLOW)
     assert timed_out.state is TaskState.FAILED and timed_out.reason == "timeout"
     assert wait_gone(killed) and wait_gone(slow)
 
 
 def test_an_end_the_backend_caused_reads_as_that_after_a_restart(make_backend):
     b, rec = make_backend()
-    pid = run_then_die(b.sandbox_root, "killed-then-died", "touch running; sleep 30", "kill")
-    wait_for_file(b.sandbox_root / "killed-then-died" / "exit_status")
+    pid = run_then_die(b.sandbox_root, KILLED_THEN_DIED, "touch running; sleep 30", "kill")
+    wait_for_file(b.sandbox_root / KILLED_THEN_DIED / "exit_status")
     assert wait_gone(pid)
-    b.recover(["killed-then-died"], {"killed-then-died": {"pid": pid}})
-    event = rec.wait("killed-then-died")
+    b.recover([KILLED_THEN_DIED], {KILLED_THEN_DIED: {"pid": pid}})
+    event = rec.wait(KILLED_THEN_DIED)
     assert event.state is TaskState.KILLED and event.exit_code == -15, event  # not a failure of the task
 
 
 def test_a_task_whose_wrapper_was_killed_left_no_status_and_is_lost(make_backend):
     b, rec = make_backend()
-    pid = run_then_die(b.sandbox_root, "no-status", GATED)
+    pid = run_then_die(b.sandbox_root, NO_STATUS, GATED)
     os.killpg(pid, 9)
     assert wait_gone(pid)
-    b.recover(["no-status"], {"no-status": {"pid": pid}})
-    event = rec.wait("no-status")
+    b.recover([NO_STATUS], {NO_STATUS: {"pid": pid}})
+    event = rec.wait(NO_STATUS)
     assert event.state is TaskState.LOST and event.reason == "backend_restarted"
-    assert not (b.sandbox_root / "no-status" / "exit_status").exists()
+    assert not (b.sandbox_root / NO_STATUS / "exit_status").exists()
 
 
 # ------------------------------------------------------------ uris, stop, misc

@@ -48,7 +48,29 @@ def semantic_bodies(case) -> list:
         return [positive_data_acceptance]
     if case.method == "PUT" and case.path == "/admin/api/limits/{kind}/{name}":
         return [positive_data_acceptance]  # one path for a user's cap (0: none) and a weight (above 0)
+    if case.path in ("/stac/search", "/stac/collections/{collectionId}/items") and not stac_search_makes_sense(
+            case.body if case.method == "POST" else case.query):
+        return [positive_data_acceptance]
     return []
+
+
+def stac_search_makes_sense(search) -> bool:
+    """A bbox's latitudes within -90..90 and south of north; intersects a real geometry, never with a bbox:
+    what the document cannot say of a search."""
+    if not isinstance(search, dict):
+        return True
+    if "intersects" in search:
+        return False
+    bbox = search.get("bbox")
+    if isinstance(bbox, str):
+        bbox = bbox.split(",")
+    if isinstance(bbox, list) and len(bbox) == 4:
+        try:
+            south, north = float(bbox[1]), float(bbox[3])
+        except (TypeError, ValueError):
+            return True
+        return -90 <= south <= north <= 90
+    return True
 
 
 def period_ends_before_it_starts(query: dict) -> bool:

@@ -145,8 +145,8 @@ def test_descriptor_parses_and_has_required_keys(path: Path) -> None:
     assert all(c.isalnum() or c in "_.-" for c in pd["id"])
     for name, spec in pd["inputs"].items():
         assert "schema" in spec and "title" in spec, name
-        assert spec["schema"].get("contentMediaType") or spec["schema"]["type"] in (
-            "number", "integer", "string", "boolean"), name
+        assert spec["schema"].get("contentMediaType") or spec["schema"].get("oneOf") or spec["schema"].get(
+            "format") == "ogc-bbox" or spec["schema"]["type"] in ("number", "integer", "string", "boolean"), name
     for name, spec in pd["outputs"].items():
         assert spec.get("file") and "/" not in spec["file"], name
         assert "schema" in spec, name

@@ -45,34 +45,46 @@ def age(gateway, job_id: str, days: float) -> None:
         s.execute(update(Job).where(Job.id == job_id).values(finished=utcnow() - timedelta(days=days)))
 
 
-def test_jobs_past_retention_go_with_their_files_and_rows(tmp_path, sample_data, monkeypatch, capsys):
+def test_jobs_past_retention_lose_their_detail_and_keep_their_record(tmp_path, sample_data, monkeypatch, capsys):
     data_dir = tmp_path / "var"
     for key, value in gateway_environ(data_dir, sample_data, "http://localhost/wps",
-                                      GATEWAY_RETENTION="successful:1d").items():
+                                      GATEWAY_RETENTION="successful:1d, records:365d").items():
         monkeypatch.setenv(key, value)
-    gateway = build_gateway(data_dir, sample_data, GATEWAY_RETENTION="successful:1d")
+    gateway = build_gateway(data_dir, sample_data, GATEWAY_RETENTION="successful:1d, records:365d")
     try:
         old, recent = finished_job(gateway), finished_job(gateway)
         sandboxes = [a.sandbox for a in attempts_of(gateway, old)]
+        cost = gateway.client.get(f"/jobs/{old}").json["usage"]
         age(gateway, old, 2)
         assert cli(["gc", "--dry-run"]) == 0
         assert "would remove: 1 job(s) past retention" in capsys.readouterr().out
-        assert job_of(gateway, old) is not None
+        assert attempts_of(gateway, old)
         assert cli(["gc"]) == 0
         assert "removed: 1 job(s) past retention" in capsys.readouterr().out
         with gateway.store.session() as s:
-            assert s.get(Job, old) is None and s.get(Job, recent) is not None
+            job = s.get(Job, old)
+            assert job.status == JobStatus.SUCCESSFUL and job.expired is not None and job.outputs == {}
             assert not s.scalars(select(Task).where(Task.job_id == old)).all()
             assert s.scalar(select(func.count()).select_from(TaskAttempt)) == len(attempts_of(gateway, recent))
             assert s.scalar(select(func.count()).select_from(AttemptEvent)) > 0
         assert not (gateway.settings.jobs_dir / old).exists() and (gateway.settings.jobs_dir / recent).exists()
         assert sandboxes and not any(os.path.exists(p) for p in sandboxes)
+        # the accounting record outlives the detail: the job still costs what it cost
+        assert gateway.client.get(f"/accounting?job={old}").json["total"]["cpu_hours_allocated"] == \
+            pytest.approx(cost["cpu_hours_allocated"])
+        with gateway.store.session() as s:  # a year on, the record goes too
+            s.execute(update(Job).where(Job.id == old).values(expired=utcnow() - timedelta(days=366)))
+        assert cli(["gc"]) == 0
+        assert "1 job record(s)" in capsys.readouterr().out
+        with gateway.store.session() as s:
+            assert s.get(Job, old) is None and s.get(Job, recent) is not None
     finally:
         close_gateway(gateway)
 
 
 def test_a_dismissed_jobs_files_go_at_once_its_row_stays(tmp_path, sample_data, monkeypatch):
     monkeypatch.setattr(Collector, "first_pass", 0.1)  # the active dispatcher's collector, without waiting
+    monkeypatch.setattr(Collector, "interval", 0.2)  # and again after the dismissal (the first pass is long past)
     gateway = build_gateway(tmp_path / "var", sample_data)
     try:
         job_id = submit_sleepy(gateway, [1, 2], seconds=30)

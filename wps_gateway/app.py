@@ -31,12 +31,14 @@ from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
 from .redaction import redact
+from .stac.api import StacApi
+from .stac.links import output_item_urls
 from .store.models import JobStatus
 from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
 from .wps2.errors import Wps2Error
 from .wps2.requests import is_wps2_kvp
-from .xml_guard import guard_xml_body, root_of_safe_xml
+from .xml_guard import BodyRefused, guard_xml_body, root_of_safe_xml
 
 LOG = logging.getLogger(__name__)
 SERVICE_UNAVAILABLE = "urn:wps-gateway:problem:service-unavailable"
@@ -56,6 +58,7 @@ class GatewayApp:
             *self.ogcapi.rules(),
             *AdminApi(context).rules(),
             *Console(context).rules(),
+            *StacApi(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
             Rule("/wps/status/<job_id>.xml", endpoint="wps_status"),
@@ -92,7 +95,7 @@ class GatewayApp:
             handler = endpoint if callable(endpoint) else getattr(self, f"on_{endpoint}")
             response = handler(request, **args)
         except HTTPException as exc:
-            response = self.ogcapi.error(exc) if self.ogcapi.owns(request.path) else exc
+            response = self.ogcapi.error(exc, request) if self.ogcapi.owns(request.path) else exc
         except AuthenticationFailed as exc:
             response = self._error(request, 401, "Unauthorized", str(exc), UNAUTHORIZED,
                                    {"WWW-Authenticate": exc.challenge})
@@ -156,7 +159,10 @@ class GatewayApp:
 
     def on_wps(self, request: Request) -> Response:
         if request.method == "POST":
-            guard_xml_body(request, self.context.settings.max_request_bytes)
+            try:
+                guard_xml_body(request, self.context.settings.max_request_bytes)
+            except BodyRefused as exc:
+                return exc.response(request.environ)
         if wps_operation(request) not in CATALOGUE_OPERATIONS or self.context.settings.auth.protect_catalogue:
             require(request)  # Execute, GetStatus, GetResult, Dismiss: who asks is who runs and sees
         return self.service.call(request)
@@ -164,7 +170,8 @@ class GatewayApp:
     def on_wps_status(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)
         settings = self.context.settings
-        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir)
+        items = output_item_urls(self.context.store, settings.base_url, job)
+        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items)
         response = Response(body, mimetype=XML_MIMETYPE)
         response.headers["Cache-Control"] = "no-store" if job.status not in JobStatus.FINAL else "max-age=60"
         return response
@@ -200,5 +207,5 @@ def wps_operation(request: Request) -> str:
         return next((v for k, v in request.args.items() if k.lower() == "request"), "").strip().lower()
     try:
         return etree.QName(root_of_safe_xml(request.get_data())).localname.lower()
-    except NoApplicableCode:
+    except BodyRefused:
         return ""

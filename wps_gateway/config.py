@@ -30,6 +30,8 @@ from .limits import ClientLimits
 from .locality import parse_rules
 from .pywps_settings import configure_pywps
 from .redaction import redact
+from .stac.settings import DEFAULTS as CATALOGUE_DEFAULTS
+from .stac.settings import CatalogueSettings, parse_catalogue
 
 DEFAULT_CFG = Path(__file__).resolve().parent.parent / "pywps.cfg"
 CFG_ENV = "PYWPS_CFG"
@@ -135,12 +137,28 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "tls_verify": "true",
         "ca_file": "",
     },
+    "slurm": {
+        "partition": "",  # empty: the cluster's default partition
+        "account": "",
+        "qos": "",
+        "sbatch_args": "",  # more sbatch options for every job, e.g. --constraint=eo --reservation=wps
+        "container_prefix": "",  # before the command of a task with an image, e.g. srun apptainer exec docker://{image}
+        "task_image": "",  # empty: the processor's executionUnit.image
+        "task_path": "",  # PATH of the tasks; empty: the gateway's virtualenv bin, then /usr/local/bin:/usr/bin:/bin
+        "poll_interval": "1",  # seconds between squeue calls (one per turn for all jobs)
+        "accounting": "auto",  # auto: usage from sacct when slurmdbd answers; off: wall time only
+        "submit_workers": "4",  # sbatch calls at once
+        "command_timeout": "30",  # seconds a Slurm command may take
+        "bin_dir": "",  # folder of sbatch, squeue, scancel, sacct; empty: PATH
+        "conf": "",  # slurm.conf of the cluster (SLURM_CONF); empty: Slurm's default
+    },
 }
 
 DEFAULTS["auth"] = dict(AUTH_DEFAULTS)
 DEFAULTS["console"] = dict(CONSOLE_DEFAULTS)
 # PyWPS's section; the gateway reads its ``format``: text, json, or a logging format string (PyWPS's file log).
 DEFAULTS["logging"] = {"format": "text"}
+DEFAULTS["catalogue"] = dict(CATALOGUE_DEFAULTS)
 
 # Names that existing Mesos schedulers use, accepted beside SECTION_KEY.
 ENV_ALIASES: dict[str, tuple[str, str]] = {
@@ -192,9 +210,11 @@ class Settings:
     input_read_timeout: float = 60.0
     input_max_redirects: int = 5
     billing_weights: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
+    catalogue: CatalogueSettings = field(default_factory=CatalogueSettings)  # STAC items: push, asset hrefs
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
+    slurm: dict[str, str] = field(default_factory=dict)  # raw strings, parsed by the Slurm backend options
     cfg_files: list[str] = field(default_factory=list)
 
     @property
@@ -249,6 +269,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
     gw = parser["gateway"]
     data_dir = Path(gw["data_dir"]).resolve()
     _default_request_log(parser, data_dir)
+    _default_provider_urls(parser)
     configure_pywps(parser)
     database_url = gw["database_url"] or f"sqlite:///{data_dir / 'gateway.db'}"
     try:
@@ -293,8 +314,10 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             console=parse_console(parser["console"], _size_bytes),
             log_format=_log_format(parser["logging"].get("format", "text")),
             billing_weights=parse_weights(parser["accounting"]["billing_weights"]),
+            catalogue=parse_catalogue(parser["catalogue"]),
             mesos=dict(parser["mesos"]),
             yarn=dict(parser["yarn"]),
+            slurm=dict(parser["slurm"]),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:
@@ -377,6 +400,18 @@ def _default_request_log(parser: configparser.ConfigParser, data_dir: Path) -> N
     if not database or database.endswith(":memory:"):
         data_dir.mkdir(parents=True, exist_ok=True)
         parser["logging"]["database"] = f"sqlite:///{data_dir / 'pywps-requests.sqlite'}"
+
+
+def _default_provider_urls(parser: configparser.ConfigParser) -> None:
+    """Capabilities name the provider's and the contact's site; unset, both are this service's landing
+    page (under ``[server] url``, wherever the gateway is served), never a fixed address."""
+    if not parser.has_section("metadata:main"):
+        parser.add_section("metadata:main")
+    url = parser["server"]["url"].rstrip("/")
+    landing = (url[: -len("/wps")] if url.endswith("/wps") else url) + "/"
+    for key in ("provider_url", "contact_url"):
+        if not parser["metadata:main"].get(key, "").strip():
+            parser["metadata:main"][key] = landing
 
 
 def redacted(parser: configparser.ConfigParser) -> dict[str, dict[str, str]]:

@@ -123,16 +123,18 @@ class OperatorRequests:
         self.check_seconds = check_seconds
         self._checked = -math.inf
 
-    def apply(self, write: Write, advance: Advance, backend: Backend) -> None:
+    def apply(self, write: Write, advance: Advance, backend: Backend) -> int:
         """``write`` is the dispatcher's fenced transaction, ``advance`` its step that queues a job's ready
-        tasks (and returns attempts to kill). Reads the store at most every ``check_seconds``."""
+        tasks (and returns attempts to kill). Reads the store at most every ``check_seconds``; returns how
+        many requests it carried out (the dispatcher then looks for ready tasks and jobs to plan)."""
         now = time.monotonic()
         if now - self._checked < self.check_seconds:
-            return
+            return 0
         self._checked = now
         with self.store.sessions() as session:
             ids = session.scalars(select(OperatorRequest.id).where(OperatorRequest.handled.is_(None))
                                   .order_by(OperatorRequest.id).limit(BATCH)).all()
+        handled = 0
         for request_id in ids:
             moved: list[str] = []
             kills: list[str] = []
@@ -151,6 +153,8 @@ class OperatorRequests:
                 backend.kill(backend_id)
             for backend_id in moved:  # after the commit: the new priority is what a relaunch would get too
                 backend.set_priority(backend_id, row.value)
+            handled += 1
+        return handled
 
     @staticmethod
     def _priority(session: Session, job: Job, priority: int) -> tuple[str, list[str]]:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import shlex
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +31,10 @@ class DeploymentError(Exception):
 
 class InvalidPackage(DeploymentError):
     """The application package is not a processor descriptor the gateway can run."""
+
+
+class UnsupportedPackage(DeploymentError):
+    """A package this gateway cannot run at all (a CWL document): Part 2's unsupported media type."""
 
 
 class DuplicateProcess(DeploymentError):
@@ -71,8 +76,61 @@ def descriptor_from_package(package: Any) -> dict[str, Any]:
         unit = unit[0]
     if isinstance(unit, dict) and isinstance(unit.get("unit"), dict):  # a qualified value
         unit = unit["unit"]
+    if isinstance(unit, dict) and cwl_unit(unit):
+        raise UnsupportedPackage(CWL_REFUSED)
     descriptor["executionUnit"] = unit
+    if isinstance(unit, dict) and unit.get("type") in CONTAINER_UNITS and "workflow" not in descriptor:
+        return container_descriptor(descriptor, unit)
     return descriptor
+
+
+CONTAINER_UNITS = ("docker", "oci")
+CWL_MEDIA_TYPES = ("application/cwl", "application/cwl+json", "application/cwl+yaml")
+CWL_REFUSED = ("CWL application packages are not supported: this gateway runs processor descriptors and OGC "
+               "application packages whose executionUnit is a container (type: docker or oci, with the image and "
+               "its command); describe the CommandLineTool's image and command that way")
+
+
+def cwl_unit(unit: dict[str, Any]) -> bool:
+    """Whether an execution unit is (a reference to) a CWL document."""
+    kind = str(unit.get("type") or unit.get("mediaType") or "").split(";", 1)[0].strip().lower()
+    return kind in CWL_MEDIA_TYPES or "cwlVersion" in unit or str(unit.get("href", "")).endswith(".cwl")
+
+
+def container_descriptor(descriptor: dict[str, Any], unit: dict[str, Any]) -> dict[str, Any]:
+    """The descriptor of a package whose execution unit is one container (Part 2's docker form): one step
+    runs the command it names (``command``, or the ``entry-point`` additional parameter) in the image, as
+    given, with the task document in ``WPS_TASK`` like every task; ``config`` sets its resources."""
+    image = unit.get("image")
+    if not isinstance(image, str) or not image.strip():
+        raise InvalidPackage("executionUnit.image: the container image is required")
+    command = unit.get("command") or _entry_point(descriptor.get("processDescription"))
+    if isinstance(command, str):
+        command = shlex.split(command)
+    if not command:
+        raise InvalidPackage("the container execution unit names no command to run: give executionUnit.command "
+                             "(or the entry-point additional parameter); the gateway does not start an image's "
+                             "own entrypoint")
+    config = unit.get("config") if isinstance(unit.get("config"), dict) else {}
+    resources = {"cpus": config.get("cpuMin", 1), "mem": float(config.get("memoryMin", 0.25)) * 1024}
+    step: dict[str, Any] = {"id": "run", "resources": resources}
+    if config.get("jobTimeout"):
+        step["timeout"] = config["jobTimeout"]
+    kept = {k: v for k, v in unit.items() if k in ("type", "environment", "deployment", "config")}
+    return {**descriptor, "executionUnit": {**kept, "image": image.strip().removeprefix("docker://"),
+                                            "command": command, "appendStep": False},
+            "workflow": {"steps": [step]}}
+
+
+def _entry_point(description: Any) -> str | None:
+    if isinstance(description, dict) and isinstance(description.get("process"), dict):
+        description = description["process"]
+    parameters = description.get("additionalParameters") if isinstance(description, dict) else None
+    for parameter in parameters if isinstance(parameters, list) else []:
+        if isinstance(parameter, dict) and parameter.get("name") == "entry-point":
+            value = parameter.get("value")
+            return value if isinstance(value, str) else None
+    return None
 
 
 def processor_from_package(package: Any) -> Processor:

@@ -37,13 +37,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
+from processes.bbox import bbox_from_text
 from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
@@ -56,6 +58,7 @@ from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job, task_environment
 from .redaction import redact
 from .scheduling import LiveLimits
+from .stac.events import enqueue_description
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
 from .streaks import FailureStreak
@@ -82,7 +85,7 @@ class DispatcherOptions:
     retry_backoff_max: float = 60.0
     max_tasks_per_job: int = 1000
     batch: int = 1000
-    min_turn: float = 0.02  # seconds; at most 1/min_turn turns a second
+    min_turn: float = 0.05  # seconds; at most 1/min_turn turns a second
     locality_rules: list[tuple[str, str]] = field(default_factory=list)  # where input data lives
     reconcile_interval: float = 30.0  # seconds between drift checks against the backend
     shutdown_grace: float = 10.0  # seconds running tasks may take to end when the dispatcher stops
@@ -110,6 +113,8 @@ class Dispatcher:
         self._wake = threading.Event()
         self._started = False
         self._draining = False
+        self._store_changed = True  # a front end in this process changed the store since the last look
+        self._next_store_poll = 0.0  # monotonic time of the next look at the store for other processes' changes
         self._hurry = threading.Event()
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
         self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
@@ -146,7 +151,7 @@ class Dispatcher:
                 began = time.monotonic()
                 try:
                     if self.leadership is None or self.leadership.holds():
-                        self.run_once()
+                        self._turn()
                     streak.succeeded()
                 except LeadershipLost:
                     raise
@@ -165,28 +170,43 @@ class Dispatcher:
             raise
 
     def run_once(self) -> None:
-        """One turn: events, cancellations, planning, launching, and now and then a drift check."""
-        kills = self._apply_events()
-        kills += self._dismiss_requested()
+        """One whole turn: events, cancellations, planning, launching, and now and then a drift check."""
+        self._turn(everything=True)
+
+    def _turn(self, everything: bool = False) -> None:
+        """A turn of the loop. Events are applied every turn; the store is asked for dismissals and new jobs
+        only when a front end in this process said there are some, or ``poll_interval`` has passed (front
+        ends in other processes); ready tasks are looked for only when something may have made one ready.
+        A burst of events thus costs its bookkeeping, not a scan of the store per turn."""
+        now = time.monotonic()
+        poll = everything or self._store_changed or now >= self._next_store_poll
+        kills, applied = self._apply_events()
+        if poll:
+            self._store_changed = False
+            self._next_store_poll = now + self.options.poll_interval
+            kills += self._dismiss_requested()
         for backend_id in kills:  # committed as cancelled: kill before anything else can fail
             self.backend.kill(backend_id)
         if self._draining:
             return
-        self.requests.apply(self._write, self._advance_job, self.backend)
-        self._plan_accepted()
+        handled = self.requests.apply(self._write, self._advance_job, self.backend)  # may make tasks ready
+        planned = self._plan_accepted() if poll or handled else 0
         self.live_limits.apply(self.backend)
-        if not self._sync_pause():
+        retry_due = any(at <= now for at in self._retry_at.values())
+        if not self._sync_pause() and (poll or applied or planned or handled or retry_due):
             self._launch_ready()
-        if time.monotonic() >= self._next_drift_check:
-            self._next_drift_check = time.monotonic() + self.options.reconcile_interval
+        if now >= self._next_drift_check:
+            self._next_drift_check = now + self.options.reconcile_interval
             self.check_drift()
-        if self.leadership is not None and time.monotonic() - self._last_fenced >= self.HEARTBEAT_SECONDS:
+        if self.leadership is not None and now - self._last_fenced >= self.HEARTBEAT_SECONDS:
             with self._write():
                 pass
         self.last_turn = time.monotonic()
         self.turns += 1
 
     def wake(self) -> None:
+        """A front end changed the store (a job submitted, a dismissal asked for): look at it at once."""
+        self._store_changed = True
         self._wake.set()
 
     def hurry(self) -> None:
@@ -325,7 +345,7 @@ class Dispatcher:
 
     # -- events -------------------------------------------------------------
 
-    def _apply_events(self) -> list[str]:
+    def _apply_events(self) -> tuple[list[str], int]:
         """Record a batch of events; they leave ``_pending`` only once their transaction has committed.
 
         One transaction for the whole batch, in bulk statements: the rows the
@@ -338,13 +358,14 @@ class Dispatcher:
             except queue.Empty:
                 break
         if not self._pending:
-            return []
+            return [], 0
         events = self._pending[: self.options.batch * 2]
         kills: list[str] = []
         with self._write() as session:
             attempts, tasks = _load_rows(session, {e.task_id for e in events})
             history: list[dict[str, Any]] = []
             ended: list[tuple[str, _Row]] = []  # (job id, attempt) of the attempts that ended: their usage
+            first_starts: dict[str, datetime] = {}  # job id -> when a task of it started (first in this turn)
             jobs: dict[str, None] = {}
             for event in events:
                 attempt = attempts.get(event.task_id)
@@ -352,21 +373,23 @@ class Dispatcher:
                     LOG.warning("event for unknown task %s ignored", event.task_id)
                     continue
                 task = tasks[attempt.task_id]
-                self._apply_event(attempt, task, event, history, ended)
+                self._apply_event(attempt, task, event, history, ended, first_starts)
                 jobs[task.job_id] = None
             self.metrics.observe_turn(session, tasks.values(), ended)
             if history:
-                session.execute(insert(AttemptEvent), history)
+                session.execute(insert(AttemptEvent.__table__), history)  # Core: the ORM's bulk path costs more
             _write_changes(session, TaskAttempt, attempts.values())
             _write_changes(session, Task, tasks.values())
             add_to_jobs(session, ended)
+            if first_starts:
+                session.execute(_START_JOB, [{"job_id": j, "when": w} for j, w in first_starts.items()])
             for job_id in jobs:
                 kills += self._advance_job(session, job_id)
         del self._pending[: len(events)]
-        return kills
+        return kills, len(events)
 
     def _apply_event(self, attempt: _Row, task: _Row, event: TaskEvent, history: list[dict[str, Any]],
-                     ended: list[tuple[str, _Row]]) -> None:
+                     ended: list[tuple[str, _Row]], first_starts: dict[str, datetime]) -> None:
         when = datetime.fromtimestamp(event.timestamp, UTC)
         # A task's last words may quote a URL with its credentials; they reach status documents from here.
         message = redact(event.message)[:4000]
@@ -387,6 +410,7 @@ class Dispatcher:
                 attempt.set(pid=pid)
             if task.status == TaskStatus.RUNNING and task.started is None:
                 task.set(started=when)
+            first_starts.setdefault(task.job_id, when)  # a job reads as accepted until a task starts
             return
         if attempt.status not in ACTIVE_ATTEMPT:
             return  # a duplicate terminal event
@@ -512,6 +536,8 @@ class Dispatcher:
                         .values(status=TaskStatus.CANCELLED, finished=now)
                         .execution_options(synchronize_session=False))
         enqueue(session, job_id, session.scalar(select(Job.subscriber).where(Job.id == job_id)), status)
+        if status == JobStatus.SUCCESSFUL:
+            enqueue_description(session, job_id)  # its STAC items: described, stored, pushed by the outbox
         LOG.info("job %s %s: %s", job_id, status, message)
         return kills
 
@@ -532,7 +558,8 @@ class Dispatcher:
 
     # -- planning and launching ---------------------------------------------
 
-    def _plan_accepted(self) -> None:
+    def _plan_accepted(self) -> int:
+        """Plan the accepted jobs (50 a turn, the most urgent first); how many there were."""
         with self.store.session() as session:
             jobs = session.scalars(select(Job).where(Job.status == JobStatus.ACCEPTED)
                                    .order_by(Job.priority.desc(), Job.created).limit(50)).all()
@@ -540,6 +567,9 @@ class Dispatcher:
                 self._fence(session)
             for job in jobs:
                 self._plan(session, job)
+        if len(jobs) == 50:
+            self._store_changed = True  # more are waiting: the next turn plans them
+        return len(jobs)
 
     def _plan(self, session: Session, job: Job) -> None:
         try:
@@ -555,7 +585,7 @@ class Dispatcher:
             self._fail_unplanned(session, job, f"{type(exc).__name__}: {exc}")
             return
         now = utcnow()
-        session.execute(insert(Task), [
+        session.execute(insert(Task.__table__), [
             {"id": p.id, "job_id": job.id, "seq": p.seq, "step": p.step, "index": p.index, "spec": p.spec,
              "max_attempts": p.max_attempts, "attempts": 0, "message": "", "created": now,
              "status": TaskStatus.QUEUED if p.ready else TaskStatus.PENDING} for p in planned])
@@ -563,9 +593,9 @@ class Dispatcher:
         for step in processor.steps:
             (paths["steps"] / step.id).mkdir(parents=True, exist_ok=True)
         paths["outputs"].mkdir(parents=True, exist_ok=True)
+        paths["usage"].mkdir(parents=True, exist_ok=True)
         job.status = JobStatus.RUNNING
         enqueue(session, job.id, job.subscriber, JobStatus.RUNNING)
-        job.started = now
         job.message = f"Planned {len(planned)} tasks in {len(processor.steps)} steps"
 
     def _task_spec(self, task: Any, job: Any, processor: Processor, backend_id: str) -> TaskSpec:
@@ -622,7 +652,7 @@ class Dispatcher:
                 changes.append({"id": task.id, "attempts": number, "status": TaskStatus.RUNNING})
                 job = jobs[task.job_id]
                 specs.append(self._task_spec(task, job, self._processor(session, job.id), backend_id))
-            session.execute(insert(TaskAttempt), attempts)
+            session.execute(insert(TaskAttempt.__table__), attempts)
             session.execute(update(Task), changes)
         for spec in specs:  # after commit: a crash in between leaves 'launched' rows that recovery reruns
             self.backend.launch(spec)
@@ -667,14 +697,26 @@ def _load_rows(session: Session, backend_ids: set[str]) -> tuple[dict[str, _Row]
     return attempts, tasks
 
 
+# A job's start is its first task's: until then it reads as accepted on every protocol.
+_START_JOB = (update(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"), Job.__table__.c.started.is_(None))
+              .values(started=bindparam("when")))
+
+
 def _write_changes(session: Session, model: type, rows: Any) -> None:
-    """UPDATE by primary key, one executemany per set of changed columns."""
+    """UPDATE by primary key, one executemany per set of changed columns (Core: the ORM's bulk path costs
+    more than the statements)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         if row.changes:
-            groups.setdefault(tuple(sorted(row.changes)), []).append({"id": row.id, **row.changes})
-    for batch in groups.values():
-        session.execute(update(model), batch)
+            groups.setdefault(tuple(sorted(row.changes)), []).append({"row_id": row.id, **row.changes})
+    for columns, batch in groups.items():
+        session.execute(_update_by_id(model, columns), batch)
+
+
+@lru_cache(maxsize=256)
+def _update_by_id(model: type, columns: tuple[str, ...]) -> Any:
+    table = model.__table__
+    return update(table).where(table.c.id == bindparam("row_id")).values({c: bindparam(c) for c in columns})
 
 
 def _attempt_status(event: TaskEvent) -> str:
@@ -749,6 +791,8 @@ def _literal(kind: str, text: str) -> Any:
             return int(text)
         if kind == "boolean":
             return text.lower() in ("true", "1")
+        if kind == "bbox":
+            return bbox_from_text(text)
     except ValueError as exc:
         raise OutputMissing(f"output value {text!r} is not a {kind}") from exc
     return text

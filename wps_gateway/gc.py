@@ -6,7 +6,10 @@ One pass (``collect``) removes, oldest first and in bounded batches:
 * the files of dismissed jobs, at once (their row stays, so a client still
   reads ``dismissed``, until the row's own retention);
 * jobs past their status's retention: their folder, their attempts'
-  sandboxes, then the row (tasks, attempts, events and callbacks cascade);
+  sandboxes, their tasks, attempts, events, callbacks and STAC items (served
+  here; the portal's catalogue keeps what was pushed); the job row stays,
+  without its inputs and outputs, as the accounting record (its usage in
+  ``job_usage``) until ``records`` has passed, then it goes too;
 * sandboxes of attempts that ended longer ago than ``sandboxes`` (the local
   backend's; Mesos agents collect their own);
 * fetch-cache entries (unpacked processor bundles) unused for ``cache``.
@@ -27,16 +30,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from .planner import job_paths
 from .store.db import Store
-from .store.models import Job, JobStatus, Task, TaskAttempt, utcnow
+from .store.models import Job, JobStatus, Notification, StacItem, Task, TaskAttempt, utcnow
 from .streaks import FailureStreak
 
 LOG = logging.getLogger(__name__)
-KEYS = (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.DISMISSED, "sandboxes", "cache")
-DEFAULT_RETENTION = "successful:30d, failed:30d, dismissed:7d, sandboxes:7d, cache:30d"
+KEYS = (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.DISMISSED, "sandboxes", "cache", "records")
+DEFAULT_RETENTION = "successful:30d, failed:30d, dismissed:7d, sandboxes:7d, cache:30d, records:never"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
 BATCH = 200
@@ -72,13 +75,15 @@ class Collected:
     """What one pass removed (or, dry, would remove)."""
 
     jobs: list[str] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
     dismissed_files: list[str] = field(default_factory=list)
     sandboxes: int = 0
     cache_entries: int = 0
 
     def __str__(self) -> str:
         return (f"{len(self.jobs)} job(s) past retention, files of {len(self.dismissed_files)} dismissed job(s), "
-                f"{self.sandboxes} sandbox(es), {self.cache_entries} fetch-cache entr(ies)")
+                f"{self.sandboxes} sandbox(es), {self.cache_entries} fetch-cache entr(ies), "
+                f"{len(self.records)} job record(s)")
 
 
 @dataclass
@@ -94,6 +99,7 @@ class Retention:
         done = Collected()
         self._dismissed_files(done, dry_run)
         self._expired_jobs(done, dry_run)
+        self._old_records(done, dry_run)
         self._old_sandboxes(done, dry_run)
         self._unused_cache(done, dry_run)
         return done
@@ -118,7 +124,8 @@ class Retention:
                 keep = self.keep.get(status)
                 if keep is None:
                     continue
-                ids = session.scalars(select(Job.id).where(Job.status == status, Job.finished < now - keep)
+                ids = session.scalars(select(Job.id).where(Job.status == status, Job.expired.is_(None),
+                                                           Job.finished < now - keep)
                                       .order_by(Job.finished).limit(BATCH)).all()
                 done.jobs += ids
             sandboxes = self._sandboxes_of(session, done.jobs)
@@ -128,9 +135,26 @@ class Retention:
             _remove(job_paths(self.jobs_dir, job_id)["root"])
         for sandbox in sandboxes:
             _remove(sandbox)
-        with self.store.session() as session:  # tasks, attempts, events and callbacks cascade
-            session.execute(delete(Job).where(Job.id.in_(done.jobs)).execution_options(synchronize_session=False))
-        LOG.info("retention: removed %d job(s) and their files", len(done.jobs))
+        with self.store.session() as session:  # attempts and their events cascade with the tasks
+            session.execute(delete(Task).where(Task.job_id.in_(done.jobs)).execution_options(synchronize_session=False))
+            for kind in (Notification, StacItem):  # callbacks and pushes; the items describe files now gone
+                session.execute(delete(kind).where(kind.job_id.in_(done.jobs)).execution_options(synchronize_session=False))
+            session.execute(update(Job).where(Job.id.in_(done.jobs)).values(expired=now, inputs={}, outputs={})
+                            .execution_options(synchronize_session=False))
+        LOG.info("retention: removed the files, tasks and attempts of %d job(s); their records stay", len(done.jobs))
+
+    def _old_records(self, done: Collected, dry_run: bool) -> None:
+        """Job rows (and their usage) kept as the accounting record, past ``records``."""
+        keep = self.keep.get("records")
+        if keep is None:
+            return
+        with self.store.sessions() as session:
+            done.records = list(session.scalars(select(Job.id).where(Job.expired < utcnow() - keep)
+                                                .order_by(Job.expired).limit(BATCH)))
+        if done.records and not dry_run:
+            with self.store.session() as session:  # job_usage cascades
+                session.execute(delete(Job).where(Job.id.in_(done.records))
+                                .execution_options(synchronize_session=False))
 
     def _sandboxes_of(self, session, job_ids: list[str]) -> list[Path]:
         if not job_ids:
@@ -209,7 +233,8 @@ class Collector:
             try:
                 collected = self.retention.collect()
                 streak.succeeded()
-                if collected.jobs or collected.sandboxes or collected.dismissed_files or collected.cache_entries:
+                if any((collected.jobs, collected.records, collected.sandboxes, collected.dismissed_files,
+                        collected.cache_entries)):
                     LOG.info("retention pass: %s", collected)
             except Exception as exc:
                 streak.failed(exc)

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from processes.bbox import BBoxError, bbox_value
 from processes.descriptor import IOSpec, Processor
 
 from .address_policy import AddressPolicy, ReferenceRefused
+from .references import ReferenceUnreadable, read_literal
 
 
 class InputError(ValueError):
@@ -39,7 +41,7 @@ class InputError(ValueError):
 class RawInput:
     """One occurrence of an input as a request carried it."""
 
-    value: Any = None  # literal value, or inline complex content (str/bytes)
+    value: Any = None  # literal value, inline complex content (str/bytes), or a bounding box (dict)
     href: str | None = None
     media_type: str | None = None
     encoding: str | None = None  # "base64" for encoded inline content
@@ -77,23 +79,43 @@ def check_inputs(processor: Processor, raw: dict[str, list[RawInput]], policy: A
         for n, item in enumerate(given):
             if spec.is_complex:
                 checked.append(_complex(spec, item, policy, n, inline))
-            elif item.media_type and not same_media_type(item.media_type, spec.media_type or "text/plain"):
-                raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r} is a literal "
-                                 f"({spec.media_type or 'text/plain'}), not {item.media_type}", kind="format")
-            elif item.href:
-                raise InputError("InvalidParameterValue", spec.id,
-                                 f"input {spec.id!r} is a literal: give its value, not a reference")
+            elif spec.is_bbox:
+                checked.append(_bbox(spec, item))
             else:
-                checked.append(literal_value(spec, item.value))
+                checked.append(_literal(spec, item, policy))
         values[spec.id] = checked
     return CheckedInputs(values, inline)
 
 
+def _literal(spec: IOSpec, item: RawInput, policy: AddressPolicy) -> Any:
+    """A literal value, or the text a literal reference points to."""
+    if item.media_type and not spec.offers(item.media_type):
+        raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r} is a literal "
+                         f"(text/plain), not {item.media_type}", kind="format")
+    if not item.href:
+        return literal_value(spec, item.value)
+    try:
+        return literal_value(spec, read_literal(item.href, policy))
+    except ReferenceUnreadable as exc:
+        raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r}: {exc}", kind="refused") from exc
+
+
+def _bbox(spec: IOSpec, item: RawInput) -> dict[str, Any]:
+    if item.href:
+        raise InputError("InvalidParameterValue", spec.id,
+                         f"input {spec.id!r} is a bounding box: give its value, not a reference")
+    try:
+        return bbox_value(item.value, spec.crs)
+    except BBoxError as exc:
+        raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r}: {exc}") from exc
+
+
 def _complex(spec: IOSpec, item: RawInput, policy: AddressPolicy, n: int,
              inline: dict[str, list[tuple[int, bytes]]]) -> str | None:
-    if item.media_type and not same_media_type(item.media_type, spec.media_type or ""):
+    if item.media_type and not spec.offers(item.media_type):
         raise InputError("InvalidParameterValue", spec.id,
-                         f"input {spec.id!r} takes {spec.media_type}, not {item.media_type}", kind="format")
+                         f"input {spec.id!r} takes {' or '.join(spec.formats)}, not {item.media_type}",
+                         kind="format")
     if item.href:
         try:
             return policy.check(item.href)
@@ -104,21 +126,15 @@ def _complex(spec: IOSpec, item: RawInput, policy: AddressPolicy, n: int,
                          kind="missing")
     content = item.value
     if item.encoding and item.encoding.lower() == "base64":
-        try:
-            content = base64.b64decode(content, validate=True)
+        try:  # xs:base64Binary allows whitespace (line breaks every 76 characters are common)
+            text = content.decode("ascii") if isinstance(content, bytes) else str(content)
+            content = base64.b64decode("".join(text.split()), validate=True)
         except (ValueError, TypeError) as exc:
             raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r}: invalid base64") from exc
     if isinstance(content, str):
         content = content.encode("utf-8")
     inline.setdefault(spec.id, []).append((n, content))
     return None  # filled in with the file's URL once written
-
-
-def same_media_type(given: str, expected: str) -> bool:
-    def main(value: str) -> str:
-        return value.split(";", 1)[0].strip().lower()
-
-    return main(given) == main(expected)
 
 
 def literal_value(spec: IOSpec, value: Any) -> Any:

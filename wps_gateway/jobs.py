@@ -16,14 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 
 from processes.descriptor import IOSpec, Processor, parse_descriptor
 
 from .inputs import CheckedInputs, write_inline_inputs
 from .planner import job_paths
 from .store.db import Store
-from .store.models import Job, JobStatus, utcnow
+from .store.models import Job, JobStatus, seconds_between, utcnow
 
 
 class JobNotFound(LookupError):
@@ -38,15 +38,17 @@ class ResponseForm:
     raw: bool = False
     lineage: bool = False
     asynchronous: bool = False
+    given: list[str] | None = None  # the inputs the request named (lineage shows those, not defaults)
 
     def as_dict(self) -> dict[str, Any]:
         return {"outputs": self.outputs, "raw": self.raw, "lineage": self.lineage,
-                "asynchronous": self.asynchronous}
+                "asynchronous": self.asynchronous, "given": self.given}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResponseForm:
         return cls(outputs=data.get("outputs", {}), raw=data.get("raw", False),
-                   lineage=data.get("lineage", False), asynchronous=data.get("asynchronous", False))
+                   lineage=data.get("lineage", False), asynchronous=data.get("asynchronous", False),
+                   given=data.get("given"))
 
     def requested(self, processor: Processor) -> list[IOSpec]:
         """The outputs to answer with: those asked for, in the processor's order, or all of them."""
@@ -58,6 +60,13 @@ class ResponseForm:
         """Whether ``spec`` goes back as a link: as asked, else complex outputs by reference, literals by value."""
         asked = self.outputs.get(spec.id, {}).get("as_reference")
         return spec.is_complex if asked is None else bool(asked)
+
+
+def shown_status(job: Job) -> str:
+    """The status every protocol shows: a planned job is still accepted until its first task starts."""
+    if job.status == JobStatus.RUNNING and job.started is None:
+        return JobStatus.ACCEPTED
+    return job.status
 
 
 _PROCESSORS: OrderedDict[str, Processor] = OrderedDict()  # job id -> its parsed descriptor (never changes)
@@ -130,11 +139,12 @@ def wait_for_job(store: Store, job_id: str, timeout: float, interval: float = 0.
 
 
 def request_dismiss(store: Store, job_id: str) -> Job:
-    """Mark a job for cancellation; an accepted job is dismissed at once, a running one by the dispatcher.
+    """Dismiss a job: an accepted one at once, a running one by the dispatcher, a finished one at once.
 
-    Both are conditional updates, so the job returned tells the truth: if it
-    is still active, its dismissal is decided (the dispatcher will not end it
-    any other way); if it ended first, it is returned as it ended.
+    All are conditional updates, so the job returned tells the truth: an
+    active job's dismissal is decided (the dispatcher will not end it any
+    other way); a finished job ends dismissed, its results withdrawn at once
+    (retention removes its files).
     """
     with store.session() as session:
         session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.ACCEPTED)
@@ -143,6 +153,11 @@ def request_dismiss(store: Store, job_id: str) -> Job:
         session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING,
                                           Job.cancel_requested.is_(False))
                         .values(cancel_requested=True, message="Dismiss requested")
+                        .execution_options(synchronize_session=False))
+        session.execute(update(Job).where(Job.id == job_id,
+                                          Job.status.in_((JobStatus.SUCCESSFUL, JobStatus.FAILED)))
+                        .values(status=JobStatus.DISMISSED, message="Job dismissed; its results were removed",
+                                outputs={}, cancel_requested=True)
                         .execution_options(synchronize_session=False))
         job = session.get(Job, job_id, populate_existing=True)
         if job is None:
@@ -154,10 +169,12 @@ def request_dismiss(store: Store, job_id: str) -> Job:
 class JobFilter:
     """Which jobs a listing wants; empty fields do not filter (OGC API /jobs query parameters)."""
 
-    statuses: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()  # as shown_status() shows them
     process_ids: tuple[str, ...] = ()
     created_from: datetime | None = None  # inclusive
     created_to: datetime | None = None  # inclusive
+    min_duration: int | None = None  # seconds from the first task's start to the end (or now), inclusive
+    max_duration: int | None = None
     visible: Any = None  # a SQL condition: only the jobs the asking identity may see (None: all)
 
 
@@ -175,13 +192,29 @@ def list_jobs(store: Store, limit: int = 50, status: str | None = None, *, offse
 
 def _filtered(query: Select, filters: JobFilter) -> Select:
     if filters.statuses:
-        query = query.where(Job.status.in_(filters.statuses))
+        query = query.where(or_(*(_shown(status) for status in filters.statuses)))
     if filters.process_ids:
         query = query.where(Job.process_id.in_(filters.process_ids))
     if filters.created_from is not None:
         query = query.where(Job.created >= filters.created_from)
     if filters.created_to is not None:
         query = query.where(Job.created <= filters.created_to)
+    if filters.min_duration is not None or filters.max_duration is not None:
+        duration = seconds_between(Job.started, func.coalesce(Job.finished, utcnow()))
+        query = query.where(Job.started.is_not(None))
+        if filters.min_duration is not None:
+            query = query.where(duration >= filters.min_duration)
+        if filters.max_duration is not None:
+            query = query.where(duration <= filters.max_duration)
     if filters.visible is not None:
         query = query.where(filters.visible)
     return query
+
+
+def _shown(status: str):
+    """The SQL condition for jobs that shown_status() reports as ``status``."""
+    if status == JobStatus.ACCEPTED:
+        return or_(Job.status == JobStatus.ACCEPTED, and_(Job.status == JobStatus.RUNNING, Job.started.is_(None)))
+    if status == JobStatus.RUNNING:
+        return and_(Job.status == JobStatus.RUNNING, Job.started.is_not(None))
+    return Job.status == status

@@ -99,7 +99,7 @@ def task_environment(task_id: str, spec: dict[str, Any], processor: Processor, j
 
     The document is the task's own part joined to the job's inputs and, when
     given, the ``attempt`` id (the task names its usage report after it, in
-    the ``usage_dir`` made here); over
+    its ``usage_dir``, made when the job was planned); over
     ``ENVIRONMENT_DOCUMENT_LIMIT`` it is written to ``jobs/<job>/tasks/<task>.json``
     and named by ``WPS_TASK_FILE`` instead (the data dir is shared with the
     machines that run tasks).
@@ -110,8 +110,6 @@ def task_environment(task_id: str, spec: dict[str, Any], processor: Processor, j
         return environment
     if attempt:
         document = {**document, "attempt": attempt}
-        if "usage_dir" in document:
-            Path(document["usage_dir"]).mkdir(parents=True, exist_ok=True)
     text = json.dumps({**document, "inputs": _task_inputs(processor, job_inputs)}, separators=(",", ":"))
     if len(text.encode()) <= ENVIRONMENT_DOCUMENT_LIMIT:
         environment["WPS_TASK"] = text
@@ -153,7 +151,7 @@ def _spec(processor: Processor, step: Step, document: dict[str, Any], locality: 
         # The processor's code, fetched (and cached by digest) into the task's working directory.
         "uris": [{"value": bundle["uri"], "cache": True, "extract": True}] if bundle else [],
         "locality": locality,
-        "command": [*processor.command, step.id],
+        "command": [*processor.command, *([step.id] if processor.append_step else [])],
         "environment": dict(processor.environment),
         "task": document,  # the task's own part of WPS_TASK; the job's inputs join it at launch
         "resources": {"cpus": res.cpus, "mem": res.mem, "disk": res.disk, "gpus": res.gpus},

@@ -21,6 +21,7 @@ from .gc import Collector, Retention
 from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
 from .metrics.publisher import StatusPublisher
 from .notify import Notifier, NotifierOptions, callback_policy
+from .stac.publish import publisher_for
 from .store.backend_state import StoreBackendState
 from .store.db import Store
 from .store.models import Job, JobStatus
@@ -54,6 +55,14 @@ def backend_for(settings: Settings, store: Store | None = None) -> Backend:
         except ValueError as exc:
             raise BackendError(f"yarn backend: {exc}") from None
         return create_backend("yarn", **options)
+    if settings.backend == "slurm":
+        from mesos_backend.slurm.backend import backend_options as slurm_options
+        try:
+            options = slurm_options(settings.slurm)
+        except ValueError as exc:
+            raise BackendError(f"slurm backend: {exc}") from None
+        return create_backend("slurm", sandbox_root=settings.sandbox_dir, cache_dir=settings.cache_dir,
+                              state=StoreBackendState(store, "slurm") if store is not None else None, **options)
     return create_backend(settings.backend)
 
 
@@ -140,8 +149,9 @@ class DispatcherRunner:
         """One term as the active dispatcher; True if it ended by a lost leadership and may begin again."""
         self.is_leader.set()
         LOG.info("dispatcher active (backend %s, epoch %s)", self.dispatcher.backend.name, self.leadership.epoch)
-        term_over = threading.Event()  # the notifier and the collector work for the active dispatcher only
+        term_over = threading.Event()  # the outboxes and the collector work for the active dispatcher only
         for name, loop in (("notifier", notifier_for(self.settings, self.store).run),
+                           ("stac", publisher_for(self.settings, self.store).run),
                            ("retention", Collector(retention_for(self.settings, self.store)).run),
                            ("status", StatusPublisher(self.store, self.dispatcher).run)):
             threading.Thread(target=loop, args=(term_over,), name=name, daemon=True).start()

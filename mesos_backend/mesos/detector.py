@@ -26,6 +26,11 @@ from kazoo.retry import KazooRetry
 
 log = logging.getLogger(__name__)
 
+# Back-off between reconnections and re-reads. Short at the top: a session outlives an outage only if the
+# client is back within the session timeout after the server is, so a long last wait loses the session.
+RETRY_DELAY = 0.2
+MAX_RETRY_DELAY = 2.0
+
 
 class _RedactAuth(logging.Filter):
     """kazoo logs its Auth requests, digest "user:password" included, at DEBUG level: mask the secret."""
@@ -222,6 +227,7 @@ class ZooKeeperDetector(MasterDetector):
         self._members: set[str] = set()  # every announced master, leader or not
         self._changed = threading.Condition()
         self._refreshing = threading.Lock()
+        self._stopping = threading.Event()
 
     def __repr__(self) -> str:
         return f"ZooKeeperDetector({self.source}, leader={self._leader})"
@@ -238,6 +244,7 @@ class ZooKeeperDetector(MasterDetector):
             client.close()
             raise DetectorError(f"cannot connect to ZooKeeper for {self.source} within {self.timeout} s") from None
         self._client = client
+        self._stopping.clear()
         client.add_listener(self._on_state)
         try:
             self._refresh(raise_errors=True)
@@ -247,6 +254,7 @@ class ZooKeeperDetector(MasterDetector):
 
     def stop(self) -> None:
         client, self._client = self._client, None
+        self._stopping.set()
         if client is not None:
             client.remove_listener(self._on_state)
             client.stop()
@@ -278,19 +286,28 @@ class ZooKeeperDetector(MasterDetector):
             self._client.handler.spawn(self._refresh)
 
     def _refresh(self, raise_errors: bool = False) -> None:
-        """Re-read the children (re-arming the watch) and the leader's MasterInfo."""
+        """Re-read the children (re-arming the watch) and the leader's MasterInfo.
+
+        A read that fails (the connection dropped again mid-read) is retried with back-off for as long as
+        this client is ours: no watch is armed until a read succeeds, so giving up would leave the detector
+        blind to every later change.
+        """
         client = self._client
-        if client is None:
-            return
-        with self._refreshing:
-            try:
-                leader = self._read_leader(client)
-            except (KazooException, KazooTimeoutError) as exc:
-                if raise_errors:
-                    raise DetectorError(f"cannot read {self.source}: {exc!r}") from None
-                log.warning("cannot read %s: %r", self.source, exc)
+        delay = RETRY_DELAY
+        while client is not None and client is self._client:
+            with self._refreshing:
+                try:
+                    leader = self._read_leader(client)
+                except (KazooException, KazooTimeoutError) as exc:
+                    if raise_errors:
+                        raise DetectorError(f"cannot read {self.source}: {exc!r}") from None
+                    log.warning("cannot read %s, retrying in %.1f s: %r", self.source, delay, exc)
+                else:
+                    self._set_leader(leader)
+                    return
+            if self._stopping.wait(delay):
                 return
-            self._set_leader(leader)
+            delay = min(delay * 2, MAX_RETRY_DELAY)
 
     def _read_leader(self, client: KazooClient) -> str | None:
         path = self.source.path
@@ -343,7 +360,7 @@ class ZooKeeperDetector(MasterDetector):
 
 def forever() -> KazooRetry:
     """Reconnect to ZooKeeper for as long as it takes (kazoo's default gives up after one try)."""
-    return KazooRetry(max_tries=-1, delay=0.2, backoff=2, max_delay=10.0)
+    return KazooRetry(max_tries=-1, delay=RETRY_DELAY, backoff=2, max_delay=MAX_RETRY_DELAY)
 
 
 def create_detector(master: str | MasterSource, tls: bool = False, on_change: OnChange | None = None,

@@ -17,6 +17,8 @@ _DATE = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
 
 #: GeoTIFF tags that carry an item's identity from step to step.
 SOURCE_TAG, TILE_TAG, DATE_TAG = "SOURCE", "TILE", "DATE"
+#: GeoTIFF tags of a product: the time it covers (RFC 3339, UTC), read by the gateway for its STAC items.
+DATETIME_TAG, START_DATETIME_TAG, END_DATETIME_TAG = "DATETIME", "START_DATETIME", "END_DATETIME"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,15 @@ def identity(tags: Mapping[str, str]) -> dict[str, str | None]:
     """``source``, ``tile`` and ``date`` a step output carries in its tags (see :func:`identity_tags`)."""
     return {"source": tags.get(SOURCE_TAG) or None, "tile": tags.get(TILE_TAG) or None,
             "date": tags.get(DATE_TAG) or None}
+
+
+def time_range_tags(dates: list[str | None]) -> dict[str, str]:
+    """The time a product made of items of these days (``YYYY-MM-DD``) covers: from the first day's start
+    to the last day's end; no tags when no item has a date."""
+    days = sorted(d for d in dates if d)
+    if not days:
+        return {}
+    return {START_DATETIME_TAG: f"{days[0]}T00:00:00Z", END_DATETIME_TAG: f"{days[-1]}T23:59:59Z"}
 
 
 def _search(pattern: re.Pattern[str], text: str) -> str | None:

@@ -11,7 +11,7 @@ from rasterio.transform import array_bounds
 from processes.common.atomic import format_number, write_json, write_text
 from processes.common.errors import TaskError
 from processes.common.indices import ndvi
-from processes.common.items import identity, identity_tags, step_rasters, task_items
+from processes.common.items import identity, identity_tags, step_rasters, task_items, time_range_tags
 from processes.common.mosaic import mosaic
 from processes.common.raster import read_bands, single_band_profile, write_geotiff
 from processes.common.runner import main
@@ -36,7 +36,7 @@ def mosaic_step(task: Task) -> None:
     rasters = step_rasters(task, "ndvi", SUFFIX, "scenes")
     scenes = [_scene_statistics(path) for path in rasters]
     composite, profile = mosaic(rasters, task.outputs_dir / "mosaic.tif", method="max",
-                                description="NDVI max")
+                                tags=time_range_tags([s["date"] for s in scenes]), description="NDVI max")
     overall = summarize(composite)
     if not overall["valid_pixels"]:
         raise TaskError("no valid NDVI pixel in any scene (all nodata)")

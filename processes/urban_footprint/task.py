@@ -10,7 +10,7 @@ import rasterio
 
 from processes.common.atomic import format_number, write_json, write_text
 from processes.common.indices import ndbi, ndvi
-from processes.common.items import identity, identity_tags, step_rasters, task_items
+from processes.common.items import identity, identity_tags, step_rasters, task_items, time_range_tags
 from processes.common.mosaic import mosaic
 from processes.common.raster import pixel_area_m2, read_bands, single_band_profile, write_geotiff
 from processes.common.runner import main
@@ -45,7 +45,7 @@ def statistics_step(task: Task) -> None:
     masks = step_rasters(task, "classify", SUFFIX, "tiles")
     tiles = [_tile_statistics(path) for path in masks]
     footprint, profile = mosaic(masks, task.outputs_dir / "footprint.tif", method="max",
-                                description="built-up")
+                                tags=time_range_tags([t["date"] for t in tiles]), description="built-up")
     built_m2 = sum(t["built_up_area_m2"] for t in tiles)
     valid_m2 = sum(t["valid_area_m2"] for t in tiles)
     union_pixel = pixel_area_m2(profile["transform"], profile["crs"])

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from processes.bbox import BBOX_FORMAT
 from processes.descriptor import UNBOUNDED, IOSpec, Processor
 
-from ..jobs import ResponseForm, processor_of
+from ..jobs import ResponseForm, processor_of, shown_status
 from ..outputs import inline_kind
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
@@ -27,6 +28,7 @@ REL_JOB_LIST = "http://www.opengis.net/def/rel/ogc/1.0/job-list"
 REL_EXECUTE = "http://www.opengis.net/def/rel/ogc/1.0/execute"
 REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 REL_CONFORMANCE = "http://www.opengis.net/def/rel/ogc/1.0/conformance"
+PACKAGE_MEDIA_TYPE = "application/ogcapppkg+json"
 JOB_CONTROL_OPTIONS = ["sync-execute", "async-execute", "dismiss"]
 OUTPUT_TRANSMISSION = ["value", "reference"]
 # The store already keeps OGC API status codes (see JobStatus); the table guards against new store states.
@@ -55,15 +57,17 @@ def isotime(value: datetime | None) -> str | None:
 
 def ogc_status(job: Job) -> str:
     """The job's status in OGC API words; an unknown store state reads as still running."""
-    return OGC_STATUS.get(job.status, JobStatus.RUNNING)
+    return OGC_STATUS.get(shown_status(job), JobStatus.RUNNING)
 
 
 # -- processes ---------------------------------------------------------------
 
-def process_summary(processor: Processor, base: str) -> dict[str, Any]:
-    """A process list entry: identification, control options and links to the full description."""
+def process_summary(processor: Processor, base: str, mutable: bool) -> dict[str, Any]:
+    """A process list entry: identification, control options, whether it may be replaced or undeployed
+    (``mutable``, Part 2), and links to the full description."""
     href = f"{base}/processes/{processor.id}"
-    summary: dict[str, Any] = {"id": processor.id, "title": processor.title, "version": processor.version}
+    summary: dict[str, Any] = {"id": processor.id, "title": processor.title, "version": processor.version,
+                               "mutable": mutable}
     if processor.description:
         summary["description"] = processor.description
     if processor.keywords:
@@ -78,14 +82,16 @@ def process_summary(processor: Processor, base: str) -> dict[str, Any]:
     return summary
 
 
-def process_description(processor: Processor, base: str, wps_url: str) -> dict[str, Any]:
+def process_description(processor: Processor, base: str, wps_url: str, mutable: bool) -> dict[str, Any]:
     """The OGC Process Description: the summary plus inputs and outputs with their schemas."""
-    description = process_summary(processor, base)
+    description = process_summary(processor, base, mutable)
     links = description.pop("links")
     description["inputs"] = {spec.id: _input(spec) for spec in processor.inputs}
     description["outputs"] = {spec.id: _described(spec) for spec in processor.outputs}
     links.append(link(f"{wps_url}?service=WPS&version=1.0.0&request=DescribeProcess&identifier={processor.id}",
                       "alternate", "text/xml", "WPS 1.0.0 DescribeProcess"))
+    links.append(link(f"{base}/processes/{processor.id}/package", "alternate", PACKAGE_MEDIA_TYPE,
+                      "application package (OGC API - Processes Part 2)"))
     description["links"] = links
     return description
 
@@ -94,8 +100,18 @@ def _described(spec: IOSpec) -> dict[str, Any]:
     entry: dict[str, Any] = {"title": spec.title}
     if spec.description:
         entry["description"] = spec.description
-    entry["schema"] = dict(spec.schema)
+    entry["schema"] = bbox_schema(spec.crs) if spec.is_bbox else dict(spec.schema)
     return entry
+
+
+def bbox_schema(crs: tuple[str, ...]) -> dict[str, Any]:
+    """The OGC API bounding box schema (``format: ogc-bbox`` with the ``bbox.yaml`` object), inline, its
+    ``crs`` enumerating what the process accepts."""
+    return {"allOf": [{"format": BBOX_FORMAT}, {
+        "type": "object", "required": ["bbox"], "properties": {
+            "bbox": {"type": "array", "oneOf": [{"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}],
+                     "items": {"type": "number"}},
+            "crs": {"type": "string", "format": "uri", "enum": list(crs), "default": crs[0]}}}]}
 
 
 def _input(spec: IOSpec) -> dict[str, Any]:
@@ -126,6 +142,8 @@ def status_info(job: Job, base: str, wps_url: str, status: str | None = None) ->
     links = self_links(href, "job status")
     links.append(link(f"{base}/jobs", "up", JSON, "job list"))
     links.append(link(status_url(base, job.id), "alternate", "text/xml", "WPS 1.0.0 status document"))
+    if job.status in JobStatus.ACTIVE and (status or ogc_status(job)) in JobStatus.ACTIVE:
+        links.append(link(href, "monitor", JSON, "poll this job's status until it ends"))
     if job.status == JobStatus.SUCCESSFUL:
         links.append(link(f"{href}/results", REL_RESULTS, JSON, "job results"))
     info["links"] = links
@@ -146,12 +164,17 @@ def results_document(job: Job, base: str, jobs_dir: Path) -> dict[str, Any]:
 
 def _result(job: Job, spec: IOSpec, produced: dict[str, Any], by_reference: bool, base: str,
             jobs_dir: Path) -> Any:
-    media_type = spec.media_type or "text/plain"
+    media_type = output_media_type(spec)
     if by_reference:
         return {"href": output_url(base, job.id, produced["file"]), "type": media_type, "title": spec.title}
     if not spec.is_complex:
         return produced["value"]
     return inline_value(job_paths(jobs_dir, job.id)["outputs"] / produced["file"], media_type)
+
+
+def output_media_type(spec: IOSpec) -> str:
+    """How an output's value is typed when it travels alone (raw, by reference)."""
+    return spec.media_type or ("application/json" if spec.is_bbox else "text/plain")
 
 
 def inline_value(path: Path, media_type: str) -> dict[str, Any]:

@@ -15,11 +15,12 @@ from werkzeug.wrappers import Request
 
 from processes.descriptor import IOSpec, Processor
 
-from ..inputs import RawInput, same_media_type
+from ..inputs import RawInput
 from ..jobs import ResponseForm
 from .problems import Problem, invalid_parameter
 
 JSON_TYPES = ("application/json",)
+MEMBERS = {"inputs", "outputs", "response", "subscriber"}
 SCALARS = (str, int, float, bool)
 
 
@@ -65,6 +66,10 @@ def parse_execute(document: Any, processor: Processor, asynchronous: bool) -> Ex
     if not isinstance(document, dict):
         raise invalid_parameter("an execute request is a JSON object with 'inputs', 'outputs' and 'response'",
                                 "body")
+    unknown = sorted(set(document) - MEMBERS)
+    if unknown:  # a misspelt member ("input") would otherwise run the process without what it meant
+        raise invalid_parameter(f"an execute request has no member {', '.join(map(repr, unknown))}; its members "
+                                f"are {', '.join(sorted(MEMBERS))}", unknown[0])
     response = document.get("response", "raw")
     if response not in ("raw", "document"):
         raise invalid_parameter(f"'response' must be 'raw' or 'document', not {response!r}", "response")
@@ -89,11 +94,11 @@ def _inputs(given: Any, processor: Processor) -> dict[str, list[RawInput]]:
 
 def _occurrence(name: str, item: Any, spec: IOSpec | None) -> RawInput:
     """One value: a literal, ``{"href", "type"}``, or ``{"value", "mediaType", "encoding"}``."""
-    literal = spec is not None and not spec.is_complex
+    literal = spec is not None and spec.kind == "literal"
     if isinstance(item, dict):
+        if "bbox" in item:
+            return RawInput(value=item)  # checked against the process's bounding box input
         if "href" in item:
-            if literal:
-                raise _bad(name, "is a literal input: give its value, not a reference")
             if not isinstance(item["href"], str) or not item["href"]:
                 raise _bad(name, "'href' must be a non-empty string")
             return RawInput(href=item["href"], media_type=_text(name, item, "type"))
@@ -105,9 +110,8 @@ def _occurrence(name: str, item: Any, spec: IOSpec | None) -> RawInput:
                 value = json.dumps(value)
             return _scalar(name, value, spec, media_type=_text(name, item, "mediaType"),
                            encoding=_text(name, item, "encoding"))
-        if "bbox" in item:
-            raise _bad(name, "bounding-box values are not supported by this process")
-        raise _bad(name, "an object value needs 'href' (a reference) or 'value' (a qualified value)")
+        raise _bad(name, "an object value needs 'href' (a reference), 'value' (a qualified value) or 'bbox' "
+                         "(a bounding box)")
     return _scalar(name, item, spec)
 
 
@@ -158,8 +162,7 @@ def _output(spec: IOSpec, definition: Any) -> dict[str, Any]:
                                 f"not {mode!r}", spec.id, output=spec.id)
     fmt = definition.get("format") or {}
     media_type = fmt.get("mediaType") if isinstance(fmt, dict) else None
-    offered = spec.media_type or "text/plain"
-    if media_type is not None and (not isinstance(media_type, str) or not same_media_type(media_type, offered)):
-        raise invalid_parameter(f"output {spec.id!r} is only available as {offered}, not {media_type!r}",
-                                spec.id, output=spec.id)
+    if media_type is not None and (not isinstance(media_type, str) or not spec.offers(media_type)):
+        raise invalid_parameter(f"output {spec.id!r} is only available as {' or '.join(spec.media_types)}, not "
+                                f"{media_type!r}", spec.id, output=spec.id)
     return {"as_reference": None if mode is None else mode == "reference", "mime_type": media_type}

@@ -34,10 +34,16 @@ def links_list(links: list[dict[str, str]]) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A table; the cells are HTML the caller escaped."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    """A table; the cells are HTML the caller escaped. No headers: no header row."""
+    head = f"<thead><tr>{''.join(f'<th>{escape(h)}</th>' for h in headers)}</tr></thead>" if headers else ""
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+def fields(entries: list[tuple[str, str]]) -> str:
+    """Name/value pairs (values escaped by the caller), as a table whose names head their rows."""
+    rows = "".join(f"<tr><th>{escape(name)}</th><td>{value}</td></tr>" for name, value in entries)
+    return f"<table><tbody>{rows}</tbody></table>"
 
 
 def _href(links: list[dict[str, str]], rel: str, type_: str = "text/html") -> str | None:
@@ -88,12 +94,79 @@ def jobs(doc: dict[str, Any]) -> str:
 
 
 def job(doc: dict[str, Any]) -> str:
-    fields = ["processID", "status", "message", "progress", "created", "started", "finished", "updated"]
-    rows = [[escape(name), escape(str(doc[name]))] for name in fields if name in doc]
+    names = ["processID", "status", "message", "progress", "created", "started", "finished", "updated"]
+    entries = [(name, escape(str(doc[name]))) for name in names if name in doc]
     usage = doc.get("usage")
-    spent = ("<h2>Usage</h2>" + table(["figure", "value"], [[escape(k), escape(f"{v:,}")] for k, v in usage.items()])
-             if usage else "")
-    return page(f"Job {doc['jobID']}", table(["", ""], rows) + spent + links_list(doc["links"]))
+    spent = ("<h2>Usage</h2>" + fields([(escape(k), escape(f"{v:,}")) for k, v in usage.items()]) if usage else "")
+    return page(f"Job {doc['jobID']}", fields(entries) + spent + links_list(doc["links"]))
+
+
+def results(job_id: str, doc: dict[str, Any]) -> str:
+    """A job's outputs: a link for each output by reference, the value of the others."""
+    entries = []
+    for name, value in doc.items():
+        if isinstance(value, dict) and "href" in value:
+            shown = anchor(value["href"], value.get("title") or value["href"])
+            if value.get("type"):
+                shown += f" <small>({escape(value['type'])})</small>"
+        elif isinstance(value, dict | list):
+            shown = f"<pre>{escape(json.dumps(value, indent=2))}</pre>"
+        else:
+            shown = escape(str(value))
+        entries.append((name, shown))
+    return page(f"Results of job {job_id}", fields(entries))
+
+
+def problem(doc: dict[str, Any]) -> str:
+    """An error for a person: what went wrong, and the way back."""
+    body = (_paragraph(doc.get("detail")) + f"<p><small>{escape(str(doc.get('type', '')))}</small></p>"
+            + f"<p>{anchor('/', 'Landing page')}</p>")
+    return page(f"{doc.get('status', '')} {doc.get('title', 'Error')}", body)
+
+
+def api(doc: dict[str, Any]) -> str:
+    """The API definition as a reference page: each path with its operations, parameters and answers.
+    Everything is on the page (no scripts or styles from the network); the JSON is one link away."""
+    components = doc.get("components", {})
+    sections = []
+    for path, item in doc.get("paths", {}).items():
+        for method, operation in item.items():
+            params = [_parameter(p, components) for p in operation.get("parameters", [])]
+            answers = ", ".join(f"{code} {escape(_response_text(r, components))}"
+                                for code, r in operation.get("responses", {}).items())
+            body = _paragraph(operation.get("summary"))
+            if params:
+                body += table(["parameter", "in", "required", "schema"], params)
+            if "requestBody" in operation:
+                types = ", ".join(operation["requestBody"].get("content", {}))
+                body += f"<p>Request body: {escape(types)}</p>"
+            body += f"<p>Answers: {answers}</p>"
+            sections.append(f'<h2 id="{escape(operation.get("operationId", ""), quote=True)}">'
+                            f"{escape(method.upper())} <code>{escape(path)}</code></h2>{body}")
+    info = doc.get("info", {})
+    links = links_list([{"href": "?f=json", "rel": "alternate", "type": "application/vnd.oai.openapi+json",
+                         "title": "this definition as OpenAPI 3.0 JSON"}])
+    return page(info.get("title", "API definition"), _paragraph(info.get("description")) + links
+                + "".join(sections))
+
+
+def _resolved(item: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    ref = item.get("$ref", "")
+    if ref.startswith("#/components/"):
+        _, _, kind, name = ref.split("/", 3)
+        return components.get(kind, {}).get(name, {})
+    return item
+
+
+def _parameter(item: dict[str, Any], components: dict[str, Any]) -> list[str]:
+    parameter = _resolved(item, components)
+    return [escape(parameter.get("name", "")), escape(parameter.get("in", "")),
+            "yes" if parameter.get("required") else "no",
+            f"<code>{escape(json.dumps(parameter.get('schema', {})))}</code>"]
+
+
+def _response_text(item: dict[str, Any], components: dict[str, Any]) -> str:
+    return _resolved(item, components).get("description", "")
 
 
 def document(title: str, doc: Any) -> str:

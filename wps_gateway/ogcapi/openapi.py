@@ -17,6 +17,9 @@ from ..accounting.query import FIGURES, GROUPS
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 STATUS_CODES = ["accepted", "running", "successful", "failed", "dismissed"]
+# An RFC 3339 date-time this server reads (years 1000-8999 keep every offset inside what UTC can hold).
+INSTANT = (r"[1-8][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+           r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?")
 
 
 def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
@@ -50,9 +53,10 @@ SCHEMAS: dict[str, Any] = {
         "title": {"type": "string"}, "description": {"type": "string"}, "links": LINKS}},
     "confClasses": {"type": "object", "required": ["conformsTo"], "properties": {
         "conformsTo": _array({"type": "string"})}},
-    "processSummary": {"type": "object", "required": ["id", "version"], "properties": {
+    "processSummary": {"type": "object", "required": ["id", "version", "mutable"], "properties": {
         "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
         "version": {"type": "string"}, "keywords": _array({"type": "string"}),
+        "mutable": {"type": "boolean", "description": "whether the process may be replaced or undeployed"},
         "jobControlOptions": _array({"type": "string", "enum": ["sync-execute", "async-execute", "dismiss"]}),
         "outputTransmission": _array({"type": "string", "enum": ["value", "reference"]}),
         "links": LINKS}},
@@ -84,12 +88,28 @@ SCHEMAS: dict[str, Any] = {
     "results": {"type": "object", "additionalProperties": {"anyOf": [
         {"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "array", "items": {}},
         _ref("qualifiedValue"), _ref("link")]}},
-    "execute": {"type": "object", "properties": {
-        "inputs": {"type": "object", "additionalProperties": {}},
+    "bbox": {"type": "object", "required": ["bbox"], "additionalProperties": False, "properties": {
+        "bbox": {"type": "array", "items": {"type": "number"},
+                 "anyOf": [{"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}]},
+        "crs": {"type": "string", "minLength": 1}}},
+    "reference": {"type": "object", "required": ["href"], "properties": {
+        "href": {"type": "string", "minLength": 1}, "type": {"type": "string"}}},
+    "qualifiedInputValue": {"type": "object", "required": ["value"], "properties": {
+        "value": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "object"},
+                            {"type": "array"}]},
+        "mediaType": {"type": "string"}, "encoding": {"type": "string"}}},
+    "inputValue": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, _ref("bbox"),
+                             _ref("reference"), _ref("qualifiedInputValue")]},
+    "execute": {"type": "object", "additionalProperties": False, "properties": {
+        "inputs": {"type": "object", "additionalProperties": {"anyOf": [_ref("inputValue"),
+                                                                        _array(_ref("inputValue"))]}},
         "outputs": {"type": "object", "additionalProperties": {"type": "object", "properties": {
             "transmissionMode": {"type": "string", "enum": ["value", "reference"]},
             "format": {"type": "object", "properties": {"mediaType": {"type": "string"}}}}}},
-        "response": {"type": "string", "enum": ["raw", "document"], "default": "raw"}}},
+        "response": {"type": "string", "enum": ["raw", "document"], "default": "raw"},
+        "subscriber": {"type": "object", "properties": {
+            "successUri": {"type": "string", "format": "uri"}, "inProgressUri": {"type": "string", "format": "uri"},
+            "failedUri": {"type": "string", "format": "uri"}}}}},
     **ACCOUNTING_SCHEMAS,
     "exception": {"type": "object", "required": ["type"], "additionalProperties": True, "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
@@ -113,9 +133,16 @@ PARAMETERS: dict[str, Any] = {
     "type": {"name": "type", "in": "query", "required": False, "style": "form", "explode": False,
              "schema": _array({"type": "string", "enum": ["process"]})},
     "datetime": {"name": "datetime", "in": "query", "required": False,
-                 "description": "creation time: an RFC 3339 instant; an interval start/end (either end '..' "
-                                "for open) is accepted too",
-                 "schema": {"type": "string", "format": "date-time"}},
+                 "description": "creation time: an RFC 3339 instant (UTC when it has no offset), or an interval "
+                                "start/end whose open end is '..' or empty",
+                 "schema": {"type": "string", "pattern": f"^({INSTANT}|({INSTANT}|\\.\\.)?/({INSTANT}|\\.\\.)?)$"}},
+    "minDuration": {"name": "minDuration", "in": "query", "required": False,
+                    "description": "jobs that ran at least this many seconds (from the start of their first task "
+                                   "to their end, or now)",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}},
+    "maxDuration": {"name": "maxDuration", "in": "query", "required": False,
+                    "description": "jobs that ran at most this many seconds; jobs not started are left out",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 2147483647}},
     **{f"accounting_{name}": {"name": name, "in": "query", "required": False, "style": "form", "explode": False,
                               "description": f"only jobs of these {name}s", "schema": _array({"type": "string"})}
        for name in ("user", "group", "process", "backend")},
@@ -136,18 +163,32 @@ PARAMETERS: dict[str, Any] = {
                "schema": {"type": "string"}},
 }
 
-PROBLEM = {"application/problem+json": {"schema": _ref("exception")}}
+# Problem documents; application/json to a client that prefers it (OGC API - Processes 1.0 declares that).
+PROBLEM = {media: {"schema": _ref("exception")} for media in ("application/problem+json", "application/json")}
 PACKAGE_TYPES = ("application/ogcapppkg+json", "application/json")
-# An application package: the gateway's descriptor shape (processDescription, executionUnit, workflow).
-PACKAGE = {"type": "object", "required": ["processDescription", "executionUnit", "workflow"], "properties": {
-    "processDescription": {"type": "object"}, "executionUnit": {"type": "object"}, "workflow": {"type": "object"}}}
+IDENTIFIER_PATTERN = "^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+_DESCRIPTION = {"type": "object", "required": ["id", "outputs"], "properties": {
+    "id": {"type": "string", "pattern": IDENTIFIER_PATTERN}, "version": {"type": "string"},
+    "inputs": {"type": "object"}, "outputs": {"type": "object", "minProperties": 1}}}
+# An application package: the gateway's descriptor (processDescription, executionUnit with its command,
+# workflow), the OGC form (processDescription.process), or a container execution unit without a workflow.
+PACKAGE = {"type": "object", "required": ["processDescription", "executionUnit"], "properties": {
+    "processDescription": {"anyOf": [_DESCRIPTION, {"type": "object", "required": ["process"],
+                                                    "properties": {"process": _DESCRIPTION}}]},
+    "executionUnit": {"type": "object", "properties": {
+        "type": {"type": "string"}, "image": {"type": "string"},
+        "command": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        "environment": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    "workflow": {"type": "object", "required": ["steps"], "properties": {
+        "steps": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["id"]}}}}}}
 RESPONSES: dict[str, Any] = {
     name: {"description": text, "content": PROBLEM} for name, text in {
         "InvalidParameter": "a query parameter or the request body is invalid",
         "NotFound": "no such resource (process, job), or results not ready",
         "NotAllowed": "the method is not allowed on this resource",
         "TooLarge": "the request body is larger than the server accepts",
-        "UnsupportedMediaType": "the request body is not JSON",
+        "UnsupportedMediaType": "the request body is not of a media type this resource takes (CWL packages "
+                                "among them)",
         "Gone": "the job was dismissed; it has no results",
         "Unauthorized": "this needs credentials (Authorization: Bearer <token or API key>)",
         "Forbidden": "not allowed to this identity: deployment disabled or an immutable process, a used-up "
@@ -160,6 +201,20 @@ RESPONSES: dict[str, Any] = {
     }.items()}
 
 
+RESULTS = {"description": "results (response=document), or raw (response=raw): one output's content, or "
+                          "several as multipart/related", "content": {
+                              "application/json": {"schema": _ref("results")},
+                              "multipart/related": {"schema": {"type": "string", "format": "binary"}},
+                              "text/html": {"schema": {"type": "string"}},
+                              "*/*": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+RESPONSES["NoContent"] = {"description": "response=raw: one output by reference (the Link header points at it), "
+                                         "or no output produced",
+                          "headers": {"Link": {"description": "<the output>; rel=the output's id",
+                                               "schema": {"type": "string"}}}}
+
+
 def _json(schema: str, description: str, html: bool = True) -> dict[str, Any]:
     content: dict[str, Any] = {"application/json": {"schema": _ref(schema)}}
     if html:
@@ -168,7 +223,8 @@ def _json(schema: str, description: str, html: bool = True) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    names = {400: "InvalidParameter", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "NotAllowed",
+    names = {204: "NoContent", 400: "InvalidParameter", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+             405: "NotAllowed",
              409: "Conflict", 410: "Gone", 413: "TooLarge", 415: "UnsupportedMediaType", 429: "TooManyRequests",
              500: "ServerError", 503: "Unavailable"}
     return {str(code): _ref(names[code], "responses") for code in codes}
@@ -199,7 +255,8 @@ def _paths() -> dict[str, Any]:
                                        _json("process", "OGC process description"), ["processId", "f"],
                                        (400, 404)),
         "/jobs": _get("getJobs", "list of jobs", _json("jobList", "statusInfo of each job"),
-                      ["limit", "offset", "status", "processID", "type", "datetime", "f"], (400, 401), tag="Jobs"),
+                      ["limit", "offset", "status", "processID", "type", "datetime", "minDuration", "maxDuration",
+                       "f"], (400, 401), tag="Jobs"),
         "/jobs/{jobId}": _get("getStatus", "status of a job", _json("statusInfo", "statusInfo"),
                               ["jobId", "f"], (400, 401, 404), tag="Jobs"),
         "/accounting": _get("getAccounting", "usage and cost of jobs: by user, group, process, backend, period",
@@ -209,8 +266,12 @@ def _paths() -> dict[str, Any]:
                                 "text/html": {"schema": {"type": "string"}}}},
                             [f"accounting_{name}" for name in ("from", "to", "user", "group", "process", "backend")]
                             + ["status", "accounting_job", "accounting_group_by", "accounting_f"], tag="Accounting"),
-        "/jobs/{jobId}/results": _get("getResult", "results of a job", _json("results", "results", html=True),
-                                      ["jobId", "f"], (400, 401, 404, 410, 500), tag="Jobs"),
+        "/jobs/{jobId}/results": _get("getResult", "results of a job", RESULTS, ["jobId", "f"],
+                                      (204, 400, 401, 404, 410, 500), tag="Jobs"),
+        "/processes/{processId}/package": _get(
+            "getPackage", "the application package of a process (OGC API - Processes Part 2)",
+            {"description": "an OGC application package that deploys the process as it is",
+             "content": {"application/ogcapppkg+json": {"schema": PACKAGE}}}, ["processId"], (404,), tag="DRU"),
     }
     paths["/jobs/{jobId}"]["delete"] = {
         "operationId": "dismiss", "summary": "dismiss a job", "tags": ["Jobs"],
@@ -222,12 +283,11 @@ def _paths() -> dict[str, Any]:
         "parameters": [_ref("processId", "parameters"), _ref("Prefer", "parameters")],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("execute")}}},
         "responses": {
-            "200": {"description": "results (response=document) or the one output's content (response=raw)",
-                    "content": {"application/json": {"schema": _ref("results")},
-                                "*/*": {"schema": {"type": "string", "format": "binary"}}}},
+            "200": {**RESULTS, "headers": {"Link": {"description": "<the job>; rel=monitor",
+                                                    "schema": {"type": "string"}}}},
             "201": {"description": "job created; asynchronous execution", "headers": status_headers,
                     "content": {"application/json": {"schema": _ref("statusInfo")}}},
-            **_errors(400, 401, 403, 404, 410, 413, 415, 429, 500, 503)}}}
+            **_errors(204, 400, 401, 403, 404, 410, 413, 415, 429, 500, 503)}}}
     package = {"required": True, "content": {media: {"schema": PACKAGE} for media in PACKAGE_TYPES}}
     deployer = [{"deployer": []}]
     paths["/processes"]["post"] = {
@@ -241,6 +301,7 @@ def _paths() -> dict[str, Any]:
         "operationId": "replace", "summary": "replace a deployed processor with a new version", "tags": ["DRU"],
         "security": deployer, "parameters": [_ref("processId", "parameters")], "requestBody": package,
         "responses": {"204": {"description": "replaced"}, **_errors(400, 401, 403, 404, 413, 415)}}
+    paths["/processes/{processId}"]["put"]["responses"]["415"] = _ref("UnsupportedMediaType", "responses")
     paths["/processes/{processId}"]["delete"] = {
         "operationId": "undeploy", "summary": "undeploy a deployed processor", "tags": ["DRU"],
         "security": deployer, "parameters": [_ref("processId", "parameters")],
@@ -274,16 +335,19 @@ def _paths() -> dict[str, Any]:
 
 
 def openapi_document(base: str, title: str, description: str) -> dict[str, Any]:
-    """The definition of the OGC API paths served under ``base``."""
+    """The definition of the OGC API paths served under ``base`` (and of the STAC API under ``/stac``)."""
+    from ..stac import openapi as stac
     return {
         "openapi": "3.0.3",
         "info": {"title": title, "description": description, "version": "1.0.0",
                  "license": {"name": "see the gateway's distribution"}},
         "servers": [{"url": base}],
         "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}, {"name": "DRU"},
-                 {"name": "Admin"}, {"name": "Console"}, {"name": "Metrics"}, {"name": "Accounting"}],
-        "paths": _paths(),
-        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "responses": RESPONSES,
+                 {"name": "Admin"}, {"name": "Console"}, {"name": "Metrics"}, {"name": "Accounting"},
+                 {"name": "STAC"}],
+        "paths": {**_paths(), **stac.paths()},
+        "components": {"schemas": {**SCHEMAS, **stac.SCHEMAS}, "parameters": {**PARAMETERS, **stac.PARAMETERS},
+                       "responses": RESPONSES,
                        "securitySchemes": {"deployer": {"type": "http", "scheme": "bearer",
                                                         "description": "a token of [gateway] deploy_tokens"}}},
     }

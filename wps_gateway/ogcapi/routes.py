@@ -25,11 +25,13 @@ from ..accounting.query import own_and_groups_usage, own_usage
 from ..auth.identity import require
 from ..context import GatewayContext
 from ..inputs import InputError, check_inputs
-from ..jobs import JobFilter, JobNotFound, list_jobs
+from ..jobs import JobFilter, JobNotFound, ResponseForm, list_jobs, processor_of
 from ..limits import LimitExceeded
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
-from ..outputs import raw_output
+from ..outputs import multipart_outputs, raw_output
+from ..stac.links import item_links
 from ..store.models import Job, JobStatus
+from ..wps1.render import output_url
 from . import deploy, encode, html
 from .encode import HTML, JSON, link, self_links
 from .execute import parse_execute, prefers_async, read_json_body
@@ -51,13 +53,15 @@ CONFORMANCE = [f"http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/{name}"
                for name in ("core", "ogc-process-description", "json", "html", "oas30", "job-list", "dismiss",
                             "callback")] + [
     "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/deploy-replace-undeploy",
-    "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/ogcapppkg"]
+    "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/ogcapppkg",
+    "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/docker"]  # not cwl: CWL packages get 415
 TITLE = "WPS processing gateway"
-DESCRIPTION = ("Earth-observation processing gateway: OGC API - Processes - Part 1: Core 1.0 and OGC WPS 1.0.0 "
-               "over one job store")
+DESCRIPTION = ("Earth-observation processing gateway: OGC API - Processes - Part 1: Core 1.0 and Part 2: Deploy, "
+               "Replace, Undeploy, OGC WPS 1.0.0 and WPS 2.0, over one job store")
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1  # beyond what an SQL OFFSET takes on every database
-OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs", "/admin", "/accounting")  # errors: problems
+MAX_DURATION = 2**31 - 1  # seconds (68 years); minDuration/maxDuration beyond it compare nothing useful
+OGC_PREFIXES = ("/conformance", "/api", "/processes", "/jobs", "/admin", "/accounting", "/stac")  # errors: problems
 
 
 class OgcApi:
@@ -77,6 +81,7 @@ class OgcApi:
             Rule("/api", endpoint=self.on_api, methods=["GET"]),
             Rule("/processes", endpoint=self.on_processes, methods=["GET", "POST"]),
             Rule("/processes/<process_id>", endpoint=self.on_process, methods=["GET", "PUT", "DELETE"]),
+            Rule("/processes/<process_id>/package", endpoint=self.on_package, methods=["GET"]),
             Rule("/processes/<process_id>/execution", endpoint=self.on_execute, methods=["POST"]),
             Rule("/jobs", endpoint=self.on_jobs, methods=["GET"]),
             Rule("/jobs/<job_id>", endpoint=self.on_job, methods=["GET", "DELETE"]),
@@ -90,8 +95,14 @@ class OgcApi:
         return path == "/" or any(path == p or path.startswith(p + "/") for p in OGC_PREFIXES)
 
     @staticmethod
-    def error(exc: HTTPException) -> Response:
-        return from_http_error(exc).get_response()
+    def error(exc: HTTPException, request: Request) -> Response:
+        """A problem document; for a browser (HTML preferred), the same problem as a page."""
+        problem = from_http_error(exc)
+        if request.accept_mimetypes.best_match([JSON, HTML], default=JSON) == HTML and request.args.get("f") != "json":
+            response = Response(html.problem(problem.document()), problem.code, content_type="text/html; charset=utf-8")
+            response.headers.update(problem.extra_headers)
+            return response
+        return problem.get_response(request.environ)
 
     @property
     def base(self) -> str:
@@ -118,6 +129,7 @@ class OgcApi:
                 link(f"{base}/health", "status", JSON, "health"),
                 link(f"{base}/accounting", "related", JSON, "accounting report"),
                 link(f"{base}/accounting?f=html", "related", HTML, "accounting report with charts"),
+                link(f"{base}/stac", "data", JSON, "STAC API: the products of successful jobs"),
             ],
             "processes": sorted(self.context.processors()),
         }
@@ -132,7 +144,7 @@ class OgcApi:
         self._catalogue(request)
         doc = openapi_document(self.base, TITLE, DESCRIPTION)
         if wants_html(request):
-            return self._html(html.document("API definition (OpenAPI 3.0)", doc))
+            return self._html(html.api(doc))
         return _json_response(doc, content_type=OPENAPI_MEDIA_TYPE)
 
     # -- processes -----------------------------------------------------------
@@ -145,7 +157,8 @@ class OgcApi:
         offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
         processors = sorted(self.context.processors().values(), key=lambda p: p.id)
         page = processors[offset:offset + limit]
-        doc = {"processes": [encode.process_summary(p, self.base) for p in page],
+        shipped = self.context.shipped()
+        doc = {"processes": [encode.process_summary(p, self.base, p.id not in shipped) for p in page],
                "links": self._page_links(request, "/processes", offset, limit, offset + limit < len(processors))}
         return self._answer(request, doc, html.processes)
 
@@ -156,8 +169,16 @@ class OgcApi:
             return deploy.on_undeploy(request, self.context, process_id)
         self._catalogue(request)
         processor = self._processor(process_id)
-        doc = encode.process_description(processor, self.base, self.context.settings.url)
+        doc = encode.process_description(processor, self.base, self.context.settings.url,
+                                         process_id not in self.context.shipped())
         return self._answer(request, doc, html.process)
+
+    def on_package(self, request: Request, process_id: str) -> Response:
+        """The application package a process was deployed with (Part 2), or a shipped one's descriptor."""
+        self._catalogue(request)
+        package = deploy.package_of(self._processor(process_id), self.base, self.context.settings.url,
+                                    process_id not in self.context.shipped())
+        return _json_response(package, content_type=encode.PACKAGE_MEDIA_TYPE)
 
     def on_execute(self, request: Request, process_id: str) -> Response:
         require(request)
@@ -185,10 +206,12 @@ class OgcApi:
                           TOO_MANY_REQUESTS if exc.status == 429 else QUOTA_EXHAUSTED,
                           headers={"Retry-After": str(exc.retry_after)} if exc.retry_after else {}) from exc
         if job.status not in JobStatus.FINAL:
-            note = (f"still {job.status} after the synchronous wait of {settings.sync_timeout:g} s; "
+            note = (f"still {encode.ogc_status(job)} after the synchronous wait of {settings.sync_timeout:g} s; "
                     "the server answered asynchronously: poll the job")
             return self._created(job, {}, note)
-        return self._sync_result(job, processor, parsed.form.raw)
+        response = self._results(job, processor)
+        response.headers.add("Link", f"<{self.base}/jobs/{job.id}>; rel=monitor")  # the job this execution made
+        return response
 
     # -- jobs ----------------------------------------------------------------
 
@@ -212,13 +235,21 @@ class OgcApi:
         doc["usage"] = job_usage(self.context.store, job.id, self.context.settings.billing_weights)
         doc["links"].append(link(f"{self.base}/accounting?job={job.id}", "related", JSON,
                                  "usage and cost of this job"))
+        doc["links"] += item_links(self.context.store, self.base, job)
         return self._answer(request, doc, html.job)
 
     def on_results(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)
         check_finished(job)
-        doc = encode.results_document(job, self.base, self.context.settings.jobs_dir)
-        return self._answer(request, doc, lambda d: html.document(f"Results of job {job_id}", d))
+        if wants_html(request) or request.args.get("f") == "json":  # f=json: the results document, even of raw
+            doc = encode.results_document(job, self.base, self.context.settings.jobs_dir)
+            response = self._answer(request, doc, lambda d: html.results(job_id, d))
+        else:
+            response = self._results(job, processor_of(job))
+        for item in item_links(self.context.store, self.base, job):  # the results as STAC Items
+            response.headers.add("Link", f'<{item["href"]}>; rel="alternate"; type="{item["type"]}"; '
+                                         f'title="{item["title"]}"')
+        return response
 
     # -- helpers -------------------------------------------------------------
 
@@ -241,19 +272,27 @@ class OgcApi:
         response.headers.update(headers)
         return response
 
-    def _sync_result(self, job: Job, processor: Processor, raw: bool) -> Response:
+    def _results(self, job: Job, processor: Processor) -> Response:
+        """A finished job's results as its execute request asked: the results document (``response=
+        document``), or raw (Part 1, 7.11.4.2): one output by value is itself, one by reference is 204 with a
+        ``Link`` to it, several are ``multipart/related``."""
         check_finished(job)
         jobs_dir = self.context.settings.jobs_dir
-        doc = encode.results_document(job, self.base, jobs_dir)
-        response = _json_response(doc)
-        if raw and len(doc) == 1:
-            response = self._raw_output(job, processor, next(iter(doc)))
-        response.headers["Link"] = f'<{self.base}/jobs/{job.id}>; rel="monitor"'
-        return response
-
-    def _raw_output(self, job: Job, processor: Processor, output_id: str) -> Response:
-        """The one output itself, as ``response=raw`` asks (several outputs get the results document)."""
-        return raw_output(job, output_id, self.context.settings.jobs_dir)
+        form = ResponseForm.from_dict(job.response_form)
+        if not form.raw:
+            return _json_response(encode.results_document(job, self.base, jobs_dir))
+        parts = [(spec.id, output_url(self.base, job.id, job.outputs[spec.id]["file"])
+                  if form.by_reference(spec) else None)
+                 for spec in form.requested(processor) if spec.id in job.outputs]
+        if not parts:  # the process produced none of the outputs asked for
+            return deploy.no_content()
+        if len(parts) == 1 and parts[0][1] is not None:
+            response = deploy.no_content()
+            response.headers["Link"] = f'<{parts[0][1]}>; rel="{parts[0][0]}"'
+            return response
+        if len(parts) == 1:
+            return raw_output(job, parts[0][0], jobs_dir)
+        return multipart_outputs(job, parts, jobs_dir)
 
     def _status(self, job: Job, status: str | None = None) -> dict[str, Any]:
         return encode.status_info(job, self.base, self.context.settings.url, status)
@@ -324,6 +363,10 @@ def wants_html(request: Request) -> bool:
     return request.accept_mimetypes.best_match([JSON, HTML], default=JSON) == HTML
 
 
+def optional_int(request: Request, name: str, minimum: int, maximum: int) -> int | None:
+    return None if request.args.get(name) is None else int_param(request, name, minimum, minimum, maximum)
+
+
 def int_param(request: Request, name: str, default: int, minimum: int, maximum: int | None) -> int:
     text = request.args.get(name)
     if text is None:
@@ -352,25 +395,25 @@ def job_filter(request: Request) -> JobFilter:
                                 "status")
     start, end = datetime_interval(request.args.get("datetime"))
     return JobFilter(statuses=tuple(statuses), process_ids=tuple(list_param(request, "processID")),
-                     created_from=start, created_to=end)
+                     created_from=start, created_to=end,
+                     min_duration=optional_int(request, "minDuration", 0, MAX_DURATION),
+                     max_duration=optional_int(request, "maxDuration", 0, MAX_DURATION))
 
 
 def datetime_interval(text: str | None) -> tuple[datetime | None, datetime | None]:
-    """``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end; RFC 3339, UTC if bare."""
-    if text is None or not text.strip():
+    """``datetime``: an instant, or ``start/end`` with ``..`` (or nothing) for an open end; RFC 3339, UTC if
+    bare. An interval that ends before it starts holds no job (it is not an error)."""
+    if text is None:
         return None, None
     parts = text.strip().split("/")
-    if len(parts) > 2:
+    if len(parts) > 2 or not text.strip():
         raise invalid_parameter(f"datetime must be an instant or an interval start/end, not {text!r}", "datetime")
     bounds = [_instant(p) for p in parts]
     if len(bounds) == 1:
         if bounds[0] is None:
             raise invalid_parameter("datetime '..' needs an interval: start/.. or ../end", "datetime")
         return bounds[0], bounds[0]
-    start, end = bounds
-    if start is not None and end is not None and start > end:
-        raise invalid_parameter(f"datetime interval {text!r} ends before it starts", "datetime")
-    return start, end
+    return bounds[0], bounds[1]
 
 
 def _instant(text: str) -> datetime | None:

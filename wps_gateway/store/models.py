@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -33,6 +35,25 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+class seconds_between(FunctionElement):  # noqa: N801 - used like an SQL function
+    """Seconds from the first timestamp to the second, on SQLite and PostgreSQL alike."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between)
+def _seconds_between_sqlite(element, compiler, **kw):
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgresql(element, compiler, **kw):
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
 
 
 class Base(DeclarativeBase):
@@ -88,6 +109,9 @@ class Job(Base):
     # Who submitted it, for per-client limits: the user, or "addr:<address>" for anonymous requests.
     client: Mapped[str] = mapped_column(String(160), default="")
     task_count: Mapped[int] = mapped_column(Integer, default=0)  # tasks its plan has (known at submission)
+    # When retention removed the job's files, tasks and attempts; the row stays as the accounting record
+    # (with its job_usage row) until ``[gateway] retention`` records.
+    expired: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq",
                                              cascade="all, delete-orphan")
@@ -96,7 +120,8 @@ class Job(Base):
                       Index("ix_jobs_process_created", "process_id", "created"),
                       Index("ix_jobs_client_status", "client", "status"),
                       Index("ix_jobs_user_created", "user", "created"),
-                      Index("ix_jobs_group_created", "group", "created"))
+                      Index("ix_jobs_group_created", "group", "created"),
+                      Index("ix_jobs_retention", "status", "expired", "finished"))
 
 
 class Task(Base):
@@ -122,7 +147,10 @@ class Task(Base):
     attempt_rows: Mapped[list[TaskAttempt]] = relationship(
         back_populates="task", order_by="TaskAttempt.number", cascade="all, delete-orphan")
 
-    __table_args__ = (Index("ix_tasks_job", "job_id", "seq"), Index("ix_tasks_status", "status"))
+    # ix_tasks_job_progress covers the dispatcher's count of a job's tasks by step and status (every turn
+    # that touches the job): an index-only read, not the task rows with their specs.
+    __table_args__ = (Index("ix_tasks_job", "job_id", "seq"), Index("ix_tasks_status", "status"),
+                      Index("ix_tasks_job_progress", "job_id", "step", "status"))
 
 
 class TaskAttempt(Base):
@@ -209,13 +237,14 @@ class DispatcherLease(Base):
 
 
 class Notification(Base):
-    """A callback to deliver (an outbox): written with the job change, sent by the notifier."""
+    """Work to deliver (an outbox), written with the job change: a subscriber callback, or (``event`` ``stac``
+    and ``catalogue``) a successful job's STAC items to describe and to push to the portal's catalogue."""
 
     __tablename__ = "notifications"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    event: Mapped[str] = mapped_column(String(16))  # success | failed | inProgress
+    event: Mapped[str] = mapped_column(String(16))  # success | failed | inProgress | stac | catalogue
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -225,6 +254,33 @@ class Notification(Base):
     delivered: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_notifications_status_next", "status", "next_attempt"),)
+
+
+class StacItem(Base):
+    """A STAC Item describing a successful job's products (``wps_gateway.stac``), as the STAC API serves it.
+
+    Written by the outbox once the job has ended (never by the dispatcher's
+    turn); the bounds and the time interval are columns so that searches by
+    bbox and datetime are queries, the item itself is ``document`` (without
+    the links that depend on where it is served from).
+    """
+
+    __tablename__ = "stac_items"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    collection: Mapped[str] = mapped_column(String(64))  # the process id
+    start: Mapped[datetime] = mapped_column(UTCDateTime())  # datetime, or start_datetime
+    end: Mapped[datetime] = mapped_column(UTCDateTime())  # datetime, or end_datetime
+    west: Mapped[float | None] = mapped_column(Float)  # bbox in WGS84 longitude/latitude; None: no geometry
+    south: Mapped[float | None] = mapped_column(Float)
+    east: Mapped[float | None] = mapped_column(Float)
+    north: Mapped[float | None] = mapped_column(Float)
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_stac_items_job", "job_id"),
+                      Index("ix_stac_items_collection_created", "collection", "created"))
 
 
 class DeployedProcessor(Base):

@@ -8,12 +8,22 @@ for the dispatcher to finish the job (sync).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
+from lxml import etree
 from pywps import Service
-from pywps.exceptions import InvalidParameterValue, MissingParameterValue, NoApplicableCode, ServerBusy
+from pywps.exceptions import (
+    InvalidParameterValue,
+    MissingParameterValue,
+    NoApplicableCode,
+    ServerBusy,
+    VersionNegotiationFailed,
+)
+from pywps.response.capabilities import CapabilitiesResponse
 from werkzeug.wrappers import Request, Response
 
+from processes.descriptor import IOSpec, Processor
 from processes.registry import to_pywps_process
 
 from ..context import GatewayContext
@@ -25,10 +35,12 @@ from ..outputs import raw_output
 from ..store.models import JobStatus
 from ..wps2.requests import is_wps2_kvp, is_wps2_xml
 from ..wps2.service import Wps2Service
+from . import requests
 from .render import execute_response
 
 XML_MIMETYPE = "text/xml"
 ERRORS = {"MissingParameterValue": MissingParameterValue, "InvalidParameterValue": InvalidParameterValue}
+SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 class GatewayService(Service):
@@ -42,12 +54,20 @@ class GatewayService(Service):
 
     def call(self, http_request: Request) -> Response:
         """WPS 2.0 requests (2.0 namespace, version=2.0.0, GetStatus/GetResult/Dismiss) go to ``wps2``."""
+        if http_request.method == "POST" and "json" in (http_request.content_type or ""):
+            return InvalidParameterValue(  # PyWPS would read it in an undocumented JSON dialect of its own
+                "/wps takes WPS 1.0.0 or 2.0 requests in XML (POST) or KVP (GET); JSON execute requests go to "
+                "OGC API - Processes: POST /processes/{processId}/execution", "request")
         if http_request.method == "POST":
-            is_wps2 = "json" not in (http_request.content_type or "") and is_wps2_xml(http_request.get_data())
+            is_wps2 = is_wps2_xml(http_request.get_data())
         else:
             is_wps2 = http_request.method == "GET" and is_wps2_kvp(http_request.args)
         if is_wps2:
             return self.wps2.call(http_request)
+        try:
+            check_request(http_request)
+        except NoApplicableCode as exc:
+            return exc
         self.context.processors()  # picks up what another replica deployed
         if self._catalog_version != self.context.catalog_version:
             self.refresh_processes()
@@ -55,12 +75,15 @@ class GatewayService(Service):
 
     def refresh_processes(self) -> None:
         """Pick up processors deployed since start."""
-        from collections import OrderedDict
-
         version = self.context.catalog_version  # read first: a change while building is seen next time
         self.processes = OrderedDict(
             (p.id, to_pywps_process(p)) for p in self.context.processors().values())
         self._catalog_version = version
+
+    def get_capabilities(self, wps_request: Any, uuid: Any) -> CapabilitiesResponse:
+        """Always the 1.0.0 document: 2.0 requests never reach PyWPS (``call`` routed them)."""
+        wps_request.set_version(requests.VERSION)
+        return Capabilities100(wps_request, uuid, version=requests.VERSION, processes=self.processes)
 
     def execute(self, identifier: str, wps_request: Any, uuid: Any) -> Response:
         """Execute, with a store outage answered as ServerBusy (503) instead of PyWPS's generic 500."""
@@ -75,10 +98,11 @@ class GatewayService(Service):
         processor = self.context.processors().get(identifier)
         if processor is None:
             raise InvalidParameterValue(f"Unknown process '{identifier}'", "Identifier")
-        form = _response_form(wps_request, {o.id for o in processor.outputs})
+        raw = _raw_inputs(processor, wps_request.inputs, getattr(wps_request, "http_request", None))
+        form = _response_form(wps_request, processor, list(raw))
         http_request = getattr(wps_request, "http_request", None)
         try:
-            checked = check_inputs(processor, _raw_inputs(wps_request.inputs), self.context.address_policy)
+            checked = check_inputs(processor, raw, self.context.address_policy)
             job = self.context.submit(http_request, processor, checked, form, protocol="wps1")
             if not form.asynchronous:
                 job = self.context.wait_for_job(job.id, self.context.settings.sync_timeout, http_request)
@@ -103,6 +127,39 @@ class GatewayService(Service):
             raise NoApplicableCode(f"output {output_id!r} was not produced", code=500) from None
 
 
+class Capabilities100(CapabilitiesResponse):
+    """PyWPS's 1.0.0 capabilities, listing only the version the document is (its template lists 2.0.0 too,
+    and OWS Common makes a client expect the answer in the highest version listed)."""
+
+    def _construct_doc(self):
+        doc, mimetype = super()._construct_doc()
+        if not isinstance(doc, str) or not doc.lstrip().startswith("<"):
+            return doc, mimetype
+        root = etree.fromstring(doc.encode("utf-8"), SAFE_XML)
+        for element in root.iterfind(f".//{{{requests.OWS_NS}}}ServiceTypeVersion"):
+            if (element.text or "").strip() != requests.VERSION:
+                element.getparent().remove(element)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode("utf-8"), mimetype
+
+
+def check_request(http_request: Request) -> None:
+    """The WPS 1.0.0 checks PyWPS does not make (see ``requests``), and version negotiation."""
+    if http_request.method == "GET":
+        args = http_request.args
+        requests.check_kvp(args)
+        accept = next((v for k, v in args.items() if k.lower() == "acceptversions"), "")
+        _negotiated(requests.kvp_versions(accept))
+        return
+    root = etree.fromstring(http_request.get_data(), SAFE_XML)  # well-formed: app.guard_xml_body checked
+    requests.check_xml(root)
+    if etree.QName(root).localname == "GetCapabilities":
+        _negotiated(requests.xml_versions(root))
+
+
+def _negotiated(accept_versions: list[str]) -> None:
+    if requests.negotiate(accept_versions) is None:
+        raise VersionNegotiationFailed(f"this server speaks WPS {' and '.join(requests.SUPPORTED_VERSIONS)}, "
+                                       f"not {', '.join(accept_versions)}", "AcceptVersions")
 
 
 def server_busy() -> ServerBusy:
@@ -110,34 +167,103 @@ def server_busy() -> ServerBusy:
     return ServerBusy(UNAVAILABLE_TEXT, code=503)
 
 
-def _raw_inputs(inputs: dict[str, list[dict]]) -> dict[str, list[RawInput]]:
+def _raw_inputs(processor: Processor, inputs: dict[str, list[dict]], http_request: Request | None
+                ) -> dict[str, list[RawInput]]:
+    specs = {spec.id: spec for spec in processor.inputs}
+    posted = _posted_bboxes(http_request) if any(spec.is_bbox for spec in processor.inputs) else {}
     out: dict[str, list[RawInput]] = {}
     for name, items in (inputs or {}).items():
-        out[name] = [RawInput(value=item.get("data"), href=item.get("href") or None,
-                              media_type=item.get("mimeType") or item.get("mimetype") or None,
-                              encoding=item.get("encoding") or None) for item in items]
+        spec = specs.get(name)
+        boxes = iter(posted.get(name, []))
+        out[name] = [_raw_input(spec, item, next(boxes, None)) for item in items]
     return out
+
+
+def _posted_bboxes(http_request: Request | None) -> dict[str, list[dict[str, Any]]]:
+    """The bounding boxes of a POST Execute, corners as written (PyWPS reads them through OWSLib, which
+    swaps the axes of some CRS): ``{"bbox": lower + upper, "crs": ...}`` per input, in order."""
+    if http_request is None or http_request.method != "POST":
+        return {}
+    boxes: dict[str, list[dict[str, Any]]] = {}
+    root = etree.fromstring(http_request.get_data(), SAFE_XML)
+    for element in root.iterfind(f"{{{requests.WPS_NS}}}DataInputs/{{{requests.WPS_NS}}}Input"):
+        box = element.find(f"{{{requests.WPS_NS}}}Data/{{{requests.WPS_NS}}}BoundingBoxData")
+        if box is not None:
+            corners = [*(box.findtext(f"{{{requests.OWS_NS}}}LowerCorner") or "").split(),
+                       *(box.findtext(f"{{{requests.OWS_NS}}}UpperCorner") or "").split()]
+            value = {"bbox": corners, **({"crs": box.get("crs")} if box.get("crs") else {})}
+            boxes.setdefault((element.findtext(f"{{{requests.OWS_NS}}}Identifier") or "").strip(), []).append(value)
+    return boxes
+
+
+def _raw_input(spec: IOSpec | None, item: dict, posted_bbox: dict[str, Any] | None = None) -> RawInput:
+    """One input as PyWPS parsed it. PyWPS already decoded inline base64 (to bytes; text when it could not):
+    only undecoded content keeps its encoding, so that ``check_inputs`` reports it as invalid base64."""
+    encoding = item.get("encoding") or None
+    data = item.get("data")
+    if encoding and encoding.lower() == "base64" and isinstance(data, bytes):
+        encoding = None
+    if spec is not None and spec.is_bbox and not item.get("href"):
+        data = posted_bbox or _bbox(data, item.get("crs"))
+    return RawInput(value=data, href=item.get("href") or None,
+                    media_type=item.get("mimeType") or item.get("mimetype") or None, encoding=encoding)
+
+
+def _bbox(data: Any, crs: str | None) -> Any:
+    """A bounding box as PyWPS hands it over: four corner values from XML, or the KVP text
+    ``minx,miny,maxx,maxy[,crs]``; anything else goes on to be refused by ``check_inputs``."""
+    if isinstance(data, str):
+        parts = [p.strip() for p in data.split(",")]
+        if len(parts) in (5, 7):
+            crs = parts.pop()
+        data = parts
+    if not isinstance(data, list):
+        return data
+    return {"bbox": data, **({"crs": crs} if crs else {})}
 
 
 def _flag(value: Any) -> bool:
     return str(value).strip().lower() == "true"
 
 
-def _response_form(wps_request: Any, output_ids: set[str]) -> ResponseForm:
+def _requested_outputs(wps_request: Any) -> tuple[dict[str, dict[str, Any]], bool]:
+    """The outputs asked for and whether raw: from the KVP parameters (which PyWPS misreads), else the XML."""
+    http_request = getattr(wps_request, "http_request", None)
+    if http_request is not None and http_request.method == "GET":
+        params = {k.lower(): v for k, v in http_request.args.items()}
+        for key, raw in (("responsedocument", False), ("rawdataoutput", True)):
+            if params.get(key):
+                return {o.id: {"asReference": o.attributes.get("asReference"),
+                               "mimetype": o.attributes.get("mimeType")}
+                        for o in requests.kvp_outputs(params[key])}, raw
+        return {}, False
+    outputs = {name: spec if isinstance(spec, dict) else {} for name, spec in (wps_request.outputs or {}).items()}
+    return outputs, bool(wps_request.raw)
+
+
+def _response_form(wps_request: Any, processor: Processor, given: list[str]) -> ResponseForm:
     store = _flag(wps_request.store_execute)
     status = _flag(wps_request.status)
     if status and not store:
         raise InvalidParameterValue("status=true requires storeExecuteResponse=true", "status")
+    outputs, raw = _requested_outputs(wps_request)
+    specs = {o.id: o for o in processor.outputs}
     requested: dict[str, dict[str, Any]] = {}
-    for name, spec in (wps_request.outputs or {}).items():
-        if name not in output_ids:
+    for name, spec in outputs.items():
+        output = specs.get(name)
+        if output is None:
             raise InvalidParameterValue(f"the process has no output '{name}'", name)
-        as_reference = spec.get("asReference") if isinstance(spec, dict) else None
+        mime_type = spec.get("mimetype") or None
+        if mime_type and not output.offers(mime_type):
+            raise InvalidParameterValue(f"output '{name}' comes as {' or '.join(output.media_types)}, not "
+                                        f"{mime_type}", name)
+        as_reference = spec.get("asReference")
         requested[name] = {"as_reference": None if as_reference in (None, "") else _flag(as_reference),
-                           "mime_type": spec.get("mimetype") if isinstance(spec, dict) else None}
-    raw = bool(wps_request.raw)
+                           "mime_type": mime_type}
     if raw and len(requested) != 1:
         raise InvalidParameterValue("RawDataOutput names exactly one output", "RawDataOutput")
     if raw and store:
         raise InvalidParameterValue("RawDataOutput cannot be stored; drop storeExecuteResponse", "RawDataOutput")
-    return ResponseForm(outputs=requested, raw=raw, lineage=_flag(wps_request.lineage), asynchronous=store)
+    lineage = _flag(wps_request.lineage)
+    return ResponseForm(outputs=requested, raw=raw, lineage=lineage, asynchronous=store,
+                        given=given if lineage else None)

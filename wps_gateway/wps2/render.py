@@ -18,11 +18,11 @@ from lxml.builder import ElementMaker
 
 from processes.descriptor import UNBOUNDED, IOSpec, Processor
 
-from ..jobs import ResponseForm, processor_of
-from ..outputs import xml_inline
+from ..jobs import ResponseForm, processor_of, shown_status
+from ..outputs import literal_text, xml_inline
 from ..planner import job_paths
 from ..store.models import Job, JobStatus
-from ..wps1.render import literal_text, output_url
+from ..wps1.render import bounding_box, output_url
 from .requests import OWS_NS, VERSION, WPS_NS, XLINK_NS
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -162,7 +162,11 @@ def process_offerings(processors: list[Processor]) -> bytes:
 
 def _data_description(spec: IOSpec) -> etree._Element:
     if spec.is_complex:
-        return WPS.ComplexData(WPS.Format({"mimeType": spec.media_type or "", "default": "true"}))
+        return WPS.ComplexData(*_formats(spec.formats))
+    if spec.is_bbox:
+        return WPS.BoundingBoxData(*_formats(["text/xml"]),
+                                   *(WPS.SupportedCRS({"default": "true"} if n == 0 else {}, crs)
+                                     for n, crs in enumerate(spec.crs)))
     domain = PLAIN.LiteralDataDomain({"default": "true"}, _allowed_values(spec))
     xsd_type = XSD_TYPES[spec.literal_type]
     domain.append(OWS.DataType({f"{{{OWS_NS}}}reference": f"http://www.w3.org/2001/XMLSchema#{xsd_type}"},
@@ -170,6 +174,11 @@ def _data_description(spec: IOSpec) -> etree._Element:
     if spec.default is not None:
         domain.append(OWS.DefaultValue(literal_text(spec.default)))
     return WPS.LiteralData(WPS.Format({"mimeType": "text/plain", "default": "true"}), domain)
+
+
+def _formats(media_types) -> list[etree._Element]:
+    return [WPS.Format({"mimeType": media_type, **({"default": "true"} if n == 0 else {})})
+            for n, media_type in enumerate(media_types)]
 
 
 def _allowed_values(spec: IOSpec) -> etree._Element:
@@ -193,7 +202,7 @@ def status_word(job: Job) -> str:
     """The WPS 2.0 status of a job; a job whose dismissal is under way already counts as dismissed."""
     if job.cancel_requested and job.status in JobStatus.ACTIVE:
         return "Dismissed"
-    return STATUS_WORDS[job.status]
+    return STATUS_WORDS[shown_status(job)]
 
 
 def status_info(job: Job, now: datetime | None = None) -> bytes:
@@ -232,8 +241,12 @@ def result(job: Job, base_url: str, jobs_dir: Path) -> bytes:
         if form.by_reference(spec):
             output.append(WPS.Reference({**_href(output_url(base_url, job.id, produced["file"])),
                                          "mimeType": spec.media_type or "text/plain"}))
+        elif spec.is_bbox:
+            output.append(WPS.Data(bounding_box(OWS.BoundingBox, OWS, produced["value"])))
         elif not spec.is_complex:
-            output.append(WPS.Data({"mimeType": "text/plain"}, literal_text(produced["value"])))
+            xsd_type = XSD_TYPES[spec.literal_type]
+            output.append(WPS.Data({"mimeType": "text/plain"}, WPS.LiteralValue(
+                {"dataType": f"http://www.w3.org/2001/XMLSchema#{xsd_type}"}, literal_text(produced["value"]))))
         else:
             output.append(_inline_complex(spec.media_type or "", job_paths(jobs_dir, job.id)["outputs"]
                                           / produced["file"]))

@@ -8,19 +8,25 @@ guards every POST body (``xml_guard.py``).
 
 from __future__ import annotations
 
+import codecs
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 
 from ..inputs import RawInput
+from ..wps1.requests import negotiate
 from .errors import Wps2Error
 
 WPS_NS = "http://www.opengis.net/wps/2.0"
 WPS1_NS = "http://www.opengis.net/wps/1.0.0"
 OWS_NS = "http://www.opengis.net/ows/2.0"
+OWS_NAMESPACES = (OWS_NS, "http://www.opengis.net/ows/1.1")
 XLINK_NS = "http://www.w3.org/1999/xlink"
 VERSION = "2.0.0"
+WPS1_VERSION = "1.0.0"
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 JOB_OPERATIONS = ("GetStatus", "GetResult", "Dismiss")  # exist in WPS 2.0 only
@@ -73,34 +79,55 @@ Wps2Request = GetCapabilities | DescribeProcess | Execute | JobRequest
 
 
 def is_wps2_kvp(args: Mapping[str, str]) -> bool:
-    """Whether a GET request is for WPS 2.0 (an explicit version, or an operation only 2.0 has).
-
-    GetCapabilities goes to 2.0 whenever ``AcceptVersions`` names 2.0.0 (PyWPS
-    would pick 2.0.0 too, and render a document that does not validate); without
-    it, it stays WPS 1.0.0, so existing 1.0.0 clients (OWSLib, the portal) see no change.
-    """
+    """Whether a GET request is for WPS 2.0: a version other than 1.0.0 (2.0.0, or one this server does not
+    speak: a client that new gets OWS 2.0 exceptions), an operation only 2.0 has, or a GetCapabilities whose
+    ``AcceptVersions`` names 2.0.0 before 1.0.0. Without either, it stays WPS 1.0.0, so existing 1.0.0
+    clients (OWSLib, the portal) see no change."""
     params = _lower(args)
     version = params.get("version", "").strip()
     if version:
-        return version == VERSION
+        return version != WPS1_VERSION
     operation = params.get("request", "").strip().lower()
     if operation in (op.lower() for op in JOB_OPERATIONS):
         return True
     if operation == "getcapabilities":
-        return VERSION in _versions(params.get("acceptversions", ""))
+        return negotiate(_versions(params.get("acceptversions", ""))) == VERSION
     return False
 
 
 def is_wps2_xml(body: bytes) -> bool:
-    """Whether a POST body is a WPS 2.0 request: its root is in the 2.0 namespace, or it asks for 2.0.0 capabilities."""
+    """Whether a POST body is a WPS 2.0 request: its root is in the 2.0 namespace, or it is a 1.0.0
+    GetCapabilities whose ``AcceptVersions`` names 2.0.0 before 1.0.0."""
     try:
         root = etree.fromstring(body, SAFE_XML)
     except etree.XMLSyntaxError:
-        return False
+        return names_wps2(body)
     name = etree.QName(root)
     if name.namespace == WPS_NS:
         return True
-    return name.namespace == WPS1_NS and name.localname == "GetCapabilities" and VERSION in _accept_versions(root)
+    return name.namespace == WPS1_NS and name.localname == "GetCapabilities" and \
+        negotiate(_accept_versions(root)) == VERSION
+
+
+def names_wps2(body: bytes) -> bool:
+    """Whether a body that cannot be parsed (malformed, or too large to read) looks like a WPS 2.0
+    request, so that its error is an OWS 2.0 report: it names the 2.0 namespace and not the 1.0.0 one
+    (in whatever Unicode encoding its byte order mark or first bytes show)."""
+    text = _sniffed_text(body)
+    return WPS_NS in text and WPS1_NS not in text
+
+
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_FIRST_BYTES = ((b"<\0\0\0", "utf-32-le"), (b"\0\0\0<", "utf-32-be"), (b"<\0", "utf-16-le"), (b"\0<", "utf-16-be"))
+
+
+def _sniffed_text(body: bytes) -> str:
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom):].decode(encoding, "replace")
+    encoding = next((enc for start, enc in _FIRST_BYTES if body.startswith(start)), "utf-8")
+    return body.decode(encoding, "replace")
 
 
 def _versions(accept_versions: str) -> list[str]:
@@ -121,6 +148,10 @@ def parse_kvp(args: Mapping[str, str]) -> Wps2Request:
     _check_service(params.get("service"))
     operation = _operation(params.get("request"))
     if operation == "GetCapabilities":
+        version = params.get("version", "").strip()
+        if version and version != VERSION:
+            raise Wps2Error("InvalidParameterValue", f"version {version!r} is not offered; this server speaks WPS "
+                            f"{WPS1_VERSION} and {VERSION}", "version")
         versions = _versions(params.get("acceptversions", ""))
         if versions and VERSION not in versions:
             raise Wps2Error("VersionNegotiationFailed", f"this server speaks WPS 1.0.0 and {VERSION}, "
@@ -251,15 +282,25 @@ def _input(element: etree._Element, input_id: str) -> RawInput:
     return RawInput(value=_data_content(data), media_type=data.get("mimeType"), encoding=data.get("encoding"))
 
 
-def _data_content(data: etree._Element) -> str | bytes:
-    """Text for literals and text formats; the serialized child for inline XML."""
+def _data_content(data: etree._Element) -> Any:
+    """Text for literals and text formats, the serialized element for inline XML (a ``wps:ComplexData``
+    wrapper, as some clients send, is unwrapped), or a bounding box for an ``ows:BoundingBox``."""
     children = [c for c in data if isinstance(c.tag, str)]
     if not children:
         return (data.text or "").strip()
     child = children[0]
-    if etree.QName(child) == etree.QName(WPS_NS, "LiteralValue"):
+    name = etree.QName(child)
+    if name == etree.QName(WPS_NS, "LiteralValue"):
         return (child.text or "").strip()
-    return etree.tostring(child)
+    if name.localname == "BoundingBox" and name.namespace in OWS_NAMESPACES:
+        return {"bbox": [*(child.findtext("{*}LowerCorner") or "").split(),
+                         *(child.findtext("{*}UpperCorner") or "").split()],
+                **({"crs": child.get("crs")} if child.get("crs") else {})}
+    if name == etree.QName(WPS_NS, "ComplexData"):
+        return _data_content(child)
+    document = copy.deepcopy(child)  # alone, without the request's namespace declarations it does not use
+    etree.cleanup_namespaces(document)
+    return etree.tostring(document)
 
 
 def _output(element: etree._Element) -> OutputRequest:

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 from processes.descriptor import Processor
 
 from ..context import GatewayContext
-from ..inputs import CheckedInputs, InputError, RawInput, check_inputs, same_media_type
+from ..inputs import CheckedInputs, InputError, RawInput, check_inputs
 from ..jobs import JobNotFound, ResponseForm
 from ..limits import LimitExceeded
 from ..outages import UNAVAILABLE_TEXT, store_unavailable
@@ -95,17 +95,18 @@ class Wps2Service:
             raise Wps2Error("NoApplicableCode", str(exc), status=exc.status) from exc
         if job.status not in JobStatus.FINAL:
             return _xml(render.status_info(job))  # past sync_timeout: the client polls with GetStatus
-        return self._result(job)
+        return self._result(job, raw_allowed=True)
 
-    def _result(self, job: Job) -> Response:
-        """The outcome of a final job: Result document or raw output, or the reason it has none."""
+    def _result(self, job: Job, raw_allowed: bool = False) -> Response:
+        """The outcome of a final job: Result document (or, answering a synchronous Execute with
+        response=raw, the raw output), or the reason it has none. GetResult always answers a Result."""
         if job.status == JobStatus.DISMISSED:
             raise Wps2Error("NoSuchJob", f"job {job.id} was dismissed; it has no results", "JobID")
         if job.status == JobStatus.FAILED:
             raise Wps2Error("InternalServerError", f"job {job.id} failed: {job.message or 'no reason given'}",
                             "JobID")
         form = ResponseForm.from_dict(job.response_form)
-        if form.raw:
+        if form.raw and raw_allowed:
             output_id = next(iter(form.outputs))
             try:
                 return raw_output(job, output_id, self.context.settings.jobs_dir)
@@ -158,8 +159,8 @@ def _requested_outputs(request: Execute, processor: Processor) -> dict[str, dict
         if spec is None:
             raise Wps2Error("NoSuchOutput", f"process {processor.id!r} has no output {output.id!r}; "
                             f"its outputs are: {', '.join(specs)}", output.id)
-        if output.mime_type and not same_media_type(output.mime_type, spec.media_type or "text/plain"):
-            raise Wps2Error("NoSuchFormat", f"output {output.id!r} comes as {spec.media_type or 'text/plain'}, "
+        if output.mime_type and not spec.offers(output.mime_type):
+            raise Wps2Error("NoSuchFormat", f"output {output.id!r} comes as {' or '.join(spec.media_types)}, "
                             f"not {output.mime_type}", output.id)
         as_reference = None if output.transmission is None else output.transmission == "reference"
         requested[output.id] = {"as_reference": as_reference, "mime_type": output.mime_type}

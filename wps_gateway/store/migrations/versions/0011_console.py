@@ -1,16 +1,14 @@
 """console: live scheduling limits, operator requests, job counts kept by triggers
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-10 10:00:00
-
-(Numbered after main's 0008-0010, which this branch does not have: merged there, it revises 0010.)
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0007'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

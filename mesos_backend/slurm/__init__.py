@@ -1,0 +1,1 @@
+"""The Slurm backend: one batch job per task attempt, through Slurm's client commands."""
