@@ -1,5 +1,6 @@
-"""The console on Mesos and YARN: the cluster as the framework sees it, task logs through the engines' own
-endpoints, caps changed while tasks wait; and the test doubles' endpoints checked on their own.
+"""The console on Mesos, YARN and Slurm: the cluster as the framework sees it, task logs through the engines'
+own endpoints (Slurm's: the shared sandbox), caps changed while tasks wait; and the test doubles' endpoints
+checked on their own.
 
 The Mesos agent's files API is asked with plain HTTP as the reference gives
 it; the YARN NodeManager and ResourceManager with ``yarn-api-client``.
@@ -22,8 +23,10 @@ from wps_gateway.store.models import JobStatus, TaskAttempt
 from .conftest import close_gateway
 from .jobs_support import attempts_of, wait_for
 from .mesos_support import mesos_gateway
+from .slurm_support import slurm_gateway
 from .test_admin_api import api
 from .test_control import final, submit
+from .test_metrics import samples, scrape
 from .yarn_support import yarn_gateway
 
 pytestmark = pytest.mark.slow
@@ -122,6 +125,31 @@ def test_the_test_agents_files_api_answers_as_an_agent_does(tmp_path, sample_dat
         mesos_master.cluster.start_agent(attempt.agent)
         assert files_read(agent, path=stdout, offset=0)[1]["data"] == "squaring 7\n"
         assert record.agent.files.port == int(agent.rsplit(":", 1)[1])
+    finally:
+        close_gateway(gateway)
+
+
+# -- Slurm ---------------------------------------------------------------------------
+
+def test_slurm_backend_in_the_cluster_view_metrics_and_task_logs(tmp_path, sample_data, slurm_cluster):
+    gateway = slurm_gateway(tmp_path / "var", sample_data, slurm_cluster)
+    try:
+        failed = submit(gateway, [2], fail_step="square")
+        assert final(gateway, failed).status == JobStatus.FAILED
+        attempt = attempts_of(gateway, failed)[0]
+        log = api(gateway, "get", f"/admin/api/attempts/{attempt.backend_task_id}/log").json
+        assert log["backend"] == "slurm" and log["errors"] == [], log
+        stderr = next(f for f in log["files"] if f["name"] == "stderr")
+        assert "the square step was told to fail" in stderr["tail"]
+
+        view = published(gateway, lambda v: v["engine"].get("slurm_reachable")
+                         and v["engine"]["running"] == v["engine"]["queued"] == 0)  # the failed job's attempts ended
+        engine = view["engine"]
+        assert view["backend"] == "slurm" and engine["paused"] is False
+        assert engine["partition"] == "(the cluster's default)" and engine["accounting"] == "sacct"
+        page = gateway.client.get("/admin/cluster", extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+        assert "slurm reachable" in page.text
+        assert samples(scrape(gateway)["wps_gateway_backend_up"]) == {(("backend", "slurm"),): 1.0}
     finally:
         close_gateway(gateway)
 

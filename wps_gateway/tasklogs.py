@@ -1,7 +1,8 @@
 """The tail of a task attempt's stdout and stderr, wherever the attempt ran.
 
-* local: its sandbox, ``<data_dir>/sandboxes/<attempt id>/``, read here (the
-  serving process shares ``data_dir`` with the dispatcher);
+* local and Slurm: its sandbox, ``<data_dir>/sandboxes/<attempt id>/``, read
+  here (the serving process shares ``data_dir`` with the dispatcher, and
+  Slurm's nodes write there through the shared file system);
 * Mesos: the agent's files API, at the address the agent's offers gave (the
   dispatcher publishes it with its status), under the sandbox's virtual path
   recorded with the attempt;
@@ -48,7 +49,7 @@ class TaskLog:
 
 def attempt_log(settings: Settings, store: Store, attempt: Any, size: int = DEFAULT_TAIL) -> TaskLog:
     """The tail of an attempt's logs (``attempt``: a TaskAttempt row), never raising for an engine's trouble."""
-    readers = {"local": _local, "mesos": _mesos, "yarn": _yarn}
+    readers = {"local": _sandbox, "slurm": _sandbox, "mesos": _mesos, "yarn": _yarn}
     reader = readers.get(attempt.backend)
     if reader is None:
         return TaskLog(attempt.backend_task_id, attempt.backend, "",
@@ -62,10 +63,12 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _local(settings: Settings, _store: Store, attempt: Any, size: int) -> TaskLog:
+def _sandbox(settings: Settings, _store: Store, attempt: Any, size: int) -> TaskLog:
+    """The local backend's and the Slurm backend's: both keep an attempt's stdout and stderr in its sandbox
+    under ``sandbox_dir`` (for Slurm a shared file system the nodes write to)."""
     root = settings.sandbox_dir.resolve()
     sandbox = root / attempt.backend_task_id
-    log = TaskLog(attempt.backend_task_id, "local", f"sandbox {sandbox}")
+    log = TaskLog(attempt.backend_task_id, attempt.backend, f"sandbox {sandbox}")
     if sandbox.resolve().parent != root:  # an attempt id is never a path, but a row could be odd
         log.errors[""] = "the attempt's sandbox is outside the sandbox folder"
         return log

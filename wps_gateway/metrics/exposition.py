@@ -118,10 +118,13 @@ def _engine(status: dict[str, Any]) -> Iterator[Metric]:
         healthy = bool(engine.get("subscribed"))
     elif name == "yarn":
         healthy = bool(engine.get("rm_reachable"))
+    elif name == "slurm":
+        healthy = bool(engine.get("slurm_reachable"))
     else:
         healthy = "error" not in engine
     up = GaugeMetricFamily("wps_gateway_backend_up", "1 while the backend can run tasks (Mesos: subscribed; "
-                           "YARN: a ResourceManager answers) and its dispatcher's status is fresh", labels=["backend"])
+                           "YARN: a ResourceManager answers; Slurm: squeue answers) and its dispatcher's status "
+                           "is fresh", labels=["backend"])
     up.add_metric([name], float(fresh and healthy))
     yield up
     queued = GaugeMetricFamily("wps_gateway_backend_queued_tasks", "Tasks the backend holds that have not started",
