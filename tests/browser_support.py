@@ -44,13 +44,16 @@ def save(driver, name: str) -> None:
 
 @pytest.fixture
 def browser(tmp_path):
-    driver = start_chromium(tmp_path / "chromium-profile", javascript=False)
-    yield driver
-    driver.quit()
+    yield from _chromium(tmp_path, javascript=False)
 
 
 @pytest.fixture
 def scripted(tmp_path):
-    driver = start_chromium(tmp_path / "chromium-profile-js", javascript=True)
+    yield from _chromium(tmp_path, javascript=True)
+
+
+def _chromium(tmp_path: Path, javascript: bool):
+    """The fixtures' Chromium, quit after the test."""
+    driver = start_chromium(tmp_path / "chromium-profile", javascript)
     yield driver
     driver.quit()

@@ -35,18 +35,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..base import (
-    Backend,
-    BackendState,
-    EventCallback,
-    MemoryState,
-    Resources,
-    SchedulingLimits,
-    TaskEvent,
-    TaskSpec,
-    TaskState,
-    Usage,
-)
+from .. import SchedulingLimits
+from ..base import Backend, BackendState, EventCallback, MemoryState, Resources, TaskEvent, TaskSpec, TaskState, Usage
 from .detector import MasterDetector, create_detector
 from .driver import FAILED_OVER, REMOVED, DriverTimeouts, MesosSchedulerDriver, error_kind
 from .files import sandbox_path
