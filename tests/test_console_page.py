@@ -42,6 +42,35 @@ def text_of(driver, element_id: str) -> str:
     return driver.find_element("id", element_id).text
 
 
+def follow(driver, element) -> None:
+    """Click a link or a form's button and wait for the next page (a click does not wait for it)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    old = driver.find_element("tag name", "html")
+    element.click()
+
+    def replaced() -> bool:
+        try:
+            old.tag_name  # noqa: B018 (asked only to learn whether the old page is gone)
+            return False
+        except StaleElementReferenceException:
+            return True
+
+    wait_for(replaced, 30, "the next page")
+
+
+def live_text(driver, xpath: str) -> str:
+    """An element's text on a page that swaps its parts in place: found again if it was replaced meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(50):  # each try finds the element anew; a refresh a second cannot win fifty times in a row
+        try:
+            return driver.find_element("xpath", xpath).text
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{xpath} kept being replaced while it was read")
+
+
 def assert_self_contained(driver) -> None:
     """Nothing fetched from anywhere: no external script, style, image or frame."""
     source = driver.page_source
@@ -61,36 +90,37 @@ def test_reading_and_steering_without_javascript(browser, live):
 
     # filter: failed jobs only, through the form
     browser.find_element("css selector", "input[name='status'][value='failed']").click()
-    browser.find_element("css selector", "form.filters button").click()
+    follow(browser, browser.find_element("css selector", "form.filters button"))
     assert "status=failed" in browser.current_url
     rows = browser.find_elements("css selector", "#jobs tbody tr")
     assert len(rows) == 1 and failed[:8] in rows[0].text and "failed" in rows[0].text
     save(browser, "console-jobs-filtered.png")
 
     # a job: its workflow, the failed task, its attempt's log
-    rows[0].find_element("tag name", "a").click()
+    follow(browser, rows[0].find_element("tag name", "a"))
     assert browser.title == f"Job {failed}"
     assert "square" in text_of(browser, "job-steps") and "failed" in text_of(browser, "job-tasks")
     summary = browser.find_element("css selector", "#job-tasks details summary")
     summary.click()
     assert "failed" in summary.text
     save(browser, "console-job.png")
-    summary.find_element("link text", "log").click()
+    follow(browser, summary.find_element("link text", "log"))
     assert "the square step was told to fail" in browser.find_element("tag name", "main").text
     save(browser, "console-log.png")
 
     # retry the failed task from its page: the request is carried out and shown
     browser.get(f"{base(live)}/admin/jobs/{failed}")
-    browser.find_element("xpath", "//button[text()='Retry the failed tasks']").click()
+    follow(browser, browser.find_element("xpath", "//button[text()='Retry the failed tasks']"))
     assert "is with the dispatcher" in browser.find_element("css selector", "p.flash").text
-    wait_for(lambda: job_of(gateway, failed).status == JobStatus.FAILED and len(attempts_of(gateway, failed)) == 2,
+    # square has one retry: it failed twice; the operator's retry gives it two more runs, which fail as told
+    wait_for(lambda: job_of(gateway, failed).status == JobStatus.FAILED and len(attempts_of(gateway, failed)) == 4,
              60, "the retry to run (and fail again, as told)")
 
     # dismiss a running job
     running = submit(gateway, [4], seconds=30)
     wait_for(lambda: any(a.status == "running" for a in attempts_of(gateway, running)), 60, "the task to start")
     browser.get(f"{base(live)}/admin/jobs/{running}")
-    browser.find_element("xpath", "//button[text()='Dismiss']").click()
+    follow(browser, browser.find_element("xpath", "//button[text()='Dismiss']"))
     assert "Dismissal requested" in browser.find_element("css selector", "p.flash").text
     assert final(gateway, running).status == JobStatus.DISMISSED
     browser.get(f"{base(live)}/admin/jobs/{running}")
@@ -102,18 +132,18 @@ def test_reading_and_steering_without_javascript(browser, live):
     form = browser.find_element("css selector", "form.filters")
     form.find_element("css selector", "select[name='kind'] option[value='max_cpu']").click()
     form.find_element("name", "value").send_keys("3")
-    form.find_element("tag name", "button").click()
+    follow(browser, form.find_element("tag name", "button"))
     assert "max_cpu set to 3" in browser.find_element("css selector", "p.flash").text
     assert [(limit.kind, limit.value) for limit in list_limits(gateway.store)] == [("max_cpu", 3.0)]
     assert "3" in text_of(browser, "limits")
     save(browser, "console-cluster.png")
-    browser.find_element("xpath", "//button[text()='Unset max_cpu']").click()
-    wait_for(lambda: "as configured again" in browser.find_element("css selector", "p.flash").text, 30, "unset")
+    follow(browser, browser.find_element("xpath", "//button[text()='Unset max_cpu']"))
+    assert "as configured again" in browser.find_element("css selector", "p.flash").text
     assert list_limits(gateway.store) == []
 
     # pause: a new job waits; resume: it runs
     browser.find_element("name", "reason").send_keys("upgrading the agents")
-    browser.find_element("xpath", "//button[text()='Pause dispatching']").click()
+    follow(browser, browser.find_element("xpath", "//button[text()='Pause dispatching']"))
     assert "paused: upgrading the agents" in text_of(browser, "dispatcher")
     save(browser, "console-paused.png")
     backend = gateway.runner.dispatcher.backend
@@ -122,7 +152,7 @@ def test_reading_and_steering_without_javascript(browser, live):
     wait_for(lambda: job_of(gateway, held).status == JobStatus.RUNNING, 30, "the job to be planned")
     wait_turns(gateway, 20)  # what it would have launched by now, it has not
     assert attempts_of(gateway, held) == []
-    browser.find_element("xpath", "//button[text()='Resume dispatching']").click()
+    follow(browser, browser.find_element("xpath", "//button[text()='Resume dispatching']"))
     assert "Dispatching resumed" in browser.find_element("css selector", "p.flash").text
     assert final(gateway, held).status == JobStatus.SUCCESSFUL
 
@@ -145,9 +175,9 @@ def test_the_jobs_page_follows_a_job_without_a_reload(scripted, live):
     job_id = submit(gateway, [6], seconds=3)
     scripted.get(f"{base(live)}/admin")
     row = f"//table[@id='jobs']//tr[contains(., '{job_id[:8]}')]"
-    assert JobStatus.SUCCESSFUL not in scripted.find_element("xpath", row).text
+    assert JobStatus.SUCCESSFUL not in live_text(scripted, row)
     scripted.execute_script("window.notReloaded = true")
-    wait_for(lambda: JobStatus.SUCCESSFUL in scripted.find_element("xpath", row).text, 60,
+    wait_for(lambda: JobStatus.SUCCESSFUL in live_text(scripted, row), 60,
              "the row to show the job's end")
     assert scripted.execute_script("return window.notReloaded") is True  # the same page, updated in place
     assert "updated" in text_of(scripted, "updated")

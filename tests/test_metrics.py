@@ -18,7 +18,7 @@ from sqlalchemy import delete, update
 
 from wps_gateway.metrics.job_counts import fold_changes, job_counts
 from wps_gateway.store.db import Store
-from wps_gateway.store.models import Job
+from wps_gateway.store.models import Job, Notification
 
 from .conftest import REPO, build_gateway, close_gateway
 from .gateway_process import GatewayProcess, wait_final
@@ -92,6 +92,27 @@ def test_metrics_need_an_operator_unless_made_public(tmp_path, sample_data):
     finally:
         close_gateway(closed)
         close_gateway(opened)
+
+
+def test_the_outbox_is_counted_by_channel(tmp_path, sample_data):
+    """Callbacks, STAC descriptions and catalogue pushes share the outbox; each is counted as what it is."""
+    gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False)  # nothing delivers the rows
+    try:
+        job_id = submit(gateway, [1])
+        with gateway.store.session() as session:
+            for event, status in (("success", "pending"), ("inProgress", "pending"), ("stac", "pending"),
+                                  ("catalogue", "delivered"), ("failed", "failed")):
+                session.add(Notification(job_id=job_id, event=event, url="", status=status))
+        found = scrape(gateway)
+        assert samples(found["wps_gateway_callbacks_pending"]) == {(): 2.0}
+        assert samples(found["wps_gateway_outbox_pending"]) == {
+            (("channel", "callbacks"),): 2.0, (("channel", "stac"),): 1.0, (("channel", "catalogue"),): 0.0}
+        cluster = gateway.client.get("/admin/api/cluster", extra_environ=LOOPBACK).json
+        assert cluster["outboxPending"] == {"callbacks": 2, "stac": 1, "catalogue": 0}
+        page = gateway.client.get("/admin/cluster", extra_environ=LOOPBACK).text
+        assert "2 callbacks, 1 STAC descriptions, 0 catalogue pushes" in page
+    finally:
+        close_gateway(gateway)
 
 
 def test_a_dispatcher_of_its_own_reaches_the_scrape_and_logs_json(tmp_path, sample_data):

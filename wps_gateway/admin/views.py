@@ -269,5 +269,5 @@ def cluster_view(store: Store) -> dict[str, Any]:
         "attempts": [{"backend": backend, "state": state, "count": n}
                      for (backend, state), n in sorted(active_attempts(store).items())],
         "queueByOwner": queue_by_owner(store),
-        "callbacksPending": outbox_depth(store),
+        "outboxPending": outbox_depth(store),
     }

@@ -19,6 +19,7 @@ from ..store.models import JobStatus
 from .assets import SCRIPT, STYLE
 from .csrf import FIELD
 
+OUTBOX_NAMES = {"callbacks": "callbacks", "stac": "STAC descriptions", "catalogue": "catalogue pushes"}
 NAV = (("Jobs", "/admin"), ("Cluster", "/admin/cluster"), ("Accounting", "/accounting?f=html"),
        ("Metrics", "/metrics"), ("API", "/api?f=html"))
 STATUS_CHOICES = (JobStatus.ACCEPTED, JobStatus.RUNNING, JobStatus.SUCCESSFUL, JobStatus.FAILED,
@@ -325,7 +326,8 @@ def _queue(view: dict[str, Any]) -> str:
     jobs = ", ".join(f"{n:,} {status}" for status, n in sorted(view["jobs"].items())) or "none"
     attempts = ", ".join(f"{a['count']} {a['state']} on {a['backend']}" for a in view["attempts"]) or "none"
     rows = [["jobs", escape(jobs)], ["tasks", escape(", ".join(f"{n:,} {s}" for s, n in tasks.items()))],
-            ["handed to backends", escape(attempts)], ["callbacks waiting", _cell(view["callbacksPending"])]]
+            ["handed to backends", escape(attempts)],
+            ["outbox waiting", escape(", ".join(f"{n:,} {OUTBOX_NAMES[c]}" for c, n in view["outboxPending"].items()))]]
     owners = [[_cell(o["user"]), _cell(o["process"]), f'<span class="num">{o["queued"]}</span>',
                f'<span class="num">{o["running"]}</span>'] for o in view["queueByOwner"]]
     return ('<h2>Queue</h2><div id="queue" data-live>' + _table(["", ""], [[escape(k), v] for k, v in rows])

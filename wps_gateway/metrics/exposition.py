@@ -68,8 +68,15 @@ class _StoreCollector:
         for (backend, state), n in sorted(active_attempts(self.store).items()):
             attempts.add_metric([backend, state], n)
         yield attempts
+        outbox = outbox_depth(self.store)
         yield GaugeMetricFamily("wps_gateway_callbacks_pending", "Subscriber callbacks waiting to be delivered "
-                                "(the outbox)", value=outbox_depth(self.store))
+                                "(the outbox)", value=outbox["callbacks"])
+        pending = GaugeMetricFamily("wps_gateway_outbox_pending", "Outbox rows waiting to be delivered, by "
+                                    "channel: callbacks, stac (items to describe), catalogue (pushes)",
+                                    labels=["channel"])
+        for channel, n in outbox.items():
+            pending.add_metric([channel], n)
+        yield pending
         yield GaugeMetricFamily("wps_gateway_operator_requests_pending", "Operators' retries and priority changes "
                                 "the dispatcher has not carried out yet", value=open_requests(self.store))
         yield GaugeMetricFamily("wps_gateway_dispatching_paused", "1 while an operator has paused dispatching",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from ..stac.events import DESCRIBE, PUSH
 from ..store.db import Store
 from ..store.models import Job, Notification, OperatorRequest, Task, TaskAttempt, TaskStatus
 
@@ -35,11 +36,19 @@ def active_attempts(store: Store) -> dict[tuple[str, str], int]:
     return {(backend, status): int(n) for backend, status, n in rows}
 
 
-def outbox_depth(store: Store) -> int:
-    """Callbacks waiting to be delivered."""
+OUTBOX_CHANNELS = ("callbacks", DESCRIBE, PUSH)  # subscribers' callbacks, STAC descriptions, catalogue pushes
+
+
+def outbox_depth(store: Store) -> dict[str, int]:
+    """Outbox rows waiting to be delivered, by channel (every callback event is ``callbacks``)."""
     with store.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(Notification)
-                                  .where(Notification.status == "pending")) or 0)
+        rows = session.execute(select(Notification.event, func.count()).where(Notification.status == "pending")
+                               .group_by(Notification.event)).all()
+    depth = dict.fromkeys(OUTBOX_CHANNELS, 0)
+    for event, n in rows:
+        channel = event if event in depth else "callbacks"
+        depth[channel] += int(n)
+    return depth
 
 
 def open_requests(store: Store) -> int:
