@@ -7,17 +7,13 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from .. import scheduling
-from ..context import GatewayContext
 from ..ogcapi.problems import invalid_parameter
 from ..switches import DispatchSwitch
-from .http import json_body, json_response, no_content, not_found, operator
+from .http import Endpoints, json_body, json_response, no_content, not_found, operator
 from .views import cluster_view
 
 
-class ClusterApi:
-    def __init__(self, context: GatewayContext) -> None:
-        self.context = context
-
+class ClusterApi(Endpoints):
     def rules(self) -> list[Rule]:
         return [
             Rule("/admin/api/cluster", endpoint=self.on_cluster, methods=["GET"]),

@@ -17,10 +17,18 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from ..auth.identity import OPERATOR, Identity, require
+from ..context import GatewayContext
 from ..ogcapi.execute import read_json_body
 from ..ogcapi.problems import Problem
 
 JSON_TYPE = "application/json"
+
+
+class Endpoints:
+    """A resource of the operators' API: its routes (``rules``) and their handlers, over the gateway's context."""
+
+    def __init__(self, context: GatewayContext) -> None:
+        self.context = context
 
 
 def operator(request: Request) -> Identity:

@@ -12,20 +12,16 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from .. import control
-from ..context import GatewayContext
 from ..jobs import JobNotFound
 from ..ogcapi.problems import Problem, invalid_parameter, no_such_job
 from ..tasklogs import DEFAULT_TAIL, attempt_log
-from .http import json_body, json_response, not_found, operator
+from .http import Endpoints, json_body, json_response, not_found, operator
 from .views import QueryError, attempt_row, job_detail, job_page, parse_job_query
 
 MAX_TAIL = 1024 * 1024
 
 
-class JobsApi:
-    def __init__(self, context: GatewayContext) -> None:
-        self.context = context
-
+class JobsApi(Endpoints):
     def rules(self) -> list[Rule]:
         return [
             Rule("/admin/api/jobs", endpoint=self.on_jobs, methods=["GET"]),

@@ -6,15 +6,11 @@ from __future__ import annotations
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from ..context import GatewayContext
 from ..metrics.exposition import metrics_text
-from .http import operator
+from .http import Endpoints, operator
 
 
-class MetricsEndpoint:
-    def __init__(self, context: GatewayContext) -> None:
-        self.context = context
-
+class MetricsEndpoint(Endpoints):
     def rules(self) -> list[Rule]:
         return [Rule("/metrics", endpoint=self.on_metrics, methods=["GET"])]
 

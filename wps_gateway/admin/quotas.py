@@ -7,15 +7,11 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from .. import quotas
-from ..context import GatewayContext
 from ..ogcapi.problems import Problem, invalid_parameter
-from .http import json_body, json_response, no_content, operator
+from .http import Endpoints, json_body, json_response, no_content, operator
 
 
-class QuotasApi:
-    def __init__(self, context: GatewayContext) -> None:
-        self.context = context
-
+class QuotasApi(Endpoints):
     def rules(self) -> list[Rule]:
         return [
             Rule("/admin/api/quotas", endpoint=self.on_quotas, methods=["GET"]),
