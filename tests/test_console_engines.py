@@ -21,7 +21,7 @@ from wps_gateway import scheduling
 from wps_gateway.store.models import JobStatus, TaskAttempt
 
 from .conftest import close_gateway
-from .jobs_support import attempts_of, wait_for
+from .jobs_support import attempts_of, running, wait_for
 from .mesos_support import mesos_gateway
 from .slurm_support import slurm_gateway
 from .test_admin_api import api
@@ -159,8 +159,8 @@ def test_slurm_backend_in_the_cluster_view_metrics_and_task_logs(tmp_path, sampl
 def running_task(gateway, number: int) -> tuple[str, TaskAttempt]:
     """A job of one task that squares ``number`` for 30 s, once it runs: the job's id and the attempt."""
     job_id = submit(gateway, [number], seconds=30)
-    wait_for(lambda: any(a.status == "running" for a in attempts_of(gateway, job_id)), 60, "a running task")
-    return job_id, next(a for a in attempts_of(gateway, job_id) if a.status == "running")
+    wait_for(lambda: running(gateway, job_id), 60, "a running task")
+    return job_id, running(gateway, job_id)[0]
 
 
 def dismiss(gateway, job_id: str) -> None:
@@ -171,7 +171,7 @@ def dismiss(gateway, job_id: str) -> None:
 def test_yarn_cluster_and_the_logs_of_running_and_ended_tasks(tmp_path, sample_data, yarn_rm):
     gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm)
     try:
-        running, attempt = running_task(gateway, 6)
+        busy, attempt = running_task(gateway, 6)
 
         def task_log() -> dict:
             return api(gateway, "get", f"/admin/api/attempts/{attempt.backend_task_id}/log").json
@@ -183,7 +183,7 @@ def test_yarn_cluster_and_the_logs_of_running_and_ended_tasks(tmp_path, sample_d
         assert "ApplicationMaster" not in log["source"], log["source"]
         with urllib.request.urlopen(log["link"], timeout=10) as page:  # the link opens the NodeManager's page
             assert b"stdout" in page.read()
-        dismiss(gateway, running)
+        dismiss(gateway, busy)
 
         failed = submit(gateway, [2], fail_step="square")
         assert final(gateway, failed).status == JobStatus.FAILED
@@ -204,8 +204,8 @@ def test_yarn_cluster_and_the_logs_of_running_and_ended_tasks(tmp_path, sample_d
 def test_the_test_nodemanager_and_rm_list_containers_as_yarn_does(tmp_path, sample_data, yarn_rm):
     gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm)
     try:
-        job_id, running = running_task(gateway, 4)
-        app_id = running.sandbox
+        job_id, started = running_task(gateway, 4)
+        app_id = started.sandbox
         rm = ResourceManager(service_endpoints=[yarn_rm.servers[0].url], timeout=10)
         (attempt,) = rm.cluster_application_attempts(app_id).data["appAttempts"]["appAttempt"]
 
