@@ -175,6 +175,27 @@ class TaskEvent:
 EventCallback = Callable[[TaskEvent], None]
 
 
+@dataclass(frozen=True)
+class SchedulingLimits:
+    """Caps and fair-share weights an operator changed while the backend runs (``Backend.set_limits``).
+
+    Each one overrides what the backend was configured with: ``None`` keeps the
+    configured cap, ``0`` means no cap; a name in a mapping overrides the
+    configured entry of that name (the others stay as configured).
+    """
+
+    max_cpu: float | None = None  # cpus of all the backend's tasks together
+    user_max_cpu: float | None = None  # cpus of one user's tasks, for every user
+    user_cpus: dict[str, float] = field(default_factory=dict)  # cpus of this user's tasks (over user_max_cpu)
+    process_weights: dict[str, float] = field(default_factory=dict)  # fair share between processes
+    user_weights: dict[str, float] = field(default_factory=dict)  # fair share between users
+
+    def cap(self, configured: float | None, live: float | None) -> float | None:
+        """A cap in effect: the live one if set (0: none), else the configured one."""
+        value = configured if live is None else live
+        return value or None
+
+
 class BackendState(Protocol):
     """Small durable key/value state a backend keeps across restarts.
 
@@ -260,6 +281,33 @@ class Backend(ABC):
         Engines that queue nothing of their own may ignore it.
         """
         return None
+
+    # Which of ``SchedulingLimits``' fields this backend applies (the console says so for the others).
+    limits_supported: frozenset[str] = frozenset()
+
+    def set_limits(self, limits: SchedulingLimits) -> None:
+        """Apply caps and weights an operator changed, from now on, without a restart.
+
+        Called by the dispatcher whenever the live values in the job store
+        change (and once after ``start``), always with the whole set. Engines
+        without caps or fair share of their own ignore it.
+        """
+        return None
+
+    def set_priority(self, task_id: str, priority: int) -> bool:
+        """Change the priority of a task still queued in the backend; True if it was queued (and is now in
+        its new place), False if it is not (running, ended, or an engine without a queue of its own)."""
+        return False
+
+    def status(self) -> dict:
+        """What an operator's console and metrics show of the engine, as JSON-ready values.
+
+        At least ``backend`` and ``queued``; engines add ``capacity`` and
+        ``used`` (cpus, mem), their health and their machines. Called from
+        another thread than the dispatcher's, every few seconds: cheap, and
+        never waiting long on the engine.
+        """
+        return {"backend": self.name, "queued": self.queued()}
 
     def leadership_lost(self) -> None:
         """The caller is no longer the active dispatcher: stop talking to the engine at once.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import time
 
 from lxml import etree
 from pywps.exceptions import NoApplicableCode
@@ -20,13 +21,17 @@ from .admin import AdminApi
 from .auth.authenticate import AuthenticationFailed, AuthorizationFailed, KeysUnavailable
 from .auth.identity import ENVIRON_KEY, IdentityRequired, require
 from .conditional import conditional, state_etag
+from .console.pages import Console
 from .context import GatewayContext
 from .health import health_report
 from .job_views import JobNotFound, JobView, read_view
+from .logformat import ACCESS, REQUEST_ID, request_id
+from .logformat import HEADER as REQUEST_HEADER
 from .ogcapi import OgcApi
 from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
+from .redaction import redact
 from .schedules.api import ScheduleApi
 from .stac.api import StacApi
 from .stac.links import output_item_urls
@@ -55,6 +60,7 @@ class GatewayApp:
             *self.ogcapi.rules(),
             *AdminApi(context).rules(),
             *ScheduleApi(context).rules(),
+            *Console(context).rules(),
             *StacApi(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
@@ -63,6 +69,28 @@ class GatewayApp:
         ])
 
     def __call__(self, environ, start_response):
+        """Answer with the request's id in ``X-Request-Id`` and in every line logged meanwhile (logformat.py)."""
+        began = time.monotonic()
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+        token = REQUEST_ID.set(rid)
+        answered: list[int] = []
+
+        def start(status: str, headers: list, exc_info=None):
+            answered.append(int(status.split(" ", 1)[0]))
+            return start_response(status, [*headers, (REQUEST_HEADER, rid)], exc_info)
+
+        try:
+            body = self._respond(environ)(environ, start)  # a Response, or a PyWPS response: both WSGI
+            if self.context.settings.log_format == "json":
+                method, path = environ.get("REQUEST_METHOD"), redact(environ.get("PATH_INFO", ""))
+                ACCESS.info("%s %s %s", method, path, answered[-1] if answered else "-", extra={
+                    "method": method, "path": path, "status": answered[-1] if answered else None,
+                    "duration_ms": round((time.monotonic() - began) * 1000, 1)})
+            return body
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _respond(self, environ):
         request = Request(environ)
         try:
             environ[ENVIRON_KEY] = self.context.authenticator.identify(request)
@@ -88,7 +116,7 @@ class GatewayApp:
             response = response.get_response(environ)
         if isinstance(response, Response) and response.status_code == 503 and "Retry-After" not in response.headers:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response(environ, start_response)
+        return response
 
     def _unexpected(self, request: Request, exc: Exception) -> Response | HTTPException:
         """An error no handler answered: 503 while the store is unreachable, else 500; in the path's protocol."""

@@ -1,5 +1,6 @@
 """Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID | report | batch run |
-schedule ... | dispatching ...``."""
+schedule ... | dispatching ...`` (and the console's actions: ``jobs retry|priority|dismiss``, ``tasks retry|log``,
+``caps``, ``cluster``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from mesos_backend import BackendError
 
 from . import redaction
+from .admin import commands as admin_commands
 from .batch import run as batch_run
 from .config import ConfigError, load_settings
 from .schedules import commands as schedule_commands
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--limit", type=int, default=50)
     show = jobs_cmd.add_parser("show")
     show.add_argument("job_id")
+    admin_commands.add_job_actions(jobs_cmd)
+    admin_commands.add_commands(commands)
 
     keys = commands.add_parser("apikeys", help="API keys for service accounts (every [auth] mode but none)")
     keys_cmd = keys.add_subparsers(dest="keys_command", required=True)
@@ -97,11 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, LibxmlTooOld) as exc:
         print(f"wps-gateway: {exc}", file=sys.stderr)
         return 2
+    if settings.log_format == "json":
+        from .logformat import use_json
+
+        use_json()  # the redaction filter stays on the handler
     store = Store(settings.database_url)
     if args.command == "db":
         store.upgrade()
         print(f"job store at {_display_url(settings.database_url)} is up to date")
         return 0
+    if args.command in ("tasks", "caps", "cluster") or getattr(args, "jobs_command", "") in (
+            "retry", "priority", "dismiss"):
+        return admin_commands.run(store, settings, args)
     if args.command == "jobs":
         return _jobs(store, args, settings)
     if args.command == "dispatching":

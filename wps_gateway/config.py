@@ -22,6 +22,8 @@ import pywps.configuration as pywps_config
 from .accounting.billing import parse_weights
 from .auth.settings import DEFAULTS as AUTH_DEFAULTS
 from .auth.settings import AuthSettings, parse_auth
+from .console.settings import DEFAULTS as CONSOLE_DEFAULTS
+from .console.settings import ConsoleSettings, parse_console
 from .deployment import parse_deployers
 from .gc import parse_retention
 from .limits import ClientLimits
@@ -154,6 +156,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 DEFAULTS["auth"] = dict(AUTH_DEFAULTS)
+DEFAULTS["console"] = dict(CONSOLE_DEFAULTS)
+# PyWPS's section; the gateway reads its ``format``: text, json, or a logging format string (PyWPS's file log).
+DEFAULTS["logging"] = {"format": "text"}
 DEFAULTS["catalogue"] = dict(CATALOGUE_DEFAULTS)
 
 # Names that existing Mesos schedulers use, accepted beside SECTION_KEY.
@@ -199,6 +204,8 @@ class Settings:
     retention: dict[str, timedelta | None] = field(default_factory=dict)
     client_limits: ClientLimits = field(default_factory=ClientLimits)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    log_format: str = "text"  # text | json | a logging format string ([logging] format)
     input_max_bytes: int = 2 * 1024**3
     input_connect_timeout: float = 10.0
     input_read_timeout: float = 60.0
@@ -307,6 +314,8 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             input_max_redirects=_count(gw["input_max_redirects"], "[gateway] input_max_redirects", least=0),
             deployers=parse_deployers(gw["deploy_tokens"]),
             auth=parse_auth(parser["auth"]),
+            console=parse_console(parser["console"], _size_bytes),
+            log_format=_log_format(parser["logging"].get("format", "text")),
             billing_weights=parse_weights(parser["accounting"]["billing_weights"]),
             catalogue=parse_catalogue(parser["catalogue"]),
             request_log=parser["logging"]["database"].strip(),
@@ -363,6 +372,16 @@ def _size_bytes(value: str, name: str) -> int:
     if number < 1:
         raise ValueError(f"{name} must be a positive size such as 2gb, 512mb or 100kb, not {value!r}")
     return number
+
+
+def _log_format(value: str) -> str:
+    """``text`` or ``json`` for the gateway's own log lines; a format string with ``%(`` is PyWPS's own."""
+    text = value.strip()
+    if text.lower() in ("text", "json", ""):
+        return text.lower() or "text"
+    if "%(" in text:
+        return "text"
+    raise ValueError(f"[logging] format must be text or json (or a logging format string), not {value!r}")
 
 
 def _at_least_zero(value: str, name: str) -> float:

@@ -52,11 +52,14 @@ from processes.descriptor import DescriptorError, Processor
 from .accounting.usage import add_to_jobs, measured_usage
 from .batch import BATCH_PROCESS
 from .batch.planner import engine_fields
+from .control import OperatorRequests
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
+from .metrics.dispatch import DispatchMetrics
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job, task_environment
 from .redaction import redact
+from .scheduling import LiveLimits
 from .stac.events import enqueue_description
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
@@ -122,6 +125,9 @@ class Dispatcher:
         self.last_turn: float | None = None  # monotonic time of the last turn that completed
         self.turns = 0  # turns completed (tests wait for turns, not for time)
         self._last_fenced = 0.0
+        self.metrics = DispatchMetrics()  # published by the runner's StatusPublisher
+        self.live_limits = LiveLimits(store)  # caps and weights operators change while it runs
+        self.requests = OperatorRequests(store, options.jobs_dir)  # operators' retries and priority changes
 
     # -- life cycle ---------------------------------------------------------
 
@@ -185,9 +191,11 @@ class Dispatcher:
             self.backend.kill(backend_id)
         if self._draining:
             return
-        planned = self._plan_accepted() if poll else 0
+        handled = self.requests.apply(self._write, self._advance_job, self.backend)  # may make tasks ready
+        planned = self._plan_accepted() if poll or handled else 0
+        self.live_limits.apply(self.backend)
         retry_due = any(at <= now for at in self._retry_at.values())
-        if not self._sync_pause() and (poll or applied or planned or retry_due):
+        if not self._sync_pause() and (poll or applied or planned or handled or retry_due):
             self._launch_ready()
         if now >= self._next_drift_check:
             self._next_drift_check = now + self.options.reconcile_interval
@@ -369,6 +377,7 @@ class Dispatcher:
                 task = tasks[attempt.task_id]
                 self._apply_event(attempt, task, event, history, ended, first_starts)
                 jobs[task.job_id] = None
+            self.metrics.observe_turn(session, tasks.values(), ended)
             if history:
                 session.execute(insert(AttemptEvent.__table__), history)  # Core: the ORM's bulk path costs more
             _write_changes(session, TaskAttempt, attempts.values())
@@ -522,6 +531,7 @@ class Dispatcher:
             if session.scalar(select(Job.status).where(Job.id == job_id)) in JobStatus.FINAL:
                 return []
             return self._finish_job(session, job_id, JobStatus.DISMISSED, "Job dismissed")
+        self.metrics.job_finished(session, job_id, status, now)
         self._processors.pop(job_id, None)
         prefix = f"{job_id}."
         for task_id in [t for t in self._retry_at if t.startswith(prefix)]:

@@ -20,6 +20,7 @@ from .config import Settings
 from .dispatcher import Dispatcher, DispatcherOptions
 from .gc import Collector, Retention
 from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
+from .metrics.publisher import StatusPublisher
 from .notify import Notifier, NotifierOptions, callback_policy
 from .schedules.rounds import ScheduleRounds
 from .sources.poller import SourcePoller
@@ -161,6 +162,7 @@ class DispatcherRunner:
         loops = [("notifier", notifier_for(self.settings, self.store).run),
                  ("stac", publisher_for(self.settings, self.store).run),
                  ("retention", Collector(retention_for(self.settings, self.store)).run),
+                 ("status", StatusPublisher(self.store, self.dispatcher).run),
                  ("schedules", self.schedules.run)] + ([("sources", self.sources.run)] if self.settings.sources else [])
         for name, loop in loops:
             threading.Thread(target=loop, args=(term_over,), name=name, daemon=True).start()

@@ -143,6 +143,11 @@ class MesosSchedulerDriver:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def master(self) -> str | None:
+        """The base URL of the master the stream was last opened to (the leader, while connected)."""
+        return self._leader
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 

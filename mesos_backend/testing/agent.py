@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .agent_files import AgentFiles
 from .resources import Bag, volume_of
 
 LOG = logging.getLogger(__name__)
@@ -87,6 +88,11 @@ class TestAgent:
     fetches: int = 0  # downloads (cache misses); tests of processor caching read it
     cache_hits: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    files: AgentFiles | None = field(default=None, repr=False)  # its /files endpoints, on its own port
+
+    def __post_init__(self) -> None:
+        if self.files is None:
+            self.files = AgentFiles(self.hostname)
 
     @property
     def used(self) -> Bag:
@@ -112,6 +118,8 @@ class TestAgent:
         sandbox = self.work_dir / "sandboxes" / framework_id / task_id
         task = RunningTask(task_id, framework_id, info, resources, sandbox, user, killing_state)
         self.tasks[(framework_id, task_id)] = task
+        self.files.attach(sandbox, str(sandbox))  # the command executor's id is the task's
+        self.files.attach(sandbox, f"/frameworks/{framework_id}/executors/{task_id}/runs/latest")
         task.thread = threading.Thread(target=self._run, args=(task, report), name=f"agent-{task_id}", daemon=True)
         task.thread.start()
 
@@ -141,16 +149,20 @@ class TestAgent:
                     _signal_group(task.process, signal.SIGKILL)
 
     def stop_process(self) -> None:
-        """The agent process stops; its tasks keep running (checkpointed)."""
+        """The agent process stops; its tasks keep running (checkpointed), its endpoints do not answer."""
         self.process_up = False
+        self.files.close()
 
     def start_process(self) -> None:
         self.process_up = True
+        self.files.open()
 
     def crash(self) -> None:
         """The machine goes away: every task process dies with it, nothing is reported."""
         self.machine_up = False
         self.process_up = False
+        self.files.close()
+        self.files.forget_all()
         for task in list(self.tasks.values()):
             task.killing = True
             if task.process is not None and task.process.poll() is None:

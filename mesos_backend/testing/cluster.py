@@ -84,6 +84,9 @@ class Cluster:
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
+        for record in self.agents.values():
+            if record.agent.process_up:
+                record.agent.files.open()
         self._thread = threading.Thread(target=self._loop, name="test-master-allocator", daemon=True)
         self._thread.start()
 
@@ -715,7 +718,10 @@ class Cluster:
         result = {"id": {"value": offer.offer_id}, "framework_id": {"value": framework.framework_id},
                   "agent_id": {"value": agent.agent_id}, "hostname": agent.hostname,
                   "resources": to_json(offer.resources, framework.refinement, role),
-                  "attributes": [_attribute(k, v) for k, v in agent.attributes.items()]}
+                  "attributes": [_attribute(k, v) for k, v in agent.attributes.items()],
+                  # where the agent's own endpoints (its files API) answer, as a real master says
+                  "url": {"scheme": "http", "address": {"hostname": agent.hostname, "ip": agent.hostname,
+                                                        "port": agent.files.port}, "path": "/slave(1)"}}
         if role is not None:
             result["allocation_info"] = {"role": role}
         return result
@@ -771,6 +777,7 @@ class Cluster:
             if not agent.machine_up:
                 rebooted = TestAgent(f"{uuid.uuid4()}-S{len(self.agents)}", agent.hostname, agent.resources,
                                      dict(agent.attributes), agent.work_dir)
+                rebooted.files.open()
                 self.agents[rebooted.agent_id] = AgentRecord(rebooted)
                 return rebooted.agent_id
             agent.start_process()

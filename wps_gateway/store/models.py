@@ -412,3 +412,64 @@ class SourceUnit(Base):
 
     __table_args__ = (Index("ix_source_units_state", "source", "state", "next_attempt"),
                       Index("ix_source_units_job", "job_id"))
+class SchedulingLimit(Base):
+    """An operator's live value of a scheduling cap or fair-share weight, over the configured one.
+
+    ``kind`` is ``max_cpu`` or ``user_max_cpu`` (``name`` empty), ``user_cpu`` (one user's cap),
+    ``process_weight`` or ``user_weight`` (``name``: the process or the user). The active dispatcher
+    hands the backend what is here (``wps_gateway.scheduling``); removing a row gives the setting back.
+    """
+
+    __tablename__ = "scheduling_limits"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True, default="")
+    value: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(128), default="")
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class OperatorRequest(Base):
+    """What an operator asked of a job that changes task state: the dispatcher (the only writer of task state)
+    carries it out on its next turn and records the outcome (``wps_gateway.control``)."""
+
+    __tablename__ = "operator_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))  # retry_failed | retry_job | priority
+    value: Mapped[int | None] = mapped_column(Integer)  # the new priority
+    requested_by: Mapped[str] = mapped_column(String(128), default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    handled: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(Text, default="")  # what was done, or why nothing was
+
+    __table_args__ = (Index("ix_operator_requests_open", "handled", "id"),
+                      Index("ix_operator_requests_job", "job_id", "id"))
+
+
+class JobCount(Base):
+    """Jobs per process and status, so that ``/metrics`` and the console never count a million rows.
+
+    Database triggers on ``jobs`` (migration 0011) append every change to ``job_count_changes``
+    (inserts only: concurrent writers never wait on a counter row); the active dispatcher folds those
+    into this table every few seconds, and readers add what is not folded yet
+    (``wps_gateway.metrics.job_counts``).
+    """
+
+    __tablename__ = "job_counts"
+
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    jobs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobCountChange(Base):
+    """One job entering (+1) or leaving (-1) a (process, status) pair, written by the triggers on ``jobs``."""
+
+    __tablename__ = "job_count_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    delta: Mapped[int] = mapped_column(Integer)

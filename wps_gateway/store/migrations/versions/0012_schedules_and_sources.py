@@ -1,16 +1,15 @@
 """schedules (repeated runs) and source_units (work pulled from order systems)
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-10 09:00:00
 
-(0011 is another branch's; the lead chains it when merging.)
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

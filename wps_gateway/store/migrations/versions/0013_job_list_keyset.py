@@ -1,7 +1,7 @@
 """jobs: indexes in the order job lists page through, newest first by (created, id)
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-12 10:00:00
 
 A job list (OGC API /jobs, ``wps-gateway jobs list``) pages by the key
