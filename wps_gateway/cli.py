@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 
 from mesos_backend import BackendError
 
@@ -153,20 +155,38 @@ def _display_url(url: str) -> str:
     return redact(url)
 
 
-def _on_signals(first, second) -> None:
-    """SIGTERM (docker stop, systemd) and SIGINT (Ctrl-C): ``first`` on the first one, ``second`` after."""
+def _on_signals(first, second, interrupt: type[BaseException] | None = None) -> None:
+    """SIGTERM (docker stop, systemd) and SIGINT (Ctrl-C): ``first`` on the first one, ``second`` after.
+
+    The handler itself only writes to a pipe (and, on the first signal, raises ``interrupt`` in the main
+    thread, which is how waitress's loop is left): a handler runs between two bytecodes of the main thread,
+    which may hold the very lock that setting an event or logging takes, and would then wait for itself.
+    A thread reads the pipe and does the work.
+    """
+    readable, writable = os.pipe()
     count = 0
 
     def handle(signum, _frame) -> None:
         nonlocal count
         count += 1
-        if count == 1:
-            LOG.info("%s: shutting down gracefully (send it again to stop at once)", signal.Signals(signum).name)
-            first()
-        else:
-            LOG.info("%s again: stopping running tasks now", signal.Signals(signum).name)
-            second()
+        os.write(writable, bytes([signum, min(count, 2)]))
+        if count == 1 and interrupt is not None:
+            raise interrupt(0)
 
+    def act() -> None:
+        while True:
+            received = os.read(readable, 2)
+            if len(received) < 2:
+                return
+            name = signal.Signals(received[0]).name
+            if received[1] == 1:
+                LOG.info("%s: shutting down gracefully (send it again to stop at once)", name)
+                first()
+            else:
+                LOG.info("%s again: stopping running tasks now", name)
+                second()
+
+    threading.Thread(target=act, name="signals", daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handle)
 
@@ -205,10 +225,7 @@ def _serve(settings, store: Store, args) -> int:
     LOG.info("serving %d processors at http://%s:%d/wps (public URL %s)", len(context.processors()),
              args.host, args.port, settings.url)
 
-    def stop_serving() -> None:
-        raise _StopServing(0)
-
-    _on_signals(stop_serving, runner.hurry if runner is not None else lambda: None)
+    _on_signals(lambda: None, runner.hurry if runner is not None else lambda: None, interrupt=_StopServing)
     try:
         server.run()  # returns once a signal stopped it; requests under way were given time to finish
     finally:
