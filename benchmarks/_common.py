@@ -231,6 +231,9 @@ def gateway_environ(data_dir: Path, port: int, input_dir: Path, **settings: str)
         "GATEWAY_PROCESSORS_PATHS": str(PROCESSORS_DIR),
         "GATEWAY_ALLOWED_INPUT_PATHS": str(input_dir),
         "SERVER_URL": f"http://{HOST}:{port}/wps",
+        # The benchmark is one client with more queued jobs than a client may have; the checks still run.
+        "GATEWAY_CLIENT_MAX_JOBS": "1000000",
+        "GATEWAY_CLIENT_MAX_TASKS": "1000000",
         **settings,
     })
     env.pop("PYWPS_CFG", None)  # the repository's pywps.cfg, as `make run` uses
@@ -335,16 +338,16 @@ class Client:
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
 
-    def request(self, path: str) -> tuple[int, bytes]:
+    def request(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """GET ``path``; the HTTP status and the body, whatever the status."""
-        self.conn.request("GET", path)
+        self.conn.request("GET", path, headers=headers or {})
         response = self.conn.getresponse()
         return response.status, response.read()
 
-    def get(self, path: str) -> bytes:
-        """GET ``path``; the body, or RuntimeError for anything but 200."""
-        status, body = self.request(path)
-        if status != 200:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> bytes:
+        """GET ``path``; the body, or RuntimeError for anything but 200 (or a 304 to a conditional GET)."""
+        status, body = self.request(path, headers)
+        if status != 200 and not (status == 304 and headers and "If-None-Match" in headers):
             raise RuntimeError(f"GET {path[:120]} -> {status}: {body[:300]!r}")
         return body
 
@@ -369,27 +372,29 @@ def latencies(port: int, path: str, count: int, warmup: int) -> list[float]:
         client.close()
 
 
-def _poll_worker(port: int, path: str, start_at: float, duration: float) -> int:
-    """Load-process body: GET ``path`` back to back during [start_at, start_at + duration)."""
+def _poll_worker(port: int, path: str, start_at: float, duration: float, headers: dict[str, str] | None = None
+                 ) -> int:
+    """Load-process body: GET ``path`` (with ``headers``) back to back during [start_at, start_at + duration)."""
     client = Client(port)
     try:
-        client.get(path)  # connect and warm up before the clock starts
+        client.get(path, headers)  # connect and warm up before the clock starts
         while time.time() < start_at:
             time.sleep(0.001)
         done, end = 0, start_at + duration
         while time.time() < end:
-            client.get(path)
+            client.get(path, headers)
             done += 1
         return done
     finally:
         client.close()
 
 
-def throughput(port: int, path: str, clients: int, duration: float) -> float:
+def throughput(port: int, path: str, clients: int, duration: float, headers: dict[str, str] | None = None
+               ) -> float:
     """Requests per second with ``clients`` load processes, each on its own keep-alive connection."""
     import multiprocessing
 
     start_at = time.time() + 1.0  # every worker is connected and waiting by then
     with multiprocessing.get_context("spawn").Pool(clients) as pool:
-        counts = pool.starmap(_poll_worker, [(port, path, start_at, duration)] * clients)
+        counts = pool.starmap(_poll_worker, [(port, path, start_at, duration, headers)] * clients)
     return sum(counts) / duration

@@ -134,6 +134,8 @@ def fill_postgres(url: str, rows: Iterator[tuple[str, tuple]]) -> None:
 
 
 def _copy_value(value) -> str:
+    if value is None:
+        return "\\N"
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bool):

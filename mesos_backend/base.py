@@ -59,6 +59,30 @@ class FetchUri:
     executable: bool = False
 
 
+@dataclass(frozen=True)
+class PersistentVolume:
+    """A volume that outlives the tasks on it (a Mesos persistent volume: disk dynamically reserved for the
+    framework's role, with ``reserve`` reserved beside it), mounted at ``container_path`` in the sandbox of
+    every task that names it. Engines without such volumes refuse tasks that name one."""
+
+    volume_id: str
+    container_path: str
+    disk: float  # MiB
+    reserve: Resources = field(default_factory=lambda: Resources(0.0, 0.0))  # cpus, mem kept with it
+
+    def __post_init__(self) -> None:
+        if not self.volume_id or any(c in self.volume_id for c in "/\\") or self.volume_id in (".", ".."):
+            raise BackendError(f"persistent volume id {self.volume_id!r} is not valid")
+        if not self.container_path or "/" in self.container_path or self.container_path in (".", ".."):
+            raise BackendError(f"persistent volume {self.volume_id}: container path {self.container_path!r} must "
+                               "be a plain relative name")
+        if not self.disk > 0:
+            raise BackendError(f"persistent volume {self.volume_id}: its disk must be positive")
+
+
+VOLUME_OPERATIONS = ("create", "destroy")
+
+
 @dataclass
 class TaskSpec:
     """Everything an engine needs to run one attempt of one task.
@@ -88,6 +112,13 @@ class TaskSpec:
     user: str = ""
     process: str = ""
     priority: int = 0
+    # Run on this persistent volume (its agent, mounted at its container path); see PersistentVolume.
+    volume: PersistentVolume | None = None
+    # "create" or "destroy": this attempt is not a command but that operation on ``volume`` (made, or found
+    # already there; removed and its reservation given back). It ends FINISHED with exit code 0 once done.
+    volume_operation: str | None = None
+    # ``docker run`` options (name, value) for engines that run the image with Docker itself; others ignore them.
+    docker_parameters: list[tuple[str, str]] = field(default_factory=list)
 
 
 class TaskState(str, Enum):  # noqa: UP042 (StrEnum would change what str() of a member gives)
@@ -142,6 +173,27 @@ class TaskEvent:
 
 
 EventCallback = Callable[[TaskEvent], None]
+
+
+@dataclass(frozen=True)
+class SchedulingLimits:
+    """Caps and fair-share weights an operator changed while the backend runs (``Backend.set_limits``).
+
+    Each one overrides what the backend was configured with: ``None`` keeps the
+    configured cap, ``0`` means no cap; a name in a mapping overrides the
+    configured entry of that name (the others stay as configured).
+    """
+
+    max_cpu: float | None = None  # cpus of all the backend's tasks together
+    user_max_cpu: float | None = None  # cpus of one user's tasks, for every user
+    user_cpus: dict[str, float] = field(default_factory=dict)  # cpus of this user's tasks (over user_max_cpu)
+    process_weights: dict[str, float] = field(default_factory=dict)  # fair share between processes
+    user_weights: dict[str, float] = field(default_factory=dict)  # fair share between users
+
+    def cap(self, configured: float | None, live: float | None) -> float | None:
+        """A cap in effect: the live one if set (0: none), else the configured one."""
+        value = configured if live is None else live
+        return value or None
 
 
 class BackendState(Protocol):
@@ -229,6 +281,33 @@ class Backend(ABC):
         Engines that queue nothing of their own may ignore it.
         """
         return None
+
+    # Which of ``SchedulingLimits``' fields this backend applies (the console says so for the others).
+    limits_supported: frozenset[str] = frozenset()
+
+    def set_limits(self, limits: SchedulingLimits) -> None:
+        """Apply caps and weights an operator changed, from now on, without a restart.
+
+        Called by the dispatcher whenever the live values in the job store
+        change (and once after ``start``), always with the whole set. Engines
+        without caps or fair share of their own ignore it.
+        """
+        return None
+
+    def set_priority(self, task_id: str, priority: int) -> bool:
+        """Change the priority of a task still queued in the backend; True if it was queued (and is now in
+        its new place), False if it is not (running, ended, or an engine without a queue of its own)."""
+        return False
+
+    def status(self) -> dict:
+        """What an operator's console and metrics show of the engine, as JSON-ready values.
+
+        At least ``backend`` and ``queued``; engines add ``capacity`` and
+        ``used`` (cpus, mem), their health and their machines. Called from
+        another thread than the dispatcher's, every few seconds: cheap, and
+        never waiting long on the engine.
+        """
+        return {"backend": self.name, "queued": self.queued()}
 
     def leadership_lost(self) -> None:
         """The caller is no longer the active dispatcher: stop talking to the engine at once.

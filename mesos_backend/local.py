@@ -459,6 +459,16 @@ class LocalBackend(Backend):
         with self._lock:
             return len(self._tasks) - len(self._queue)
 
+    def status(self) -> dict:
+        """This machine: its capacity, what running tasks hold, how many wait."""
+        with self._lock:
+            used = self.capacity - self._free
+            queued, running = len(self._queue), len(self._tasks) - len(self._queue)
+        return {"backend": self.name, "host": self._agent, "queued": queued, "running": running, "paused": self._paused,
+                "capacity": {"cpus": self.capacity.cpus, "mem": self.capacity.mem, "gpus": self.capacity.gpus},
+                "used": {"cpus": round(used.cpus, 3), "mem": round(used.mem, 1), "gpus": used.gpus},
+                "sandboxes": str(self.sandbox_root)}
+
     @property
     def free(self) -> Resources:
         """Capacity not reserved by running tasks (for status pages)."""

@@ -23,7 +23,8 @@ from wps_gateway.store.db import Store
 
 # Fixture modules for real servers; each adds itself here.
 pytest_plugins: list[str] = ["tests.servers.postgres", "tests.servers.zookeeper", "tests.servers.slurm",
-                             "tests.mesos_support", "tests.yarn_support", "tests.servers.stac_api"]
+                             "tests.mesos_support", "tests.yarn_support", "tests.servers.stac_api",
+                             "tests.browser_support"]
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PROCESSORS = Path(__file__).resolve().parent / "processors"

@@ -121,3 +121,18 @@ def wait_final(gateway: GatewayProcess, status_location: str, timeout: float = 9
 
 def job_id_of(status_location: str) -> str:
     return status_location.rsplit("/", 1)[1].removesuffix(".xml")
+
+
+def active_and_standby(data_dir: Path, sample_data: Path) -> tuple[GatewayProcess, GatewayProcess]:
+    """Two ``wps-gateway dispatch`` processes on one store: the first active, the second standing by."""
+    first = GatewayProcess(data_dir, sample_data, command="dispatch").start()
+    second = GatewayProcess(data_dir, sample_data, command="dispatch", env=first.env)
+    try:
+        first.wait_until(lambda: first.logged("dispatcher active"), 60, "the first dispatcher active")
+        second.start()
+        second.wait_until(lambda: second.logged("standing by"), 60, "the second one standing by")
+    except BaseException:
+        second.stop()
+        first.stop()
+        raise
+    return first, second

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from wps_gateway.jobs import request_dismiss
 from wps_gateway.store.models import Job, Task, TaskAttempt
 
 from .conftest import Gateway
@@ -51,3 +52,17 @@ def job_of(gateway: Gateway, job_id: str) -> Job:
         job = session.get(Job, job_id)
         session.expunge(job)
         return job
+
+
+def running(gateway: Gateway, job_id: str) -> list[TaskAttempt]:
+    return [a for a in attempts_of(gateway, job_id) if a.status == "running"]
+
+
+def dismiss_once_running(gateway: Gateway, tasks: int = 2) -> str:
+    """Sleepy squares dismissed once all run; returns when every attempt is recorded killed."""
+    job_id = submit_sleepy(gateway, list(range(1, tasks + 1)), seconds=30)
+    wait_for(lambda: len(running(gateway, job_id)) == tasks, 30, "every task running")
+    request_dismiss(gateway.store, job_id)
+    gateway.runner.wake()
+    wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 20, "every attempt killed")
+    return job_id

@@ -23,9 +23,12 @@ POLL = "0.2"  # seconds between squeue calls in the tests
 def slurm_gateway(data_dir: Path, sample_data: Path, cluster: SlurmCluster, dispatcher: bool = True,
                   **extra: str) -> Gateway:
     """A gateway with ``backend = slurm`` on the test cluster, configured the way an operator would."""
-    env = {"GATEWAY_BACKEND": "slurm", "SLURM_CONF": str(cluster.conf), "SLURM_POLL_INTERVAL": POLL}
-    env.update(extra)
-    return build_gateway(data_dir, sample_data, dispatcher=dispatcher, **env)
+    return build_gateway(data_dir, sample_data, dispatcher=dispatcher, **slurm_environ(cluster, **extra))
+
+
+def slurm_environ(cluster: SlurmCluster, **extra: str) -> dict[str, str]:
+    """The settings of a gateway (or a ``wps-gateway`` command) on the test cluster."""
+    return {"GATEWAY_BACKEND": "slurm", "SLURM_CONF": str(cluster.conf), "SLURM_POLL_INTERVAL": POLL, **extra}
 
 
 def slurm_backend(cluster: SlurmCluster, root: Path, state: BackendState | None = None,

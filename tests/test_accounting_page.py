@@ -1,4 +1,5 @@
-"""The accounting page in a real browser: Debian's Chromium, headless, driven by Selenium, JavaScript off.
+"""The accounting page in a real browser: Debian's Chromium, headless, driven by Selenium, JavaScript off
+(the ``browser`` fixture of ``browser_support``).
 
 It must render its three charts from the server alone (inline SVG, nothing
 fetched), and its filter form must work without a script. Screenshots are
@@ -7,10 +8,8 @@ kept as test artefacts (``$TEST_ARTEFACTS``, default ``test-artefacts/``).
 
 from __future__ import annotations
 
-import os
 import warnings
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,32 +18,11 @@ from rasterio.io import MemoryFile
 from selenium.webdriver.support.ui import WebDriverWait
 
 from .accounting_support import A, J, add_jobs
-from .conftest import REPO, require, serve_live
+from .browser_support import ARTEFACTS, save
+from .conftest import serve_live
 from .test_accounting import at
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTEFACTS = Path(os.environ.get("TEST_ARTEFACTS", REPO / "test-artefacts"))
 CHARTS = ("chart-usage-over-time", "chart-top-users", "chart-top-processes")
-
-
-@pytest.fixture
-def browser(tmp_path):
-    require(Path(CHROMIUM).exists() and Path(DRIVER).exists(),
-            "Chromium and its driver not found (Debian packages chromium, chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,2400",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
@@ -70,11 +48,6 @@ def ink(png: bytes) -> float:
         with MemoryFile(png) as memory, memory.open() as image:
             pixels = image.read()[:3].astype(np.int32)
     return float((pixels.sum(axis=0) < 3 * 240).mean())
-
-
-def save(driver, name: str) -> None:
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTEFACTS / name))
 
 
 def test_the_page_shows_its_charts_without_javascript(browser, served):

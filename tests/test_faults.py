@@ -62,6 +62,14 @@ def runs_per_task(jobs_dir: Path, job_id: str) -> list[int]:
     return sorted(lines.count(index) for index in set(lines))
 
 
+def assert_succeeds_once(gateway, job_id: str) -> None:
+    """The job ends successful with each of its two tasks run exactly once, and the store is consistent."""
+    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, what="the job ending")
+    assert job_of(gateway, job_id).status == JobStatus.SUCCESSFUL
+    assert runs_per_task(gateway.settings.jobs_dir, job_id) == [1, 1]
+    assert_invariants(gateway.store)
+
+
 def sandboxes_of(store: Store, job_id: str, status: str = "running") -> list[Path]:
     with store.sessions() as s:
         rows = s.scalars(select(TaskAttempt).join(Task).where(Task.job_id == job_id, TaskAttempt.status == status))
@@ -97,10 +105,7 @@ def test_events_survive_turns_the_locked_store_fails(tmp_path, sample_data):
         finally:
             locker.execute("ROLLBACK")
             locker.close()
-        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, what="the job ending")
-        assert job_of(gateway, job_id).status == JobStatus.SUCCESSFUL
-        assert runs_per_task(gateway.settings.jobs_dir, job_id) == [1, 1]
-        assert_invariants(gateway.store)
+        assert_succeeds_once(gateway, job_id)
     finally:
         close_gateway(gateway)
 
@@ -129,10 +134,7 @@ def test_events_survive_a_full_disk(tmp_path, sample_data):
             dispatcher = gateway.runner.dispatcher
             wait_for(lambda: len(dispatcher._pending) >= 2, what="the dispatcher holding events it cannot write")
             filler.unlink()
-            wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, what="the job ending")
-            assert job_of(gateway, job_id).status == JobStatus.SUCCESSFUL
-            assert runs_per_task(gateway.settings.jobs_dir, job_id) == [1, 1]
-            assert_invariants(gateway.store)
+            assert_succeeds_once(gateway, job_id)
         finally:
             close_gateway(gateway)
     finally:

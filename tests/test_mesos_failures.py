@@ -20,14 +20,13 @@ from mesos_backend import TaskSpec, TaskState
 from mesos_backend.mesos.backend import MesosBackend, SchedulingOptions
 from mesos_backend.mesos.driver import DriverTimeouts
 from mesos_backend.testing import proto
-from wps_gateway.jobs import request_dismiss
 from wps_gateway.store.backend_state import StoreBackendState
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import JobStatus, Task, TaskAttempt
 from wps_gateway.switches import DispatchSwitch
 
 from .conftest import close_gateway, require
-from .jobs_support import attempts_of, job_of
+from .jobs_support import attempts_of, dismiss_once_running, job_of, running
 from .mesos_support import (
     RawFramework,
     check_master,
@@ -47,10 +46,6 @@ def operate(master, path: str) -> None:
     """An operator's action on the test master (``agents/<id>/stop`` ...)."""
     answer = httpx.post(f"{master.leader.url}/testing/{path}", timeout=10)
     assert answer.status_code == 200, answer.text
-
-
-def running(gateway, job_id: str) -> list[TaskAttempt]:
-    return [a for a in attempts_of(gateway, job_id) if a.status == "running"]
 
 
 def finished_ok(gateway, job_id: str, timeout: float = 60) -> None:
@@ -129,11 +124,7 @@ def test_spent_retries_fail_the_job_with_a_clear_message(tmp_path, sample_data, 
 def test_dismissing_a_job_kills_its_running_tasks(tmp_path, sample_data, mesos_master):
     gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
     try:
-        job_id = submit_sleepy(gateway, [1, 2], seconds=30)
-        wait_for(lambda: len(running(gateway, job_id)) == 2, 30)
-        request_dismiss(gateway.store, job_id)
-        gateway.runner.wake()
-        wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 20)
+        job_id = dismiss_once_running(gateway)
         assert job_of(gateway, job_id).status == JobStatus.DISMISSED
         wait_for(lambda: not any(r.agent.tasks for r in mesos_master.cluster.agents.values()), 10)
     finally:

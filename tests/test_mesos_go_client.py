@@ -89,3 +89,21 @@ def test_a_second_mesos_go_subscription_fails_the_first_over(tmp_path, go_framew
     finally:
         master.stop()
     check_master(master)
+
+
+def test_a_mesos_go_framework_reserves_creates_uses_destroys_and_unreserves_a_volume(tmp_path, go_framework):
+    master = start_master(tmp_path / "mesos", agents=1)
+    try:
+        lines = run(go_framework, master.leader.url, "volume")
+        assert lines[-1] == {"done": True}
+        updates = [(line["task"], line["state"]) for line in lines if line.get("event") == "UPDATE"]
+        assert ("writer", "TASK_FINISHED") in updates and ("reader", "TASK_FINISHED") in updates
+        phases = [(line["phase"], line["holds"]) for line in lines if line.get("event") == "OFFER"]
+        assert ("read", "volume") in phases and ("released", "unreserved") in phases
+        agent = next(iter(master.cluster.agents.values())).agent
+        assert not agent.volume_path("wps", "go-volume").exists()
+        assert "(" not in master.cluster.snapshot()["agents"][0]["resources"], "nothing stays reserved"
+    finally:
+        master.stop()
+    check_master(master)
+    assert [note for name, note in master.cluster.call_notes if name == "mesos-go-test"] == []

@@ -24,19 +24,30 @@ pytestmark = pytest.mark.slow
 def api_schema(tmp_path_factory, sample_data):
     gateway = build_gateway(tmp_path_factory.mktemp("schemathesis") / "var", sample_data, dispatcher=False,
                             GATEWAY_SYNC_TIMEOUT="0.1", GATEWAY_DEPLOY_TOKENS="portal:t0ken")
-    yield schemathesis.openapi.from_wsgi("/api", gateway.app)
+    yield schemathesis.openapi.from_wsgi("/api", from_loopback(gateway.app))
     close_gateway(gateway)
+
+
+def from_loopback(app):
+    """Requests as from the gateway's own machine: with ``[auth] mode = none`` an operator, so that the
+    operators' paths are exercised too, not only refused."""
+    def wsgi(environ, start_response):
+        environ["REMOTE_ADDR"] = "127.0.0.1"
+        return app(environ, start_response)
+    return wsgi
 
 
 def semantic_bodies(case) -> list:
     """An execute body is valid only for its process's inputs, a package only if its workflow is sound, an
-    accounting period only if it ends after it starts: the document cannot say so, so "schema-valid but
-    refused" is expected there (and nothing else is excused)."""
+    accounting period only if it ends after it starts, a schedule only for a process that exists: the document
+    cannot say so, so "schema-valid but refused" is expected there (and nothing else is excused)."""
     if case.method in ("POST", "PUT") and case.path in ("/processes/{processId}/execution", "/processes",
-                                                        "/processes/{processId}"):
-        return [positive_data_acceptance]
+                                                        "/processes/{processId}", "/admin/api/schedules"):
+        return [positive_data_acceptance]  # a schedule's process must exist, its inputs fit, its interval be > 0
     if case.path == "/accounting" and period_ends_before_it_starts(case.query or {}):
         return [positive_data_acceptance]
+    if case.method == "PUT" and case.path == "/admin/api/limits/{kind}/{name}":
+        return [positive_data_acceptance]  # one path for a user's cap (0: none) and a weight (above 0)
     if case.path in ("/stac/search", "/stac/collections/{collectionId}/items") and not stac_search_makes_sense(
             case.body if case.method == "POST" else case.query):
         return [positive_data_acceptance]

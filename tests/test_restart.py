@@ -12,7 +12,7 @@ from sqlalchemy import select
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job, JobStatus, Task, TaskAttempt
 
-from .gateway_process import NS, GatewayProcess, job_id_of, wait_final
+from .gateway_process import NS, GatewayProcess, active_and_standby, job_id_of, wait_final
 
 pytestmark = pytest.mark.slow
 
@@ -121,13 +121,8 @@ def test_accepted_jobs_survive_a_sigkill_of_the_gateway(tmp_path, sample_data):
 
 
 def test_a_second_dispatcher_stands_by_while_one_is_active(tmp_path, sample_data):
-    data_dir = tmp_path / "var"
-    first = GatewayProcess(data_dir, sample_data, command="dispatch").start()
-    second = GatewayProcess(data_dir, sample_data, command="dispatch", env=first.env)
+    first, second = active_and_standby(tmp_path / "var", sample_data)
     try:
-        first.wait_until(lambda: first.logged("dispatcher active"), 60, "the first dispatcher active")
-        second.start()
-        second.wait_until(lambda: second.logged("standing by"), 60, "the second one standing by")
         assert not second.logged("dispatcher active")
         first.stop()
         second.wait_until(lambda: second.logged("dispatcher active"), 60, "the standby taking over")

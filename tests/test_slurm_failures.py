@@ -15,9 +15,9 @@ from wps_gateway.store.models import JobStatus, Task, TaskAttempt
 
 from .conftest import TEST_PROCESSORS, close_gateway
 from .gateway_process import GatewayProcess, wait_final
-from .jobs_support import attempts_of, job_of, submit_sleepy, wait_for
+from .jobs_support import attempts_of, job_of, running, submit_sleepy, wait_for
 from .slurm_support import Events, slurm_backend, slurm_gateway
-from .test_mesos_failures import finished_ok, running
+from .test_mesos_failures import finished_ok
 
 pytestmark = pytest.mark.slow
 

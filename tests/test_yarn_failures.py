@@ -15,9 +15,9 @@ from wps_gateway.store.db import Store
 from wps_gateway.store.models import JobStatus, TaskAttempt
 
 from .conftest import close_gateway, gateway_environ
-from .jobs_support import attempts_of, job_of
+from .jobs_support import attempts_of, dismiss_once_running, job_of, running
 from .test_dispatcher import submit_sleepy, wait_for
-from .test_mesos_failures import finished_ok, running
+from .test_mesos_failures import finished_ok
 from .test_restart import GatewayProcess, wait_final
 from .yarn_support import start_rm, yarn_environ, yarn_gateway
 
@@ -117,11 +117,7 @@ def test_an_am_that_cannot_register_fails_the_attempts_and_the_job_says_why(tmp_
 def test_dismissing_a_job_kills_its_applications(tmp_path, sample_data, yarn_rm):
     gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm)
     try:
-        job_id = submit_sleepy(gateway, [1, 2], seconds=30)
-        wait_for(lambda: len(running(gateway, job_id)) == 2, 30)
-        request_dismiss(gateway.store, job_id)
-        gateway.runner.wake()
-        wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 20)
+        dismiss_once_running(gateway)
         assert {a.state for a in yarn_rm.cluster.list_apps()} == {"KILLED"}
         wait_for(lambda: not any(n.containers for n in yarn_rm.cluster.nodes), 10)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import time
 
 from lxml import etree
 from pywps.exceptions import NoApplicableCode
@@ -19,13 +20,19 @@ from werkzeug.wrappers import Request, Response
 from .admin import AdminApi
 from .auth.authenticate import AuthenticationFailed, AuthorizationFailed, KeysUnavailable
 from .auth.identity import ENVIRON_KEY, IdentityRequired, require
+from .conditional import conditional, state_etag
+from .console.pages import Console
 from .context import GatewayContext
 from .health import health_report
-from .jobs import JobNotFound, get_job
+from .job_views import JobNotFound, JobView, read_view
+from .logformat import ACCESS, REQUEST_ID, request_id
+from .logformat import HEADER as REQUEST_HEADER
 from .ogcapi import OgcApi
 from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
+from .redaction import redact
+from .schedules.api import ScheduleApi
 from .stac.api import StacApi
 from .stac.links import output_item_urls
 from .store.models import JobStatus
@@ -52,6 +59,8 @@ class GatewayApp:
         self.url_map = Map([
             *self.ogcapi.rules(),
             *AdminApi(context).rules(),
+            *ScheduleApi(context).rules(),
+            *Console(context).rules(),
             *StacApi(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
@@ -60,6 +69,28 @@ class GatewayApp:
         ])
 
     def __call__(self, environ, start_response):
+        """Answer with the request's id in ``X-Request-Id`` and in every line logged meanwhile (logformat.py)."""
+        began = time.monotonic()
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+        token = REQUEST_ID.set(rid)
+        answered: list[int] = []
+
+        def start(status: str, headers: list, exc_info=None):
+            answered.append(int(status.split(" ", 1)[0]))
+            return start_response(status, [*headers, (REQUEST_HEADER, rid)], exc_info)
+
+        try:
+            body = self._respond(environ)(environ, start)  # a Response, or a PyWPS response: both WSGI
+            if self.context.settings.log_format == "json":
+                method, path = environ.get("REQUEST_METHOD"), redact(environ.get("PATH_INFO", ""))
+                ACCESS.info("%s %s %s", method, path, answered[-1] if answered else "-", extra={
+                    "method": method, "path": path, "status": answered[-1] if answered else None,
+                    "duration_ms": round((time.monotonic() - began) * 1000, 1)})
+            return body
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _respond(self, environ):
         request = Request(environ)
         try:
             environ[ENVIRON_KEY] = self.context.authenticator.identify(request)
@@ -85,7 +116,7 @@ class GatewayApp:
             response = response.get_response(environ)
         if isinstance(response, Response) and response.status_code == 503 and "Retry-After" not in response.headers:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response(environ, start_response)
+        return response
 
     def _unexpected(self, request: Request, exc: Exception) -> Response | HTTPException:
         """An error no handler answered: 503 while the store is unreachable, else 500; in the path's protocol."""
@@ -140,13 +171,16 @@ class GatewayApp:
         return self.service.call(request)
 
     def on_wps_status(self, request: Request, job_id: str) -> Response:
+        """The job's ExecuteResponse as it stands; a poller that has it already (If-None-Match) gets 304."""
         job = self._job(request, job_id)
         settings = self.context.settings
         items = output_item_urls(self.context.store, settings.base_url, job)
-        body = execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items)
-        response = Response(body, mimetype=XML_MIMETYPE)
-        response.headers["Cache-Control"] = "no-store" if job.status not in JobStatus.FINAL else "max-age=60"
-        return response
+        etag = state_etag("wps1-status", job.state(), items)
+        # Final jobs change little (a dismissal, STAC Items appearing); active ones are revalidated every time.
+        headers = {"Cache-Control": "max-age=60" if job.status in JobStatus.FINAL else "no-cache"}
+        return conditional(request, etag, lambda: Response(
+            execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items),
+            mimetype=XML_MIMETYPE), headers)
 
     def on_output(self, request: Request, job_id: str, filename: str) -> Response:
         job = self._job(request, job_id)
@@ -161,14 +195,14 @@ class GatewayApp:
         response.content_length = path.stat().st_size
         return response
 
-    def _job(self, request: Request, job_id: str):
+    def _job(self, request: Request, job_id: str) -> JobView:
         """A job for its status document or outputs: by its unguessable URL, or, with ``[auth]
         protect_status``, only for an identity that may see it (another user's job is not found)."""
         try:
             if self.context.settings.auth.protect_status:
                 require(request)
-                return self.context.job_for(request, job_id)
-            return get_job(self.context.store, job_id)
+                return self.context.job_view_for(request, job_id)
+            return read_view(self.context.store, job_id)
         except JobNotFound:
             raise NotFound(f"no job {job_id}") from None
 

@@ -1,17 +1,24 @@
-"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID | report | dispatching ...``."""
+"""Command line: ``wps-gateway serve | dispatch | db upgrade | jobs list | jobs show ID | report | batch run |
+schedule ... | dispatching ...`` (and the console's actions: ``jobs retry|priority|dismiss``, ``tasks retry|log``,
+``caps``, ``cluster``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 
 from mesos_backend import BackendError
 
 from . import redaction
+from .admin import commands as admin_commands
+from .batch import run as batch_run
 from .config import ConfigError, load_settings
+from .schedules import commands as schedule_commands
 from .store.db import Store
 from .xml_guard import LibxmlTooOld, require_libxml2_limits
 
@@ -41,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--limit", type=int, default=50)
     show = jobs_cmd.add_parser("show")
     show.add_argument("job_id")
+    admin_commands.add_job_actions(jobs_cmd)
+    admin_commands.add_commands(commands)
 
     keys = commands.add_parser("apikeys", help="API keys for service accounts (every [auth] mode but none)")
     keys_cmd = keys.add_subparsers(dest="keys_command", required=True)
@@ -78,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     collect = commands.add_parser("gc", help="remove what is past its retention ([gateway] retention)")
     collect.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
 
+    batch_run.add_parser(commands)
+    schedule_commands.add_parser(commands)
+
     control = commands.add_parser("dispatching", help="pause or resume launching tasks (queued work is kept)")
     control.add_argument("action", choices=["pause", "resume", "status"])
     control.add_argument("--reason", default="", help="shown in status and logs while paused")
@@ -91,11 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, LibxmlTooOld) as exc:
         print(f"wps-gateway: {exc}", file=sys.stderr)
         return 2
+    if settings.log_format == "json":
+        from .logformat import use_json
+
+        use_json()  # the redaction filter stays on the handler
     store = Store(settings.database_url)
     if args.command == "db":
         store.upgrade()
         print(f"job store at {_display_url(settings.database_url)} is up to date")
         return 0
+    if args.command in ("tasks", "caps", "cluster") or getattr(args, "jobs_command", "") in (
+            "retry", "priority", "dismiss"):
+        return admin_commands.run(store, settings, args)
     if args.command == "jobs":
         return _jobs(store, args, settings)
     if args.command == "dispatching":
@@ -106,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         return _quota(store, args)
     if args.command == "report":
         return _report(store, settings.billing_weights, args)
+    if args.command == "batch":
+        try:
+            return batch_run.run(settings, store, args)
+        except BackendError as exc:
+            print(f"wps-gateway: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "schedule":
+        return schedule_commands.run(settings, store, args)
     if args.command == "gc":
         from .runner import retention_for
 
@@ -128,20 +155,38 @@ def _display_url(url: str) -> str:
     return redact(url)
 
 
-def _on_signals(first, second) -> None:
-    """SIGTERM (docker stop, systemd) and SIGINT (Ctrl-C): ``first`` on the first one, ``second`` after."""
+def _on_signals(first, second, interrupt: type[BaseException] | None = None) -> None:
+    """SIGTERM (docker stop, systemd) and SIGINT (Ctrl-C): ``first`` on the first one, ``second`` after.
+
+    The handler itself only writes to a pipe (and, on the first signal, raises ``interrupt`` in the main
+    thread, which is how waitress's loop is left): a handler runs between two bytecodes of the main thread,
+    which may hold the very lock that setting an event or logging takes, and would then wait for itself.
+    A thread reads the pipe and does the work.
+    """
+    readable, writable = os.pipe()
     count = 0
 
     def handle(signum, _frame) -> None:
         nonlocal count
         count += 1
-        if count == 1:
-            LOG.info("%s: shutting down gracefully (send it again to stop at once)", signal.Signals(signum).name)
-            first()
-        else:
-            LOG.info("%s again: stopping running tasks now", signal.Signals(signum).name)
-            second()
+        os.write(writable, bytes([signum, min(count, 2)]))
+        if count == 1 and interrupt is not None:
+            raise interrupt(0)
 
+    def act() -> None:
+        while True:
+            received = os.read(readable, 2)
+            if len(received) < 2:
+                return
+            name = signal.Signals(received[0]).name
+            if received[1] == 1:
+                LOG.info("%s: shutting down gracefully (send it again to stop at once)", name)
+                first()
+            else:
+                LOG.info("%s again: stopping running tasks now", name)
+                second()
+
+    threading.Thread(target=act, name="signals", daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handle)
 
@@ -172,7 +217,7 @@ def _serve(settings, store: Store, args) -> int:
                     "can hold every server thread", settings.sync_max_waiting, args.threads)
     runner = None
     if settings.dispatcher == "embedded":
-        runner = DispatcherRunner(settings, store)
+        runner = DispatcherRunner(settings, store, context=context)
         context.on_job_submitted = runner.wake
         runner.start_thread()
     server = waitress.server.create_server(GatewayApp(context), host=args.host, port=args.port,
@@ -180,10 +225,7 @@ def _serve(settings, store: Store, args) -> int:
     LOG.info("serving %d processors at http://%s:%d/wps (public URL %s)", len(context.processors()),
              args.host, args.port, settings.url)
 
-    def stop_serving() -> None:
-        raise _StopServing(0)
-
-    _on_signals(stop_serving, runner.hurry if runner is not None else lambda: None)
+    _on_signals(lambda: None, runner.hurry if runner is not None else lambda: None, interrupt=_StopServing)
     try:
         server.run()  # returns once a signal stopped it; requests under way were given time to finish
     finally:

@@ -22,12 +22,15 @@ import pywps.configuration as pywps_config
 from .accounting.billing import parse_weights
 from .auth.settings import DEFAULTS as AUTH_DEFAULTS
 from .auth.settings import AuthSettings, parse_auth
+from .console.settings import DEFAULTS as CONSOLE_DEFAULTS
+from .console.settings import ConsoleSettings, parse_console
 from .deployment import parse_deployers
 from .gc import parse_retention
 from .limits import ClientLimits
 from .locality import parse_rules
 from .pywps_settings import configure_pywps
 from .redaction import redact
+from .sources.settings import SourceSettings, parse_sources
 from .stac.settings import DEFAULTS as CATALOGUE_DEFAULTS
 from .stac.settings import CatalogueSettings, parse_catalogue
 
@@ -153,6 +156,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 DEFAULTS["auth"] = dict(AUTH_DEFAULTS)
+DEFAULTS["console"] = dict(CONSOLE_DEFAULTS)
+# PyWPS's section; the gateway reads its ``format``: text, json, or a logging format string (PyWPS's file log).
+DEFAULTS["logging"] = {"format": "text"}
 DEFAULTS["catalogue"] = dict(CATALOGUE_DEFAULTS)
 
 # Names that existing Mesos schedulers use, accepted beside SECTION_KEY.
@@ -198,16 +204,20 @@ class Settings:
     retention: dict[str, timedelta | None] = field(default_factory=dict)
     client_limits: ClientLimits = field(default_factory=ClientLimits)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    log_format: str = "text"  # text | json | a logging format string ([logging] format)
     input_max_bytes: int = 2 * 1024**3
     input_connect_timeout: float = 10.0
     input_read_timeout: float = 60.0
     input_max_redirects: int = 5
     billing_weights: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
     catalogue: CatalogueSettings = field(default_factory=CatalogueSettings)  # STAC items: push, asset hrefs
+    request_log: str = field(default="", repr=False)  # [logging] database: PyWPS's request log; empty: none
     # raw strings, parsed by the Mesos backend options; holds the secret, so kept out of repr
     mesos: dict[str, str] = field(default_factory=dict, repr=False)
     yarn: dict[str, str] = field(default_factory=dict, repr=False)  # raw strings, parsed by the YARN backend options
     slurm: dict[str, str] = field(default_factory=dict)  # raw strings, parsed by the Slurm backend options
+    sources: list[SourceSettings] = field(default_factory=list, repr=False)  # [sources]: URLs may hold credentials
     cfg_files: list[str] = field(default_factory=list)
 
     @property
@@ -304,11 +314,15 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             input_max_redirects=_count(gw["input_max_redirects"], "[gateway] input_max_redirects", least=0),
             deployers=parse_deployers(gw["deploy_tokens"]),
             auth=parse_auth(parser["auth"]),
+            console=parse_console(parser["console"], _size_bytes),
+            log_format=_log_format(parser["logging"].get("format", "text")),
             billing_weights=parse_weights(parser["accounting"]["billing_weights"]),
             catalogue=parse_catalogue(parser["catalogue"]),
+            request_log=parser["logging"]["database"].strip(),
             mesos=dict(parser["mesos"]),
             yarn=dict(parser["yarn"]),
             slurm=dict(parser["slurm"]),
+            sources=parse_sources(parser, os.environ if environ is None else environ),
             cfg_files=list(cfg_files or []),
         )
     except ValueError as exc:
@@ -360,6 +374,16 @@ def _size_bytes(value: str, name: str) -> int:
     return number
 
 
+def _log_format(value: str) -> str:
+    """``text`` or ``json`` for the gateway's own log lines; a format string with ``%(`` is PyWPS's own."""
+    text = value.strip()
+    if text.lower() in ("text", "json", ""):
+        return text.lower() or "text"
+    if "%(" in text:
+        return "text"
+    raise ValueError(f"[logging] format must be text or json (or a logging format string), not {value!r}")
+
+
 def _at_least_zero(value: str, name: str) -> float:
     number = float(value)
     if not number >= 0:
@@ -372,13 +396,13 @@ def _paths(value: str) -> list[Path]:
 
 
 def _default_request_log(parser: configparser.ConfigParser, data_dir: Path) -> None:
-    """PyWPS logs every request to ``[logging] database``. An in-memory SQLite is one
-    connection shared by all server threads, whose concurrent commits fail (HTTP 500),
-    so an empty or in-memory setting becomes a file in the data directory."""
+    """PyWPS's request log (``[logging] database``) is off when empty: the job store is the record. An
+    in-memory SQLite is one connection shared by all server threads, whose concurrent commits fail, so
+    it becomes a file in the data directory."""
     if not parser.has_section("logging"):
         parser.add_section("logging")
     database = parser["logging"].get("database", "").strip()
-    if not database or database.endswith(":memory:"):
+    if database.endswith(":memory:"):
         data_dir.mkdir(parents=True, exist_ok=True)
         parser["logging"]["database"] = f"sqlite:///{data_dir / 'pywps-requests.sqlite'}"
 

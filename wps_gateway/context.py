@@ -17,9 +17,12 @@ from .address_policy import AddressPolicy, policy_from
 from .auth.authenticate import Authenticator
 from .auth.identity import Identity, identity_of
 from .auth.visibility import can_see, visible_clause
+from .batch import BATCH_PROCESS
+from .batch.submission import check_batch
 from .config import Settings
 from .deployment import catalog_state, deployed_processors
 from .inputs import CheckedInputs, InputError
+from .job_views import JobView, read_view
 from .jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job, wait_for_job
 from .limits import ClientLimits, SyncWaits, check_submission, client_of
 from .planner import count_tasks
@@ -71,6 +74,16 @@ class GatewayContext:
             self._refresh_deployed()
         return self._processors
 
+    def catalogue(self) -> tuple[int, dict[str, Processor]]:
+        """The processors with the catalogue version they are, for documents rendered once per version.
+
+        The version is read before the processors (a refresh sets the processors, then the version): a
+        document is never filed under a newer version than the processors it was rendered from.
+        """
+        self.processors()
+        version = self.catalog_version
+        return version, self._processors
+
     def shipped(self) -> set[str]:
         """Ids of processors that come from folders: offered, but not replaceable through the API."""
         return set(self._shipped)
@@ -92,25 +105,35 @@ class GatewayContext:
             self.catalog_version += 1
 
     def submit(self, request: Request | None, processor: Processor, checked: CheckedInputs, form: ResponseForm,
-               protocol: str, subscriber: dict[str, str] | None = None) -> Job:
-        """Accept a job for the request's client and wake the dispatcher.
+               protocol: str, subscriber: dict[str, str] | None = None, *, identity: Identity | None = None,
+               job_id: str | None = None) -> Job:
+        """Accept a job for the request's client (or ``identity``: the command line, schedules, sources) and
+        wake the dispatcher.
 
         Refused before anything is written: a job over ``max_tasks_per_job``
-        (InputError), a client over its limits (LimitExceeded).
+        (InputError), a client over its limits (LimitExceeded), a task list
+        (the ``batch`` process) from anybody but an operator or a deployer
+        (IdentityRequired) or not fit to run here (InputError). ``job_id``
+        makes a submission that may be repeated idempotent (IntegrityError
+        when a job of that id exists).
         """
-        tasks = count_tasks(processor, checked.values)
+        identity = identity or identity_of(request)
+        if processor.id == BATCH_PROCESS:
+            checked, tasks = check_batch(identity, checked, self.settings)
+            split = "tasks"
+        else:
+            tasks = count_tasks(processor, checked.values)
+            split = next((s.split_input for s in processor.steps if s.split_input), "") or processor.id
         limit = self.settings.max_tasks_per_job
         if tasks > limit:
-            split = next((s.split_input for s in processor.steps if s.split_input), "") or processor.id
             raise InputError("InvalidParameterValue", split, f"the job would need {tasks} tasks, more than the "
                              f"{limit} one job may have; split the request", kind="too_many")
-        identity = identity_of(request)
         client = client_of(request, identity.user)
         check_quota(self.store, identity)
         check_submission(self.store, client, tasks, self.settings.client_limits)
         job = submit_job(self.store, self.settings.jobs_dir, processor, checked, form, protocol,
                          user=identity.user, group=identity.group, subscriber=subscriber, client=client,
-                         task_count=tasks)
+                         task_count=tasks, job_id=job_id)
         self.notify_dispatcher()
         return job
 
@@ -132,6 +155,13 @@ class GatewayContext:
     def job_for(self, request: Request | None, job_id: str) -> Job:
         """The job, if the request's identity may see it; JobNotFound otherwise (never "forbidden")."""
         job = get_job(self.store, job_id)
+        if not can_see(identity_of(request), job, self.settings.auth.group_visibility):
+            raise JobNotFound(job_id)
+        return job
+
+    def job_view_for(self, request: Request | None, job_id: str, with_usage: bool = False) -> JobView:
+        """The job's status columns (``job_views``), if the request's identity may see it; else JobNotFound."""
+        job = read_view(self.store, job_id, with_usage)
         if not can_see(identity_of(request), job, self.settings.auth.group_visibility):
             raise JobNotFound(job_id)
         return job

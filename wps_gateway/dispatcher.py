@@ -50,11 +50,16 @@ from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
 
 from .accounting.usage import add_to_jobs, measured_usage
+from .batch import BATCH_PROCESS
+from .batch.planner import engine_fields
+from .control import OperatorRequests
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
+from .metrics.dispatch import DispatchMetrics
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job, task_environment
 from .redaction import redact
+from .scheduling import LiveLimits
 from .stac.events import enqueue_description
 from .store.db import Store
 from .store.models import AttemptEvent, Job, JobStatus, Task, TaskAttempt, TaskStatus, utcnow
@@ -120,6 +125,9 @@ class Dispatcher:
         self.last_turn: float | None = None  # monotonic time of the last turn that completed
         self.turns = 0  # turns completed (tests wait for turns, not for time)
         self._last_fenced = 0.0
+        self.metrics = DispatchMetrics()  # published by the runner's StatusPublisher
+        self.live_limits = LiveLimits(store)  # caps and weights operators change while it runs
+        self.requests = OperatorRequests(store, options.jobs_dir)  # operators' retries and priority changes
 
     # -- life cycle ---------------------------------------------------------
 
@@ -183,9 +191,11 @@ class Dispatcher:
             self.backend.kill(backend_id)
         if self._draining:
             return
-        planned = self._plan_accepted() if poll else 0
+        handled = self.requests.apply(self._write, self._advance_job, self.backend)  # may make tasks ready
+        planned = self._plan_accepted() if poll or handled else 0
+        self.live_limits.apply(self.backend)
         retry_due = any(at <= now for at in self._retry_at.values())
-        if not self._sync_pause() and (poll or applied or planned or retry_due):
+        if not self._sync_pause() and (poll or applied or planned or handled or retry_due):
             self._launch_ready()
         if now >= self._next_drift_check:
             self._next_drift_check = now + self.options.reconcile_interval
@@ -367,6 +377,7 @@ class Dispatcher:
                 task = tasks[attempt.task_id]
                 self._apply_event(attempt, task, event, history, ended, first_starts)
                 jobs[task.job_id] = None
+            self.metrics.observe_turn(session, tasks.values(), ended)
             if history:
                 session.execute(insert(AttemptEvent.__table__), history)  # Core: the ORM's bulk path costs more
             _write_changes(session, TaskAttempt, attempts.values())
@@ -449,7 +460,7 @@ class Dispatcher:
             (step, status): n for step, status, n in session.execute(
                 select(Task.step, Task.status, func.count()).where(Task.job_id == job_id)
                 .group_by(Task.step, Task.status))}
-        if any(status == TaskStatus.FAILED for _, status in counts):
+        if any(status == TaskStatus.FAILED for _, status in counts) and not self._runs_on(session, job_id, counts):
             step, index, why = session.execute(
                 select(Task.step, Task.index, Task.message).where(Task.job_id == job_id,
                                                                   Task.status == TaskStatus.FAILED)
@@ -471,6 +482,12 @@ class Dispatcher:
                         .values(progress=min(99, int(100 * succeeded / max(1, total))), message=message)
                         .execution_options(synchronize_session=False))
         return []
+
+    def _runs_on(self, session: Session, job_id: str, counts: dict[tuple[str, str], int]) -> bool:
+        """A task list runs every task to its end, as mesos-batch does: a failed task fails its job only once
+        no other task is queued or running."""
+        return self._processor(session, job_id).id == BATCH_PROCESS and any(
+            status in (TaskStatus.QUEUED, TaskStatus.RUNNING) for _, status in counts)
 
     def _promote(self, session: Session, job_id: str, done_steps: set[str]) -> None:
         """Queue the pending tasks of every step whose dependencies have all succeeded."""
@@ -514,6 +531,7 @@ class Dispatcher:
             if session.scalar(select(Job.status).where(Job.id == job_id)) in JobStatus.FINAL:
                 return []
             return self._finish_job(session, job_id, JobStatus.DISMISSED, "Job dismissed")
+        self.metrics.job_finished(session, job_id, status, now)
         self._processors.pop(job_id, None)
         prefix = f"{job_id}."
         for task_id in [t for t in self._retry_at if t.startswith(prefix)]:
@@ -606,6 +624,7 @@ class Dispatcher:
             user=job.user,
             process=job.process_id,
             priority=job.priority,
+            **engine_fields(spec),  # a task list's volume, volume operation, docker parameters
         )
 
     def _launch_ready(self) -> None:

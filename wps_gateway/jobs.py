@@ -16,18 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, tuple_, update
 
 from processes.descriptor import IOSpec, Processor, parse_descriptor
 
 from .inputs import CheckedInputs, write_inline_inputs
+from .job_views import JobNotFound, JobView, list_columns
 from .planner import job_paths
 from .store.db import Store
 from .store.models import Job, JobStatus, seconds_between, utcnow
-
-
-class JobNotFound(LookupError):
-    """No job has that id."""
 
 
 @dataclass
@@ -92,9 +89,12 @@ def processor_of(job: Job) -> Processor:
 def submit_job(store: Store, jobs_dir: Path, processor: Processor, checked: CheckedInputs,
                response_form: ResponseForm, protocol: str, user: str = "anonymous", group: str = "",
                priority: int = 0, subscriber: dict[str, str] | None = None, client: str = "",
-               task_count: int = 0) -> Job:
-    """Write an accepted job; the dispatcher picks it up (and calls ``subscriber`` back as it goes)."""
-    job_id = str(uuid.uuid4())
+               task_count: int = 0, job_id: str | None = None) -> Job:
+    """Write an accepted job; the dispatcher picks it up (and calls ``subscriber`` back as it goes).
+
+    A given ``job_id`` (derived from what asked for the job) makes repeating the submission harmless: the
+    second insert fails with IntegrityError."""
+    job_id = job_id or str(uuid.uuid4())
     values = write_inline_inputs(checked, processor, job_paths(jobs_dir, job_id)["inputs"])
     job = Job(
         id=job_id,
@@ -178,16 +178,36 @@ class JobFilter:
     visible: Any = None  # a SQL condition: only the jobs the asking identity may see (None: all)
 
 
+@dataclass(frozen=True)
+class PageKey:
+    """A place in the order job lists are in: newest first, by creation time, then by id."""
+
+    created: datetime
+    id: str
+
+
 def list_jobs(store: Store, limit: int = 50, status: str | None = None, *, offset: int = 0,
-              filters: JobFilter | None = None) -> list[Job]:
-    """Newest first; ``offset`` and ``filters`` serve paged, filtered job lists."""
-    with store.sessions() as session:
-        query = select(Job).order_by(Job.created.desc(), Job.id).offset(offset).limit(limit)
-        if status:
-            query = query.where(Job.status == status)
-        if filters is not None:
-            query = _filtered(query, filters)
-        return list(session.scalars(query))
+              filters: JobFilter | None = None, after: PageKey | None = None,
+              before: PageKey | None = None) -> list[JobView]:
+    """Newest first, the columns a listing shows (``job_views.LIST_COLUMNS``); ``filters`` and ``status``
+    narrow it down. A page is ``offset`` jobs in, or by key: the jobs just older than ``after``, or the
+    ``limit`` jobs just newer than ``before`` (still newest first), which costs the same on any page."""
+    key = tuple_(Job.created, Job.id)
+    query = select(*list_columns()).limit(limit)
+    if before is not None:
+        query = query.where(key > (before.created, before.id)).order_by(Job.created, Job.id)
+    else:
+        query = query.order_by(Job.created.desc(), Job.id.desc()).offset(offset)
+        if after is not None:
+            query = query.where(key < (after.created, after.id))
+    if status:
+        query = query.where(Job.status == status)
+    if filters is not None:
+        query = _filtered(query, filters)
+    with store.engine.connect() as connection:
+        rows = connection.execute(query).mappings().all()
+    found = [JobView(store, row) for row in rows]
+    return found[::-1] if before is not None else found
 
 
 def _filtered(query: Select, filters: JobFilter) -> Select:

@@ -21,6 +21,7 @@ from typing import Any
 from processes.common.fetch import FetchPolicy
 from processes.descriptor import Processor, Step
 
+from .batch import BATCH_PROCESS
 from .locality import places_for
 
 # WPS_TASK larger than this goes by file (WPS_TASK_FILE): one environment string may not exceed 128 KiB
@@ -54,26 +55,16 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
              fetch_policy: FetchPolicy | None = None) -> list[PlannedTask]:
     """The tasks of one job, in launch order; ``locality_rules`` say where input items live, ``fetch_policy``
     what the tasks may read and how much (WPS_TASK.fetch)."""
+    if processor.id == BATCH_PROCESS:  # a task list: its tasks are the list's, not a split of the descriptor
+        from .batch.planner import plan_task_list
+        return plan_task_list(processor, job_id, inputs, jobs_dir, max_tasks, fetch_policy)
     paths = job_paths(jobs_dir, job_id)
     fetch = fetch_policy.for_job(paths["inputs"]).to_document() if fetch_policy else None
     tasks: list[PlannedTask] = []
     for step in processor.steps:
         chunks = _chunks(step, inputs)
         for index, items in enumerate(chunks):
-            document = {
-                "job_id": job_id,
-                "process_id": processor.id,
-                "process_version": processor.version,
-                "step": step.id,
-                "index": index,
-                "count": len(chunks),
-                "items": items,
-                "step_dir": str(paths["steps"] / step.id),
-                "dep_dirs": {dep: str(paths["steps"] / dep) for dep in step.depends_on},
-                "outputs_dir": str(paths["outputs"]),
-                "fetch": fetch,
-                "usage_dir": str(paths["usage"]),  # where the task leaves its usage report
-            }
+            document = task_document(processor, job_id, step, index, len(chunks), items, paths, fetch)
             tasks.append(PlannedTask(
                 id=f"{job_id}.{step.id}.{index}",
                 seq=len(tasks),
@@ -86,6 +77,25 @@ def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jo
             if len(tasks) > max_tasks:
                 raise PlanError(f"the job would need more than {max_tasks} tasks; split the request")
     return tasks
+
+
+def task_document(processor: Processor, job_id: str, step: Step, index: int, count: int, items: list[Any],
+                  paths: dict[str, Path], fetch: dict[str, Any] | None) -> dict[str, Any]:
+    """A task's own part of ``WPS_TASK`` (see DESCRIPTOR.md)."""
+    return {
+        "job_id": job_id,
+        "process_id": processor.id,
+        "process_version": processor.version,
+        "step": step.id,
+        "index": index,
+        "count": count,
+        "items": items,
+        "step_dir": str(paths["steps"] / step.id),
+        "dep_dirs": {dep: str(paths["steps"] / dep) for dep in step.depends_on},
+        "outputs_dir": str(paths["outputs"]),
+        "fetch": fetch,
+        "usage_dir": str(paths["usage"]),  # where the task leaves its usage report
+    }
 
 
 def count_tasks(processor: Processor, inputs: dict[str, list[Any]]) -> int:

@@ -74,5 +74,7 @@ def configure_pywps(parser: configparser.ConfigParser) -> None:
     for section in config.sections():
         if parser.has_section(section):
             for key, value in parser[section].items():
+                if (section, key) == ("logging", "format") and value.strip().lower() in ("text", "json"):
+                    continue  # the gateway's own log format; PyWPS keeps its format string
                 config.set(section, key, value)
     pywps_config.CONFIG = config

@@ -22,6 +22,7 @@ from .store.models import Job, JobStatus, Quota, Task, TaskAttempt, utcnow
 
 SCOPES = ("user", "group")
 _ROLLING = re.compile(r"^(\d+)d$")
+MAX_CPU_HOURS, MAX_RUNNING, MAX_DAYS = 1e12, 1_000_000, 9999
 
 
 class QuotaExceeded(LimitExceeded):
@@ -54,10 +55,10 @@ def set_quota(store: Store, scope: str, name: str, cpu_hours: float | None, peri
         raise ValueError("a quota needs the name of its user or group")
     if cpu_hours is None and max_running is None:
         raise ValueError("a quota needs --cpu-hours, --max-running or both")
-    if cpu_hours is not None and not cpu_hours >= 0:
-        raise ValueError(f"cpu-hours must be zero or more, not {cpu_hours}")
-    if max_running is not None and max_running < 0:
-        raise ValueError(f"max-running must be zero or more, not {max_running}")
+    if cpu_hours is not None and not 0 <= cpu_hours <= MAX_CPU_HOURS:
+        raise ValueError(f"cpu-hours must be from 0 to {MAX_CPU_HOURS:g}, not {cpu_hours}")
+    if max_running is not None and not 0 <= max_running <= MAX_RUNNING:
+        raise ValueError(f"max-running must be from 0 to {MAX_RUNNING}, not {max_running}")
     period_start(period)  # validates
     with store.session() as session:
         row = session.get(Quota, (scope, name.strip()))
@@ -117,8 +118,9 @@ def period_start(period: str, now: datetime | None = None) -> datetime:
     if period == "month":
         return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     match = _ROLLING.match(period)
-    if not match or int(match[1]) < 1:
-        raise ValueError(f"a quota period is month or Nd (a rolling window of N days), not {period!r}")
+    if not match or not 1 <= int(match[1]) <= MAX_DAYS:
+        raise ValueError(f"a quota period is month or Nd (a rolling window of N days, up to {MAX_DAYS}), "
+                         f"not {period!r}")
     return now - timedelta(days=int(match[1]))
 
 

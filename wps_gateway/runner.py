@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from mesos_backend import Backend, BackendError, create_backend
 
@@ -19,11 +20,17 @@ from .config import Settings
 from .dispatcher import Dispatcher, DispatcherOptions
 from .gc import Collector, Retention
 from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
+from .metrics.publisher import StatusPublisher
 from .notify import Notifier, NotifierOptions, callback_policy
+from .schedules.rounds import ScheduleRounds
+from .sources.poller import SourcePoller
 from .stac.publish import publisher_for
 from .store.backend_state import StoreBackendState
 from .store.db import Store
 from .store.models import Job, JobStatus
+
+if TYPE_CHECKING:
+    from .context import GatewayContext
 
 LOG = logging.getLogger(__name__)
 STANDBY_RETRY_SECONDS = 2.0
@@ -105,9 +112,12 @@ class DispatcherRunner:
     """
 
     def __init__(self, settings: Settings, store: Store, backend: Backend | None = None,
-                 lock: LeaderLock | None = None) -> None:
+                 lock: LeaderLock | None = None, context: GatewayContext | None = None) -> None:
         self.settings = settings
         self.store = store
+        self._context = context  # jobs of schedules and sources are submitted through it (made on first need)
+        self.schedules = ScheduleRounds(store, self.gateway_context, settings.poll_interval, settings.retry_backoff)
+        self.sources = SourcePoller(store, self.gateway_context, settings.sources)
         self.leadership = Leadership(store, lock or leader_lock_for(store.engine, settings.data_dir))
         self._given_backend = backend is not None
         self.dispatcher = self._new_dispatcher(backend)
@@ -148,10 +158,13 @@ class DispatcherRunner:
         """One term as the active dispatcher; True if it ended by a lost leadership and may begin again."""
         self.is_leader.set()
         LOG.info("dispatcher active (backend %s, epoch %s)", self.dispatcher.backend.name, self.leadership.epoch)
-        term_over = threading.Event()  # the outboxes and the collector work for the active dispatcher only
-        for name, loop in (("notifier", notifier_for(self.settings, self.store).run),
-                           ("stac", publisher_for(self.settings, self.store).run),
-                           ("retention", Collector(retention_for(self.settings, self.store)).run)):
+        term_over = threading.Event()  # these loops work for the active dispatcher only (failover hands them over)
+        loops = [("notifier", notifier_for(self.settings, self.store).run),
+                 ("stac", publisher_for(self.settings, self.store).run),
+                 ("retention", Collector(retention_for(self.settings, self.store)).run),
+                 ("status", StatusPublisher(self.store, self.dispatcher).run),
+                 ("schedules", self.schedules.run)] + ([("sources", self.sources.run)] if self.settings.sources else [])
+        for name, loop in loops:
             threading.Thread(target=loop, args=(term_over,), name=name, daemon=True).start()
         try:
             self.dispatcher.run(self.stop_event)
@@ -165,6 +178,15 @@ class DispatcherRunner:
             term_over.set()
             self.is_leader.clear()
             self.leadership.release()
+
+    def gateway_context(self) -> GatewayContext:
+        """What schedules and sources submit jobs through: the server's, or one of the runner's own."""
+        if self._context is None:
+            from .context import GatewayContext
+
+            self._context = GatewayContext.create(self.settings, self.store)
+            self._context.on_job_submitted = self.wake
+        return self._context
 
     def start_thread(self) -> threading.Thread:
         self._thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)

@@ -21,11 +21,14 @@ objects. What Marathon and Cook taught about running for months:
 - a task that waits says why (NOTICE events: caps, locality, fair share,
   size), and one bigger than every agent seen fails (``insufficient_resources``);
 - tasks a crashed run queued but never sent to Mesos come back as lost with
-  reason ``backend_restarted``, which costs them no retry.
+  reason ``backend_restarted``, which costs them no retry;
+- tasks on a persistent volume go to the agent holding it, and volumes are
+  made and removed with RESERVE/CREATE and DESTROY/UNRESERVE (``volumes.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import threading
@@ -34,14 +37,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import SchedulingLimits
 from ..base import Backend, BackendState, EventCallback, MemoryState, Resources, TaskEvent, TaskSpec, TaskState, Usage
 from .detector import MasterDetector, create_detector
 from .driver import FAILED_OVER, REMOVED, DriverTimeouts, MesosSchedulerDriver, error_kind
-from .offers import OfferedResources, parse_offer
+from .files import sandbox_path
+from .offers import OfferedResources, attribute_text, parse_offer
 from .placement import Offer, PendingTask, Placement, PlacementPolicy, Placer
 from .scheduler import Scheduler
 from .status import ACTIVE_STATES, TERMINAL_STATES, agent_id_of, describe, task_id_of, to_event
 from .taskinfo import TaskOptions, Volume, id_value, task_info
+from .volumes import Decision, VolumeWork
 
 LOG = logging.getLogger(__name__)
 FRAMEWORK_ID_KEY = "framework_id"
@@ -61,6 +67,7 @@ NOTICE_AFTER_SECONDS = 1.0
 NOTICE_INTERVAL_SECONDS = 1.0
 NOTICE_STEADY = 2
 EXPLAIN_BATCH = 2000
+MAX_AGENTS_KEPT = 5000  # agents remembered for the console (their address, for task logs)
 # The reasons a queued task gives (TaskEvent.reason of its NOTICE events).
 WAITING_FOR_OFFERS = "waiting_for_offers"
 INSUFFICIENT_RESOURCES = "insufficient_resources"
@@ -134,11 +141,22 @@ class ActiveTask:
     resources: Resources | None = None  # what it holds on its agent
 
 
+@dataclass
+class AgentSeen:
+    """An agent as this framework knows it from its offers."""
+
+    hostname: str
+    url: str | None  # http://ip:port of the agent's own endpoints (its files API), from Offer.url
+    attributes: dict[str, str]
+    seen: float  # wall clock of its latest offer
+
+
 class MesosBackend(Backend, Scheduler):
     """Runs tasks on a Mesos cluster; see the module docstring."""
 
     name = "mesos"
     tasks_survive_stop = True
+    limits_supported = frozenset({"max_cpu", "user_max_cpu", "user_cpus", "process_weights", "user_weights"})
 
     def __init__(self, master: str | MasterDetector, *, state: BackendState | None = None,
                  framework: FrameworkOptions | None = None, scheduling: SchedulingOptions | None = None,
@@ -154,11 +172,17 @@ class MesosBackend(Backend, Scheduler):
         self._secret = secret
         self._verify = verify
         self._timeouts = timeouts
+        self._configured = self.scheduling  # what the settings say; live limits are applied over it
         self._placer = Placer(PlacementPolicy(
             max_cpu=self.scheduling.max_cpu, user_max_cpu=self.scheduling.user_max_cpu,
             locality_delay=self.scheduling.locality_delay, process_weights=self.scheduling.process_weights,
             user_weights=self.scheduling.user_weights))
+        self._agents: dict[str, AgentSeen] = {}  # every agent an offer came from
+        self._offers_held = 0  # offers received and not answered yet
+        self._offers_received = 0
+        self._reconciled_at: float | None = None  # wall clock of the last reconciliation sent
         self._queued: dict[str, TaskSpec] = {}
+        self._volumes = VolumeWork(self.state, self.framework.role, self.framework.principal)
         self._active: dict[str, ActiveTask] = {}
         self._abandoned: dict[str, float] = {}  # given up (unreachable) -> when; killed if they show up again
         self._recovered_at: float | None = None  # when the dispatcher handed over the previous run's tasks
@@ -219,16 +243,19 @@ class MesosBackend(Backend, Scheduler):
             if self._stale:
                 LOG.warning("task %s not queued: %s", spec.task_id, self._ended)
                 return
-            self._queued[spec.task_id] = spec
-            self._placer.add(PendingTask(spec.task_id, resources, user=spec.user, process=spec.process,
-                                         priority=spec.priority, locality=tuple(spec.locality),
-                                         queued_at=time.monotonic()))
+            if spec.volume is not None:
+                self._volumes.add(spec, resources, time.monotonic())
+            else:
+                self._queued[spec.task_id] = spec
+                self._placer.add(PendingTask(spec.task_id, resources, user=spec.user, process=spec.process,
+                                             priority=spec.priority, locality=tuple(spec.locality),
+                                             queued_at=time.monotonic()))
             if self._suppressed and not self._paused:
                 self._revive()
 
     def kill(self, task_id: str) -> None:
         with self._lock:
-            if self._unqueue(task_id):
+            if self._unqueue(task_id) or self._volumes.remove(task_id):
                 self._emit(TaskEvent(task_id, TaskState.KILLED, reason="killed", message="killed before launch"))
                 return
             active = self._active.get(task_id)
@@ -262,19 +289,87 @@ class MesosBackend(Backend, Scheduler):
         with self._lock:
             if self._stale:
                 return None
-            return set(self._queued) | set(self._active)
+            return set(self._queued) | set(self._active) | self._volumes.ids()
 
     def queued(self) -> int:
         with self._lock:
-            return self._placer.pending()
+            return self._placer.pending() + self._volumes.pending()
 
     def set_paused(self, paused: bool) -> None:
         with self._lock:
             self._paused = paused
             if paused:
                 self._suppress()
-            elif self._placer.pending():
+            elif self._wanting():
                 self._revive()
+
+    def set_limits(self, limits: SchedulingLimits) -> None:
+        """Caps and weights an operator changed: the configured ones with ``limits`` over them, from the next
+        offer on (tasks already placed keep running)."""
+        base = self._configured
+        user_cpus = {user: limits.cap(None, cpus) for user, cpus in limits.user_cpus.items()}
+        scheduling = dataclasses.replace(
+            base, max_cpu=limits.cap(base.max_cpu, limits.max_cpu),
+            user_max_cpu=limits.cap(base.user_max_cpu, limits.user_max_cpu),
+            process_weights={**base.process_weights, **limits.process_weights},
+            user_weights={**base.user_weights, **limits.user_weights})
+        policy = PlacementPolicy(max_cpu=scheduling.max_cpu, user_max_cpu=scheduling.user_max_cpu,
+                                 locality_delay=scheduling.locality_delay,
+                                 process_weights=scheduling.process_weights, user_weights=scheduling.user_weights,
+                                 user_cpus=user_cpus)
+        with self._lock:
+            self.scheduling = scheduling
+            self._placer.set_policy(policy)
+            self._notices.clear()  # waiting tasks say afresh why they wait
+            if self._placer.pending() and self._suppressed and not self._paused:
+                self._revive()
+
+    def set_priority(self, task_id: str, priority: int) -> bool:
+        with self._lock:
+            spec = self._queued.get(task_id)
+            task = self._placer.remove(task_id) if spec is not None else None
+            if task is None:
+                return False
+            spec.priority = priority
+            self._placer.add(dataclasses.replace(task, priority=priority))
+            return True
+
+    def status(self) -> dict[str, Any]:
+        """The framework as it sees the cluster: subscription, master, the agents offers came from (what they
+        offered plus what this framework holds there), its tasks per agent, its caps."""
+        now = time.time()
+        with self._lock:
+            driver = self._driver
+            per_agent: dict[str, list[Resources]] = {}
+            for active in self._active.values():
+                if active.agent_id:
+                    per_agent.setdefault(active.agent_id, []).append(active.resources or Resources(0, 0))
+            agents = []
+            for agent_id, seen in sorted(self._agents.items(), key=lambda item: item[1].hostname):
+                held = per_agent.get(agent_id, [])
+                capacity = self._capacity.get(agent_id, Resources(0, 0))
+                agents.append({"id": agent_id, "hostname": seen.hostname, "url": seen.url,
+                               "attributes": seen.attributes, "last_offer_age": round(now - seen.seen, 1),
+                               "capacity": _amounts(capacity), "used": _amounts(_total(held)),
+                               "tasks": len(held)})
+            used = _total([a.resources or Resources(0, 0) for a in self._active.values()])
+            capacity = _total(list(self._capacity.values()))
+            return {
+                "backend": self.name, "queued": self._placer.pending(), "running": len(self._active),
+                "capacity": _amounts(capacity), "used": _amounts(used),
+                "framework_id": self.state.get(FRAMEWORK_ID_KEY), "framework_name": self.framework.name,
+                "role": self.framework.role,
+                "master": driver.master if driver is not None else None,
+                "subscribed": bool(driver is not None and driver.connected),
+                "ended": self._ended, "paused": self._paused, "suppressed": self._suppressed,
+                "offers_held": self._offers_held, "offers_received": self._offers_received,
+                "reconciliation_age": round(now - self._reconciled_at, 1) if self._reconciled_at else None,
+                "caps": {"max_cpu": self.scheduling.max_cpu, "user_max_cpu": self.scheduling.user_max_cpu,
+                         "user_cpus": dict(self._placer.policy.user_cpus),
+                         "process_weights": dict(self.scheduling.process_weights),
+                         "user_weights": dict(self.scheduling.user_weights)},
+                "agents": agents,
+            }
 
     # -- Scheduler callbacks --------------------------------------------------
 
@@ -323,26 +418,32 @@ class MesosBackend(Backend, Scheduler):
         refuse = {"refuse_seconds": self.scheduling.offer_refuse_seconds}
         parsed = [parse_offer(o) for o in offers]
         with self._lock:
+            self._offers_received += len(offers)
+            self._offers_held += len(offers)
+            self._learn_agents(offers)
             self._learn_capacity(parsed)
-            if self._paused or self._stop.is_set() or not self._placer.pending():
+            if self._paused or self._stop.is_set() or not self._wanting():
                 driver.declineOffer([o["id"] for o in offers], refuse)
+                self._offers_held -= len(offers)
                 self._suppress()
                 return
             now = time.monotonic()
-            result = self._placer.place(parsed, now)
+            volume_work = self._volume_round(offers, now)
+            result = self._placer.place([p for p in parsed if p.offer_id not in volume_work.used], now)
             by_offer: dict[str, list[Placement]] = {}
             for placement in result.placements:
                 by_offer.setdefault(placement.offer_id, []).append(placement)
             # The placed tasks are active from here on (their specs leave the queue under the lock).
             launches = [(offer_id, [self._take(p, now) for p in placements])
                         for offer_id, placements in by_offer.items()]
-            idle = not self._placer.pending()
+            idle = not self._wanting()
             if not idle:
                 deadline = self._placer.next_locality_deadline(now)
                 if deadline is not None:
                     self._revive_at = deadline
         # The calls go out without the lock, so launch() and kill() never wait on the master. One ACCEPT per
         # offer, its TaskInfos built just before: building them all first costs full garbage collections.
+        self._send_volume_work(driver, volume_work, refuse)
         items = {o["id"]["value"]: o.get("resources") or [] for o in offers}
         for offer_id, taken in launches:
             pool = OfferedResources(items[offer_id])
@@ -351,10 +452,41 @@ class MesosBackend(Backend, Scheduler):
             driver.launchTasks([id_value(offer_id)], infos, refuse)
         if result.unused_offer_ids:
             driver.declineOffer([id_value(o) for o in result.unused_offer_ids], refuse)
+        with self._lock:
+            self._offers_held -= len(offers)
         if idle:
             with self._lock:
-                if not self._placer.pending():
+                if not self._wanting():
                     self._suppress()
+
+    def _volume_round(self, offers: list[dict[str, Any]], now: float) -> Decision:
+        """Volume operations and tasks on volumes take their offers first (under the lock)."""
+        decision = self._volumes.decide(offers, now)
+        for launch in decision.launches:
+            spec = launch.spec
+            self._active[spec.task_id] = ActiveTask(launch.offer["agent_id"]["value"], now, spec.timeout,
+                                                    silence_check_at=now + LAUNCH_SILENCE_SECONDS,
+                                                    resources=launch.need)
+            self._placer.started(spec.task_id, spec.user, spec.process, launch.need, now)
+        for event in decision.events:
+            self._emit(event)
+        return decision
+
+    def _send_volume_work(self, driver: MesosSchedulerDriver, decision: Decision, refuse: dict[str, Any]) -> None:
+        """The calls of a volume round (outside the lock). Operations ask for no refusal filter: the agent's
+        new reservation and volume are offered again at once."""
+        for task_id, offer, operations in decision.accepts:
+            if not driver.acceptOffers([offer["id"]], operations, {"refuse_seconds": 0.0}):
+                with self._lock:
+                    self._volumes.unsent(task_id)
+        for launch in decision.launches:
+            info = task_info(launch.spec, launch.offer["agent_id"]["value"], launch.resources, self.task_options)
+            driver.launchTasks([launch.offer["id"]], [info], refuse)
+
+    def operationStatus(self, driver: MesosSchedulerDriver, status: dict[str, Any]) -> None:  # noqa: N802
+        with self._lock:
+            for event in self._volumes.on_status(status):
+                self._emit(event)
 
     def offerRescinded(self, driver: MesosSchedulerDriver, offer_id: dict[str, str]) -> None:  # noqa: N802
         LOG.info("offer %s rescinded", offer_id["value"])
@@ -394,11 +526,33 @@ class MesosBackend(Backend, Scheduler):
             event = to_event(update, active.kill_cause, active.started_at)
             if event is None:
                 return
+            if event.state is TaskState.STARTED:  # where the agent's files API finds its stdout and stderr
+                event = dataclasses.replace(event, sandbox=self._sandbox_path(task_id))
             if state in TERMINAL_STATES or state == "TASK_UNKNOWN":
                 self._forget(task_id)
             self._emit(event)
 
     # -- internals ------------------------------------------------------------
+
+    def _sandbox_path(self, task_id: str) -> str | None:
+        """The agent's virtual path of a command task's sandbox (the command executor's id is the task's)."""
+        framework_id = self.state.get(FRAMEWORK_ID_KEY)
+        return sandbox_path(framework_id, task_id) if framework_id else None
+
+    def _learn_agents(self, offers: list[dict[str, Any]]) -> None:
+        """Where each agent is: its host name, attributes and the HTTP address offers give (``Offer.url``)."""
+        now = time.time()
+        for offer in offers:
+            url = offer.get("url") or {}
+            address = url.get("address") or {}
+            host = address.get("ip") or address.get("hostname")
+            self._agents[offer["agent_id"]["value"]] = AgentSeen(
+                hostname=offer.get("hostname", ""),
+                url=f"{url.get('scheme', 'http')}://{host}:{address['port']}" if host and address.get("port") else None,
+                attributes={a["name"]: attribute_text(a) for a in offer.get("attributes", [])}, seen=now)
+        if len(self._agents) > MAX_AGENTS_KEPT:  # agents gone for good: forget the longest unheard of
+            for agent_id, _ in sorted(self._agents.items(), key=lambda item: item[1].seen)[:-MAX_AGENTS_KEPT]:
+                del self._agents[agent_id]
 
     def _take(self, placement: Placement, now: float) -> tuple[TaskSpec, str, Resources]:
         """Move a placed task from the queue to the active tasks; returns what its TaskInfo is built from."""
@@ -421,8 +575,12 @@ class MesosBackend(Backend, Scheduler):
         """An active task ended: free its share; revive offers if tasks still wait."""
         del self._active[task_id]
         self._placer.finished(task_id, time.monotonic())
-        if self._placer.pending() and self._suppressed and not self._paused:
+        if self._wanting() and self._suppressed and not self._paused:
             self._revive()
+
+    def _wanting(self) -> bool:
+        """Whether offers are of use: tasks are queued, or volume work waits."""
+        return bool(self._placer.pending() or self._volumes.pending())
 
     def _leader_changed(self, address: str | None) -> None:
         driver = self._driver
@@ -444,7 +602,7 @@ class MesosBackend(Backend, Scheduler):
             for task_id, active in self._active.items():
                 if active.kill_cause:
                     self._send_kill(task_id, active)
-            if self._paused or not self._placer.pending():
+            if self._paused or not self._wanting():
                 self._suppress()
         self._reconcile_explicit()
         self._reconcile_implicit()
@@ -459,6 +617,7 @@ class MesosBackend(Backend, Scheduler):
                      for t in ids]
         for start in range(0, len(items), RECONCILE_BATCH):
             driver.reconcileTasks(items[start:start + RECONCILE_BATCH])
+        self._reconciled_at = time.time()
 
     def _reconcile_implicit(self) -> None:
         driver = self._driver
@@ -611,6 +770,8 @@ class MesosBackend(Backend, Scheduler):
                     active.silence_check_at = now + LAUNCH_SILENCE_SECONDS
                     silent.append(task_id)
             self._orphans(now)
+            for event in self._volumes.expired(now):
+                self._emit(event)
             if self._revive_at is not None and now >= self._revive_at and not self._paused:
                 self._revive_at = None
                 self._revive()
@@ -648,6 +809,18 @@ class MesosBackend(Backend, Scheduler):
                              message=f"agent unreachable for more than {self.scheduling.unreachable_timeout:g} s"))
         active.kill_cause = "unreachable"
         return True
+
+
+def _total(resources: list[Resources]) -> Resources:
+    total = Resources(0, 0)
+    for item in resources:
+        total = total + item
+    return total
+
+
+def _amounts(resources: Resources) -> dict[str, float]:
+    return {"cpus": round(resources.cpus, 3), "mem": round(resources.mem, 1), "disk": round(resources.disk, 1),
+            "gpus": resources.gpus}
 
 
 def _largest(*resources: Resources) -> Resources:

@@ -143,6 +143,11 @@ class MesosSchedulerDriver:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def master(self) -> str | None:
+        """The base URL of the master the stream was last opened to (the leader, while connected)."""
+        return self._leader
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
@@ -222,6 +227,14 @@ class MesosSchedulerDriver:
             return True  # master-generated updates are not acknowledged
         return self._call({"type": "ACKNOWLEDGE", "acknowledge": {
             "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}})
+
+    def acknowledgeOperationStatus(self, status: dict[str, Any]) -> bool:  # noqa: N802
+        """An offer operation's status from an agent (it carries a uuid): acknowledged, or it is resent."""
+        uuid = (status.get("uuid") or {}).get("value")
+        if not uuid or not status.get("agent_id") or not status.get("operation_id"):
+            return True  # the master's own word (OPERATION_ERROR, reconciliation) is not acknowledged
+        return self._call({"type": "ACKNOWLEDGE_OPERATION_STATUS", "acknowledge_operation_status": {
+            "agent_id": status["agent_id"], "operation_id": status["operation_id"], "uuid": uuid}})
 
     def reconcileTasks(self, tasks: list[dict[str, Any]]) -> bool:  # noqa: N802
         """``tasks``: ``[{"task_id": {...}, "agent_id": {...}}]``; empty for implicit reconciliation."""
@@ -423,6 +436,7 @@ class MesosSchedulerDriver:
             "RESCIND": lambda b: self.scheduler.offerRescinded(self, b["offer_id"]),
             "RESCIND_INVERSE_OFFER": lambda b: self.scheduler.inverseOfferRescinded(self, b["inverse_offer_id"]),
             "UPDATE": self._on_update,
+            "UPDATE_OPERATION_STATUS": self._on_operation_status,
             "MESSAGE": lambda b: self.scheduler.frameworkMessage(
                 self, b.get("executor_id", {}), b.get("agent_id", {}), base64.b64decode(b.get("data", ""))),
             "FAILURE": self._on_failure,
@@ -447,6 +461,12 @@ class MesosSchedulerDriver:
         self.scheduler.statusUpdate(self, status)
         if self.implicit_acknowledgements:
             self.acknowledgeStatusUpdate(status)
+
+    def _on_operation_status(self, body: dict[str, Any]) -> None:
+        status = body["status"]
+        self.scheduler.operationStatus(self, status)
+        if self.implicit_acknowledgements:
+            self.acknowledgeOperationStatus(status)
 
     def _on_failure(self, body: dict[str, Any]) -> None:
         if body.get("executor_id"):

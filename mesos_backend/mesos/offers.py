@@ -18,10 +18,11 @@ SCALARS = ("cpus", "mem", "disk", "gpus")
 
 
 def resources_of(items: list[dict[str, Any]]) -> Resources:
-    """Sum of the scalar resources (cpus, mem, disk, gpus) in a Mesos resource list."""
+    """Sum of the scalar resources (cpus, mem, disk, gpus) in a Mesos resource list; persistent volumes are
+    not counted (they go whole to the tasks that name them)."""
     values = dict.fromkeys(SCALARS, 0.0)
     for item in items:
-        if item.get("name") in values:
+        if item.get("name") in values and not is_volume(item):
             values[item["name"]] += float((item.get("scalar") or {}).get("value", 0.0))
     return Resources(values["cpus"], values["mem"], values["disk"], int(values["gpus"]))
 
@@ -30,7 +31,8 @@ class OfferedResources:
     """What is left of one offer's scalar resources, item by item as the master offered them."""
 
     def __init__(self, items: list[dict[str, Any]]) -> None:
-        scalars = [copy.deepcopy(item) for item in items if item.get("name") in SCALARS and item.get("scalar")]
+        scalars = [copy.deepcopy(item) for item in items
+                   if item.get("name") in SCALARS and item.get("scalar") and not is_volume(item)]
         # Reserved resources first: a framework should use what is set aside for its role before the rest.
         self._items = sorted(scalars, key=lambda item: not _reserved(item))
 
@@ -51,6 +53,11 @@ class OfferedResources:
                 item["scalar"]["value"] = available - share
                 amount -= share
         return taken
+
+
+def is_volume(item: dict[str, Any]) -> bool:
+    """A persistent volume (disk with ``disk.persistence``)."""
+    return bool((item.get("disk") or {}).get("persistence"))
 
 
 def _reserved(item: dict[str, Any]) -> bool:

@@ -131,6 +131,7 @@ class PlacementPolicy:
     locality_delay: float = 5.0  # seconds a task with locality waits for a matching offer before taking any
     process_weights: Mapping[str, float] = field(default_factory=dict)  # fair share per process (default 1.0)
     user_weights: Mapping[str, float] = field(default_factory=dict)  # per user (default 1.0)
+    user_cpus: Mapping[str, float | None] = field(default_factory=dict)  # a user's own cap over user_max_cpu
 
     def __post_init__(self) -> None:
         if self.locality_delay < 0:
@@ -138,6 +139,10 @@ class PlacementPolicy:
         for name, weight in (*self.process_weights.items(), *self.user_weights.items()):
             if not weight > 0:
                 raise ValueError(f"the weight of {name!r} must be > 0, not {weight!r}")
+
+    def user_cap(self, user: str) -> float | None:
+        """The cpus ``user``'s tasks may hold: its own cap if it has one (None there: no cap), else user_max_cpu."""
+        return self.user_cpus[user] if user in self.user_cpus else self.user_max_cpu
 
 
 @dataclass
@@ -288,6 +293,16 @@ class Placer:
         self._waited: tuple[set[str], set[tuple[str, str]]] = (set(), set())  # backlogged in the last round
         self._now = 0.0  # the time of the last round; bookkeeping without a time uses it
         self._total_cpus = 0.0
+
+    @property
+    def policy(self) -> PlacementPolicy:
+        return self._policy
+
+    def set_policy(self, policy: PlacementPolicy) -> None:
+        """New caps and weights, from the next round on; queued and running tasks keep their places."""
+        self._policy = policy
+        for queue in self._queues.values():
+            queue.weight = policy.process_weights.get(queue.process, 1.0)
 
     # Queue and running bookkeeping
 
@@ -499,6 +514,7 @@ class Placer:
         """Put tasks into one offer, in fair-share order, until nothing more goes in."""
         users = round_.users
         max_cpu = _cap(self._policy.max_cpu)
+        user_cap = self._policy.user_cap if self._policy.user_cpus else None
         user_max = _cap(self._policy.user_max_cpu)
         min_cpus, min_mem = self._min_cpus - _EPS, self._min_mem - _EPS
         while users and slot.cpus >= min_cpus and slot.mem >= min_mem:
@@ -510,6 +526,8 @@ class Placer:
                 continue
             task = entry[3]
             res = task.resources
+            if user_cap is not None:
+                user_max = _cap(user_cap(turn.user))
             if (self._total_cpus + res.cpus > max_cpu + _EPS
                     or self._user_cpus.get(turn.user, 0.0) + res.cpus > user_max + _EPS):
                 round_.sit_out(until_next_offer=False)

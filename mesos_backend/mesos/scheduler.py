@@ -45,6 +45,10 @@ class Scheduler:
     def statusUpdate(self, driver: MesosSchedulerDriver, update: dict[str, Any]) -> None:  # noqa: N802
         """A TaskStatus. With implicit acknowledgements the driver acknowledges it after this returns."""
 
+    def operationStatus(self, driver: MesosSchedulerDriver, status: dict[str, Any]) -> None:  # noqa: N802
+        """An OperationStatus of an offer operation sent with an id (RESERVE, CREATE, ...). With implicit
+        acknowledgements the driver acknowledges it after this returns."""
+
     def frameworkMessage(self, driver: MesosSchedulerDriver, executor_id: dict[str, str],  # noqa: N802
                          agent_id: dict[str, str], message: bytes) -> None:
         """A message from a custom executor."""

@@ -84,7 +84,7 @@ def task_info(spec: TaskSpec, agent_id: str, resources: list[dict[str, Any]], op
         "kill_policy": {"grace_period": {"nanoseconds": int(options.kill_grace_seconds * 1e9)}},
         "labels": {"labels": [{"key": k, "value": str(v)} for k, v in sorted(spec.labels.items())]},
     }
-    container = _container(options.image or spec.image, options)
+    container = _container(options.image or spec.image, options, spec.docker_parameters)
     if container is not None:
         info["container"] = container
     return info
@@ -95,13 +95,16 @@ def _task_name(spec: TaskSpec) -> str:
     return f"{spec.process}:{step}" if spec.process and step else spec.task_id
 
 
-def _container(image: str | None, options: TaskOptions) -> dict[str, Any] | None:
+def _container(image: str | None, options: TaskOptions,
+               parameters: list[tuple[str, str]] | None = None) -> dict[str, Any] | None:
     if options.containerizer == "none" or not image:
         return None
     volumes = [v.to_json() for v in options.volumes]
     if options.containerizer == "docker":
         container: dict[str, Any] = {"type": "DOCKER",
                                      "docker": {"image": image, "network": "HOST", "force_pull_image": False}}
+        if parameters:  # docker run options of a task list's task (mesos-batch: container.docker.parameters)
+            container["docker"]["parameters"] = [{"key": k, "value": v} for k, v in parameters]
     else:
         container = {"type": "MESOS",
                      "mesos": {"image": {"type": "DOCKER", "docker": {"name": image}, "cached": True}}}

@@ -272,6 +272,22 @@ class SlurmBackend(Backend):
             self._paused = paused
             self._work.notify_all()
 
+    def status(self) -> dict[str, Any]:
+        """For the operators' console and metrics: this gateway's jobs by phase, whether the last ``squeue``
+        answered, and where jobs are submitted. Only what the backend knows already: no Slurm command."""
+        with self._lock:
+            waiting = len(self._queue)
+            submitted = sum(1 for job in self._jobs.values()
+                            if job.phase in ("submitting", "submitted") and not job.started)
+            running = sum(1 for job in self._jobs.values() if job.started and job.ended is None)
+            paused, reachable = self._paused, self._reachable
+        options = self.submit_options
+        return {"backend": self.name, "queued": waiting + submitted, "not_submitted": waiting,
+                "pending_in_slurm": submitted, "running": running, "paused": paused, "slurm_reachable": reachable,
+                "accounting": "sacct" if self._accounting else "wall time only",
+                "partition": options.partition or "(the cluster's default)", "account": options.account,
+                "qos": options.qos, "sandboxes": str(self.sandbox_root)}
+
     # -- submission -------------------------------------------------------------
 
     def _submit_loop(self) -> None:

@@ -2,9 +2,12 @@
 
 It plays the part of a Mesos agent with the command executor: it fetches the
 task's URIs into a sandbox (with a fetcher cache keyed by user and URI),
-checks that volume host paths exist and that the task's user exists, runs
-the command, and reports TASK_STARTING, TASK_RUNNING and a terminal state the
-way the command executor words them ("Command exited with status N").
+checks that volume host paths exist and that the task's user exists, links
+the persistent volumes the task uses into its sandbox at their container
+path (as the posix filesystem isolator does; the volumes themselves live in
+``<work_dir>/volumes/roles/<role>/<persistence id>`` from CREATE to DESTROY),
+runs the command, and reports TASK_STARTING, TASK_RUNNING and a terminal
+state the way the command executor words them ("Command exited with status N").
 Container images are not pulled: the command runs on the host, which is
 what lets the shipped processors produce real outputs through the test
 master.
@@ -39,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .resources import Bag
+from .agent_files import AgentFiles
+from .resources import Bag, volume_of
 
 LOG = logging.getLogger(__name__)
 # (framework_id, task_id, state, message, reason, source) -> the master turns it into a status update.
@@ -84,6 +88,11 @@ class TestAgent:
     fetches: int = 0  # downloads (cache misses); tests of processor caching read it
     cache_hits: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    files: AgentFiles | None = field(default=None, repr=False)  # its /files endpoints, on its own port
+
+    def __post_init__(self) -> None:
+        if self.files is None:
+            self.files = AgentFiles(self.hostname)
 
     @property
     def used(self) -> Bag:
@@ -92,6 +101,16 @@ class TestAgent:
             total = total + task.resources
         return total
 
+    def volume_path(self, role: str, persistence_id: str) -> Path:
+        return self.work_dir / "volumes" / "roles" / role / persistence_id
+
+    def change_volumes(self, created: Bag, destroyed: Bag) -> None:
+        """CREATE makes a volume's directory, DESTROY removes it with its contents."""
+        for key, _amount in created.items():
+            self.volume_path(key[1], volume_of(key).persistence_id).mkdir(parents=True, exist_ok=True)
+        for key, _amount in destroyed.items():
+            shutil.rmtree(self.volume_path(key[1], volume_of(key).persistence_id), ignore_errors=True)
+
     def launch(self, framework_id: str, info: dict[str, Any], resources: Bag, user: str, killing_state: bool,
                report: Report) -> None:
         """Start a validated task in its own thread: fetch, run, report."""
@@ -99,6 +118,8 @@ class TestAgent:
         sandbox = self.work_dir / "sandboxes" / framework_id / task_id
         task = RunningTask(task_id, framework_id, info, resources, sandbox, user, killing_state)
         self.tasks[(framework_id, task_id)] = task
+        self.files.attach(sandbox, str(sandbox))  # the command executor's id is the task's
+        self.files.attach(sandbox, f"/frameworks/{framework_id}/executors/{task_id}/runs/latest")
         task.thread = threading.Thread(target=self._run, args=(task, report), name=f"agent-{task_id}", daemon=True)
         task.thread.start()
 
@@ -128,16 +149,20 @@ class TestAgent:
                     _signal_group(task.process, signal.SIGKILL)
 
     def stop_process(self) -> None:
-        """The agent process stops; its tasks keep running (checkpointed)."""
+        """The agent process stops; its tasks keep running (checkpointed), its endpoints do not answer."""
         self.process_up = False
+        self.files.close()
 
     def start_process(self) -> None:
         self.process_up = True
+        self.files.open()
 
     def crash(self) -> None:
         """The machine goes away: every task process dies with it, nothing is reported."""
         self.machine_up = False
         self.process_up = False
+        self.files.close()
+        self.files.forget_all()
         for task in list(self.tasks.values()):
             task.killing = True
             if task.process is not None and task.process.poll() is None:
@@ -164,6 +189,7 @@ class TestAgent:
             account = _account(task.user)
             task.sandbox.mkdir(parents=True, exist_ok=True)
             self._check_volumes(task.info.get("container") or {})
+            self._link_persistent_volumes(task)
             for uri in command.get("uris") or []:
                 self._fetch(uri, task.sandbox, task.user)
             if account is not None:
@@ -222,6 +248,13 @@ class TestAgent:
         for variable in (command.get("environment") or {}).get("variables") or []:
             env[variable.get("name", "")] = variable.get("value", "")
         return env
+
+    def _link_persistent_volumes(self, task: RunningTask) -> None:
+        for key, _amount in task.resources.volumes().items():
+            info = volume_of(key)
+            link = task.sandbox / info.container_path
+            if not link.is_symlink():
+                link.symlink_to(self.volume_path(key[1], info.persistence_id), target_is_directory=True)
 
     @staticmethod
     def _check_volumes(container: dict[str, Any]) -> None:

@@ -7,8 +7,10 @@ from the agents, and frameworks re-subscribe to it with their framework id.
 
 Behaviour follows ``shared/reference/mesos-yarn-protocols.md``: subscription
 rules and refusals (ERROR events), offers shared between frameworks with
-refusal filters on declined resources (``allocator.py``), roles and static
-reservations, task validation (TASK_ERROR), reliable status updates (uuid,
+refusal filters on declined resources (``allocator.py``), roles, static and
+dynamic reservations and persistent volumes (RESERVE, CREATE, DESTROY,
+UNRESERVE: ``operations.py``), task validation (TASK_ERROR), reliable status
+updates of tasks and operations (uuid,
 acknowledgement, retransmission with backoff, later updates held back by the
 agent), explicit and implicit reconciliation, kills, agents that stop, come
 back or die (unreachable after a ping timeout), failover timeout, teardown.
@@ -25,6 +27,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from . import operations as offer_operations
 from . import proto
 from .agent import TestAgent
 from .allocator import AgentView, Allocator, Candidate, RefusalFilter, refuse_seconds, roles_of
@@ -33,6 +36,7 @@ from .state import (
     CLOSE,
     MAX_FAILOVER_TIMEOUT,
     MAX_ID_LENGTH,
+    OPERATION_KEY,
     TERMINAL,
     AgentRecord,
     CallError,
@@ -62,6 +66,8 @@ class Cluster:
         self.removed: set[str] = set()
         self.offers: dict[str, Offer] = {}
         self.tasks: dict[tuple[str, str], TaskRecord] = {}  # (framework, task) -> record
+        # (framework, operation id) -> the latest status of an operation that asked for feedback
+        self.operations: dict[tuple[str, str], dict[str, Any]] = {}
         self.allocator = Allocator(self.flags.weights)
         self.strict = strict and proto.available()
         self.protocol_errors: list[str] = []  # events this master emitted that the protos refuse
@@ -78,6 +84,9 @@ class Cluster:
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
+        for record in self.agents.values():
+            if record.agent.process_up:
+                record.agent.files.open()
         self._thread = threading.Thread(target=self._loop, name="test-master-allocator", daemon=True)
         self._thread.start()
 
@@ -261,6 +270,7 @@ class Cluster:
         self._drop_offers(framework)
         if framework.stream is not None:
             framework.stream.close()
+        self.operations = {k: v for k, v in self.operations.items() if k[0] != framework.framework_id}
         del self.frameworks[framework.framework_id]
         self.removed.add(framework.framework_id)
 
@@ -417,11 +427,30 @@ class Cluster:
                             "REASON_RECONCILIATION")
 
     def _on_reconcile_operations(self, framework: Framework, body: dict[str, Any]) -> None:
-        for operation in body.get("operations") or []:  # the test master performs no such operations
-            status = {"operation_id": operation["operation_id"], "state": "OPERATION_UNKNOWN"}
-            if operation.get("agent_id"):
-                status["agent_id"] = operation["agent_id"]
+        """The latest state of each operation named (without a uuid: not to be acknowledged), else UNKNOWN."""
+        for operation in body.get("operations") or []:
+            known = self.operations.get((framework.framework_id, operation["operation_id"]["value"]))
+            if known is not None:
+                status = {k: v for k, v in known.items() if k != "uuid"}
+            else:
+                status = {"operation_id": operation["operation_id"], "state": "OPERATION_UNKNOWN"}
+                if operation.get("agent_id"):
+                    status["agent_id"] = operation["agent_id"]
             self._emit(framework, {"type": "UPDATE_OPERATION_STATUS", "update_operation_status": {"status": status}})
+
+    def _on_acknowledge_operation_status(self, framework: Framework, body: dict[str, Any]) -> None:
+        record = self.agents.get((body.get("agent_id") or {}).get("value", ""))
+        if record is None or record.state != "active":
+            return  # the agent resends later
+        key = (framework.framework_id, OPERATION_KEY + body["operation_id"]["value"])
+        pending = record.updates.get(key)
+        if not pending or (pending[0].status.get("uuid") or {}).get("value") != body["uuid"]:
+            return  # stale or duplicate
+        pending.popleft()
+        if pending:
+            self._send_head(record, key, time.monotonic())
+        else:
+            del record.updates[key]
 
     def _update_framework(self, framework: Framework, body: dict[str, Any]) -> tuple[int, str]:
         """UPDATE_FRAMEWORK (1.9+): synchronous, 200 or 400."""
@@ -473,9 +502,43 @@ class Cluster:
                     self._master_update(framework, info["task_id"]["value"], agent.agent.agent_id, "TASK_ERROR",
                                         "Task groups are not supported by the test master",
                                         "REASON_TASK_GROUP_INVALID")
-            elif operation.get("id"):  # RESERVE, CREATE, ...: not modelled; say so if feedback is asked for
-                self._operation_error(framework, operation, agent.agent.agent_id)
+            elif kind in offer_operations.KINDS:
+                available = self._operate(framework, agent, offers[0].role, operation, available)
+            elif operation.get("id"):  # GROW_VOLUME, CREATE_DISK, ...: not modelled; say so if feedback is asked for
+                self._operation_error(framework, operation, agent.agent.agent_id,
+                                      f"Operation {kind} is not supported by the test master")
         self._refuse(framework, agent.agent.agent_id, available, refuse_seconds(body.get("filters")))
+
+    def _operate(self, framework: Framework, record: AgentRecord, role: str, operation: dict[str, Any],
+                 available: Bag) -> Bag:
+        """RESERVE, UNRESERVE, CREATE or DESTROY: applied to the offer and the agent, or dropped; returns what
+        is left of the offer."""
+        agent = record.agent
+        try:
+            applied = offer_operations.apply(operation, available=available, agent_total=agent.resources,
+                                       agent_used=agent.used, role=role, principal=framework.info.get("principal"),
+                                       refinement=framework.refinement)
+        except offer_operations.OperationError as exc:
+            LOG.info("dropping %s operation from framework %s: %s", operation.get("type"), framework.framework_id, exc)
+            if operation.get("id"):
+                self._operation_error(framework, operation, agent.agent_id, str(exc))
+            return available
+        agent.resources = applied.agent_total  # checkpointed by the agent: it keeps them across restarts
+        agent.change_volumes(applied.created, applied.destroyed)
+        if operation.get("id"):
+            status = {"operation_id": operation["id"], "state": "OPERATION_FINISHED",
+                      "agent_id": {"value": agent.agent_id},
+                      "uuid": {"value": base64.b64encode(uuid.uuid4().bytes).decode()},
+                      "converted_resources": to_json(applied.converted, framework.refinement,
+                                                     role if framework.multi_role else None)}
+            self.operations[(framework.framework_id, operation["id"]["value"])] = status
+            key = (framework.framework_id, OPERATION_KEY + operation["id"]["value"])
+            pending = record.updates.setdefault(key, deque())
+            pending.append(PendingUpdate(status, time.monotonic(), self.timings.update_retry,
+                                         event="UPDATE_OPERATION_STATUS"))
+            if len(pending) == 1 and record.state == "active":
+                self._send_head(record, key, time.monotonic())
+        return applied.available
 
     def _invalid_offers(self, framework: Framework, operations: list[dict[str, Any]]) -> None:
         state = "TASK_DROPPED" if framework.partition_aware else "TASK_LOST"
@@ -487,11 +550,12 @@ class Cluster:
                                     state, "Task launched with invalid offers: Offer is no longer valid",
                                     "REASON_INVALID_OFFERS")
             if operation.get("id") and operation.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
-                self._operation_error(framework, operation, None)
+                self._operation_error(framework, operation, None, "Offer is no longer valid")
 
-    def _operation_error(self, framework: Framework, operation: dict[str, Any], agent_id: str | None) -> None:
-        status: dict[str, Any] = {"operation_id": operation["id"], "state": "OPERATION_ERROR",
-                                  "message": f"Operation {operation.get('type')} is not supported by the test master"}
+    def _operation_error(self, framework: Framework, operation: dict[str, Any], agent_id: str | None,
+                         message: str) -> None:
+        """An operation the master dropped: OPERATION_ERROR from the master itself (no uuid, not retried)."""
+        status: dict[str, Any] = {"operation_id": operation["id"], "state": "OPERATION_ERROR", "message": message}
         if agent_id:
             status["agent_id"] = {"value": agent_id}
         self._emit(framework, {"type": "UPDATE_OPERATION_STATUS", "update_operation_status": {"status": status}})
@@ -589,7 +653,7 @@ class Cluster:
         head.delay = min(head.delay * 2, self.timings.update_retry_max)
         framework = self.frameworks.get(key[0])
         if framework is not None:
-            self._emit(framework, {"type": "UPDATE", "update": {"status": head.status}})
+            self._emit(framework, head.as_event())
 
     def _retransmit(self, now: float) -> None:
         for record in self.agents.values():
@@ -654,7 +718,10 @@ class Cluster:
         result = {"id": {"value": offer.offer_id}, "framework_id": {"value": framework.framework_id},
                   "agent_id": {"value": agent.agent_id}, "hostname": agent.hostname,
                   "resources": to_json(offer.resources, framework.refinement, role),
-                  "attributes": [_attribute(k, v) for k, v in agent.attributes.items()]}
+                  "attributes": [_attribute(k, v) for k, v in agent.attributes.items()],
+                  # where the agent's own endpoints (its files API) answer, as a real master says
+                  "url": {"scheme": "http", "address": {"hostname": agent.hostname, "ip": agent.hostname,
+                                                        "port": agent.files.port}, "path": "/slave(1)"}}
         if role is not None:
             result["allocation_info"] = {"role": role}
         return result
@@ -710,6 +777,7 @@ class Cluster:
             if not agent.machine_up:
                 rebooted = TestAgent(f"{uuid.uuid4()}-S{len(self.agents)}", agent.hostname, agent.resources,
                                      dict(agent.attributes), agent.work_dir)
+                rebooted.files.open()
                 self.agents[rebooted.agent_id] = AgentRecord(rebooted)
                 return rebooted.agent_id
             agent.start_process()

@@ -67,11 +67,16 @@ class Stream:
 
 @dataclass
 class PendingUpdate:
-    """An update in an agent's status update manager, waiting for its acknowledgement."""
+    """An update in an agent's status update manager, waiting for its acknowledgement: a task's (UPDATE) or an
+    offer operation's (UPDATE_OPERATION_STATUS)."""
 
     status: dict[str, Any]
     next_send: float
     delay: float
+    event: str = "UPDATE"
+
+    def as_event(self) -> dict[str, Any]:
+        return {"type": self.event, self.event.lower(): {"status": self.status}}
 
 
 @dataclass
@@ -139,5 +144,9 @@ class AgentRecord:
     state: str = "active"
     since: float = field(default_factory=time.monotonic)
     pending_kills: dict[tuple[str, str], float | None] = field(default_factory=dict)
-    # The agent's status update manager: per (framework, task), unacknowledged updates, oldest first.
+    # The agent's status update managers: per (framework, task) or (framework, OPERATION_KEY + operation id),
+    # unacknowledged updates, oldest first.
     updates: dict[tuple[str, str], deque[PendingUpdate]] = field(default_factory=dict)
+
+
+OPERATION_KEY = "\0operation:"  # no task id holds a control character: operation updates never meet a task's

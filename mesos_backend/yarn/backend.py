@@ -22,6 +22,7 @@ None, and submissions wait (a submission is idempotent by application id).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -34,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from ..base import Backend, BackendError, EventCallback, Resources, TaskEvent, TaskSpec, TaskState
+from ..base import Backend, BackendError, EventCallback, Resources, SchedulingLimits, TaskEvent, TaskSpec, TaskState
 from ..fetch import source_path
 from .http import HadoopError, HadoopHttp, Unavailable, base_urls, kerberos_auth
 from .resources import LocalResource, ResourceStore
@@ -83,6 +84,8 @@ class YarnBackend(Backend):
 
     name = "yarn"
     tasks_survive_stop = True  # applications run on when the gateway stops; the next start adopts them
+    limits_supported = frozenset({"max_cpu"})
+    CLUSTER_VIEW_SECONDS = 15.0  # how long the nodes and cluster metrics shown by ``status`` are reused
 
     def __init__(self, resource_managers: str | list[str], *, user: str | None = None, auth: httpx.Auth | None = None,
                  verify: bool | str = True, webhdfs: str | list[str] | None = None, am_jar: str = "",
@@ -119,6 +122,8 @@ class YarnBackend(Backend):
         self._poller: threading.Thread | None = None
         self._workers: ThreadPoolExecutor | None = None
         self._published: dict[tuple[str, int, int], str] = {}
+        self._configured = self.scheduling  # what the settings say; live limits are applied over it
+        self._cluster_view: tuple[float, dict[str, Any]] = (-math.inf, {})
 
     def __repr__(self) -> str:
         return f"<YarnBackend {self.rm_http.current} tag={self.application.tag}>"
@@ -181,6 +186,64 @@ class YarnBackend(Backend):
         with self._lock:
             self._paused = paused
         self._wake.set()
+
+    def set_limits(self, limits: SchedulingLimits) -> None:
+        """A live ``max_cpu`` (the vcores of this gateway's containers), over the configured one."""
+        with self._lock:
+            self.scheduling = dataclasses.replace(self.scheduling,
+                                                  max_cpu=limits.cap(self._configured.max_cpu, limits.max_cpu))
+        self._wake.set()
+
+    def set_priority(self, task_id: str, priority: int) -> bool:
+        """A task not handed to YARN yet takes its new place in the gateway's queue (the old entry is skipped)."""
+        with self._lock:
+            spec = self._queued.get(task_id)
+            if spec is None:
+                return False
+            self._queued[task_id] = dataclasses.replace(spec, priority=priority)
+            heapq.heappush(self._queue, (-priority, next(self._sequence), task_id))
+        self._wake.set()
+        return True
+
+    def status(self) -> dict[str, Any]:
+        """The gateway's queue and applications, the ResourceManager it talks to, and the cluster's nodes and
+        metrics (asked of the RM at most every ``CLUSTER_VIEW_SECONDS``)."""
+        with self._lock:
+            tracked = list(self._tracked.values())
+            view = {
+                "backend": self.name, "queued": len(self._queued),
+                "running": sum(1 for t in tracked if t.state == "RUNNING"),
+                "submitted": sum(1 for t in tracked if t.state in NOT_STARTED),
+                "used": {"cpus": float(sum(t.vcores for t in tracked)), "mem": float(sum(t.memory for t in tracked))},
+                "resource_manager": self.rm_http.current, "rm_reachable": self._reachable,
+                "queue": self.application.queue, "paused": self._paused,
+                "caps": {"max_cpu": self.scheduling.max_cpu, "max_pending": self.scheduling.max_pending},
+            }
+        return {**view, **self._cluster()}
+
+    def _cluster(self) -> dict[str, Any]:
+        at, cached = self._cluster_view
+        if time.monotonic() - at < self.CLUSTER_VIEW_SECONDS:
+            return cached
+        try:
+            metrics = self.rm.metrics()
+            nodes = [{"id": n.get("id"), "hostname": n.get("nodeHostName"), "http": n.get("nodeHTTPAddress"),
+                      "state": n.get("state"), "rack": n.get("rack"), "labels": n.get("nodeLabels") or [],
+                      "capacity": {"cpus": n.get("usedVirtualCores", 0) + n.get("availableVirtualCores", 0),
+                                   "mem": n.get("usedMemoryMB", 0) + n.get("availMemoryMB", 0)},
+                      "used": {"cpus": n.get("usedVirtualCores", 0), "mem": n.get("usedMemoryMB", 0)},
+                      "containers": n.get("numContainers", 0)} for n in self.rm.nodes()]
+        except (Unavailable, HadoopError, ValueError, KeyError) as exc:
+            return {"cluster_error": str(exc)}
+        cached = {"nodes": nodes,
+                  "capacity": {"cpus": float(metrics.get("totalVirtualCores", 0)),
+                               "mem": float(metrics.get("totalMB", 0))},
+                  "cluster": {key: metrics.get(key) for key in (
+                      "appsPending", "appsRunning", "containersAllocated", "containersPending", "allocatedMB",
+                      "availableMB", "allocatedVirtualCores", "availableVirtualCores", "activeNodes",
+                      "lostNodes", "unhealthyNodes")}}
+        self._cluster_view = (time.monotonic(), cached)
+        return cached
 
     # -- the poller -------------------------------------------------------------
 
@@ -320,8 +383,8 @@ class YarnBackend(Backend):
             while self._queue and pending < self.scheduling.max_pending:
                 _, _, task_id = self._queue[0]
                 spec = self._queued.get(task_id)
-                if spec is None:
-                    heapq.heappop(self._queue)  # killed while queued
+                if spec is None or spec.priority != -self._queue[0][0]:
+                    heapq.heappop(self._queue)  # killed while queued, or moved by a priority change
                     continue
                 memory, vcores = self._size(spec)
                 cap = self.scheduling.max_cpu

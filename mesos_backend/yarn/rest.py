@@ -66,6 +66,27 @@ class ResourceManagerClient:
         body = self.http.call("GET", f"{API}/apps", params=params, kind=kind).json()
         return list((body.get("apps") or {}).get("app") or [])
 
+    def metrics(self) -> dict[str, Any]:
+        """The cluster's figures (``clusterMetrics``: nodes, applications, memory and vcores)."""
+        return self.http.call("GET", f"{API}/metrics", kind="GET metrics").json().get("clusterMetrics") or {}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every NodeManager's report (``{"nodes": null}`` when there are none)."""
+        body = self.http.call("GET", f"{API}/nodes", kind="GET nodes").json()
+        return list((body.get("nodes") or {}).get("node") or [])
+
+    def app_attempts(self, app_id: str) -> list[dict[str, Any]]:
+        """The application's attempts: each with its AM container, its node's HTTP address and ``logsLink``."""
+        body = self.http.call("GET", f"{API}/apps/{app_id}/appattempts", kind="GET appattempts").json()
+        return list((body.get("appAttempts") or {}).get("appAttempt") or [])
+
+    def attempt_containers(self, app_id: str, attempt_id: str) -> list[dict[str, Any]]:
+        """The live containers of an attempt (the RM lists none once they ended)."""
+        body = self.http.call("GET", f"{API}/apps/{app_id}/appattempts/{attempt_id}/containers",
+                              kind="GET containers").json()
+        containers = body.get("container") if isinstance(body, dict) else None
+        return list(containers or [])
+
     def kill(self, app_id: str) -> str:
         """Ask for KILLED; returns the state the RM answers with (the current one while the kill is under way)."""
         try:

@@ -7,6 +7,10 @@
 //	          update, reconcile explicitly and implicitly, kill the long task, tear down.
 //	failover: subscribe, then subscribe again with the same framework id on a second connection; the first
 //	          stream must end with ERROR "Framework failed over", the second must get offers.
+//	volume:   as role "wps" and principal "go-test": RESERVE disk, cpus and mem, CREATE a persistent volume and
+//	          launch a task that writes into it, in one ACCEPT; on a later offer that carries the volume, launch a
+//	          task that reads what the first wrote; then DESTROY the volume and UNRESERVE, and wait for an offer
+//	          with nothing reserved.
 package main
 
 import (
@@ -28,7 +32,7 @@ import (
 var (
 	master   = flag.String("master", "http://127.0.0.1:5050", "a master's base URL (a standby redirects)")
 	user     = flag.String("user", "", "FrameworkInfo.user")
-	scenario = flag.String("scenario", "basic", "basic | failover")
+	scenario = flag.String("scenario", "basic", "basic | failover | volume")
 	deadline = flag.Duration("timeout", 60*time.Second, "give up after this long")
 )
 
@@ -236,6 +240,131 @@ func failover(ctx context.Context) {
 	fail("the second stream ended without offers")
 }
 
+const (
+	volumeRole      = "wps"
+	volumePrincipal = "go-test"
+	volumeID        = "go-volume"
+)
+
+func reserved(name string, value float64) mesos.Resource {
+	role, principal := volumeRole, volumePrincipal
+	resource := scalar(name, value, &role)
+	resource.Reservation = &mesos.Resource_ReservationInfo{Principal: &principal}
+	resource.AllocationInfo = &mesos.Resource_AllocationInfo{Role: &role}
+	return resource
+}
+
+func persistentVolume() mesos.Resource {
+	resource := reserved("disk", 32)
+	principal, mode := volumePrincipal, mesos.RW
+	resource.Disk = &mesos.Resource_DiskInfo{
+		Persistence: &mesos.Resource_DiskInfo_Persistence{ID: volumeID, Principal: &principal},
+		Volume:      &mesos.Volume{ContainerPath: "shared", Mode: &mode},
+	}
+	return resource
+}
+
+func volumeTask(name, command string, offer mesos.Offer) mesos.TaskInfo {
+	return mesos.TaskInfo{
+		Name: name, TaskID: mesos.TaskID{Value: name}, AgentID: offer.AgentID,
+		Resources: []mesos.Resource{reserved("cpus", 0.1), reserved("mem", 32), persistentVolume()},
+		Command:   &mesos.CommandInfo{Value: &command},
+	}
+}
+
+// offerState says what an offer holds of ours: the volume, some other reservation, or nothing reserved.
+func offerState(offer mesos.Offer) string {
+	state := "unreserved"
+	for _, r := range offer.Resources {
+		if r.Disk != nil && r.Disk.Persistence != nil && r.Disk.Persistence.ID == volumeID {
+			return "volume"
+		}
+		if r.Reservation != nil {
+			state = "reserved"
+		}
+	}
+	return state
+}
+
+func volume(ctx context.Context) {
+	caller := newCaller()
+	info := frameworkInfo("")
+	role, principal := volumeRole, volumePrincipal
+	info.Roles = []string{role}
+	info.Principal = &principal
+	info.Capabilities = append(info.Capabilities, mesos.FrameworkInfo_Capability{
+		Type: mesos.FrameworkInfo_Capability_MULTI_ROLE})
+	resp, err := caller.Call(ctx, calls.Subscribe(info))
+	if err != nil {
+		fail("subscribe: %v", err)
+	}
+	defer resp.Close()
+	var id string
+	phase := "create" // create -> read -> destroy -> done
+	for {
+		var event scheduler.Event
+		if err := resp.Decode(&event); err != nil {
+			fail("stream: %v (phase %s)", err, phase)
+		}
+		if ctx.Err() != nil {
+			fail("timed out in phase %s", phase)
+		}
+		switch event.GetType() {
+		case scheduler.Event_SUBSCRIBED:
+			id = event.GetSubscribed().GetFrameworkID().GetValue()
+			say(map[string]interface{}{"event": "SUBSCRIBED", "framework_id": id})
+		case scheduler.Event_OFFERS:
+			for _, offer := range event.GetOffers().GetOffers() {
+				state := offerState(offer)
+				say(map[string]interface{}{"event": "OFFER", "phase": phase, "holds": state})
+				accept := func(ops ...mesos.Offer_Operation) {
+					call(ctx, caller, id, calls.Accept(calls.OfferOperations(ops).WithOffers(offer.ID)).With(
+						calls.RefuseSeconds(0)))
+				}
+				switch {
+				case phase == "create" && state == "unreserved":
+					accept(calls.OpReserve(reserved("disk", 32), reserved("cpus", 0.1), reserved("mem", 32)),
+						calls.OpCreate(persistentVolume()),
+						calls.OpLaunch(volumeTask("writer", "echo from-go > shared/note", offer)))
+					phase = "wait-writer"
+				case phase == "read" && state == "volume":
+					accept(calls.OpLaunch(volumeTask("reader", "test \"$(cat shared/note)\" = from-go", offer)))
+					phase = "wait-reader"
+				case phase == "destroy" && state == "volume":
+					accept(calls.OpDestroy(persistentVolume()),
+						calls.OpUnreserve(reserved("disk", 32), reserved("cpus", 0.1), reserved("mem", 32)))
+					phase = "released"
+				case phase == "released" && state == "unreserved":
+					call(ctx, caller, id, &scheduler.Call{Type: scheduler.Call_TEARDOWN})
+					say(map[string]interface{}{"done": true})
+					return
+				default:
+					call(ctx, caller, id, calls.Decline(offer.ID).With(calls.RefuseSeconds(0)))
+				}
+			}
+		case scheduler.Event_UPDATE:
+			status := event.GetUpdate().GetStatus()
+			say(map[string]interface{}{"event": "UPDATE", "task": status.TaskID.Value, "state": status.GetState().String(),
+				"message": status.GetMessage()})
+			if len(status.GetUUID()) > 0 {
+				call(ctx, caller, id, calls.Acknowledge(status.AgentID.GetValue(), status.TaskID.Value, status.GetUUID()))
+			}
+			switch status.GetState() {
+			case mesos.TASK_FINISHED:
+				if phase == "wait-writer" {
+					phase = "read"
+				} else if phase == "wait-reader" {
+					phase = "destroy"
+				}
+			case mesos.TASK_FAILED, mesos.TASK_ERROR, mesos.TASK_LOST, mesos.TASK_DROPPED:
+				fail("task %s ended %s: %s", status.TaskID.Value, status.GetState(), status.GetMessage())
+			}
+		case scheduler.Event_ERROR:
+			fail("ERROR event: %s", event.GetError().GetMessage())
+		}
+	}
+}
+
 func main() {
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
@@ -245,6 +374,8 @@ func main() {
 		basic(ctx)
 	case "failover":
 		failover(ctx)
+	case "volume":
+		volume(ctx)
 	default:
 		fail("unknown scenario %q", *scenario)
 	}

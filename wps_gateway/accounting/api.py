@@ -19,7 +19,7 @@ from ..ogcapi.problems import invalid_parameter
 from ..store.db import Store
 from .formats import job_usage_document, report_csv, report_document
 from .page import accounting_page, period_for
-from .query import ReportError, ReportQuery, VisibleUsersGroups, own_usage, parse_query, run_report
+from .query import ReportError, VisibleUsersGroups, job_report, own_usage, parse_query, run_report
 
 CSV = "text/csv"
 FORMATS = {"json": JSON, "csv": CSV, "html": HTML}
@@ -83,4 +83,4 @@ def negotiate(request: Request) -> str:
 
 def job_usage(store: Store, job_id: str, weights: dict[str, float]) -> dict[str, Any]:
     """What one job used and cost so far (its attempts that ended): the ``usage`` member of its status."""
-    return job_usage_document(run_report(store, ReportQuery(job=job_id), weights))
+    return job_usage_document(job_report(store, job_id, weights))

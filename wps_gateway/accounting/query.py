@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, bindparam, case, func, literal, or_, select
 from sqlalchemy.sql import Select
 
 from ..auth.identity import Identity
@@ -199,6 +199,21 @@ def run_report(store: Store, query: ReportQuery, weights: dict[str, float], scop
         at = query.group_by.index("week")
         rows = [(*row[:at], _iso_week(row[at]), *row[at + 1:]) for row in rows]
     return Report(query, weights, rows)
+
+
+def job_report(store: Store, job_id: str, weights: dict[str, float]) -> Report:
+    """``run_report`` of one job (its status page's usage), by a statement built once per weights: building
+    and keying the sixty-column SELECT costs more than running it."""
+    statement = _job_statement(tuple(sorted(weights.items())), store.engine.dialect.name)
+    with store.engine.connect() as connection:
+        rows: list[Sequence[Any]] = list(connection.execute(statement, {"job_id": job_id}).fetchall())
+    return Report(ReportQuery(job=job_id), weights, rows)
+
+
+@lru_cache(maxsize=16)
+def _job_statement(weights: tuple[tuple[str, float], ...], dialect: str) -> Select:
+    return report_statement(ReportQuery(), dict(weights), None, dialect).where(
+        Job.__table__.c.id == bindparam("job_id"))
 
 
 def report_statement(query: ReportQuery, weights: dict[str, float], scope: Scope | None, dialect: str) -> Select:

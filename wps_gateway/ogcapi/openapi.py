@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..accounting.query import FIGURES, GROUPS
+from ..schedules.openapi import schedule_paths
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 STATUS_CODES = ["accepted", "running", "successful", "failed", "dismissed"]
@@ -306,10 +307,12 @@ def _paths() -> dict[str, Any]:
         "operationId": "undeploy", "summary": "undeploy a deployed processor", "tags": ["DRU"],
         "security": deployer, "parameters": [_ref("processId", "parameters")],
         "responses": {"204": {"description": "undeployed"}, **_errors(401, 403, 404)}}
-    quota = {"type": "object", "properties": {
-        "cpuHours": {"type": "number", "nullable": True, "minimum": 0},
-        "period": {"type": "string", "pattern": "^(month|[1-9][0-9]*d)$"},
-        "maxRunning": {"type": "integer", "nullable": True, "minimum": 0}}}
+    quota = {"type": "object", "additionalProperties": False, "properties": {
+        "cpuHours": {"type": "number", "nullable": True, "minimum": 0, "maximum": 1e12},
+        "period": {"type": "string", "pattern": "^(month|[1-9][0-9]{0,3}d)$"},
+        "maxRunning": {"type": "integer", "nullable": True, "minimum": 0, "maximum": 1000000}},
+        "anyOf": [{"required": ["cpuHours"], "properties": {"cpuHours": {"type": "number"}}},
+                  {"required": ["maxRunning"], "properties": {"maxRunning": {"type": "integer"}}}]}
     quota_params = [{"name": "scope", "in": "path", "required": True, "schema": {"type": "string",
                                                                                    "enum": ["user", "group"]}},
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -326,6 +329,10 @@ def _paths() -> dict[str, Any]:
         "delete": {"operationId": "removeQuota", "summary": "remove a quota (operators)", "tags": ["Admin"],
                    "parameters": quota_params,
                    "responses": {"204": {"description": "removed"}, **_errors(401, 403, 404)}}}
+    paths.update(schedule_paths(_errors))
+    from ..admin.openapi import admin_paths  # here: the operators' module builds on this one's components
+
+    paths.update(admin_paths())
     return paths
 
 
@@ -338,7 +345,8 @@ def openapi_document(base: str, title: str, description: str) -> dict[str, Any]:
                  "license": {"name": "see the gateway's distribution"}},
         "servers": [{"url": base}],
         "tags": [{"name": "Capabilities"}, {"name": "Processes"}, {"name": "Jobs"}, {"name": "DRU"},
-                 {"name": "Admin"}, {"name": "Accounting"}, {"name": "STAC"}],
+                 {"name": "Admin"}, {"name": "Console"}, {"name": "Metrics"}, {"name": "Accounting"},
+                 {"name": "STAC"}],
         "paths": {**_paths(), **stac.paths()},
         "components": {"schemas": {**SCHEMAS, **stac.SCHEMAS}, "parameters": {**PARAMETERS, **stac.PARAMETERS},
                        "responses": RESPONSES,

@@ -8,7 +8,7 @@ here has a WPS status document, and a WPS job is listed under ``/jobs``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,16 +23,18 @@ from processes.descriptor import Processor
 from ..accounting.api import AccountingApi, job_usage
 from ..accounting.query import own_and_groups_usage, own_usage
 from ..auth.identity import require
+from ..conditional import Document, DocumentCache, conditional, respond, state_etag
 from ..context import GatewayContext
 from ..inputs import InputError, check_inputs
-from ..jobs import JobFilter, JobNotFound, ResponseForm, list_jobs, processor_of
+from ..job_views import JobView
+from ..jobs import JobFilter, JobNotFound, PageKey, ResponseForm, list_jobs, processor_of
 from ..limits import LimitExceeded
 from ..notify import SubscriberRefused, callback_policy, check_subscriber
 from ..outputs import multipart_outputs, raw_output
 from ..stac.links import item_links
 from ..store.models import Job, JobStatus
 from ..wps1.render import output_url
-from . import deploy, encode, html
+from . import deploy, encode, html, paging
 from .encode import HTML, JSON, link, self_links
 from .execute import parse_execute, prefers_async, read_json_body
 from .openapi import OPENAPI_MEDIA_TYPE, STATUS_CODES, openapi_document
@@ -69,6 +71,7 @@ class OgcApi:
 
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
+        self.documents = DocumentCache()
         settings = context.settings
         self.accounting = AccountingApi(context.store, settings.base_url, settings.billing_weights,
                                         own_and_groups_usage if settings.auth.group_visibility else own_usage)
@@ -142,10 +145,13 @@ class OgcApi:
 
     def on_api(self, request: Request) -> Response:
         self._catalogue(request)
-        doc = openapi_document(self.base, TITLE, DESCRIPTION)
-        if wants_html(request):
-            return self._html(html.api(doc))
-        return _json_response(doc, content_type=OPENAPI_MEDIA_TYPE)
+        as_html = wants_html(request)
+
+        def render() -> Response:
+            doc = openapi_document(self.base, TITLE, DESCRIPTION)
+            return self._html(html.api(doc)) if as_html else _json_response(doc, content_type=OPENAPI_MEDIA_TYPE)
+
+        return self._cached(request, self.context.catalogue()[0], ("api", as_html), render)
 
     # -- processes -----------------------------------------------------------
 
@@ -155,12 +161,19 @@ class OgcApi:
         self._catalogue(request)
         limit = int_param(request, "limit", MAX_LIMIT, 1, MAX_LIMIT)
         offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
-        processors = sorted(self.context.processors().values(), key=lambda p: p.id)
-        page = processors[offset:offset + limit]
-        shipped = self.context.shipped()
-        doc = {"processes": [encode.process_summary(p, self.base, p.id not in shipped) for p in page],
-               "links": self._page_links(request, "/processes", offset, limit, offset + limit < len(processors))}
-        return self._answer(request, doc, html.processes)
+        version, offered = self.context.catalogue()
+
+        def render() -> Response:
+            processors = sorted(offered.values(), key=lambda p: p.id)
+            shipped = self.context.shipped()
+            doc = {"processes": [encode.process_summary(p, self.base, p.id not in shipped)
+                                 for p in processors[offset:offset + limit]],
+                   "links": self._page_links(request, "/processes", at_offset(offset),
+                                             at_offset(offset + limit) if offset + limit < len(processors) else None,
+                                             at_offset(max(0, offset - limit)) if offset else None)}
+            return self._answer(request, doc, html.processes)
+
+        return self._cached(request, version, ("processes", request.query_string, wants_html(request)), render)
 
     def on_process(self, request: Request, process_id: str) -> Response:
         if request.method == "PUT":
@@ -168,10 +181,15 @@ class OgcApi:
         if request.method == "DELETE":
             return deploy.on_undeploy(request, self.context, process_id)
         self._catalogue(request)
-        processor = self._processor(process_id)
-        doc = encode.process_description(processor, self.base, self.context.settings.url,
-                                         process_id not in self.context.shipped())
-        return self._answer(request, doc, html.process)
+        version, offered = self.context.catalogue()
+        processor = self._processor(process_id, offered)
+
+        def render() -> Response:
+            doc = encode.process_description(processor, self.base, self.context.settings.url,
+                                             process_id not in self.context.shipped())
+            return self._answer(request, doc, html.process)
+
+        return self._cached(request, version, ("process", process_id, wants_html(request)), render)
 
     def on_package(self, request: Request, process_id: str) -> Response:
         """The application package a process was deployed with (Part 2), or a shipped one's descriptor."""
@@ -216,27 +234,59 @@ class OgcApi:
     # -- jobs ----------------------------------------------------------------
 
     def on_jobs(self, request: Request) -> Response:
+        """A page of the jobs the caller may see, newest first; next and previous pages are linked by key
+        (``cursor``), so that every page costs what the first does; ``offset`` is read too."""
         limit = int_param(request, "limit", 10, 1, MAX_LIMIT)
         offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
+        direction, key = job_cursor(request, offset)
         filters = replace(job_filter(request), visible=self.context.visible_jobs(require(request)))
         if "process" not in list_param(request, "type", ["process"]):
-            found: list[Job] = []  # every job here is a process execution
+            page: list[JobView] = []  # every job here is a process execution
+            following = preceding = None
         else:
-            found = list_jobs(self.context.store, limit + 1, offset=offset, filters=filters)
-        doc = {"jobs": [self._status(job) for job in found[:limit]],
-               "links": self._page_links(request, "/jobs", offset, limit, len(found) > limit)}
+            page, following, preceding = self._job_page(limit, offset, direction, key, filters)
+        here = [("cursor", request.args["cursor"])] if key is not None else at_offset(offset)
+        doc = {"jobs": [self._status(job) for job in page],
+               "links": self._page_links(request, "/jobs", here, following, preceding)}
         return self._answer(request, doc, html.jobs)
+
+    def _job_page(self, limit: int, offset: int, direction: str, key: PageKey | None, filters: JobFilter
+                  ) -> tuple[list[JobView], Paging | None, Paging | None]:
+        """The jobs of a page, and the paging parameters of the next and previous pages (None: none)."""
+        store = self.context.store
+        found = list_jobs(store, limit + 1, offset=offset, filters=filters,
+                          **({"before": key} if direction == paging.PREV else {"after": key}))
+        more = len(found) > limit
+        page = found[-limit:] if direction == paging.PREV else found[:limit]
+        first = PageKey(page[0].created, page[0].id) if page else key
+        last = PageKey(page[-1].created, page[-1].id) if page else key
+        if direction == paging.PREV:  # back from a later page
+            newer, older = more, bool(list_jobs(store, 1, filters=filters, after=last))
+        else:
+            newer, older = key is not None and bool(list_jobs(store, 1, filters=filters, before=first)), more
+        following = [("cursor", paging.cursor(paging.NEXT, last))] if older and last else None
+        if key is None:  # the first page, or one by offset
+            return page, following, at_offset(max(0, offset - limit)) if offset else None
+        return page, following, [("cursor", paging.cursor(paging.PREV, first))] if newer and first else None
 
     def on_job(self, request: Request, job_id: str) -> Response:
         if request.method == "DELETE":
             return self._dismiss(request, job_id)
-        job = self._job(request, job_id)
-        doc = self._status(job)
-        doc["usage"] = job_usage(self.context.store, job.id, self.context.settings.billing_weights)
-        doc["links"].append(link(f"{self.base}/accounting?job={job.id}", "related", JSON,
-                                 "usage and cost of this job"))
-        doc["links"] += item_links(self.context.store, self.base, job)
-        return self._answer(request, doc, html.job)
+        job = self._job(request, job_id, status_only=True)
+        items = item_links(self.context.store, self.base, job)
+        as_html = wants_html(request)
+
+        def render() -> Response:
+            doc = self._status(job)
+            doc["usage"] = job_usage(self.context.store, job.id, self.context.settings.billing_weights)
+            doc["links"].append(link(f"{self.base}/accounting?job={job.id}", "related", JSON,
+                                     "usage and cost of this job"))
+            doc["links"] += items
+            return self._answer(request, doc, html.job)
+
+        # The ETag covers the status columns, the job's usage row and its STAC Items: all the page shows.
+        etag = state_etag("ogcapi-status", job.state(), items, as_html)
+        return conditional(request, etag, render, {"Cache-Control": "no-cache", "Vary": "Accept"})
 
     def on_results(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)
@@ -297,16 +347,19 @@ class OgcApi:
     def _status(self, job: Job, status: str | None = None) -> dict[str, Any]:
         return encode.status_info(job, self.base, self.context.settings.url, status)
 
-    def _processor(self, process_id: str) -> Processor:
-        processor = self.context.processors().get(process_id)
+    def _processor(self, process_id: str, offered: dict[str, Processor] | None = None) -> Processor:
+        processor = (self.context.processors() if offered is None else offered).get(process_id)
         if processor is None:
             raise no_such_process(process_id)
         return processor
 
-    def _job(self, request: Request, job_id: str) -> Job:
-        """A job the request's identity may see; another user's is no such job."""
+    def _job(self, request: Request, job_id: str, status_only: bool = False) -> Job | JobView:
+        """A job the request's identity may see (``status_only``: its status columns and usage row); another
+        user's is no such job."""
         require(request)
         try:
+            if status_only:
+                return self.context.job_view_for(request, job_id, with_usage=True)
             return self.context.job_for(request, job_id)
         except JobNotFound:
             raise no_such_job(job_id) from None
@@ -316,20 +369,31 @@ class OgcApi:
         if self.context.settings.auth.protect_catalogue:
             require(request)
 
-    def _page_links(self, request: Request, path: str, offset: int, limit: int, more: bool) -> list[dict[str, str]]:
-        """self, alternate, and next/prev links that keep the request's filters."""
-        args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("offset", "f")]
+    def _page_links(self, request: Request, path: str, here: Paging, following: Paging | None = None,
+                    preceding: Paging | None = None) -> list[dict[str, str]]:
+        """self, alternate, and next/prev links that keep the request's filters; ``here``, ``following`` and
+        ``preceding`` are the paging parameters of this page, the next and the previous (None: there is none)."""
+        args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("offset", "cursor", "f")]
 
-        def href(new_offset: int, fmt: str | None = None) -> str:
-            query = args + ([("offset", str(new_offset))] if new_offset else []) + ([("f", fmt)] if fmt else [])
+        def href(paging: Paging, fmt: str | None = None) -> str:
+            query = args + paging + ([("f", fmt)] if fmt else [])
             return f"{self.base}{path}" + (f"?{urlencode(query)}" if query else "")
 
-        links = [link(href(offset), "self", JSON), link(href(offset, "html"), "alternate", HTML)]
-        if more:
-            links.append(link(href(offset + limit), "next", JSON, "next page"))
-        if offset:
-            links.append(link(href(max(0, offset - limit)), "prev", JSON, "previous page"))
+        links = [link(href(here), "self", JSON), link(href(here, "html"), "alternate", HTML)]
+        if following is not None:
+            links.append(link(href(following), "next", JSON, "next page"))
+        if preceding is not None:
+            links.append(link(href(preceding), "prev", JSON, "previous page"))
         return links
+
+    def _cached(self, request: Request, version: int, key: Hashable, render: Callable[[], Response]) -> Response:
+        """A catalogue document (processes, descriptions, the API) rendered once per catalogue version and
+        ``key`` (what else it depends on: the query, JSON or HTML), with its ETag (304 when the client has it)."""
+        def document() -> Document:
+            response = render()
+            return Document.of(response.get_data(), response.content_type, {"Vary": "Accept"})
+
+        return respond(request, self.documents.get(version, key, document))
 
     def _answer(self, request: Request, doc: dict[str, Any], page: Callable[[dict[str, Any]], str]) -> Response:
         return self._html(page(doc)) if wants_html(request) else _json_response(doc)
@@ -341,6 +405,27 @@ class OgcApi:
 
 def _json_response(doc: Any, status: int = 200, content_type: str = JSON) -> Response:
     return Response(json.dumps(doc, indent=2), status, content_type=content_type)
+
+
+Paging = list[tuple[str, str]]  # the query parameters that choose a page
+
+
+def at_offset(offset: int) -> Paging:
+    return [("offset", str(offset))] if offset else []
+
+
+def job_cursor(request: Request, offset: int) -> tuple[str, PageKey | None]:
+    """The direction and key of the request's ``cursor`` (``next`` and None without one)."""
+    text = request.args.get("cursor")
+    if text is None:
+        return paging.NEXT, None
+    if offset:
+        raise invalid_parameter("cursor and offset cannot be combined: a cursor names its page", "cursor")
+    try:
+        return paging.read_cursor(text)
+    except ValueError:
+        raise invalid_parameter("cursor is not one of this server's: follow the next and prev links of /jobs",
+                                "cursor") from None
 
 
 def check_finished(job: Job) -> None:

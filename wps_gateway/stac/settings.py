@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..setting_numbers import above_zero
+
 DEFAULTS: dict[str, str] = {
     "url": "",  # a STAC API with the Transactions extension; empty: items are only served under /stac
     "token": "",  # Authorization: Bearer <token> on every push
@@ -86,11 +88,4 @@ def public_url(location: str, rules: tuple[tuple[str, str], ...]) -> str | None:
 
 
 def _above_zero(section: Mapping[str, str], key: str, kind: type[float] | type[int]) -> float:
-    text = section.get(key, DEFAULTS[key])
-    try:
-        value = kind(text)
-    except ValueError:
-        value = 0
-    if not value > 0:
-        raise ValueError(f"[catalogue] {key} must be a number above 0, not {text!r}")
-    return value
+    return above_zero(section.get(key, DEFAULTS[key]), kind, f"[catalogue] {key}", "a number above 0")

@@ -116,11 +116,14 @@ class Job(Base):
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq",
                                              cascade="all, delete-orphan")
 
-    __table_args__ = (Index("ix_jobs_status_created", "status", "created"),
+    # Job lists page newest first by (created, id) (``jobs.list_jobs``): the *_created_id indexes make a page
+    # an index range for everybody, one user, one group and one status.
+    __table_args__ = (Index("ix_jobs_created_id", "created", "id"),
+                      Index("ix_jobs_status_created_id", "status", "created", "id"),
                       Index("ix_jobs_process_created", "process_id", "created"),
                       Index("ix_jobs_client_status", "client", "status"),
-                      Index("ix_jobs_user_created", "user", "created"),
-                      Index("ix_jobs_group_created", "group", "created"),
+                      Index("ix_jobs_user_created_id", "user", "created", "id"),
+                      Index("ix_jobs_group_created_id", "group", "created", "id"),
                       Index("ix_jobs_retention", "status", "expired", "finished"))
 
 
@@ -353,3 +356,120 @@ class JobUsage(Base):
 # Accounting reports select jobs by creation time and group them by these columns: with all of them in
 # the index a report never reads the wide job rows (descriptor, inputs), on SQLite and PostgreSQL alike.
 Index("ix_jobs_accounting", Job.created, Job.user, Job.group, Job.process_id, Job.status, Job.task_count, Job.id)
+
+
+class Schedule(Base):
+    """Repeated runs: every round submits ``parallel`` jobs of a process; the next round starts ``every``
+    seconds after the last job of the previous one ended (``wps_gateway.schedules``).
+
+    ``round`` counts the rounds started; the jobs of round R have ids derived from (schedule, R, k), so a
+    round's submission repeated after a restart or a failover finds the jobs it made and makes only the
+    missing ones: a round is neither skipped nor doubled.
+    """
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    process_id: Mapped[str] = mapped_column(String(64))
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # OGC API execute "inputs"
+    parallel: Mapped[int] = mapped_column(Integer, default=1)
+    every: Mapped[float] = mapped_column(Float)  # seconds from the end of a round to the start of the next
+    rounds: Mapped[int | None] = mapped_column(Integer)  # how many rounds in all; None: for ever
+    round: Mapped[int] = mapped_column(Integer, default=0)  # rounds started
+    round_started: Mapped[datetime | None] = mapped_column(UTCDateTime())  # set while a round is under way
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the next round may start
+    state: Mapped[str] = mapped_column(String(16), default="active")  # active | paused | finished
+    user: Mapped[str] = mapped_column(String(128), default="")  # whom its jobs are for
+    group: Mapped[str] = mapped_column(String(128), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")  # why the last submission was refused
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class SourceUnit(Base):
+    """A work unit pulled from an order system (``[sources]``): the job it became and the outcome owed back.
+
+    The job's id is derived from (source, unit key), so a unit handed out again is never run twice; the
+    row is the outbox of what the order system must still be told (``scheduled``, then the outcome), so
+    nothing is lost across a restart.
+    """
+
+    __tablename__ = "source_units"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)  # the unit's identity in its order system
+    job_id: Mapped[str | None] = mapped_column(String(36))  # None: refused before it became a job
+    unit: Mapped[dict[str, Any]] = mapped_column(default=dict)  # as the order system handed it out
+    product_type: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(16), default="accepted")  # accepted | scheduled | ended | reported
+    outcome: Mapped[str] = mapped_column(String(16), default="")  # complete | error, once known
+    message: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # reports tried since the last success
+    next_attempt: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_source_units_state", "source", "state", "next_attempt"),
+                      Index("ix_source_units_job", "job_id"))
+class SchedulingLimit(Base):
+    """An operator's live value of a scheduling cap or fair-share weight, over the configured one.
+
+    ``kind`` is ``max_cpu`` or ``user_max_cpu`` (``name`` empty), ``user_cpu`` (one user's cap),
+    ``process_weight`` or ``user_weight`` (``name``: the process or the user). The active dispatcher
+    hands the backend what is here (``wps_gateway.scheduling``); removing a row gives the setting back.
+    """
+
+    __tablename__ = "scheduling_limits"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True, default="")
+    value: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(128), default="")
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class OperatorRequest(Base):
+    """What an operator asked of a job that changes task state: the dispatcher (the only writer of task state)
+    carries it out on its next turn and records the outcome (``wps_gateway.control``)."""
+
+    __tablename__ = "operator_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))  # retry_failed | retry_job | priority
+    value: Mapped[int | None] = mapped_column(Integer)  # the new priority
+    requested_by: Mapped[str] = mapped_column(String(128), default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    handled: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(Text, default="")  # what was done, or why nothing was
+
+    __table_args__ = (Index("ix_operator_requests_open", "handled", "id"),
+                      Index("ix_operator_requests_job", "job_id", "id"))
+
+
+class JobCount(Base):
+    """Jobs per process and status, so that ``/metrics`` and the console never count a million rows.
+
+    Database triggers on ``jobs`` (migration 0011) append every change to ``job_count_changes``
+    (inserts only: concurrent writers never wait on a counter row); the active dispatcher folds those
+    into this table every few seconds, and readers add what is not folded yet
+    (``wps_gateway.metrics.job_counts``).
+    """
+
+    __tablename__ = "job_counts"
+
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    jobs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobCountChange(Base):
+    """One job entering (+1) or leaving (-1) a (process, status) pair, written by the triggers on ``jobs``."""
+
+    __tablename__ = "job_count_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    delta: Mapped[int] = mapped_column(Integer)

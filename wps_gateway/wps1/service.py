@@ -8,24 +8,32 @@ for the dispatcher to finish the job (sync).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
+from datetime import datetime
 from typing import Any
 
 from lxml import etree
 from pywps import Service
+from pywps.app.basic import get_default_response_mimetype, get_response_type
+from pywps.app.WPSRequest import WPSRequest
 from pywps.exceptions import (
     InvalidParameterValue,
     MissingParameterValue,
     NoApplicableCode,
+    OperationNotSupported,
     ServerBusy,
     VersionNegotiationFailed,
 )
 from pywps.response.capabilities import CapabilitiesResponse
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from processes.descriptor import IOSpec, Processor
 from processes.registry import to_pywps_process
 
+from ..auth.identity import IdentityRequired
+from ..conditional import Document, DocumentCache, respond
 from ..context import GatewayContext
 from ..inputs import InputError, RawInput, check_inputs
 from ..jobs import ResponseForm
@@ -37,8 +45,11 @@ from ..wps2.requests import is_wps2_kvp, is_wps2_xml
 from ..wps2.service import Wps2Service
 from . import requests
 from .render import execute_response
+from .request_log import RequestLog
 
+LOG = logging.getLogger(__name__)
 XML_MIMETYPE = "text/xml"
+CATALOGUE_OPERATIONS = ("getcapabilities", "describeprocess")
 ERRORS = {"MissingParameterValue": MissingParameterValue, "InvalidParameterValue": InvalidParameterValue}
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
@@ -51,6 +62,9 @@ class GatewayService(Service):
         super().__init__(processes=[to_pywps_process(p) for p in context.processors().values()])
         self._catalog_version = context.catalog_version
         self.wps2 = Wps2Service(context)
+        self.documents = DocumentCache()
+        self.request_log = RequestLog(context.settings.request_log) if context.settings.request_log else None
+        self._templates: Any = None  # PyWPS's Jinja2 templates, compiled once (PyWPS compiles them per answer)
 
     def call(self, http_request: Request) -> Response:
         """WPS 2.0 requests (2.0 namespace, version=2.0.0, GetStatus/GetResult/Dismiss) go to ``wps2``."""
@@ -71,7 +85,53 @@ class GatewayService(Service):
         self.context.processors()  # picks up what another replica deployed
         if self._catalog_version != self.context.catalog_version:
             self.refresh_processes()
-        return super().call(http_request)
+        return self._call_wps1(http_request)
+
+    def _call_wps1(self, http_request: Request) -> Response:
+        """PyWPS's request handling (its parser and error answers), without its request log: capabilities
+        and descriptions come from the document cache, Execute goes to the job store."""
+        started = datetime.now()
+        wps_request: Any = None
+        try:
+            wps_request = WPSRequest(http_request)
+            if wps_request.operation in CATALOGUE_OPERATIONS:
+                response = self._catalogue(wps_request, http_request)
+            elif wps_request.operation == "execute":
+                response = self.execute(wps_request.identifier, wps_request, None)
+            else:
+                raise OperationNotSupported(f"Unknown request {wps_request.operation}", "request")
+        except NoApplicableCode as exc:
+            response = exc
+        except HTTPException as exc:
+            response = NoApplicableCode(exc.description, code=exc.code)
+        except Exception:
+            LOG.exception("WPS 1.0.0 request failed")
+            response = NoApplicableCode("No applicable error code, please check error log.", code=500)
+        if self.request_log is not None and wps_request is not None and wps_request.operation:
+            failed = isinstance(response, HTTPException) or response.status_code >= 400
+            self.request_log.record(wps_request, started, not failed,
+                                    getattr(response, "description", "") if failed else "")
+        return response
+
+    def _catalogue(self, wps_request: Any, http_request: Request) -> Response:
+        """GetCapabilities or DescribeProcess, rendered once per catalogue version and what else the document
+        depends on (language, identifiers, JSON or XML as the Accept header and ``f`` choose)."""
+        as_json, mimetype = get_response_type(http_request.accept_mimetypes, wps_request.default_mimetype)
+        key = (wps_request.operation, wps_request.version, wps_request.language,
+               tuple(wps_request.identifiers or ()), as_json, mimetype)
+        document = self.documents.get(self._catalog_version, key, lambda: self._render_catalogue(wps_request))
+        return respond(http_request, document)
+
+    def _render_catalogue(self, wps_request: Any) -> Document:
+        if wps_request.operation == "getcapabilities":
+            response = self.get_capabilities(wps_request, None)
+        else:
+            response = self.describe(wps_request, None, wps_request.identifiers)
+        if self._templates is None:
+            self._templates = response.template_env
+        response.template_env = self._templates
+        doc, mimetype = response._construct_doc()  # not get_response_doc: that writes the request log
+        return Document.of(doc, mimetype or get_default_response_mimetype(), {"Vary": "Accept"})
 
     def refresh_processes(self) -> None:
         """Pick up processors deployed since start."""
@@ -110,6 +170,8 @@ class GatewayService(Service):
             raise ERRORS.get(exc.code, InvalidParameterValue)(exc.message, exc.locator) from exc
         except LimitExceeded as exc:
             raise (ServerBusy if exc.status == 429 else NoApplicableCode)(str(exc), code=exc.status) from exc
+        except IdentityRequired as exc:  # a process only some roles may execute (batch)
+            raise NoApplicableCode(str(exc), code=exc.status) from exc
         settings = self.context.settings
         if not form.asynchronous:
             if form.raw and job.status == JobStatus.SUCCESSFUL:

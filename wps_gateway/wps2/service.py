@@ -15,8 +15,11 @@ from werkzeug.wrappers import Request, Response
 
 from processes.descriptor import Processor
 
+from ..auth.identity import IdentityRequired
+from ..conditional import Document, DocumentCache, conditional, respond, state_etag
 from ..context import GatewayContext
 from ..inputs import CheckedInputs, InputError, RawInput, check_inputs
+from ..job_views import JobView
 from ..jobs import JobNotFound, ResponseForm
 from ..limits import LimitExceeded
 from ..outages import UNAVAILABLE_TEXT, store_unavailable
@@ -35,6 +38,7 @@ class Wps2Service:
 
     def __init__(self, context: GatewayContext) -> None:
         self.context = context
+        self.documents = DocumentCache()
 
     def call(self, request: Request) -> Response:
         """Parse, handle, and turn any failure into an OWS 2.0 ExceptionReport (never an HTML error page)."""
@@ -52,10 +56,14 @@ class Wps2Service:
 
     def handle(self, parsed: Wps2Request, http: Request | None = None) -> Response:
         if isinstance(parsed, GetCapabilities):
-            processors = list(self.context.processors().values())
-            return _xml(render.capabilities(processors, self.context.settings.url))
+            version, processors = self.context.catalogue()
+            return respond(http, self.documents.get(version, "capabilities", lambda: _document(
+                render.capabilities(list(processors.values()), self.context.settings.url))))
         if isinstance(parsed, DescribeProcess):
-            return _xml(render.process_offerings(self._processors(parsed.identifiers)))
+            version, _ = self.context.catalogue()
+            chosen = self._processors(parsed.identifiers)
+            return respond(http, self.documents.get(version, ("describe", *parsed.identifiers), lambda: _document(
+                render.process_offerings(chosen))))
         if isinstance(parsed, Execute):
             return self.execute(parsed, http)
         return {"GetStatus": self.get_status, "GetResult": self.get_result,
@@ -93,6 +101,8 @@ class Wps2Service:
             raise Wps2Error(INPUT_CODES[exc.kind], exc.message, exc.locator) from exc
         except LimitExceeded as exc:
             raise Wps2Error("NoApplicableCode", str(exc), status=exc.status) from exc
+        except IdentityRequired as exc:  # a process only some roles may execute (batch)
+            raise Wps2Error("NoApplicableCode", str(exc), status=exc.status) from exc
         if job.status not in JobStatus.FINAL:
             return _xml(render.status_info(job))  # past sync_timeout: the client polls with GetStatus
         return self._result(job, raw_allowed=True)
@@ -118,15 +128,20 @@ class Wps2Service:
 
     # -- job operations --------------------------------------------------------
 
-    def _job(self, job_id: str, http: Request | None) -> Job:
-        """A job the request's identity may see; another user's is no such job."""
+    def _job(self, job_id: str, http: Request | None, status_only: bool = False) -> Job | JobView:
+        """A job the request's identity may see (``status_only``: its status columns); another user's is no
+        such job."""
         try:
-            return self.context.job_for(http, job_id)
+            return (self.context.job_view_for if status_only else self.context.job_for)(http, job_id)
         except JobNotFound:
             raise Wps2Error("NoSuchJob", f"no job {job_id}", "JobID") from None
 
     def get_status(self, request: JobRequest, http: Request | None = None) -> Response:
-        return _xml(render.status_info(self._job(request.job_id, http)))
+        """StatusInfo from the job's status columns; 304 for a poller that has it (its ETag covers the job's
+        state, not the clock: ``NextPoll`` and ``EstimatedCompletion`` move on between polls)."""
+        job = self._job(request.job_id, http, status_only=True)
+        return conditional(http, state_etag("wps2-status", job.state()), lambda: _xml(render.status_info(job)),
+                           {"Cache-Control": "no-cache"})
 
     def get_result(self, request: JobRequest, http: Request | None = None) -> Response:
         job = self._job(request.job_id, http)
@@ -148,6 +163,10 @@ class Wps2Service:
 
 def _xml(body: bytes, status: int = 200) -> Response:
     return Response(body, status, mimetype=XML_MIMETYPE)
+
+
+def _document(body: bytes) -> Document:
+    return Document.of(body, f"{XML_MIMETYPE}; charset=utf-8")
 
 
 def _requested_outputs(request: Execute, processor: Processor) -> dict[str, dict[str, Any]]:

@@ -216,6 +216,7 @@ class YarnCluster:
         for node in self.nodes:
             for container in list(node.containers.values()):
                 node.stop_container(container.container_id)
+            node.web.close()
 
     def forget_everything(self) -> None:
         """A restart without recovery: no application survives; NodeManagers kill their containers on resync."""

@@ -38,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..agent import _kill_after, _signal_group  # the test agent's: SIGTERM the group, SIGKILL after a delay
 from .hdfs import HdfsCluster
+from .nm_web import nm_listener
 from .web import RemoteError
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ LOG = logging.getLogger(__name__)
 ENV_WHITELIST = ("JAVA_HOME", "HADOOP_COMMON_HOME", "HADOOP_HDFS_HOME", "HADOOP_CONF_DIR",
                  "CLASSPATH_PREPEND_DISTCACHE", "HADOOP_YARN_HOME", "HADOOP_HOME", "PATH", "LANG", "TZ")
 SIGKILL_DELAY = 0.25  # yarn.nodemanager.sleep-delay-before-sigkill.ms
+TRACK_STOPPED_SECONDS = 600.0  # yarn.nodemanager.duration-to-track-stopped-containers
 EXIT_ABORTED = -100
 EXIT_INVALID = -1000
 EXIT_KILLED = 143
@@ -115,7 +117,8 @@ class NodeManager:
         self.index = index
         self.host = host
         self.node_id = f"{host}:{45454 + index}"
-        self.http_address = f"{host}:{8042 + index}"
+        self.web = nm_listener(self).open()  # its containers and their logs (nm_web.py)
+        self.http_address = self.web.address
         self.memory = memory
         self.vcores = vcores
         self.label = label
@@ -125,6 +128,7 @@ class NodeManager:
         self.log_root = work_dir / "logs"
         self.java_home = work_dir / "jdk"
         self.containers: dict[str, Container] = {}
+        self.stopped: dict[str, tuple[Container, float]] = {}  # completed: (container, monotonic time it ended)
         self.state = "RUNNING"  # RUNNING | LOST
         self.lost_at: float | None = None
         self.localizations = 0  # downloads into a cache (tests of PUBLIC caching read it)
@@ -202,6 +206,7 @@ class NodeManager:
 
     def crash(self) -> None:
         """The machine goes away: every process dies with it and nothing is reported."""
+        self.web.close()
         with self._lock:
             self.state = "LOST"
             self.lost_at = time.monotonic()
@@ -210,8 +215,15 @@ class NodeManager:
                     _signal_group(container.process, signal.SIGKILL)
 
     def forget(self, container_id: str) -> None:
+        """A completed container leaves the live ones; its web page knows it a while longer (``stopped``)."""
         with self._lock:
-            self.containers.pop(container_id, None)
+            container = self.containers.pop(container_id, None)
+            if container is not None:
+                now = time.monotonic()
+                self.stopped[container_id] = (container, now)
+                for old, (_, since) in list(self.stopped.items()):
+                    if now - since > TRACK_STOPPED_SECONDS:
+                        del self.stopped[old]
 
     def _run(self, container: Container, completion: Completion) -> None:
         app_dir = self.local_dir / "usercache" / container.user / "appcache" / container.app_id

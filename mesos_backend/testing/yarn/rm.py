@@ -226,6 +226,14 @@ class _ResourceManagerHandler(HadoopHandler):
             if rest == ["appattempts"]:
                 self._allow(method, "GET")
                 return 200, {"appAttempts": {"appAttempt": [self._attempt(a) for a in app.attempts]}}, {}
+            if len(rest) == 3 and rest[0] == "appattempts" and rest[2] == "containers":
+                self._allow(method, "GET")
+                attempt = next((a for a in app.attempts if rest[1] in (a.attempt_id, str(a.number))), None)
+                if attempt is None:
+                    raise RemoteError("NotFoundException", f"java.lang.Exception: appAttempt with id: {rest[1]} "
+                                                           "not found")
+                return 200, {"container": [self._container(c) for c in app.containers.values()
+                                           if c.container_id.startswith(attempt.container_id(0)[:-6])]}, {}
         raise RemoteError("NotFoundException", f"java.lang.Exception: no resource {self.route}")
 
     def _allow(self, method: str, allowed: str) -> None:
@@ -286,6 +294,17 @@ class _ResourceManagerHandler(HadoopHandler):
                 "logsLink": f"http://{node.http_address}/node/containerlogs/{am.container_id}/{attempt.app.user}"
                 if node else "", "blacklistedNodes": "", "nodesBlacklistedBySystem": "",
                 "appAttemptId": attempt.attempt_id, "appAttemptState": attempt.state}
+
+    def _container(self, container: Any) -> dict[str, Any]:
+        """A live container as the RM lists an attempt's containers (the scheduler's view)."""
+        node = container.node
+        return {"containerId": container.container_id, "allocatedMB": container.memory,
+                "allocatedVCores": container.vcores, "assignedNodeId": node.node_id if node else "",
+                "priority": 0, "startedTime": 0, "finishedTime": 0, "elapsedTime": 0,
+                "logUrl": f"http://{node.http_address}/node/containerlogs/{container.container_id}/{container.user}"
+                if node else "", "containerExitStatus": 0, "containerState": "RUNNING",
+                "nodeHttpAddress": f"http://{node.http_address}" if node else "", "nodeId": node.node_id if node
+                else ""}
 
     def _filtered(self) -> list[Any]:
         query = self.query

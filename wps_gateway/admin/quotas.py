@@ -1,28 +1,17 @@
-"""Operators' REST control under ``/admin/api`` (operator role; with ``[auth] mode = none``, loopback only).
-
-Quotas for now: ``GET /admin/api/quotas``, ``PUT`` and ``DELETE
-/admin/api/quotas/{user|group}/{name}`` (JSON ``{"cpuHours", "period",
-"maxRunning"}``), the same as ``wps-gateway quota``.
-"""
+"""Quotas: ``GET /admin/api/quotas``, ``PUT`` and ``DELETE /admin/api/quotas/{user|group}/{name}``
+(JSON ``{"cpuHours", "period", "maxRunning"}``), the same as ``wps-gateway quota``."""
 
 from __future__ import annotations
-
-import json
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from . import quotas
-from .auth.identity import OPERATOR, require
-from .context import GatewayContext
-from .ogcapi.execute import read_json_body
-from .ogcapi.problems import Problem, invalid_parameter
+from .. import quotas
+from ..ogcapi.problems import Problem, invalid_parameter
+from .http import Endpoints, json_body, json_response, no_content, operator
 
 
-class AdminApi:
-    def __init__(self, context: GatewayContext) -> None:
-        self.context = context
-
+class QuotasApi(Endpoints):
     def rules(self) -> list[Rule]:
         return [
             Rule("/admin/api/quotas", endpoint=self.on_quotas, methods=["GET"]),
@@ -30,11 +19,11 @@ class AdminApi:
         ]
 
     def on_quotas(self, request: Request) -> Response:
-        require(request, OPERATOR)
-        return _json({"quotas": [quotas.as_json(q) for q in quotas.list_quotas(self.context.store)]})
+        operator(request)
+        return json_response({"quotas": [quotas.as_json(q) for q in quotas.list_quotas(self.context.store)]})
 
     def on_quota(self, request: Request, scope: str, name: str) -> Response:
-        require(request, OPERATOR)
+        operator(request)
         if scope not in quotas.SCOPES:
             raise Problem(404, "Not found", f"quotas are for a user or a group, not a {scope!r}")
         if request.method == "DELETE":
@@ -42,8 +31,8 @@ class AdminApi:
                 quotas.remove_quota(self.context.store, scope, name)
             except LookupError as exc:
                 raise Problem(404, "Not found", str(exc)) from None
-            return Response(status=204)
-        body = read_json_body(request, self.context.settings.max_request_bytes)
+            return no_content()
+        body = json_body(request, self.context.settings.max_request_bytes)
         if not isinstance(body, dict) or set(body) - {"cpuHours", "period", "maxRunning"}:
             raise invalid_parameter("a quota is an object with cpuHours, period and maxRunning")
         cpu, running = body.get("cpuHours"), body.get("maxRunning")
@@ -54,9 +43,5 @@ class AdminApi:
             quotas.set_quota(self.context.store, scope, name, cpu, str(body.get("period", "month")), running)
         except ValueError as exc:
             raise invalid_parameter(str(exc)) from None
-        state = next(q for q in quotas.list_quotas(self.context.store) if (q.scope, q.name) == (scope, name))
-        return _json(quotas.as_json(state))
-
-
-def _json(doc: dict) -> Response:
-    return Response(json.dumps(doc, indent=2), content_type="application/json")
+        state = next(q for q in quotas.list_quotas(self.context.store) if (q.scope, q.name) == (scope, name.strip()))
+        return json_response(quotas.as_json(state))

@@ -1,0 +1,1 @@
+"""Repeated runs (mesos-http-scheduler): schedules kept in the job store, run by the active dispatcher's side."""

@@ -1,0 +1,1 @@
+"""Work pulled from order systems (espa-scheduler): ``[sources]``, polled by the active dispatcher's side."""
