@@ -19,10 +19,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -71,11 +72,14 @@ def machine_description() -> str:
             f"{platform.system()} {platform.release()}")
 
 
-def parse_args(description: str) -> argparse.Namespace:
-    """The options every benchmark script takes (run_all passes them through)."""
+def parse_args(description: str, extra: Callable[[argparse.ArgumentParser], object] | None = None
+               ) -> argparse.Namespace:
+    """The options every benchmark script takes (run_all passes them through), and ``extra``'s own."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--json", type=Path, help="also write the result rows to this file (used by run_all)")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 
@@ -213,7 +217,7 @@ def run_server(argv: list[str], port: int, log: Path, env: dict[str, str] | None
             process.wait()
 
 
-def gateway_environ(data_dir: Path, port: int, input_dir: Path) -> dict[str, str]:
+def gateway_environ(data_dir: Path, port: int, input_dir: Path, **settings: str) -> dict[str, str]:
     """Environment for `wps-gateway serve` on a private store, with the dispatcher NOT embedded.
 
     With ``dispatcher = external`` and no dispatcher running, accepted jobs just
@@ -230,18 +234,20 @@ def gateway_environ(data_dir: Path, port: int, input_dir: Path) -> dict[str, str
         # The benchmark is one client with more queued jobs than a client may have; the checks still run.
         "GATEWAY_CLIENT_MAX_JOBS": "1000000",
         "GATEWAY_CLIENT_MAX_TASKS": "1000000",
+        **settings,
     })
     env.pop("PYWPS_CFG", None)  # the repository's pywps.cfg, as `make run` uses
     return env
 
 
 @contextmanager
-def gateway_server(workdir: Path, input_dir: Path) -> Iterator[Server]:
-    """The gateway as `wps-gateway serve` runs it (same CLI code path), external dispatcher."""
+def gateway_server(workdir: Path, input_dir: Path, **settings: str) -> Iterator[Server]:
+    """The gateway as `wps-gateway serve` runs it (same CLI code path), external dispatcher; ``settings``
+    (environment variables) override the benchmark's."""
     port = free_port()
     argv = [PYTHON, "-m", "wps_gateway.cli", "serve", "--host", HOST, "--port", str(port),
             "--threads", str(SERVER_THREADS)]
-    env = gateway_environ(workdir / "var", port, input_dir)
+    env = gateway_environ(workdir / "var", port, input_dir, **settings)
     with run_server(argv, port, workdir / "gateway.log", env) as server:
         yield server
 
@@ -254,6 +260,44 @@ def bare_server(workdir: Path) -> Iterator[Server]:
             "--threads", str(SERVER_THREADS)]
     with run_server(argv, port, workdir / "bare.log") as server:
         yield server
+
+
+# --------------------------------------------------------------- PostgreSQL
+
+
+@contextmanager
+def postgres_server() -> Iterator[Any]:
+    """A PostgreSQL server of our own on 127.0.0.1 (the tests' recipe, ``tests/servers/postgres.py``), in a
+    folder of its own (the server's user must reach it: not inside our 0700 tmp); ``create_database()`` and
+    ``url(name)`` give stores on it."""
+    import pwd
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(REPO))
+    from tests.servers.postgres import PostgresServer, _bin_dir
+
+    bin_dir = _bin_dir()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL server binaries not found (Debian package postgresql)")
+    run_as = "postgres" if os.geteuid() == 0 else None
+    if run_as:
+        pwd.getpwnam(run_as)
+    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    server = PostgresServer(bin_dir, root, free_port(), run_as)
+    try:
+        server.start()
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """The URL of a new database on a PostgreSQL server of our own (``postgres_server``)."""
+    with postgres_server() as server:
+        yield server.url(server.create_database())
 
 
 # ------------------------------------------------------------- sample data

@@ -25,29 +25,21 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import pwd
 import random
-import shutil
 import sqlite3
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from _common import REPO, Row, median, parse_args, report
+from _common import REPO, Row, median, parse_args, postgres, report
 
 from wps_gateway.accounting.formats import report_document
 from wps_gateway.accounting.query import FIGURES, ReportQuery, run_report
 from wps_gateway.store.db import Store
-
-sys.path.insert(0, str(REPO))
-from tests.servers.postgres import PostgresServer, _bin_dir  # noqa: E402  (the tests' own server recipe)
 
 WEIGHTS = {"cpu": 1.0, "mem": 0.25, "gpu": 4.0}
 MONTH = (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC))
@@ -300,27 +292,6 @@ def load(store: Store, fill: Callable[[], None], name: str) -> Row:
         connection.exec_driver_sql("VACUUM ANALYZE" if name == "PostgreSQL" else "ANALYZE")
     return Row(f"Accounting, {name}", "loading the year; migration 0007 (sums every attempt into job_usage)",
                f"{migrated:.1f} s", f"loading: {loaded:.1f} s", "-", "-", None)
-
-
-@contextmanager
-def postgres() -> Iterator[str]:
-    """A server of our own in a folder of its own (the server's user must reach it: not inside our 0700 tmp)."""
-    from tests.conftest import free_port
-
-    bin_dir = _bin_dir()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL server binaries not found (Debian package postgresql)")
-    run_as = "postgres" if os.geteuid() == 0 else None
-    if run_as:
-        pwd.getpwnam(run_as)
-    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    server = PostgresServer(bin_dir, root, free_port(), run_as)
-    try:
-        server.start()
-        yield server.url(server.create_database())
-        server.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:

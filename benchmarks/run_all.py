@@ -21,6 +21,8 @@ BENCHMARKS = ("dispatch_overhead.py", "http_latency.py", "queued_memory.py", "ya
               "slurm_overhead.py", "accounting_report.py", "console.py")
 # These print their own table (their columns differ); their output passes through.
 OWN_TABLES = ("mesos_placement.py", "mesos_scheduler.py")
+# Long ones (stores of a million jobs, jobs of 100,000 tasks: most of an hour together), run with --long only.
+LONG = ("scale.py", "big_job.py")
 
 
 def run_one(script: str, quick: bool, json_path: Path | None) -> bool:
@@ -37,11 +39,12 @@ def run_one(script: str, quick: bool, json_path: Path | None) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--long", action="store_true", help=f"also the long ones: {', '.join(LONG)}")
     args = parser.parse_args()
     rows: list[Row] = []
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-results-") as tmp:
-        for script in BENCHMARKS:
+        for script in BENCHMARKS + (LONG if args.long else ()):
             json_path = Path(tmp) / f"{script}.json"
             if run_one(script, args.quick, json_path):
                 rows += load_rows(json_path)

@@ -311,6 +311,7 @@ def _report(store: Store, weights: dict[str, float], args) -> int:
 
 
 def _jobs(store: Store, args, settings) -> int:
+    from . import ogcapi  # noqa: F401  (before accounting.api: they import each other, and only this order works)
     from .accounting.api import job_usage
     from .jobs import JobNotFound, get_job, list_jobs
     from .store.models import Task
