@@ -1,4 +1,4 @@
-"""WebHDFS, as far as the YARN backend needs it: a file's status, creating files and directories, reading.
+"""WebHDFS, as far as the YARN backend needs it: a file's status, creating, reading and deleting files.
 
 CREATE and OPEN are two steps, as on a real cluster: the NameNode answers
 307 with the DataNode that takes or serves the bytes, and the data goes
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
+
+import httpx
 
 from .http import HadoopError, HadoopHttp
 
@@ -49,6 +51,20 @@ class WebHdfsClient:
         if response.status_code == 307 and location:
             response = self.http.follow("GET", location, kind="OPEN (DataNode)")
         return response.content
+
+    def open(self, path: str) -> httpx.Response:
+        """The file at ``path`` as a streamed response from its DataNode (iterate it, then close it)."""
+        response = self.http.call("GET", _url(path), params={"op": "OPEN"}, kind="OPEN", standby_error=STANDBY)
+        location = response.headers.get("location")
+        if response.status_code != 307 or not location:
+            raise HadoopError(response.status_code, "", "OPEN was not redirected to a DataNode")
+        return self.http.follow("GET", location, kind="OPEN (DataNode)", stream=True)
+
+    def delete(self, path: str, *, recursive: bool = False) -> bool:
+        """Delete ``path`` (a directory with what it holds when ``recursive``); False if there was nothing."""
+        response = self.http.call("DELETE", _url(path), params={"op": "DELETE", "recursive": str(recursive).lower()},
+                                  kind="DELETE", standby_error=STANDBY)
+        return bool(response.json().get("boolean"))
 
 
 def _url(path: str) -> str:
