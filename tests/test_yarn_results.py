@@ -21,6 +21,8 @@ from wps_gateway.store.models import Job, JobStatus, StacItem, utcnow
 from .conftest import build_gateway, close_gateway, gateway_environ
 from .jobs_support import job_of, running, submit_sleepy, wait_for
 from .mesos_support import NS, assert_same_outputs, job_id_of, outputs_of, submit
+from .ogcapi_support import poll_job
+from .test_ogcapi import refs, submit_async
 from .yarn_support import yarn_environ, yarn_gateway
 
 pytestmark = pytest.mark.slow
@@ -80,12 +82,29 @@ def test_outputs_of_a_yarn_job_are_served_from_hdfs_and_retention_deletes_them(t
         hdfs.delete(f"{RESULTS}/{job_id}/{gone}")
         yarn.client.get(f"/outputs/{job_id}/{gone}", status=404)
 
+        # A file sent inline is read from HDFS too: the same value as locally; 503 while HDFS is away.
+        body = {"inputs": {"scenes": refs(inputs)}, "response": "document",
+                "outputs": {"statistics": {"transmissionMode": "value"}}}
+        inline = {}
+        for gateway in (local, yarn):
+            ogc_job = submit_async(gateway.client, "ndvi-mosaic", body)
+            assert poll_job(gateway.client, ogc_job, timeout=120)[1][-1] == "successful"
+            inline[gateway is yarn] = gateway.client.get(f"/jobs/{ogc_job}/results").json["statistics"]
+        assert inline[True] == inline[False] and inline[True]["value"]
+        yarn_rm.hdfs.namenode.close()
+        try:
+            problem = yarn.client.get(f"/jobs/{ogc_job}/results", status=503).json
+            assert "HDFS" in problem["detail"]
+        finally:
+            yarn_rm.hdfs.namenode.open()
+
         # Retention deletes the job's folder on HDFS.
         with yarn.store.session() as session:
             session.execute(update(Job).where(Job.id == job_id).values(finished=utcnow() - timedelta(days=2)))
         collected = retention_for(yarn.settings, yarn.store).collect()
         assert collected.jobs == [job_id]
         assert hdfs.status(f"{RESULTS}/{job_id}", strict=False) is None
+        assert hdfs.status(f"{RESULTS}/{ogc_job}", strict=False) is not None  # within its retention
         assert hdfs.status(RESULTS, strict=False) is not None
     finally:
         close_gateway(local)
@@ -100,7 +119,8 @@ def _items(gateway, job_id: str) -> list[StacItem]:
 
 
 def test_outputs_wait_for_an_unreachable_namenode_and_its_outputs_are_503_meanwhile(tmp_path, sample_data, yarn_rm):
-    """The job stays running with its files while HDFS is away; they go there once it is back."""
+    """The job stays running with its files while HDFS is away (across a restart); they go there once it is
+    back."""
     staging = (tmp_path / "staging").as_uri()  # task commands on a shared folder: only the results need HDFS
     gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm, **results_env(yarn_rm, YARN_STAGING_DIR=staging))
     hdfs = hdfs_client(yarn_rm)
@@ -118,6 +138,9 @@ def test_outputs_wait_for_an_unreachable_namenode_and_its_outputs_are_503_meanwh
         response = gateway.client.get(f"/outputs/{first}/total.txt", status=503)
         assert "HDFS" in response.text and "Retry-After" in response.headers
 
+        close_gateway(gateway)  # a gateway that starts again while HDFS is away takes the waiting job up
+        gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm,
+                               **results_env(yarn_rm, YARN_STAGING_DIR=staging))
         yarn_rm.hdfs.namenode.open()
         wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 60, "the job to end")
         job = job_of(gateway, job_id)

@@ -124,6 +124,7 @@ class Dispatcher:
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
         self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
         self._outputs_due: dict[str, float] = {}  # job id -> monotonic time its outputs are collected again
+        self._hdfs_down: tuple[int, float] = (0, 0.0)  # failed tries in a row, monotonic time of the next one
         self._next_drift_check = time.monotonic() + options.reconcile_interval
         self._drift_seen: tuple[set[str], set[str]] = (set(), set())  # (missing, unwanted) at the last check
         self.last_turn: float | None = None  # monotonic time of the last turn that completed
@@ -494,14 +495,20 @@ class Dispatcher:
         """End a job whose tasks all succeeded with its outputs; while HDFS (``results``) cannot be reached
         the job stays running, says so, and its outputs are collected again a moment later."""
         self._outputs_due.pop(job_id, None)
+        failures, next_try = self._hdfs_down
         try:
+            if failures and time.monotonic() < next_try:  # one job's try at a time while HDFS is away
+                raise ResultsUnavailable("HDFS did not answer the last try")
             outputs = collect_outputs(self._processor(session, job_id), job_id, self.options.jobs_dir,
                                       self.options.results)
         except OutputMissing as exc:
             return self._finish_job(session, job_id, JobStatus.FAILED, str(exc))
         except ResultsUnavailable as exc:
-            self._outputs_due[job_id] = time.monotonic() + self.options.retry_backoff
-            LOG.warning("job %s: its outputs cannot be put on HDFS yet: %s", job_id, redact(str(exc)))
+            if not failures or time.monotonic() >= next_try:
+                delay = min(self.options.retry_backoff * 2 ** failures, self.options.retry_backoff_max)
+                self._hdfs_down = (failures + 1, time.monotonic() + delay)
+                LOG.warning("job %s: its outputs cannot be put on HDFS yet: %s", job_id, redact(str(exc)))
+            self._outputs_due[job_id] = self._hdfs_down[1]
             session.execute(update(Job).where(Job.id == job_id, Job.status.in_(JobStatus.ACTIVE))
                             .values(message="All tasks done; waiting for HDFS to store the outputs")
                             .execution_options(synchronize_session=False))
@@ -509,6 +516,7 @@ class Dispatcher:
         except BackendError as exc:  # HDFS refused (permissions, quota): no retry mends that
             return self._finish_job(session, job_id, JobStatus.FAILED,
                                     f"The outputs could not be stored on HDFS: {redact(str(exc))}")
+        self._hdfs_down = (0, 0.0)
         return self._finish_job(session, job_id, JobStatus.SUCCESSFUL, "Process succeeded", outputs)
 
     def _collect_due(self, now: float) -> list[str]:
