@@ -71,7 +71,7 @@ def put_outputs(store: HdfsResults, job_id: str, outputs_dir: Path, outputs: dic
     for entry in outputs.values():
         path = outputs_dir / entry["file"]
         if path.is_file():
-            entry["location"] = store.put(job_id, entry["file"], path.read_bytes())
+            entry["location"] = store.put(job_id, path)
         else:
             entry["location"] = store.location(job_id, entry["file"])
     for entry in outputs.values():
@@ -89,3 +89,8 @@ def output_bytes(jobs_dir: Path, job_id: str, entry: dict[str, Any]) -> bytes:
 def open_output(location: str) -> tuple[Iterator[bytes], int | None]:
     """An output file on HDFS, streamed: its chunks and its length."""
     return _store_of(location).open(location)
+
+
+def copy_output(location: str, target: Path) -> None:
+    """An output file on HDFS written to a local file."""
+    _store_of(location).copy(location, target)

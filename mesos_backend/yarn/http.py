@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -129,7 +129,7 @@ class HadoopHttp:
             return response
         raise Unavailable(f"no {self.name} answered at {', '.join(self.urls)}: {last}")
 
-    def follow(self, method: str, location: str, *, content: bytes | None = None, kind: str,
+    def follow(self, method: str, location: str, *, content: bytes | BinaryIO | None = None, kind: str,
                stream: bool = False) -> httpx.Response:
         """A call to where a service redirected (a WebHDFS DataNode): the URL is taken as it is.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -53,10 +54,11 @@ class HdfsResults:
     def holds(self, location: str) -> bool:
         return location.startswith(self.directory + "/")
 
-    def put(self, job_id: str, name: str, data: bytes) -> str:
-        """Write one output file (replacing an earlier try's); its ``hdfs://`` URI."""
-        location = self.location(job_id, name)
-        _calling(lambda: self.client.create(self._path(location), data, overwrite=True))
+    def put(self, job_id: str, source: Path) -> str:
+        """Write one output file, streamed from ``source`` (replacing an earlier try's); its ``hdfs://`` URI."""
+        location = self.location(job_id, source.name)
+        with open(source, "rb") as data:
+            _calling(lambda: self.client.create(self._path(location), data, overwrite=True))
         return location
 
     def size(self, location: str) -> int | None:
@@ -78,6 +80,13 @@ class HdfsResults:
             finally:
                 response.close()
         return chunks(), int(length) if length and length.isdigit() else None
+
+    def copy(self, location: str, target: Path) -> None:
+        """Write the file at ``location`` to ``target``, as it streams in."""
+        chunks, _ = self.open(location)
+        with open(target, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
 
     def delete(self, job_id: str) -> bool:
         """Delete a job's folder and its files; False if it had none."""

@@ -7,7 +7,7 @@ there. A standby NameNode answers StandbyException; the next address is tried.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -37,7 +37,8 @@ class WebHdfsClient:
         self.http.call("PUT", _url(path), params={"op": "MKDIRS", "permission": permission}, kind="MKDIRS",
                        standby_error=STANDBY)
 
-    def create(self, path: str, data: bytes, *, overwrite: bool = True, permission: str = "644") -> None:
+    def create(self, path: str, data: bytes | BinaryIO, *, overwrite: bool = True, permission: str = "644") -> None:
+        """Write a file; ``data`` may be an open file (sent as it is read, with its length)."""
         response = self.http.call("PUT", _url(path), kind="CREATE", standby_error=STANDBY, params={
             "op": "CREATE", "overwrite": str(overwrite).lower(), "permission": permission})
         location = response.headers.get("location")

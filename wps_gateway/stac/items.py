@@ -35,7 +35,7 @@ from .. import __version__
 from ..jobs import processor_of
 from ..planner import job_paths
 from ..redaction import redact
-from ..results import output_bytes
+from ..results import copy_output
 from ..store.models import Job
 from ..wps1.render import output_url, status_url
 from .links import GEOJSON, is_raster, item_url
@@ -97,7 +97,7 @@ def _raster_facts(job: Job, spec: IOSpec, entry: dict[str, Any], where: Where) -
         return raster_facts(job_paths(where.jobs_dir, job.id)["outputs"] / entry["file"], label)
     with tempfile.TemporaryDirectory(prefix="stac-") as scratch:
         path = Path(scratch) / entry["file"]
-        path.write_bytes(output_bytes(where.jobs_dir, job.id, entry))
+        copy_output(entry["location"], path)
         return raster_facts(path, label)
 
 
