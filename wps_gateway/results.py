@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mesos_backend import BackendError
-from mesos_backend.yarn.results import HdfsResults
+from mesos_backend.yarn.results import HdfsResults, ResultsUnavailable
 
 from .config import Settings
 from .planner import job_paths
@@ -59,7 +59,7 @@ def _store_of(location: str) -> HdfsResults:
         for store in reversed(list(_stores.values())):
             if store.holds(location):
                 return store
-    raise LookupError(f"no results directory configured holds {location}")
+    raise ResultsUnavailable(f"{location}: no [yarn] results_dir of this gateway holds it (was it changed?)")
 
 
 def put_outputs(store: HdfsResults, job_id: str, outputs_dir: Path, outputs: dict[str, Any]) -> None:
