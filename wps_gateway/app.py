@@ -17,6 +17,9 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from mesos_backend.yarn.http import HadoopError
+from mesos_backend.yarn.results import ResultsUnavailable
+
 from .admin import AdminApi
 from .auth.authenticate import AuthenticationFailed, AuthorizationFailed, KeysUnavailable
 from .auth.identity import ENVIRON_KEY, IdentityRequired, require
@@ -32,6 +35,7 @@ from .ogcapi.problems import Problem
 from .outages import RETRY_AFTER_SECONDS, UNAVAILABLE_TEXT, store_unavailable
 from .planner import job_paths
 from .redaction import redact
+from .results import open_output, results_store
 from .schedules.api import ScheduleApi
 from .stac.api import StacApi
 from .stac.links import output_item_urls
@@ -120,6 +124,8 @@ class GatewayApp:
 
     def _unexpected(self, request: Request, exc: Exception) -> Response | HTTPException:
         """An error no handler answered: 503 while the store is unreachable, else 500; in the path's protocol."""
+        if isinstance(exc, ResultsUnavailable):
+            return self._results_unavailable(request, exc)
         unavailable = store_unavailable(exc)
         if unavailable:
             LOG.warning("%s %s answered 503: the job store is unreachable (%s: %s)", request.method, request.path,
@@ -184,16 +190,42 @@ class GatewayApp:
 
     def on_output(self, request: Request, job_id: str, filename: str) -> Response:
         job = self._job(request, job_id)
-        files = {entry.get("file") for entry in job.outputs.values()}
-        if filename not in files:
+        entries = {entry.get("file"): entry for entry in job.outputs.values()}
+        if filename not in entries:
             raise NotFound(f"job {job_id} has no output file {filename}")
+        media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        if entries[filename].get("location"):
+            return self._stored_output(request, job_id, filename, entries[filename]["location"], media_type)
         path = job_paths(self.context.settings.jobs_dir, job_id)["outputs"] / filename
         if not path.is_file():
             raise NotFound(f"output file {filename} of job {job_id} is gone")
-        media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         response = Response(open(path, "rb"), mimetype=media_type, direct_passthrough=True)
         response.content_length = path.stat().st_size
         return response
+
+    def _stored_output(self, request: Request, job_id: str, filename: str, location: str,
+                       media_type: str) -> Response | HTTPException:
+        """An output file on HDFS, streamed from its DataNode; 503 while HDFS cannot be reached."""
+        results_store(self.context.settings)  # made (and known to ``open_output``) on first need
+        try:
+            chunks, length = open_output(location)
+        except ResultsUnavailable as exc:
+            return self._results_unavailable(request, exc)
+        except HadoopError as exc:
+            if exc.status == 404 or exc.exception == "FileNotFoundException":
+                raise NotFound(f"output file {filename} of job {job_id} is gone") from None
+            LOG.warning("output %s of job %s: HDFS refused: %s", filename, job_id, redact(str(exc)))
+            return self._error(request, 502, "Bad gateway", f"The results store (HDFS) refused: {exc.exception}",
+                               SERVICE_UNAVAILABLE)
+        response = Response(chunks, mimetype=media_type, direct_passthrough=True)
+        if length is not None:
+            response.content_length = length
+        return response
+
+    def _results_unavailable(self, request: Request, exc: Exception) -> Response | HTTPException:
+        LOG.warning("%s %s answered 503: HDFS is unreachable (%s)", request.method, request.path, redact(str(exc)))
+        return self._error(request, 503, "Service unavailable",
+                           "The results store (HDFS) cannot be reached; try again later", SERVICE_UNAVAILABLE)
 
     def _job(self, request: Request, job_id: str) -> JobView:
         """A job for its status document or outputs: by its unguessable URL, or, with ``[auth]

@@ -128,6 +128,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "am_classpath": "",  # empty: yarn.application.classpath's default after ./*
         "staging_dir": "",  # hdfs:// or file:// directory for the task command files; empty: data_dir/yarn
         "webhdfs": "",  # the NameNode's HTTP address(es), for hdfs:// resources
+        "results_dir": "",  # hdfs:// directory for the output files of jobs (served through WebHDFS); empty: data_dir
         "task_cpu": "",  # floor of vcores per task
         "task_mem": "",  # floor of memory (MB) per task
         "max_cpu": "0",  # vcores of this gateway's tasks at most; 0: no cap

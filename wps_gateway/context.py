@@ -27,6 +27,7 @@ from .jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_jo
 from .limits import ClientLimits, SyncWaits, check_submission, client_of
 from .planner import count_tasks
 from .quotas import check_quota
+from .results import results_store
 from .store.db import Store
 from .store.models import Job
 
@@ -58,6 +59,7 @@ class GatewayContext:
                       _sync_slots=threading.BoundedSemaphore(settings.sync_max_waiting),
                       _sync_waits=SyncWaits(settings.client_limits.max_sync))
         context.authenticator = Authenticator(settings.auth, context.store, settings.deployers)
+        results_store(settings)  # the outputs kept on HDFS are read through it
         context.reload_processors()
         return context
 

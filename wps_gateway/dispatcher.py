@@ -44,7 +44,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from mesos_backend import Backend, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
+from mesos_backend import Backend, BackendError, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
+from mesos_backend.yarn.results import HdfsResults, ResultsUnavailable
 from processes.bbox import bbox_from_text
 from processes.common.fetch import FetchPolicy
 from processes.descriptor import DescriptorError, Processor
@@ -59,6 +60,7 @@ from .metrics.dispatch import DispatchMetrics
 from .notify import enqueue
 from .planner import PlanError, job_paths, plan_job, task_environment
 from .redaction import redact
+from .results import put_outputs
 from .scheduling import LiveLimits
 from .stac.events import enqueue_description
 from .store.db import Store
@@ -92,6 +94,7 @@ class DispatcherOptions:
     reconcile_interval: float = 30.0  # seconds between drift checks against the backend
     shutdown_grace: float = 10.0  # seconds running tasks may take to end when the dispatcher stops
     fetch_policy: FetchPolicy | None = None  # what tasks may read (WPS_TASK.fetch); None: tasks are not told
+    results: HdfsResults | None = None  # [yarn] results_dir: output files are put there when collected
 
 
 class Dispatcher:
@@ -120,6 +123,8 @@ class Dispatcher:
         self._hurry = threading.Event()
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
         self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
+        self._outputs_due: dict[str, float] = {}  # job id -> monotonic time its outputs are collected again
+        self._hdfs_down: tuple[int, float] = (0, 0.0)  # failed tries in a row, monotonic time of the next one
         self._next_drift_check = time.monotonic() + options.reconcile_interval
         self._drift_seen: tuple[set[str], set[str]] = (set(), set())  # (missing, unwanted) at the last check
         self.last_turn: float | None = None  # monotonic time of the last turn that completed
@@ -183,6 +188,7 @@ class Dispatcher:
         now = time.monotonic()
         poll = everything or self._store_changed or now >= self._next_store_poll
         kills, applied = self._apply_events()
+        kills += self._collect_due(now)
         if poll:
             self._store_changed = False
             self._next_store_poll = now + self.options.poll_interval
@@ -315,6 +321,12 @@ class Dispatcher:
                 # The retry clock runs here on the monotonic clock; a stepped wall clock holds nothing longer.
                 wait = min((not_before - now).total_seconds(), self.options.retry_backoff_max)
                 self._retry_at[task_id] = now_mono + wait
+            if self.options.results is not None:  # a previous run may have stopped while HDFS was away
+                unfinished = select(Task.job_id).where(Task.status != TaskStatus.SUCCEEDED)
+                for job_id in session.scalars(select(Job.id).where(Job.status.in_(JobStatus.ACTIVE),
+                                                                   Job.id.in_(select(Task.job_id)),
+                                                                   Job.id.notin_(unfinished))):
+                    self._outputs_due[job_id] = now_mono
         if hints:
             LOG.info("recovering %d task attempts left active by a previous dispatcher", len(hints))
         self.backend.recover(list(hints), hints)
@@ -471,17 +483,52 @@ class Dispatcher:
         if any(status == TaskStatus.PENDING for _, status in counts):
             self._promote(session, job_id, _finished_steps(counts))
         if total and succeeded == total:
-            try:
-                outputs = collect_outputs(self._processor(session, job_id), job_id, self.options.jobs_dir)
-            except OutputMissing as exc:
-                return self._finish_job(session, job_id, JobStatus.FAILED, str(exc))
-            return self._finish_job(session, job_id, JobStatus.SUCCESSFUL, "Process succeeded", outputs)
+            return self._finish_collected(session, job_id)
         running = sorted({step for step, status in counts if status == TaskStatus.RUNNING})
         message = f"{succeeded} of {total} tasks done" + (f"; running step {', '.join(running)}" if running else "")
         session.execute(update(Job).where(Job.id == job_id, Job.cancel_requested.is_(False))
                         .values(progress=min(99, int(100 * succeeded / max(1, total))), message=message)
                         .execution_options(synchronize_session=False))
         return []
+
+    def _finish_collected(self, session: Session, job_id: str) -> list[str]:
+        """End a job whose tasks all succeeded with its outputs; while HDFS (``results``) cannot be reached
+        the job stays running, says so, and its outputs are collected again a moment later."""
+        self._outputs_due.pop(job_id, None)
+        failures, next_try = self._hdfs_down
+        try:
+            if failures and time.monotonic() < next_try:  # one job's try at a time while HDFS is away
+                raise ResultsUnavailable("HDFS did not answer the last try")
+            outputs = collect_outputs(self._processor(session, job_id), job_id, self.options.jobs_dir,
+                                      self.options.results)
+        except OutputMissing as exc:
+            return self._finish_job(session, job_id, JobStatus.FAILED, str(exc))
+        except ResultsUnavailable as exc:
+            if not failures or time.monotonic() >= next_try:
+                delay = min(self.options.retry_backoff * 2 ** failures, self.options.retry_backoff_max)
+                self._hdfs_down = (failures + 1, time.monotonic() + delay)
+                LOG.warning("job %s: its outputs cannot be put on HDFS yet: %s", job_id, redact(str(exc)))
+            self._outputs_due[job_id] = self._hdfs_down[1]
+            session.execute(update(Job).where(Job.id == job_id, Job.status.in_(JobStatus.ACTIVE))
+                            .values(message="All tasks done; waiting for HDFS to store the outputs")
+                            .execution_options(synchronize_session=False))
+            return []
+        except BackendError as exc:  # HDFS refused (permissions, quota): no retry mends that
+            return self._finish_job(session, job_id, JobStatus.FAILED,
+                                    f"The outputs could not be stored on HDFS: {redact(str(exc))}")
+        self._hdfs_down = (0, 0.0)
+        return self._finish_job(session, job_id, JobStatus.SUCCESSFUL, "Process succeeded", outputs)
+
+    def _collect_due(self, now: float) -> list[str]:
+        """Collect again the outputs of jobs that waited for HDFS."""
+        due = [job_id for job_id, at in self._outputs_due.items() if at <= now]
+        if not due:
+            return []
+        kills: list[str] = []
+        with self._write() as session:
+            for job_id in due:
+                kills += self._advance_job(session, job_id)
+        return kills
 
     def _runs_on(self, session: Session, job_id: str, counts: dict[tuple[str, str], int]) -> bool:
         """A task list runs every task to its end, as mesos-batch does: a failed task fails its job only once
@@ -775,20 +822,29 @@ class OutputMissing(RuntimeError):
     """The workflow finished but did not write an output it declares."""
 
 
-def collect_outputs(processor: Processor, job_id: str, jobs_dir: Path) -> dict[str, Any]:
-    """Read the declared outputs of a finished job from its outputs folder."""
+def collect_outputs(processor: Processor, job_id: str, jobs_dir: Path,
+                    results: HdfsResults | None = None) -> dict[str, Any]:
+    """Read the declared outputs of a finished job from its outputs folder; with ``results``, put the files
+    on HDFS (an entry's ``location``) and remove them here. A file an earlier try put there already counts."""
     outputs_dir = job_paths(jobs_dir, job_id)["outputs"]
     result: dict[str, Any] = {}
     for spec in processor.outputs:
         path = outputs_dir / (spec.file or spec.id)
-        if not path.is_file():
+        stored = None
+        if not path.is_file() and results is not None:
+            stored = results.location(job_id, path.name)
+            stored = stored if results.size(stored) is not None else None
+        if not path.is_file() and stored is None:
             if spec.min_occurs == 0:
                 continue
             raise OutputMissing(f"The workflow finished without producing output '{spec.id}' ({path.name})")
         entry: dict[str, Any] = {"file": path.name, "media_type": spec.media_type}
         if not spec.is_complex:
-            entry["value"] = _literal(spec.literal_type, path.read_text().strip())
+            text = results.read(stored).decode() if results is not None and stored else path.read_text()
+            entry["value"] = _literal(spec.literal_type, text.strip())
         result[spec.id] = entry
+    if results is not None:
+        put_outputs(results, job_id, outputs_dir, result)
     return result
 
 

@@ -5,8 +5,9 @@ One pass (``collect``) removes, oldest first and in bounded batches:
 
 * the files of dismissed jobs, at once (their row stays, so a client still
   reads ``dismissed``, until the row's own retention);
-* jobs past their status's retention: their folder, their attempts'
-  sandboxes, their tasks, attempts, events, callbacks and STAC items (served
+* jobs past their status's retention: their folder (and their results
+  folder on HDFS, ``[yarn] results_dir``), their attempts' sandboxes,
+  their tasks, attempts, events, callbacks and STAC items (served
   here; the portal's catalogue keeps what was pushed); the job row stays,
   without its inputs and outputs, as the accounting record (its usage in
   ``job_usage``) until ``records`` has passed, then it goes too;
@@ -31,6 +32,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
+
+from mesos_backend import BackendError
+from mesos_backend.yarn.results import HdfsResults
 
 from .planner import job_paths
 from .store.db import Store
@@ -93,6 +97,7 @@ class Retention:
     sandbox_dir: Path
     cache_dir: Path
     keep: dict[str, timedelta | None]
+    results: HdfsResults | None = None  # where successful jobs' files are, when on HDFS
 
     def collect(self, dry_run: bool = False) -> Collected:
         """One pass; safe to run while the gateway works (it never touches an active job or attempt)."""
@@ -131,6 +136,9 @@ class Retention:
             sandboxes = self._sandboxes_of(session, done.jobs)
         if dry_run or not done.jobs:
             return
+        done.jobs = self._delete_results(done.jobs)
+        if not done.jobs:
+            return
         for job_id in done.jobs:
             _remove(job_paths(self.jobs_dir, job_id)["root"])
         for sandbox in sandboxes:
@@ -142,6 +150,20 @@ class Retention:
             session.execute(update(Job).where(Job.id.in_(done.jobs)).values(expired=now, inputs={}, outputs={})
                             .execution_options(synchronize_session=False))
         LOG.info("retention: removed the files, tasks and attempts of %d job(s); their records stay", len(done.jobs))
+
+    def _delete_results(self, job_ids: list[str]) -> list[str]:
+        """Delete the jobs' results folders on HDFS; the jobs whose folder could not go wait for the next pass."""
+        if self.results is None:
+            return job_ids
+        gone = []
+        for job_id in job_ids:
+            try:
+                self.results.delete(job_id)
+            except BackendError as exc:  # HDFS away or refusing: the job keeps its row, so the next pass retries
+                LOG.warning("retention: cannot delete the HDFS results of job %s yet: %s", job_id, exc)
+                continue
+            gone.append(job_id)
+        return gone
 
     def _old_records(self, done: Collected, dry_run: bool) -> None:
         """Job rows (and their usage) kept as the accounting record, past ``records``."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from lxml import etree
 from werkzeug.wrappers import Response
 
-from .planner import job_paths
+from .results import output_bytes
 from .store.models import Job
 
 
@@ -36,9 +36,9 @@ def raw_content(job: Job, output_id: str, jobs_dir: Path) -> tuple[bytes, str, s
         if isinstance(value, dict):
             return json.dumps(value).encode(), "application/json", None
         return literal_text(value).encode("utf-8"), "text/plain; charset=utf-8", None
-    path = job_paths(jobs_dir, job.id)["outputs"] / produced["file"]
-    media_type = produced.get("media_type") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return path.read_bytes(), media_type, path.name
+    name = produced["file"]
+    media_type = produced.get("media_type") or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return output_bytes(jobs_dir, job.id, produced), media_type, name
 
 
 def multipart_outputs(job: Job, parts: list[tuple[str, str | None]], jobs_dir: Path) -> Response:

@@ -22,6 +22,7 @@ from .gc import Collector, Retention
 from .leader_lock import LeaderLock, Leadership, LeadershipLost, leader_lock_for
 from .metrics.publisher import StatusPublisher
 from .notify import Notifier, NotifierOptions, callback_policy
+from .results import results_store
 from .schedules.rounds import ScheduleRounds
 from .sources.poller import SourcePoller
 from .stac.publish import publisher_for
@@ -79,11 +80,12 @@ def dispatcher_options(settings: Settings) -> DispatcherOptions:
                              locality_rules=settings.locality_rules,
                              reconcile_interval=settings.reconcile_interval,
                              shutdown_grace=settings.shutdown_grace,
-                             fetch_policy=fetch_policy(settings))
+                             fetch_policy=fetch_policy(settings), results=results_store(settings))
 
 
 def retention_for(settings: Settings, store: Store) -> Retention:
-    return Retention(store, settings.jobs_dir, settings.sandbox_dir, settings.cache_dir, settings.retention)
+    return Retention(store, settings.jobs_dir, settings.sandbox_dir, settings.cache_dir, settings.retention,
+                     results_store(settings))
 
 
 def notifier_for(settings: Settings, store: Store) -> Notifier:

@@ -40,6 +40,7 @@ from ..fetch import source_path
 from .http import HadoopError, HadoopHttp, Unavailable, base_urls, kerberos_auth
 from .resources import LocalResource, ResourceStore
 from .rest import ACTIVE_STATES, FINAL_STATES, ResourceManagerClient
+from .results import results_dir_setting
 from .status import describe, node_of, terminal_event
 from .submission import ApplicationOptions, launch_escaped, submission_context, tags, task_command, write_utf
 from .webhdfs import WebHdfsClient
@@ -565,6 +566,7 @@ def backend_options(raw: dict[str, str], staging_default: str = "") -> dict[str,
     for name, url in (("am_jar", am_jar), ("staging_dir", staging)):
         if url and not url.startswith(("hdfs://", "file://")):
             raise ValueError(f"[yarn] {name} must be an hdfs:// or file:// URL, not {url!r}")
+    results_dir_setting(raw)
     uses_hdfs = any(u.startswith("hdfs://") for u in (am_jar, staging))
     if uses_hdfs and not text("webhdfs"):
         raise ValueError("[yarn] webhdfs (the NameNode's HTTP address) is required for hdfs:// resources")

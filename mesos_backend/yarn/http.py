@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -129,14 +129,20 @@ class HadoopHttp:
             return response
         raise Unavailable(f"no {self.name} answered at {', '.join(self.urls)}: {last}")
 
-    def follow(self, method: str, location: str, *, content: bytes | None = None, kind: str) -> httpx.Response:
-        """A call to where a service redirected (a WebHDFS DataNode): the URL is taken as it is."""
+    def follow(self, method: str, location: str, *, content: bytes | BinaryIO | None = None, kind: str,
+               stream: bool = False) -> httpx.Response:
+        """A call to where a service redirected (a WebHDFS DataNode): the URL is taken as it is.
+
+        With ``stream`` the body is not read: the caller iterates it and closes the response.
+        """
         self.calls[kind] += 1
         try:
-            response = self._client.request(method, location, content=content)
+            response = self._client.send(self._client.build_request(method, location, content=content), stream=stream)
         except httpx.TransportError as exc:
             raise Unavailable(f"{self.name} redirect target {urlsplit(location).netloc} did not answer: {exc}") from exc
         if response.status_code >= 400:
+            response.read()
+            response.close()
             raise _error(response)
         return response
 

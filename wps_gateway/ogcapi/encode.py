@@ -17,7 +17,7 @@ from processes.descriptor import UNBOUNDED, IOSpec, Processor
 
 from ..jobs import ResponseForm, processor_of, shown_status
 from ..outputs import inline_kind
-from ..planner import job_paths
+from ..results import output_bytes
 from ..store.models import Job, JobStatus
 from ..wps1.render import output_url, status_url
 
@@ -169,7 +169,7 @@ def _result(job: Job, spec: IOSpec, produced: dict[str, Any], by_reference: bool
         return {"href": output_url(base, job.id, produced["file"]), "type": media_type, "title": spec.title}
     if not spec.is_complex:
         return produced["value"]
-    return inline_value(job_paths(jobs_dir, job.id)["outputs"] / produced["file"], media_type)
+    return inline_value(output_bytes(jobs_dir, job.id, produced), media_type)
 
 
 def output_media_type(spec: IOSpec) -> str:
@@ -177,9 +177,8 @@ def output_media_type(spec: IOSpec) -> str:
     return spec.media_type or ("application/json" if spec.is_bbox else "text/plain")
 
 
-def inline_value(path: Path, media_type: str) -> dict[str, Any]:
-    """A file as a qualified value: JSON parsed, text and XML as text, anything else base64."""
-    content = path.read_bytes()
+def inline_value(content: bytes, media_type: str) -> dict[str, Any]:
+    """A file's bytes as a qualified value: JSON parsed, text and XML as text, anything else base64."""
     kind = inline_kind(media_type)
     if kind == "json":
         return {"value": json.loads(content), "mediaType": media_type}

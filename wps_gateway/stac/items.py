@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from .. import __version__
 from ..jobs import processor_of
 from ..planner import job_paths
 from ..redaction import redact
+from ..results import copy_output
 from ..store.models import Job
 from ..wps1.render import output_url, status_url
 from .links import GEOJSON, is_raster, item_url
@@ -55,10 +57,8 @@ class Where:
 def job_items(job: Job, where: Where) -> list[dict[str, Any]]:
     """The Items of a successful job, the job's own first; ``ProductUnreadable`` if a raster cannot be read."""
     processor = processor_of(job)
-    outputs_dir = job_paths(where.jobs_dir, job.id)["outputs"]
     produced = [(spec, job.outputs[spec.id]) for spec in processor.outputs if spec.id in (job.outputs or {})]
-    rasters = {spec.id: raster_facts(outputs_dir / entry["file"], f"output {spec.id} ({entry['file']})")
-               for spec, entry in produced if is_raster(spec)}
+    rasters = {spec.id: _raster_facts(job, spec, entry, where) for spec, entry in produced if is_raster(spec)}
     start, end = _time_range(job, rasters.values())
     shared = _shared_links(job, processor, where)
     job_item = _item(job.id, job, processor, _union([f.footprint for f in rasters.values()]), start, end,
@@ -88,6 +88,17 @@ def job_items(job: Job, where: Where) -> list[dict[str, Any]]:
             item.add_link(link.clone())
         documents.append(json.loads(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False))))
     return documents
+
+
+def _raster_facts(job: Job, spec: IOSpec, entry: dict[str, Any], where: Where) -> RasterFacts:
+    """A raster output described from its file: in the outputs folder, or fetched from HDFS for the while."""
+    label = f"output {spec.id} ({entry['file']})"
+    if not entry.get("location"):
+        return raster_facts(job_paths(where.jobs_dir, job.id)["outputs"] / entry["file"], label)
+    with tempfile.TemporaryDirectory(prefix="stac-") as scratch:
+        path = Path(scratch) / entry["file"]
+        copy_output(entry["location"], path)
+        return raster_facts(path, label)
 
 
 def _item(item_id: str, job: Job, processor: Processor, geometry: dict[str, Any] | None, start: datetime,
@@ -150,7 +161,8 @@ def _shared_links(job: Job, processor: Processor, where: Where) -> list[pystac.L
 
 
 def _asset(job: Job, spec: IOSpec, entry: dict[str, Any], where: Where) -> pystac.Asset:
-    location = (job_paths(where.jobs_dir, job.id)["outputs"] / entry["file"]).resolve().as_uri()
+    location = entry.get("location") or (job_paths(where.jobs_dir, job.id)["outputs"]
+                                         / entry["file"]).resolve().as_uri()
     href = public_url(location, where.asset_base) or output_url(where.base_url, job.id, entry["file"])
     return pystac.Asset(href, title=spec.title, media_type=spec.media_type or "text/plain", roles=["data"])
 

@@ -28,6 +28,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mesos_backend.yarn.results import ResultsUnavailable
+
 from ..address_policy import AddressPolicy, ReferenceRefused
 from ..config import Settings
 from ..jobs import processor_of
@@ -67,7 +69,7 @@ class Describe(Channel):
             documents = job_items(job, self.where)
         except ProductUnreadable as exc:
             return Failure(f"cannot describe the products: {exc}", final=True)
-        except OSError as exc:  # the shared file system, for a moment
+        except (OSError, ResultsUnavailable) as exc:  # the shared file system or HDFS, for a moment
             return Failure(f"cannot read the products: {type(exc).__name__}: {exc}")
         with self.store.session() as session:
             records.save_items(session, job.id, documents)

@@ -20,8 +20,8 @@ from processes.registry import PYWPS_LITERAL_TYPES
 
 from ..jobs import ResponseForm, processor_of, shown_status
 from ..outputs import literal_text, xml_inline
-from ..planner import job_paths
 from ..redaction import redact
+from ..results import output_bytes
 from ..store.models import Job, JobStatus
 
 WPS_NS = "http://www.opengis.net/wps/1.0.0"
@@ -139,13 +139,13 @@ def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_ur
             output.append(WPS.Reference({"href": output_url(base_url, job.id, produced["file"]),
                                          "mimeType": spec.media_type}))
         else:
-            output.append(WPS.Data(_inline_complex(job, spec.media_type or "", produced["file"], jobs_dir)))
+            output.append(WPS.Data(_inline_complex(job, spec.media_type or "", produced, jobs_dir)))
         element.append(output)
     return element
 
 
-def _inline_complex(job: Job, media_type: str, filename: str, jobs_dir: Path) -> etree._Element:
-    content = (job_paths(jobs_dir, job.id)["outputs"] / filename).read_bytes()
+def _inline_complex(job: Job, media_type: str, produced: dict[str, Any], jobs_dir: Path) -> etree._Element:
+    content = output_bytes(jobs_dir, job.id, produced)
     return xml_inline(WPS.ComplexData, media_type, content)
 
 

@@ -20,7 +20,7 @@ from processes.descriptor import UNBOUNDED, IOSpec, Processor
 
 from ..jobs import ResponseForm, processor_of, shown_status
 from ..outputs import literal_text, xml_inline
-from ..planner import job_paths
+from ..results import output_bytes
 from ..store.models import Job, JobStatus
 from ..wps1.render import bounding_box, output_url
 from .requests import OWS_NS, VERSION, WPS_NS, XLINK_NS
@@ -248,11 +248,10 @@ def result(job: Job, base_url: str, jobs_dir: Path) -> bytes:
             output.append(WPS.Data({"mimeType": "text/plain"}, WPS.LiteralValue(
                 {"dataType": f"http://www.w3.org/2001/XMLSchema#{xsd_type}"}, literal_text(produced["value"]))))
         else:
-            output.append(_inline_complex(spec.media_type or "", job_paths(jobs_dir, job.id)["outputs"]
-                                          / produced["file"]))
+            output.append(_inline_complex(spec.media_type or "", output_bytes(jobs_dir, job.id, produced)))
         root.append(output)
     return _document(root)
 
 
-def _inline_complex(media_type: str, path: Path) -> etree._Element:
-    return xml_inline(WPS.Data, media_type, path.read_bytes())
+def _inline_complex(media_type: str, content: bytes) -> etree._Element:
+    return xml_inline(WPS.Data, media_type, content)

@@ -147,7 +147,9 @@ class HdfsNamespace:
                                   403)
             parent, name = posixpath.split(path)
             del self.lookup(parent).children[name]
-            return True
+        for file_id in _file_ids(node):  # the DataNode frees the blocks of what was deleted
+            (self.blocks / str(file_id)).unlink(missing_ok=True)
+        return True
 
     def rename(self, source: str, destination: str) -> bool:
         with self.lock:
@@ -338,6 +340,12 @@ class _WebHdfsHandler(HadoopHandler):
         offset = int(self.query.get("offset") or 0)
         length = int(self.query["length"]) if self.query.get("length") else None
         self.raw(200, self.hdfs.namespace.read(path, offset, length), "application/octet-stream")
+
+
+def _file_ids(node: INode) -> list[int]:
+    if node.kind == "FILE":
+        return [node.file_id]
+    return [file_id for child in node.children.values() for file_id in _file_ids(child)]
 
 
 def _count(node: INode) -> tuple[int, int, int]:
