@@ -167,14 +167,15 @@ def test_hdfs_refusing_the_outputs_fails_the_job_with_the_reason(tmp_path, sampl
         close_gateway(gateway)
 
 
+@pytest.mark.parametrize("command", ["dispatch", "gc"])
 @pytest.mark.parametrize(("value", "says"), [
     ("/data/results", "results_dir must be an hdfs:// directory"),
     ("hdfs://nn:8020/", "results_dir must be an hdfs:// directory"),
 ])
-def test_a_bad_results_dir_is_one_clear_line_and_exit_2(tmp_path, sample_data, yarn_rm, value, says):
+def test_a_bad_results_dir_is_one_clear_line_and_exit_2(tmp_path, sample_data, yarn_rm, value, says, command):
     env = {**gateway_environ(tmp_path / "var", sample_data, "http://127.0.0.1:1/wps"), **yarn_environ(yarn_rm),
            "YARN_RESULTS_DIR": value, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "wps_gateway.cli", "--log-level", "ERROR", "dispatch"], env=env,
+    result = subprocess.run([sys.executable, "-m", "wps_gateway.cli", "--log-level", "ERROR", command], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

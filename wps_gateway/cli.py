@@ -136,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "gc":
         from .runner import retention_for
 
-        collected = retention_for(settings, store).collect(dry_run=args.dry_run)
+        try:
+            collected = retention_for(settings, store).collect(dry_run=args.dry_run)
+        except BackendError as exc:  # e.g. a [yarn] results_dir it cannot use
+            print(f"wps-gateway: {exc}", file=sys.stderr)
+            return 2
         print(f"{'would remove' if args.dry_run else 'removed'}: {collected}")
         return 0
     store.upgrade()
