@@ -57,7 +57,7 @@ from sqlalchemy.types import JSON
 from mesos_backend import Backend, TaskEvent, TaskSpec, TaskState, Usage
 from processes.descriptor import Processor, load_descriptor_file
 from wps_gateway.address_policy import AddressPolicy
-from wps_gateway.dispatcher import Dispatcher, DispatcherOptions
+from wps_gateway.dispatcher import ACTIVE_ATTEMPT, Dispatcher, DispatcherOptions
 from wps_gateway.inputs import RawInput, check_inputs
 from wps_gateway.jobs import ResponseForm, request_dismiss, submit_job
 from wps_gateway.planner import count_tasks
@@ -259,15 +259,21 @@ def record_templates(workdir: Path) -> list[Template]:
 
 
 def _turn_until(dispatcher: Dispatcher, store: Store, job_ids: list[str]) -> None:
-    """Dispatcher turns until every one of ``job_ids`` is final (all but the dismissed ones are, with no task
-    left running)."""
+    """Dispatcher turns until every one of ``job_ids`` is final and none of their attempts is still active.
+
+    A dismissed job is final as soon as the dismissal is committed; its killed attempts end a turn or two
+    later. A template copied before then would leave every copy with attempts "running" for ever, and a
+    dispatcher started on the store would spend its turns recovering them instead of idling.
+    """
     for _ in range(200):
         dispatcher.run_once()
         with store.sessions() as session:
             statuses = session.scalars(select(Job.status).where(Job.id.in_(job_ids))).all()
-        if all(status in JobStatus.FINAL for status in statuses):
+            active = session.scalar(select(func.count()).select_from(TaskAttempt).join(Task).where(
+                Task.job_id.in_(job_ids), TaskAttempt.status.in_(ACTIVE_ATTEMPT)))
+        if all(status in JobStatus.FINAL for status in statuses) and not active:
             return
-    raise RuntimeError(f"template jobs not final after 200 turns: {statuses}")
+    raise RuntimeError(f"template jobs not final after 200 turns: {statuses}, {active} attempt(s) active")
 
 
 def _rows_of(connection: Connection, job_id: str) -> dict[str, list[dict[str, Any]]]:
