@@ -32,7 +32,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,19 +39,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, require
+from tests.jobs_support import wait_for
 
 NODE = "node1"
 START_TIMEOUT = 60.0
 PORTS = ("slurmctld", "slurmd", "slurmdbd", "mariadb")
 DAEMONS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd", "sbatch", "unshare")
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Slurm test cluster: {what} within {timeout:g} s")
-        time.sleep(0.1)
 
 
 def _listening(port: int) -> bool:
@@ -125,7 +117,7 @@ class SlurmCluster:
         return self.run("sinfo", "--noheader", "--nodes", NODE, "--Format=StateLong").strip().lower()
 
     def wait_idle_node(self, timeout: float = START_TIMEOUT) -> None:
-        _wait(lambda: self.node_state() in ("idle", "mixed", "allocated"), timeout, f"{NODE} did not come up")
+        wait_for(lambda: self.node_state() in ("idle", "mixed", "allocated"), timeout, f"Slurm test cluster: {NODE} up")
 
     def set_node_down(self, reason: str) -> None:
         """An administrator marks the node down: Slurm ends its jobs with NODE_FAIL."""
@@ -147,14 +139,15 @@ class SlurmCluster:
         self._start_mariadb()
         self._write_config()
         self._start("slurmdbd", ["slurmdbd", "-D"], in_uts_namespace=True)
-        _wait(lambda: _listening(self.ports["slurmdbd"]), START_TIMEOUT, "slurmdbd did not listen")
+        wait_for(lambda: _listening(self.ports["slurmdbd"]), START_TIMEOUT, "Slurm test cluster: slurmdbd listening")
         self.start_controller()
         self.start_node()
 
     def start_controller(self) -> None:
         """slurmctld; it recovers the jobs kept in its state folder."""
         self._start("slurmctld", ["slurmctld", "-D"], in_uts_namespace=True)
-        _wait(lambda: "UP" in self.run("scontrol", "ping", check=False), START_TIMEOUT, "slurmctld did not answer")
+        wait_for(lambda: "UP" in self.run("scontrol", "ping", check=False), START_TIMEOUT,
+                 "Slurm test cluster: slurmctld answering")
 
     def stop_controller(self) -> None:
         """SIGTERM, as ``systemctl stop slurmctld``: it saves its state and exits; the jobs run on."""
@@ -175,8 +168,8 @@ class SlurmCluster:
             if ids:
                 self.run("scancel", *ids, check=False)
             try:
-                _wait(lambda: not self.active_jobs(), 30, "jobs did not end")
-            except RuntimeError:
+                wait_for(lambda: not self.active_jobs(), 30, "Slurm test cluster: jobs ended")
+            except AssertionError:
                 pass
         for name in ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
             self._stop(name, signal.SIGTERM)
@@ -209,7 +202,7 @@ class SlurmCluster:
                                f"--key-file={key}", f"--log-file={self.root / 'log' / 'munged.log'}",
                                f"--pid-file={self.root / 'munge' / 'munged.pid'}",
                                f"--seed-file={self.root / 'munge' / 'munged.seed'}"])
-        _wait(munge_socket.exists, START_TIMEOUT, "munged did not make its socket")
+        wait_for(munge_socket.exists, START_TIMEOUT, "Slurm test cluster: munged's socket")
 
     def _start_mariadb(self) -> None:
         db = self.root / "db"
@@ -222,7 +215,7 @@ class SlurmCluster:
                                  "--bind-address=127.0.0.1", f"--port={self.ports['mariadb']}",
                                  f"--socket={db_socket}", f"--pid-file={db / 'mysqld.pid'}",
                                  "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--skip-log-bin"])
-        _wait(db_socket.exists, START_TIMEOUT, "MariaDB did not start")
+        wait_for(db_socket.exists, START_TIMEOUT, "Slurm test cluster: MariaDB started")
         subprocess.run(["mariadb", f"--socket={db_socket}", "-u", "root", "-e",
                         "CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm-db-pw';"
                         "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"],
