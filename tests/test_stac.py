@@ -159,6 +159,9 @@ def test_the_stac_api_serves_collections_per_process_and_searches_them(results):
     assert collections["ndvi-mosaic"]["extent"]["temporal"]["interval"][0][0] == "2024-04-15T00:00:00Z"
     # A client we did not write: pystac-client, with Alice's identity from the trusted proxy
     client = Client.open(f"{live.url.removesuffix('/wps')}/stac", headers=ALICE)
+    boxes = [i.bbox for i in client.search(collections=["ndvi-mosaic"]).items() if i.bbox]
+    assert [west, south, east, north] == pytest.approx([min(b[0] for b in boxes), min(b[1] for b in boxes),
+                                                        max(b[2] for b in boxes), max(b[3] for b in boxes)])
     assert {c.id for c in client.get_collections()} >= {"ndvi-mosaic", "sleepy-squares"}
     x, y = mosaic["geometry"]["coordinates"][0][0]
     inside = [x - 0.001, y - 0.001, x + 0.01, y + 0.01]

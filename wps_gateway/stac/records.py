@@ -43,11 +43,18 @@ def save_items(session: Session, job_id: str, documents: list[dict[str, Any]]) -
     """Replace the items of ``job_id`` by ``documents`` (describing a job again changes nothing else)."""
     session.execute(delete(StacItem).where(StacItem.job_id == job_id))
     for document in documents:
-        box = document.get("bbox")
+        west, south, east, north = _edges(document.get("bbox"))
         start, end = _interval(document["properties"])
         session.add(StacItem(id=document["id"], job_id=job_id, collection=document["collection"], start=start,
-                             end=end, west=box[0] if box else None, south=box[1] if box else None,
-                             east=box[-3] if box else None, north=box[-1] if box else None, document=document))
+                             end=end, west=west, south=south, east=east, north=north, document=document))
+
+
+def _edges(box: list[float] | None) -> tuple[float | None, ...]:
+    """West, south, east, north of a STAC bbox: ``[w, s, e, n]``, or ``[w, s, low, e, n, high]`` in 3D."""
+    if not box:
+        return None, None, None, None
+    half = len(box) // 2
+    return box[0], box[1], box[half], box[half + 1]
 
 
 _ITEM_IDS = select(StacItem.id).where(StacItem.job_id == bindparam("job_id")).order_by(StacItem.id)
