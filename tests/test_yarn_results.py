@@ -14,6 +14,7 @@ from hdfs import InsecureClient
 from lxml import etree
 from sqlalchemy import select, update
 
+from wps_gateway.jobs import request_dismiss
 from wps_gateway.planner import job_paths
 from wps_gateway.runner import retention_for
 from wps_gateway.store.models import Job, JobStatus, StacItem, utcnow
@@ -151,6 +152,25 @@ def test_outputs_wait_for_an_unreachable_namenode_and_its_outputs_are_503_meanwh
         response = gateway.client.get(f"/outputs/{job_id}/total.txt")
         assert response.body == b"5" and response.content_length == 1
     finally:
+        close_gateway(gateway)
+
+
+def test_a_job_dismissed_while_it_waits_for_hdfs_is_not_collected_again(tmp_path, sample_data, yarn_rm):
+    staging = (tmp_path / "staging").as_uri()
+    gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm, **results_env(yarn_rm, YARN_STAGING_DIR=staging))
+    try:
+        job_id = submit_sleepy(gateway, [1], seconds=2)
+        wait_for(lambda: len(running(gateway, job_id)) == 1, 60, "the square to run")
+        yarn_rm.hdfs.namenode.close()
+        wait_for(lambda: "waiting for HDFS" in (job_of(gateway, job_id).message or ""), 120,
+                 "the job to wait for HDFS")
+        request_dismiss(gateway.store, job_id)
+        gateway.runner.wake()
+        wait_for(lambda: job_of(gateway, job_id).status == JobStatus.DISMISSED, 60, "the dismissal")
+        dispatcher = gateway.runner.dispatcher
+        wait_for(lambda: job_id not in dispatcher._outputs_due, 60, "the dispatcher to let the job go")
+    finally:
+        yarn_rm.hdfs.namenode.open()
         close_gateway(gateway)
 
 

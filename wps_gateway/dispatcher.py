@@ -526,7 +526,8 @@ class Dispatcher:
             return []
         kills: list[str] = []
         with self._write() as session:
-            for job_id in due:
+            for job_id in due:  # a job ended otherwise meanwhile (dismissed) is not looked at again
+                self._outputs_due.pop(job_id, None)  # _finish_collected puts it back while HDFS is away
                 kills += self._advance_job(session, job_id)
         return kills
 
