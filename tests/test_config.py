@@ -33,6 +33,15 @@ def test_every_section_is_overridden_by_its_environment_variable():
     assert read_config(None, environ)["metadata:main"]["provider_name"] == "ACME EO"
 
 
+def test_a_config_file_of_ones_own_needs_name_only_what_it_changes(tmp_path):
+    own = tmp_path / "gateway.cfg"
+    own.write_text(f"[server]\nurl = https://wps.example.org/wps\n[gateway]\ndata_dir = {tmp_path / 'var'}\n")
+    settings = load_settings([str(own)], environ={"LOGGING_DATABASE": f"sqlite:///{tmp_path / 'requests.db'}"})
+    assert settings.url == "https://wps.example.org/wps"
+    assert settings.request_log == f"sqlite:///{tmp_path / 'requests.db'}"  # its variable works unnamed too
+    assert load_settings([str(own)], environ={}).request_log == ""  # PyWPS's request log off
+
+
 def test_passwords_are_masked():
     parser = read_config(None, {"GATEWAY_DATABASE_URL": "postgresql://wps:s3cret@db/wps"})
     shown = redacted(parser)

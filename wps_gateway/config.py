@@ -159,7 +159,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
 DEFAULTS["auth"] = dict(AUTH_DEFAULTS)
 DEFAULTS["console"] = dict(CONSOLE_DEFAULTS)
 # PyWPS's section; the gateway reads its ``format``: text, json, or a logging format string (PyWPS's file log).
-DEFAULTS["logging"] = {"format": "text"}
+# ``database`` empty: PyWPS's request log off (a config file need not name it).
+DEFAULTS["logging"] = {"format": "text", "database": ""}
 DEFAULTS["catalogue"] = dict(CATALOGUE_DEFAULTS)
 
 # Names that existing Mesos schedulers use, accepted beside SECTION_KEY.
