@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mesos_backend import Resources, TaskEvent, TaskSpec, TaskState
+from mesos_backend import Resources, SchedulingLimits, TaskEvent, TaskSpec, TaskState
 from mesos_backend.base import MemoryState
 from mesos_backend.mesos.backend import FrameworkOptions, MesosBackend, SchedulingOptions
 from mesos_backend.mesos.driver import DriverTimeouts
@@ -164,6 +164,20 @@ def test_a_capped_task_says_why_it_waits(mesos_master):
         events.wait("second", TaskState.NOTICE, 30)
         (notice,) = of(events, "second", TaskState.NOTICE)
         assert notice.reason == "cap" and "max_cpu (1 cpus)" in notice.message
+        assert not of(events, "second", TaskState.STARTED)
+    finally:
+        backend.stop()
+
+
+def test_a_task_held_by_its_users_own_cap_says_so(mesos_master):
+    backend, events = backend_on(mesos_master)
+    try:
+        backend.set_limits(SchedulingLimits(user_cpus={"alice": 1}))  # set live, over no user_max_cpu
+        backend.launch(sleeper("first", 30, user="alice"))
+        backend.launch(sleeper("second", 30, user="alice"))
+        events.wait("second", TaskState.NOTICE, 30)
+        (notice,) = of(events, "second", TaskState.NOTICE)
+        assert notice.reason == "cap" and "user 'alice' (1 cpus)" in notice.message, notice
         assert not of(events, "second", TaskState.STARTED)
     finally:
         backend.stop()

@@ -743,8 +743,9 @@ class MesosBackend(Backend, Scheduler):
         policy = self.scheduling
         if policy.max_cpu and self._placer.running_cpus() + need.cpus > policy.max_cpu + 1e-9:
             return CAPPED, f"waiting: the framework's max_cpu ({policy.max_cpu:g} cpus) is in use"
-        if policy.user_max_cpu and self._placer.user_cpus(task.user) + need.cpus > policy.user_max_cpu + 1e-9:
-            return CAPPED, f"waiting: user_max_cpu ({policy.user_max_cpu:g} cpus) of user '{task.user}' is in use"
+        cap = self._placer.policy.user_cap(task.user)  # the user's own cap (set live) or user_max_cpu
+        if cap is not None and self._placer.user_cpus(task.user) + need.cpus > cap + 1e-9:
+            return CAPPED, f"waiting: the cap of user '{task.user}' ({cap:g} cpus) is in use"
         if local:
             return LOCALITY, (f"waiting up to {policy.locality_delay:g} s for an agent at "
                               f"{' or '.join(task.locality)}")

@@ -235,7 +235,9 @@ class YarnBackend(Backend):
                       "used": {"cpus": n.get("usedVirtualCores", 0), "mem": n.get("usedMemoryMB", 0)},
                       "containers": n.get("numContainers", 0)} for n in self.rm.nodes()]
         except (Unavailable, HadoopError, ValueError, KeyError) as exc:
-            return {"cluster_error": str(exc)}
+            # kept as long as a good answer: each try at a RM that is down takes its whole timeout
+            self._cluster_view = (time.monotonic(), {"cluster_error": str(exc)})
+            return self._cluster_view[1]
         cached = {"nodes": nodes,
                   "capacity": {"cpus": float(metrics.get("totalVirtualCores", 0)),
                                "mem": float(metrics.get("totalMB", 0))},
