@@ -228,8 +228,8 @@ class SlurmBackend(Backend):
             job = self._jobs.get(task_id)
             if job is None or job.kill_cause is not None:
                 return
-            if job.phase == "queued":
-                self._queue.remove(job)
+            if job.phase == "queued" and not job.look_first:  # else its last sbatch may have got in: the
+                self._queue.remove(job)                      # submitter looks it up and cancels or drops it
                 del self._jobs[task_id]
                 self._emit(TaskEvent(task_id, TaskState.KILLED, reason=REASON_KILLED,
                                      message="killed before it was submitted", usage=_ZERO_USAGE))
@@ -373,10 +373,12 @@ class SlurmBackend(Backend):
             cancels, self._cancels = self._cancels, set()
         try:
             self.commands.scancel(cancels)
-        except SlurmError:
+        except SlurmUnavailable:
             with self._lock:
                 self._cancels |= cancels
             raise
+        except SlurmError as exc:  # refused for good: asking again every turn would stop all polling
+            LOG.warning("slurm backend: scancel %s refused: %s", " ".join(sorted(cancels)), exc)
         if self._recovery_due:
             self._recover_now()
         with self._lock:
