@@ -368,10 +368,12 @@ def test_a_framework_past_its_failover_timeout_is_removed_and_told_so(mesos_mast
     again = RawFramework(mesos_master.leader.url, info)
     event = again.subscribe(framework_id)
     assert again.status == 200 and event["error"]["message"] == "Framework has been removed"
-    again.framework_id, again.stream_id = framework_id, "any"
-    answer = again.call({"type": "REVIVE"})
-    assert answer.status_code == 400 and answer.text == "Framework cannot be found"
     again.close()
+    caller = RawFramework(mesos_master.leader.url, info)  # a connection of its own: the master closed the
+    caller.framework_id, caller.stream_id = framework_id, "any"  # stream's, which a pool could hand out again
+    answer = caller.call({"type": "REVIVE"})
+    assert answer.status_code == 400 and answer.text == "Framework cannot be found"
+    caller.close()
 
 
 def test_teardown_removes_the_framework_and_kills_its_tasks(mesos_master, framework):

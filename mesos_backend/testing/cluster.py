@@ -477,18 +477,22 @@ class Cluster:
             self.rescind_next -= 1
             for offer_id in body.get("offer_ids") or []:
                 self.rescind(offer_id.get("value", ""))
-        offers, valid = [], bool(body.get("offer_ids"))
+        offers, invalid = [], "" if body.get("offer_ids") else "Offers are missing"
         for offer_id in body.get("offer_ids") or []:
             offer = self.offers.get(offer_id.get("value", ""))
             if offer is None or offer.framework_id != framework.framework_id:
-                valid = False
+                invalid = invalid or f"Offer {offer_id.get('value', '')} is no longer valid"  # the master's words
             else:
                 offers.append(offer)
         for offer in offers:  # every offer id is single-use; unused resources go back to the allocator
             del self.offers[offer.offer_id]
         operations = body.get("operations") or []
-        if not valid or len({o.agent_id for o in offers}) != 1 or len({o.role for o in offers}) != 1:
-            self._invalid_offers(framework, operations)
+        if not invalid and len({o.agent_id for o in offers}) != 1:
+            invalid = "Aggregated offers must belong to one single agent"
+        if not invalid and len({o.role for o in offers}) != 1:
+            invalid = "Aggregated offers must be allocated to the same role"
+        if invalid:
+            self._invalid_offers(framework, operations, invalid)
             return
         agent = self.agents[offers[0].agent_id]
         available = sum((o.resources for o in offers), Bag())
@@ -540,17 +544,17 @@ class Cluster:
                 self._send_head(record, key, time.monotonic())
         return applied.available
 
-    def _invalid_offers(self, framework: Framework, operations: list[dict[str, Any]]) -> None:
+    def _invalid_offers(self, framework: Framework, operations: list[dict[str, Any]], why: str) -> None:
         state = "TASK_DROPPED" if framework.partition_aware else "TASK_LOST"
         for operation in operations:
             infos = list((operation.get("launch") or {}).get("task_infos") or []) + list(
                 ((operation.get("launch_group") or {}).get("task_group") or {}).get("tasks") or [])
             for info in infos:
                 self._master_update(framework, info["task_id"]["value"], (info.get("agent_id") or {}).get("value"),
-                                    state, "Task launched with invalid offers: Offer is no longer valid",
+                                    state, f"Task launched with invalid offers: {why}",
                                     "REASON_INVALID_OFFERS")
             if operation.get("id") and operation.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
-                self._operation_error(framework, operation, None, "Offer is no longer valid")
+                self._operation_error(framework, operation, None, why)
 
     def _operation_error(self, framework: Framework, operation: dict[str, Any], agent_id: str | None,
                          message: str) -> None:
