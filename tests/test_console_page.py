@@ -15,7 +15,9 @@ import re
 
 import pytest
 
+from wps_gateway.console.csrf import CsrfTokens
 from wps_gateway.scheduling import list_limits
+from wps_gateway.store.db import Store
 from wps_gateway.store.models import JobStatus
 
 from .browser_support import save
@@ -168,6 +170,17 @@ def test_forms_need_a_token_from_a_console_page(live):
     assert refused.value.code == 403 and b"not sent from the console" in refused.value.read()
     assert live.gateway.client.get("/admin/api/dispatching", extra_environ={"REMOTE_ADDR": "127.0.0.1"}).json[
         "paused"] is False
+
+
+@pytest.mark.parametrize("token", ["\u00b2", "\u0661\u0662\u0663", "{now}.\u00e9", "{now}", "", None, "x.y"])
+def test_a_malformed_form_token_is_simply_not_valid(tmp_path, token):
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store.upgrade()
+    tokens = CsrfTokens(store)
+    good = tokens.issue("op")
+    now = good.partition(".")[0]
+    assert tokens.valid("op", good) and not tokens.valid("someone", good)
+    assert tokens.valid("op", token if token is None else token.format(now=now)) is False
 
 
 def test_the_jobs_page_follows_a_job_without_a_reload(scripted, live):

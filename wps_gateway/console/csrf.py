@@ -38,9 +38,9 @@ class CsrfTokens:
 
     def valid(self, user: str, token: str | None) -> bool:
         stamp, _, mac = (token or "").partition(".")
-        if not stamp.isdigit() or not 0 <= time.time() - int(stamp) <= MAX_AGE:
-            return False
-        return hmac.compare_digest(mac, self._mac(user, stamp))
+        if not (stamp.isascii() and stamp.isdigit()) or not 0 <= time.time() - int(stamp) <= MAX_AGE:
+            return False  # (str.isdigit says yes to "²", which int() refuses)
+        return hmac.compare_digest(mac.encode(), self._mac(user, stamp).encode())  # str: ASCII only
 
     def _mac(self, user: str, stamp: str) -> str:
         return hmac.new(self._secret(), f"{user}\n{stamp}".encode(), hashlib.sha256).hexdigest()
