@@ -7,10 +7,12 @@ come as JSON and never from another site's page.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from wps_gateway import control
-from wps_gateway.store.models import JobStatus
+from wps_gateway.store.models import Job, JobStatus
 
 from .conftest import build_gateway, close_gateway
 from .jobs_support import wait_for
@@ -50,6 +52,24 @@ def test_a_page_of_jobs_filtered_sorted_and_counted(front):
                              ("from=yesterday", "from"), ("order=up", "order")):
         problem = api(front, "get", f"/admin/api/jobs?{query}", status=400).json
         assert problem["parameter"] == parameter, query
+
+
+def test_a_status_filter_counts_the_jobs_it_lists(front):
+    """A job reads as accepted until its first task starts, also while its stored status is already running:
+    the total counts the jobs the filter lists, and each shows the status it was listed under."""
+    accepted, planned, started = (submit(front, [n]) for n in range(3))
+    with front.store.session() as session:
+        session.get(Job, planned).status = JobStatus.RUNNING  # planned by a dispatcher, no task started yet
+        session.get(Job, started).status = JobStatus.RUNNING
+        session.get(Job, started).started = datetime.now(UTC)
+    for status, expected in (("accepted", [planned, accepted]), ("running", [started]),
+                             ("accepted,running", [started, planned, accepted])):
+        page = api(front, "get", f"/admin/api/jobs?status={status}&limit=1").json
+        assert page["total"] == len(expected), status
+        everything = api(front, "get", f"/admin/api/jobs?status={status}").json["jobs"]
+        assert [j["jobID"] for j in everything] == expected, status
+        assert {j["status"] for j in everything} <= set(status.split(",")), status
+    assert api(front, "get", f"/admin/api/jobs/{planned}").json["status"] == "accepted"
 
 
 def test_only_operators_see_and_steer(front):
