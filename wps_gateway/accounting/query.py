@@ -147,8 +147,8 @@ def parse_query(values: Callable[[str], Sequence[str]]) -> ReportQuery:
     if unknown:
         raise ReportError("status", f"status: unknown {', '.join(map(repr, unknown))}; "
                                     f"choose from {', '.join(STATUSES)}")
-    start = _bound(_single(values, "from"), "from", end=False)
-    end = _bound(_single(values, "to"), "to", end=True)
+    start = period_bound(_single(values, "from"), "from", end=False)
+    end = period_bound(_single(values, "to"), "to", end=True)
     if start is not None and end is not None and start >= end:
         raise ReportError("from", f"from ({_single(values, 'from')}) is after to ({_single(values, 'to')})")
     job = _single(values, "job")
@@ -164,8 +164,10 @@ def _single(values: Callable[[str], Sequence[str]], name: str) -> str | None:
     return given[0].strip() if given else None
 
 
-def _bound(text: str | None, name: str, end: bool) -> datetime | None:
-    """``YYYY-MM``, ``YYYY-MM-DD`` or an RFC 3339 date-time; ``to`` includes the whole month, day or instant."""
+def period_bound(text: str | None, name: str, end: bool) -> datetime | None:
+    """``YYYY-MM``, ``YYYY-MM-DD`` or an RFC 3339 date-time as the start (``end`` False) or the exclusive end of
+    a period: an end includes the whole month, day or instant. ReportError naming ``name``. The reports' and the
+    console's ``from`` and ``to``."""
     if text is None:
         return None
     try:

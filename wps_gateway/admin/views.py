@@ -19,8 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..accounting.api import job_usage
-from ..accounting.query import ReportError
-from ..accounting.query import _bound as period_bound  # the reports' own reading of from and to
+from ..accounting.query import ReportError, period_bound
 from ..control import requests_of
 from ..health import health_report
 from ..jobs import JobFilter, JobNotFound, processor_of, shown_status
