@@ -22,8 +22,7 @@ from ..accounting.api import job_usage
 from ..accounting.query import ReportError, period_bound
 from ..control import requests_of
 from ..health import health_report
-from ..jobs import JobFilter, JobNotFound, processor_of, shown_status
-from ..jobs import _filtered as filtered_jobs  # the OGC API job list's own filters
+from ..jobs import JobFilter, JobNotFound, filtered_jobs, processor_of, shown_status
 from ..metrics.job_counts import job_counts, jobs_by_status
 from ..metrics.publisher import read_status
 from ..metrics.store_figures import active_attempts, outbox_depth, queue_by_owner, task_counts
