@@ -24,13 +24,12 @@ from wps_gateway.accounting.query import (
     FIGURES,
     ReportError,
     ReportQuery,
-    own_and_groups_usage,
-    own_usage,
     parse_query,
     run_report,
 )
 from wps_gateway.accounting.usage import record_usage, usage_report_path
 from wps_gateway.auth.identity import NOBODY, OPERATOR, USER, Identity
+from wps_gateway.auth.visibility import visible_clause
 from wps_gateway.cli import main as cli
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job, JobUsage, Task, TaskAttempt
@@ -155,17 +154,18 @@ def test_periods_and_filters(store):
 
 
 def test_who_sees_what(store):
+    """A report covers the jobs the caller could list: the tenancy rule of the job listings."""
     alice = Identity(user="alice", groups=("g1",), roles=frozenset({USER}), group="g1", authenticated=True)
     operator = Identity(user="olga", groups=("ops",), roles=frozenset({USER, OPERATOR}), authenticated=True)
     anonymous = NOBODY  # auth mode none: everybody sees everything, as before
     stranger = Identity()  # another auth mode, no credentials: nothing
-    users = lambda scope: {k[0] for k in report(store, scope, group_by=("user",))}  # noqa: E731
-    assert users(own_usage(alice)) == {"alice"}
-    assert users(own_and_groups_usage(alice)) == {"alice", "carol"}
-    assert own_usage(operator) is None and own_usage(anonymous) is None
-    assert users(own_usage(stranger)) == set()
-    assert users(own_usage(operator)) == {"alice", "bob", "carol"}
-    assert report(store, own_usage(alice), users=("bob",)) == {(): {f: 0 for f in FIGURES}}
+    users = lambda visible: {k[0] for k in report(store, visible, group_by=("user",))}  # noqa: E731
+    assert users(visible_clause(alice, False)) == {"alice"}
+    assert users(visible_clause(alice, True)) == {"alice", "carol"}
+    assert visible_clause(operator, False) is None and visible_clause(anonymous, False) is None
+    assert users(visible_clause(stranger, False)) == users(visible_clause(stranger, True)) == set()
+    assert users(visible_clause(operator, False)) == {"alice", "bob", "carol"}
+    assert report(store, visible_clause(alice, False), users=("bob",)) == {(): {f: 0 for f in FIGURES}}
 
 
 @pytest.mark.parametrize(("params", "parameter", "text"), [

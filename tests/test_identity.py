@@ -100,6 +100,9 @@ def test_group_visibility_shows_the_groups_jobs(tmp_path, sample_data):
         job_id = submit(gateway, **as_user("alice", "urban"))
         assert [j["jobID"] for j in gateway.client.get("/jobs", **as_user("carol", "urban")).json["jobs"]] == [job_id]
         problem(gateway.client.get(f"/jobs/{job_id}", status=404, **as_user("bob", "forest")), 404)
+        # the usage report covers the jobs each could list
+        assert gateway.client.get("/accounting", **as_user("carol", "urban")).json["total"]["jobs"] == 1
+        assert gateway.client.get("/accounting", **as_user("bob", "forest")).json["total"]["jobs"] == 0
     finally:
         close_gateway(gateway)
 
