@@ -36,7 +36,7 @@ from wps_gateway.store.models import Job, JobUsage, Task, TaskAttempt
 
 from .accounting_support import A, J, add_jobs
 from .conftest import REPO, gateway_environ
-from .jobs_support import attempts_of, job_of, wait_for
+from .jobs_support import attempts_of, job_of, submit_sleepy, wait_for
 
 WEIGHTS = {"cpu": 1.0, "mem": 0.5, "gpu": 2.0}
 
@@ -71,9 +71,9 @@ def store(request, tmp_path):
     store.dispose()
 
 
-def report(store: Store, scope=None, **query) -> dict:
-    """{group key tuple: {figure: value}} of a report."""
-    result = run_report(store, ReportQuery(**query), WEIGHTS, scope)
+def report(store: Store, visible=None, **query) -> dict:
+    """{group key tuple: {figure: value}} of a report over the jobs ``visible`` says (None: all)."""
+    result = run_report(store, ReportQuery(**query), WEIGHTS, visible)
     keys = result.query.group_by
     return {tuple(r[k] for k in keys): {f: r[f] for f in FIGURES} for r in result.records()}
 
@@ -255,16 +255,8 @@ def test_an_engine_without_cpu_figures_gets_the_tasks_report(tmp_path):
 
 # -- over HTTP and the command line --------------------------------------------------------------------
 
-def execute_sleepy(gateway, numbers: str, **extra: str) -> str:
-    inputs = f"numbers={numbers.replace(',', ';numbers=')};seconds=0" + "".join(f";{k}={v}" for k, v in extra.items())
-    response = gateway.client.get("/wps", {"service": "WPS", "request": "Execute", "version": "1.0.0",
-                                           "identifier": "sleepy-squares", "DataInputs": inputs,
-                                           "storeExecuteResponse": "true", "status": "true"})
-    return response.body.decode().split("/wps/status/")[1].split(".xml")[0]
-
-
 def test_a_real_job_with_retries_in_every_format(gateway):
-    job_id = execute_sleepy(gateway, "2,3", fail_first="true")
+    job_id = submit_sleepy(gateway, [2, 3], fail_first="true")
     wait_for(lambda: job_of(gateway, job_id).status == "successful", 60, "the job to succeed")
     attempts = attempts_of(gateway, job_id)
     assert [a.status for a in attempts].count("failed") == 2 and len(attempts) == 5
@@ -330,7 +322,7 @@ def test_report_on_the_command_line(tmp_path, sample_data, monkeypatch, capsys):
 
 
 def test_jobs_show_gives_each_attempts_usage(gateway, monkeypatch, capsys, tmp_path, sample_data):
-    job_id = execute_sleepy(gateway, "4")
+    job_id = submit_sleepy(gateway, [4])
     wait_for(lambda: job_of(gateway, job_id).status == "successful", 60, "the job to succeed")
     for key, value in gateway_environ(gateway.settings.data_dir, sample_data, "http://localhost/wps").items():
         monkeypatch.setenv(key, value)

@@ -30,12 +30,11 @@ from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job, JobStatus, Schedule, utcnow
 
 from .batch_support import task, task_list
-from .conftest import build_gateway, close_gateway, gateway_environ
+from .conftest import PROXY, as_user, build_gateway, close_gateway, gateway_environ
 from .gateway_process import active_and_standby
 from .jobs_support import wait_for
 
 OPERATOR_NAME = "olga"
-PROXY = {"REMOTE_ADDR": "127.0.0.1"}
 ME = Identity(user="olga", roles=frozenset({USER, OPERATOR}), authenticated=True)
 SQUARES = {"numbers": [2, 3], "seconds": 0.1}
 
@@ -261,10 +260,6 @@ def proxied(tmp_path, sample_data):
                             AUTH_TRUSTED_PROXIES="127.0.0.1", AUTH_OPERATORS=f"user:{OPERATOR_NAME}")
     yield gateway
     close_gateway(gateway)
-
-
-def as_user(user: str) -> dict:
-    return {"headers": {"X-Forwarded-User": user}, "extra_environ": PROXY}
 
 
 def test_operators_manage_schedules_over_rest(proxied):
