@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import waitress.server
@@ -110,6 +111,17 @@ def close_gateway(gateway: Gateway) -> None:
     if gateway.runner is not None:
         gateway.runner.stop()
     gateway.store.dispose()
+
+
+PROXY = {"REMOTE_ADDR": "127.0.0.1"}  # the trusted proxy of tests in ``[auth] mode = header``
+
+
+def as_user(user: str, groups: str = "", **environ: str) -> dict[str, Any]:
+    """webtest keyword arguments for a request a trusted proxy authenticated (``groups``: comma-separated)."""
+    headers = {"X-Forwarded-User": user}
+    if groups:
+        headers["X-Forwarded-Groups"] = groups
+    return {"headers": headers, "extra_environ": {**PROXY, **environ}}
 
 
 @pytest.fixture

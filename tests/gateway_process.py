@@ -119,10 +119,6 @@ def wait_final(gateway: GatewayProcess, status_location: str, timeout: float = 9
     raise AssertionError(f"job not final after {timeout} s:\n{gateway.tail()}")
 
 
-def job_id_of(status_location: str) -> str:
-    return status_location.rsplit("/", 1)[1].removesuffix(".xml")
-
-
 def active_and_standby(data_dir: Path, sample_data: Path) -> tuple[GatewayProcess, GatewayProcess]:
     """Two ``wps-gateway dispatch`` processes on one store: the first active, the second standing by."""
     first = GatewayProcess(data_dir, sample_data, command="dispatch").start()

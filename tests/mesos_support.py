@@ -210,10 +210,6 @@ def submit(gateway: Gateway, identifier: str, name: str, paths: list[Path]) -> s
     return response.xml.get("statusLocation")
 
 
-def job_id_of(status_url: str) -> str:
-    return status_url.rsplit("/", 1)[1].removesuffix(".xml")
-
-
 def outputs_of(gateway: Gateway, status_url: str, schema, timeout: float = 120) -> dict[str, object]:
     """Wait for success and read every output: rasters as arrays, other references as bytes, literals as text."""
     doc, seen = poll_until_final(gateway.client, status_url, schema, timeout=timeout)

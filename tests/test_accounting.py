@@ -24,20 +24,19 @@ from wps_gateway.accounting.query import (
     FIGURES,
     ReportError,
     ReportQuery,
-    own_and_groups_usage,
-    own_usage,
     parse_query,
     run_report,
 )
 from wps_gateway.accounting.usage import record_usage, usage_report_path
 from wps_gateway.auth.identity import NOBODY, OPERATOR, USER, Identity
+from wps_gateway.auth.visibility import visible_clause
 from wps_gateway.cli import main as cli
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job, JobUsage, Task, TaskAttempt
 
 from .accounting_support import A, J, add_jobs
 from .conftest import REPO, gateway_environ
-from .jobs_support import attempts_of, job_of, wait_for
+from .jobs_support import attempts_of, job_of, submit_sleepy, wait_for
 
 WEIGHTS = {"cpu": 1.0, "mem": 0.5, "gpu": 2.0}
 
@@ -72,9 +71,9 @@ def store(request, tmp_path):
     store.dispose()
 
 
-def report(store: Store, scope=None, **query) -> dict:
-    """{group key tuple: {figure: value}} of a report."""
-    result = run_report(store, ReportQuery(**query), WEIGHTS, scope)
+def report(store: Store, visible=None, **query) -> dict:
+    """{group key tuple: {figure: value}} of a report over the jobs ``visible`` says (None: all)."""
+    result = run_report(store, ReportQuery(**query), WEIGHTS, visible)
     keys = result.query.group_by
     return {tuple(r[k] for k in keys): {f: r[f] for f in FIGURES} for r in result.records()}
 
@@ -155,17 +154,18 @@ def test_periods_and_filters(store):
 
 
 def test_who_sees_what(store):
+    """A report covers the jobs the caller could list: the tenancy rule of the job listings."""
     alice = Identity(user="alice", groups=("g1",), roles=frozenset({USER}), group="g1", authenticated=True)
     operator = Identity(user="olga", groups=("ops",), roles=frozenset({USER, OPERATOR}), authenticated=True)
     anonymous = NOBODY  # auth mode none: everybody sees everything, as before
     stranger = Identity()  # another auth mode, no credentials: nothing
-    users = lambda scope: {k[0] for k in report(store, scope, group_by=("user",))}  # noqa: E731
-    assert users(own_usage(alice)) == {"alice"}
-    assert users(own_and_groups_usage(alice)) == {"alice", "carol"}
-    assert own_usage(operator) is None and own_usage(anonymous) is None
-    assert users(own_usage(stranger)) == set()
-    assert users(own_usage(operator)) == {"alice", "bob", "carol"}
-    assert report(store, own_usage(alice), users=("bob",)) == {(): {f: 0 for f in FIGURES}}
+    users = lambda visible: {k[0] for k in report(store, visible, group_by=("user",))}  # noqa: E731
+    assert users(visible_clause(alice, False)) == {"alice"}
+    assert users(visible_clause(alice, True)) == {"alice", "carol"}
+    assert visible_clause(operator, False) is None and visible_clause(anonymous, False) is None
+    assert users(visible_clause(stranger, False)) == users(visible_clause(stranger, True)) == set()
+    assert users(visible_clause(operator, False)) == {"alice", "bob", "carol"}
+    assert report(store, visible_clause(alice, False), users=("bob",)) == {(): {f: 0 for f in FIGURES}}
 
 
 @pytest.mark.parametrize(("params", "parameter", "text"), [
@@ -255,16 +255,8 @@ def test_an_engine_without_cpu_figures_gets_the_tasks_report(tmp_path):
 
 # -- over HTTP and the command line --------------------------------------------------------------------
 
-def execute_sleepy(gateway, numbers: str, **extra: str) -> str:
-    inputs = f"numbers={numbers.replace(',', ';numbers=')};seconds=0" + "".join(f";{k}={v}" for k, v in extra.items())
-    response = gateway.client.get("/wps", {"service": "WPS", "request": "Execute", "version": "1.0.0",
-                                           "identifier": "sleepy-squares", "DataInputs": inputs,
-                                           "storeExecuteResponse": "true", "status": "true"})
-    return response.body.decode().split("/wps/status/")[1].split(".xml")[0]
-
-
 def test_a_real_job_with_retries_in_every_format(gateway):
-    job_id = execute_sleepy(gateway, "2,3", fail_first="true")
+    job_id = submit_sleepy(gateway, [2, 3], fail_first="true")
     wait_for(lambda: job_of(gateway, job_id).status == "successful", 60, "the job to succeed")
     attempts = attempts_of(gateway, job_id)
     assert [a.status for a in attempts].count("failed") == 2 and len(attempts) == 5
@@ -330,7 +322,7 @@ def test_report_on_the_command_line(tmp_path, sample_data, monkeypatch, capsys):
 
 
 def test_jobs_show_gives_each_attempts_usage(gateway, monkeypatch, capsys, tmp_path, sample_data):
-    job_id = execute_sleepy(gateway, "4")
+    job_id = submit_sleepy(gateway, [4])
     wait_for(lambda: job_of(gateway, job_id).status == "successful", 60, "the job to succeed")
     for key, value in gateway_environ(gateway.settings.data_dir, sample_data, "http://localhost/wps").items():
         monkeypatch.setenv(key, value)

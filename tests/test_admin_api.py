@@ -7,14 +7,15 @@ come as JSON and never from another site's page.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from wps_gateway import control
-from wps_gateway.store.models import JobStatus
+from wps_gateway.store.models import Job, JobStatus
 
 from .conftest import build_gateway, close_gateway
-from .jobs_support import wait_for
-from .test_control import final, submit
+from .jobs_support import final, submit_sleepy, wait_for
 
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 ELSEWHERE = {"REMOTE_ADDR": "192.0.2.7"}
@@ -35,7 +36,7 @@ def front(tmp_path, sample_data):
 
 
 def test_a_page_of_jobs_filtered_sorted_and_counted(front):
-    ids = [submit(front, [n]) for n in range(5)]
+    ids = [submit_sleepy(front, [n]) for n in range(5)]
     page = api(front, "get", "/admin/api/jobs?limit=2").json
     assert page["total"] == 5 and page["totalAtLeast"] is None
     assert [j["jobID"] for j in page["jobs"]] == ids[::-1][:2]  # newest first
@@ -52,8 +53,26 @@ def test_a_page_of_jobs_filtered_sorted_and_counted(front):
         assert problem["parameter"] == parameter, query
 
 
+def test_a_status_filter_counts_the_jobs_it_lists(front):
+    """A job reads as accepted until its first task starts, also while its stored status is already running:
+    the total counts the jobs the filter lists, and each shows the status it was listed under."""
+    accepted, planned, started = (submit_sleepy(front, [n]) for n in range(3))
+    with front.store.session() as session:
+        session.get(Job, planned).status = JobStatus.RUNNING  # planned by a dispatcher, no task started yet
+        session.get(Job, started).status = JobStatus.RUNNING
+        session.get(Job, started).started = datetime.now(UTC)
+    for status, expected in (("accepted", [planned, accepted]), ("running", [started]),
+                             ("accepted,running", [started, planned, accepted])):
+        page = api(front, "get", f"/admin/api/jobs?status={status}&limit=1").json
+        assert page["total"] == len(expected), status
+        everything = api(front, "get", f"/admin/api/jobs?status={status}").json["jobs"]
+        assert [j["jobID"] for j in everything] == expected, status
+        assert {j["status"] for j in everything} <= set(status.split(",")), status
+    assert api(front, "get", f"/admin/api/jobs/{planned}").json["status"] == "accepted"
+
+
 def test_only_operators_see_and_steer(front):
-    job_id = submit(front, [1])
+    job_id = submit_sleepy(front, [1])
     front.client.get("/admin/api/jobs", extra_environ=ELSEWHERE, status=403)
     front.client.get(f"/admin/jobs/{job_id}", extra_environ=ELSEWHERE, status=403)
     front.client.post_json(f"/admin/api/jobs/{job_id}/retry", {}, extra_environ=ELSEWHERE, status=403)
@@ -83,7 +102,7 @@ def test_operators_by_role_behind_a_trusted_proxy(tmp_path, sample_data):
 
 
 def test_dismiss_retry_and_priority_through_the_api(gateway):
-    running = submit(gateway, [1, 2], seconds=20)
+    running = submit_sleepy(gateway, [1, 2], seconds=20)
     wait_for(lambda: api(gateway, "get", f"/admin/api/jobs/{running}").json["status"] == "running", 30, "running")
     refused = api(gateway, "post", f"/admin/api/jobs/{running}/retry", {}, status=409).json
     assert "only a failed job" in refused["detail"]
@@ -95,7 +114,7 @@ def test_dismiss_retry_and_priority_through_the_api(gateway):
     assert detail["dismissRequested"] and detail["priority"] == 9
     assert final(gateway, running).status == JobStatus.DISMISSED
 
-    failed = submit(gateway, [3], fail_step="total")
+    failed = submit_sleepy(gateway, [3], fail_step="total")
     assert final(gateway, failed).status == JobStatus.FAILED
     api(gateway, "post", f"/admin/api/jobs/{failed}/retry", {"tasks": "some"}, status=400)
     asked = api(gateway, "post", f"/admin/api/jobs/{failed}/retry", {"tasks": "all"}, status=202).json
@@ -113,7 +132,7 @@ def test_dismiss_retry_and_priority_through_the_api(gateway):
 
 
 def test_a_local_attempt_log_is_its_sandbox_tail(gateway):
-    job_id = submit(gateway, [5], fail_step="square")
+    job_id = submit_sleepy(gateway, [5], fail_step="square")
     assert final(gateway, job_id).status == JobStatus.FAILED
     detail = api(gateway, "get", f"/admin/api/jobs/{job_id}").json
     attempt = detail["tasks"][0]["runs"][0]["attempt"]

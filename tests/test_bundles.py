@@ -11,8 +11,8 @@ from processes.bundle import build_bundle
 from processes.registry import discover
 
 from .conftest import build_gateway, close_gateway
-from .jobs_support import attempts_of
-from .mesos_support import job_id_of, mesos_gateway, outputs_of, start_master, submit
+from .jobs_support import attempts_of, job_id_of
+from .mesos_support import mesos_gateway, outputs_of, start_master, submit
 
 
 def test_a_bundle_is_reproducible_and_a_changed_processor_is_a_new_bundle(tmp_path):

@@ -20,7 +20,7 @@ from processes.descriptor import same_media_type
 from wps_gateway.store.models import Job
 
 from .conftest import assert_valid
-from .jobs_support import wait_for, wait_turns
+from .jobs_support import job_id_of, wait_for, wait_turns
 from .test_wps1 import NS, poll_until_final
 
 WPS_NS = NS["wps"]
@@ -415,7 +415,7 @@ def test_a_job_is_accepted_until_a_task_starts(gateway, wps100_schema):
     response = gateway.client.get("/wps", {"service": "WPS", "version": "1.0.0", "request": "Execute",
                                            "identifier": "sleepy-squares", "DataInputs": "numbers=5;seconds=0",
                                            "storeExecuteResponse": "true", "status": "true"})
-    job_id = etree.fromstring(response.body).get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml")
+    job_id = job_id_of(etree.fromstring(response.body).get("statusLocation"))
 
     def stored_status() -> str:
         with gateway.store.sessions() as session:

@@ -16,12 +16,11 @@ from wps_gateway.stac.records import item_ids
 from wps_gateway.store.models import Job, JobUsage
 from wps_gateway.wps1.service import Capabilities100
 
-from .conftest import assert_valid, build_gateway, close_gateway
+from .conftest import as_user, assert_valid, build_gateway, close_gateway
 from .gateway_process import GatewayProcess
-from .jobs_support import wait_for
+from .jobs_support import job_id_of, wait_for
 from .ogcapi_support import poll_job, validate_official
 from .test_deploy import AUTH, PACKAGE_TYPE, TOKEN, package, wps1_ids
-from .test_identity import as_user
 
 WPS1_CAPS = "/wps?service=WPS&request=GetCapabilities"
 WPS1_DESCRIBE = "/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier={}"
@@ -301,7 +300,7 @@ def test_a_status_document_of_a_wps_job_still_validates_after_a_304(gateway, wps
     doc = assert_valid(wps100_schema, first.body)
     assert etree.QName(doc).localname == "ExecuteResponse"
     wait_for(lambda: b"ProcessSucceeded" in gateway.client.get(path).body, 60, "the job's success")
-    wait_for_items(gateway, path.rsplit("/", 1)[1].removesuffix(".xml"))
+    wait_for_items(gateway, job_id_of(path))
     done = gateway.client.get(path)
     assert done.headers["ETag"] != first.headers["ETag"] and b"STAC Item" in done.body
     assert_valid(wps100_schema, done.body)

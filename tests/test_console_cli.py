@@ -10,8 +10,7 @@ from wps_gateway.cli import main as cli
 from wps_gateway.store.models import JobStatus
 
 from .conftest import build_gateway, close_gateway, gateway_environ
-from .jobs_support import attempts_of, job_of
-from .test_control import final, submit
+from .jobs_support import attempts_of, final, job_of, submit_sleepy
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +20,7 @@ def test_operators_steer_from_the_command_line(tmp_path, sample_data, monkeypatc
         monkeypatch.setenv(key, value)
     gateway = build_gateway(tmp_path / "var", sample_data)
     try:
-        job_id = submit(gateway, [1, 2], fail_runs=2)
+        job_id = submit_sleepy(gateway, [1, 2], fail_runs=2)
         assert final(gateway, job_id).status == JobStatus.FAILED
         failed = next(a for a in attempts_of(gateway, job_id) if a.status == "failed")
         capsys.readouterr()
@@ -45,7 +44,7 @@ def test_operators_steer_from_the_command_line(tmp_path, sample_data, monkeypatc
         assert cli(["caps", "unset", "user_cpu", "alice"]) == 0
         assert cli(["caps", "unset", "user_cpu", "alice"]) == 2
 
-        running = submit(gateway, [3], seconds=20)
+        running = submit_sleepy(gateway, [3], seconds=20)
         assert cli(["jobs", "priority", running, "3"]) == 0
         assert "priority 0 -> 3" in capsys.readouterr().out
         assert cli(["jobs", "dismiss", running]) == 0

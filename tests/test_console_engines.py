@@ -21,11 +21,10 @@ from wps_gateway import scheduling
 from wps_gateway.store.models import JobStatus, TaskAttempt
 
 from .conftest import close_gateway
-from .jobs_support import attempts_of, running, wait_for
+from .jobs_support import attempts_of, final, running, submit_sleepy, wait_for
 from .mesos_support import mesos_gateway
 from .slurm_support import slurm_gateway
 from .test_admin_api import api
-from .test_control import final, submit
 from .test_metrics import samples, scrape
 from .yarn_support import yarn_gateway
 
@@ -58,7 +57,7 @@ def files_read(agent: str, **query) -> tuple[int, object]:
 def test_mesos_cluster_logs_and_a_cap_changed_while_tasks_wait(tmp_path, sample_data, mesos_master):
     gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.masters[0].address, MESOS_CONTAINERIZER="none")
     try:
-        failed = submit(gateway, [2], fail_step="square")
+        failed = submit_sleepy(gateway, [2], fail_step="square")
         assert final(gateway, failed).status == JobStatus.FAILED
         view = published(gateway, lambda v: len(v["engine"].get("agents") or []) == 3)
         engine = view["engine"]
@@ -81,7 +80,7 @@ def test_mesos_cluster_logs_and_a_cap_changed_while_tasks_wait(tmp_path, sample_
         # a cap of half a cpu, set while the gateway runs: the 0.5-cpu tasks run one at a time, and say why they wait
         scheduling.set_limit(gateway.store, "max_cpu", None, 0.5, by="test")
         published(gateway, lambda v: v["engine"]["caps"]["max_cpu"] == 0.5)
-        capped = submit(gateway, [1, 2, 3], seconds=3)  # long enough for waiting tasks to say why
+        capped = submit_sleepy(gateway, [1, 2, 3], seconds=3)  # long enough for waiting tasks to say why
         assert final(gateway, capped).status == JobStatus.SUCCESSFUL
         squares = sorted((a for a in attempts_of(gateway, capped) if ".square." in a.task_id),
                          key=lambda a: a.started)
@@ -99,7 +98,7 @@ def test_mesos_cluster_logs_and_a_cap_changed_while_tasks_wait(tmp_path, sample_
 def test_the_test_agents_files_api_answers_as_an_agent_does(tmp_path, sample_data, mesos_master):
     gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.masters[0].address, MESOS_CONTAINERIZER="none")
     try:
-        job_id = submit(gateway, [7])
+        job_id = submit_sleepy(gateway, [7])
         assert final(gateway, job_id).status == JobStatus.SUCCESSFUL
         attempt = next(a for a in attempts_of(gateway, job_id) if ".square." in a.task_id)
         agents = {a["id"]: a["url"] for a in published(gateway, lambda v: v["engine"].get("agents"))["engine"]
@@ -134,7 +133,7 @@ def test_the_test_agents_files_api_answers_as_an_agent_does(tmp_path, sample_dat
 def test_slurm_backend_in_the_cluster_view_metrics_and_task_logs(tmp_path, sample_data, slurm_cluster):
     gateway = slurm_gateway(tmp_path / "var", sample_data, slurm_cluster)
     try:
-        failed = submit(gateway, [2], fail_step="square")
+        failed = submit_sleepy(gateway, [2], fail_step="square")
         assert final(gateway, failed).status == JobStatus.FAILED
         attempt = attempts_of(gateway, failed)[0]
         log = api(gateway, "get", f"/admin/api/attempts/{attempt.backend_task_id}/log").json
@@ -158,7 +157,7 @@ def test_slurm_backend_in_the_cluster_view_metrics_and_task_logs(tmp_path, sampl
 
 def running_task(gateway, number: int) -> tuple[str, TaskAttempt]:
     """A job of one task that squares ``number`` for 30 s, once it runs: the job's id and the attempt."""
-    job_id = submit(gateway, [number], seconds=30)
+    job_id = submit_sleepy(gateway, [number], seconds=30)
     wait_for(lambda: running(gateway, job_id), 60, "a running task")
     return job_id, running(gateway, job_id)[0]
 
@@ -185,7 +184,7 @@ def test_yarn_cluster_and_the_logs_of_running_and_ended_tasks(tmp_path, sample_d
             assert b"stdout" in page.read()
         dismiss(gateway, busy)
 
-        failed = submit(gateway, [2], fail_step="square")
+        failed = submit_sleepy(gateway, [2], fail_step="square")
         assert final(gateway, failed).status == JobStatus.FAILED
         ended = attempts_of(gateway, failed)[0]
         log = api(gateway, "get", f"/admin/api/attempts/{ended.backend_task_id}/log").json

@@ -22,8 +22,7 @@ from wps_gateway.store.models import JobStatus
 
 from .browser_support import save
 from .conftest import serve_live
-from .jobs_support import attempts_of, job_of, wait_for, wait_turns
-from .test_control import final, submit
+from .jobs_support import attempts_of, final, job_of, submit_sleepy, wait_for, wait_turns
 
 pytestmark = pytest.mark.slow
 
@@ -81,8 +80,8 @@ def assert_self_contained(driver) -> None:
 
 def test_reading_and_steering_without_javascript(browser, live):
     gateway = live.gateway
-    ok = submit(gateway, [1, 2])
-    failed = submit(gateway, [3], fail_step="square")
+    ok = submit_sleepy(gateway, [1, 2])
+    failed = submit_sleepy(gateway, [3], fail_step="square")
     assert final(gateway, ok).status == JobStatus.SUCCESSFUL and final(gateway, failed).status == JobStatus.FAILED
 
     browser.get(f"{base(live)}/admin")
@@ -119,7 +118,7 @@ def test_reading_and_steering_without_javascript(browser, live):
              60, "the retry to run (and fail again, as told)")
 
     # dismiss a running job
-    running = submit(gateway, [4], seconds=30)
+    running = submit_sleepy(gateway, [4], seconds=30)
     wait_for(lambda: any(a.status == "running" for a in attempts_of(gateway, running)), 60, "the task to start")
     browser.get(f"{base(live)}/admin/jobs/{running}")
     follow(browser, browser.find_element("xpath", "//button[text()='Dismiss']"))
@@ -150,7 +149,7 @@ def test_reading_and_steering_without_javascript(browser, live):
     save(browser, "console-paused.png")
     backend = gateway.runner.dispatcher.backend
     wait_for(lambda: backend.status()["paused"], 30, "the dispatcher to see the switch")
-    held = submit(gateway, [5])
+    held = submit_sleepy(gateway, [5])
     wait_for(lambda: job_of(gateway, held).status == JobStatus.RUNNING, 30, "the job to be planned")
     wait_turns(gateway, 20)  # what it would have launched by now, it has not
     assert attempts_of(gateway, held) == []
@@ -185,7 +184,7 @@ def test_a_malformed_form_token_is_simply_not_valid(tmp_path, token):
 
 def test_the_jobs_page_follows_a_job_without_a_reload(scripted, live):
     gateway = live.gateway
-    job_id = submit(gateway, [6], seconds=3)
+    job_id = submit_sleepy(gateway, [6], seconds=3)
     scripted.get(f"{base(live)}/admin")
     row = f"//table[@id='jobs']//tr[contains(., '{job_id[:8]}')]"
     assert JobStatus.SUCCESSFUL not in live_text(scripted, row)

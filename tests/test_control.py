@@ -15,29 +15,13 @@ from wps_gateway import control, scheduling
 from wps_gateway.jobs import JobNotFound
 from wps_gateway.store.models import JobStatus
 
-from .jobs_support import attempts_of, job_of, wait_for, wait_turns
-from .test_faults import runs_per_task
+from .jobs_support import attempts_of, final, job_of, runs_per_task, submit_sleepy, wait_for, wait_turns
 
 pytestmark = pytest.mark.slow
 
 
-def submit(gateway, numbers: list[int], **inputs: object) -> str:
-    """The test processor, its tasks not pausing unless ``seconds`` says otherwise."""
-    extra = "".join(f";{name}={value}" for name, value in {"seconds": 0, **inputs}.items())
-    response = gateway.client.get("/wps", {
-        "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
-        "DataInputs": ";".join(f"numbers={n}" for n in numbers) + extra,
-        "storeExecuteResponse": "true", "status": "true"})
-    return response.body.decode().split("/wps/status/")[1].split(".xml")[0]
-
-
-def final(gateway, job_id: str):
-    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 60, f"job {job_id} to end")
-    return job_of(gateway, job_id)
-
-
 def test_retrying_the_failed_tasks_keeps_what_succeeded(gateway):
-    job_id = submit(gateway, [1, 2, 3], fail_runs=2)  # task 0 fails both its attempts (retries: 1)
+    job_id = submit_sleepy(gateway, [1, 2, 3], fail_runs=2)  # task 0 fails both its attempts (retries: 1)
     failed = final(gateway, job_id)
     assert failed.status == JobStatus.FAILED
     runs_before = (gateway.settings.jobs_dir / job_id / "steps" / "square" / "runs.log").read_text().split()
@@ -60,19 +44,19 @@ def test_retrying_the_failed_tasks_keeps_what_succeeded(gateway):
 
 
 def test_retrying_the_whole_job_runs_every_task_again(gateway):
-    job_id = submit(gateway, [2, 3], fail_step="total")
+    job_id = submit_sleepy(gateway, [2, 3], fail_step="total")
     assert final(gateway, job_id).status == JobStatus.FAILED
     request = control.request_action(gateway.store, job_id, control.RETRY_JOB, by="ops")
     assert control.wait_handled(gateway.store, request["id"], 30)["state"] == "done"
     job = final(gateway, job_id)
     assert job.status == JobStatus.FAILED  # told to fail again: it does, after running every task again
-    assert runs_per_task(gateway.settings.jobs_dir, job_id) == [1, 1]  # the old runs.log went with the retry
+    assert runs_per_task(gateway.settings.jobs_dir, job_id) == {"0": 1, "1": 1}  # the old runs.log went with the retry
     totals = [a for a in attempts_of(gateway, job_id) if ".total." in a.task_id]
     assert [a.number for a in totals] == [1, 2] and all(a.status == "failed" for a in totals)
 
 
 def test_only_a_failed_job_is_retried_and_the_dispatcher_checks_again(gateway):
-    job_id = submit(gateway, [4])
+    job_id = submit_sleepy(gateway, [4])
     assert final(gateway, job_id).status == JobStatus.SUCCESSFUL
     with pytest.raises(control.RequestRefused, match="only a failed job"):
         control.request_action(gateway.store, job_id, control.RETRY_FAILED)
@@ -83,7 +67,7 @@ def test_only_a_failed_job_is_retried_and_the_dispatcher_checks_again(gateway):
 
 
 def test_a_priority_change_reaches_the_job_and_is_recorded(gateway):
-    job_id = submit(gateway, [1])
+    job_id = submit_sleepy(gateway, [1])
     request = control.request_action(gateway.store, job_id, control.PRIORITY, 7, by="ops")
     done = control.wait_handled(gateway.store, request["id"], 30)
     assert done["state"] == "done" and done["outcome"].startswith("priority 0 -> 7"), done

@@ -32,8 +32,18 @@ from wps_gateway.store.db import Store
 from wps_gateway.store.models import DispatcherLease, Job, JobStatus, Notification, Task, TaskAttempt
 
 from .conftest import build_gateway, close_gateway, require
-from .gateway_process import GatewayProcess, job_id_of, wait_final
-from .jobs_support import attempts_of, job_of, submit_sleepy, wait_for, wait_turns
+from .gateway_process import GatewayProcess, wait_final
+from .jobs_support import (
+    attempts_of,
+    final,
+    finished_ok,
+    job_id_of,
+    job_of,
+    runs_per_task,
+    submit_sleepy,
+    wait_for,
+    wait_turns,
+)
 from .ogcapi_support import validate_official
 
 FAKETIME_LIBS = [Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
@@ -56,17 +66,10 @@ def assert_invariants(store: Store) -> None:
             assert not [a for a in task.attempt_rows if a.status in ("launched", "running")], task.id
 
 
-def runs_per_task(jobs_dir: Path, job_id: str) -> list[int]:
-    log = jobs_dir / job_id / "steps" / "square" / "runs.log"
-    lines = log.read_text().split() if log.exists() else []
-    return sorted(lines.count(index) for index in set(lines))
-
-
 def assert_succeeds_once(gateway, job_id: str) -> None:
     """The job ends successful with each of its two tasks run exactly once, and the store is consistent."""
-    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, what="the job ending")
-    assert job_of(gateway, job_id).status == JobStatus.SUCCESSFUL
-    assert runs_per_task(gateway.settings.jobs_dir, job_id) == [1, 1]
+    finished_ok(gateway, job_id)
+    assert runs_per_task(gateway.settings.jobs_dir, job_id) == {"0": 1, "1": 1}
     assert_invariants(gateway.store)
 
 
@@ -170,8 +173,7 @@ def test_a_job_that_ended_first_is_dismissed_and_loses_its_results(gateway):
     """A dismissal that comes after the end still dismisses (OGC API - Processes /req/dismiss, WPS 2.0
     Dismiss): the job ends dismissed and its results are withdrawn at once."""
     job_id = submit_sleepy(gateway, [2], seconds=0)
-    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL)
-    assert job_of(gateway, job_id).outputs
+    assert final(gateway, job_id).outputs
     dismissed = request_dismiss(gateway.store, job_id)
     assert dismissed.status == JobStatus.DISMISSED and dismissed.outputs == {}
     assert job_of(gateway, job_id).status == JobStatus.DISMISSED
@@ -200,11 +202,10 @@ def test_drift_an_attempt_the_engine_forgot_is_recovered(tmp_path, sample_data):
     try:
         job_id = submit_sleepy(gateway, [2, 3], seconds=0)
         runner.wake()
-        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, what="the job ending")
-        assert job_of(gateway, job_id).status == JobStatus.SUCCESSFUL
+        finished_ok(gateway, job_id)
         healed = [a for a in attempts_of(gateway, job_id) if "read from its sandbox" in a.message]
         assert len(healed) == 1 and healed[0].status == "succeeded"  # its end was read, it did not run again
-        assert runs_per_task(gateway.settings.jobs_dir, job_id) == [1, 1]
+        assert runs_per_task(gateway.settings.jobs_dir, job_id) == {"0": 1, "1": 1}
         assert_invariants(gateway.store)
     finally:
         runner.stop()
@@ -302,7 +303,7 @@ def test_sigterm_lets_running_tasks_finish_then_exits(tmp_path, sample_data):
         finally:
             restarted.stop()
         assert job_status(store, job_id) == JobStatus.SUCCESSFUL
-        assert runs_per_task(data_dir / "jobs", job_id) == [1, 1, 1, 1]
+        assert runs_per_task(data_dir / "jobs", job_id) == {"0": 1, "1": 1, "2": 1, "3": 1}
         assert_invariants(store)
 
 
@@ -346,9 +347,9 @@ def test_a_database_outage_mid_job_heals_without_a_restart(tmp_path, sample_data
             gateway.wait_until(lambda: ended(sandboxes), 60, "the squares ending during the outage")
         finally:
             private_postgres.resume()
-        final = wait_final(gateway, location)
-        assert final is not None and job_status(store, job_id) == JobStatus.SUCCESSFUL
-        assert runs_per_task(tmp_path / "var" / "jobs", job_id) == [1, 1]
+        status = wait_final(gateway, location)
+        assert status is not None and job_status(store, job_id) == JobStatus.SUCCESSFUL
+        assert runs_per_task(tmp_path / "var" / "jobs", job_id) == {"0": 1, "1": 1}
         assert not gateway.logged("stepping down")
         assert_invariants(store)
 
@@ -374,8 +375,8 @@ def test_a_dispatcher_whose_lock_session_is_killed_is_fenced_off(tmp_path, sampl
         with pytest.raises(LeadershipLost), store.session() as s:  # a write at the old epoch fails
             _at_epoch(store, epoch).fence(s)
         rival.release()  # the fenced dispatcher stands by again and takes over
-        final = wait_final(gateway, location)
-        assert final is not None and job_status(store, job_id) == JobStatus.SUCCESSFUL
+        status = wait_final(gateway, location)
+        assert status is not None and job_status(store, job_id) == JobStatus.SUCCESSFUL
         assert not gateway.logged("UniqueViolation")
         assert_invariants(store)
     finally:

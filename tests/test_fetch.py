@@ -31,7 +31,7 @@ from wps_gateway.runner import DispatcherRunner
 from wps_gateway.store.models import JobStatus
 
 from .conftest import build_gateway, close_gateway
-from .jobs_support import job_of, wait_for
+from .jobs_support import final, job_id_of, job_of, wait_for
 from .test_processors import last_line, load, run_task
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB
@@ -377,12 +377,11 @@ def test_a_job_whose_input_became_a_symlink_before_it_ran_fails_saying_so(tmp_pa
             "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "ndvi-mosaic",
             "DataInputs": f"scenes=@xlink:href={(uploads / 'scene.tif').as_uri()}",
             "storeExecuteResponse": "true", "status": "true"})
-        job_id = response.body.decode().split("/wps/status/")[1].split(".xml")[0]
+        job_id = job_id_of(response.xml.get("statusLocation"))
         swap_for_symlink(uploads / "scene.tif", outside / "secret.tif")
         runner = DispatcherRunner(gateway.settings, gateway.store)
         runner.start_thread()
-        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 90, "the job to end")
-        job = job_of(gateway, job_id)
+        job = final(gateway, job_id, 90)
         assert job.status == JobStatus.FAILED
         assert f"{(uploads / 'scene.tif').as_uri()}: refused" in job.message
     finally:
@@ -457,9 +456,7 @@ def test_through_the_gateway_an_allowed_hosts_redirect_to_a_refused_port_fails_t
             response = gateway.client.get("/wps", {
                 "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "ndvi-mosaic",
                 "DataInputs": f"scenes=@xlink:href={url}", "storeExecuteResponse": "true", "status": "true"})
-            job_id = response.body.decode().split("/wps/status/")[1].split(".xml")[0]
-            wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 90, "the job to end")
-            job = job_of(gateway, job_id)
+            job = final(gateway, job_id_of(response.xml.get("statusLocation")), 90)
             assert job.status == JobStatus.FAILED
             assert f"{url}: refused (redirected to http://{origin(refused)}/" in job.message
             assert allowed.seen and refused.seen == []

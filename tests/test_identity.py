@@ -20,21 +20,12 @@ from wps_gateway.cli import main as cli
 from wps_gateway.config import ConfigError, load_settings
 from wps_gateway.store.models import Job
 
-from .conftest import build_gateway, close_gateway, gateway_environ, serve_live
+from .conftest import PROXY, as_user, build_gateway, close_gateway, gateway_environ, serve_live
 from .jobs_support import job_of, wait_for
 from .ogcapi_support import problem
 
-PROXY = {"REMOTE_ADDR": "127.0.0.1"}
 ISSUER, AUDIENCE = "https://id.example.org/realms/eo", "wps-gateway"
 WPS2 = {"wps": "http://www.opengis.net/wps/2.0", "ows": "http://www.opengis.net/ows/2.0"}
-
-
-def as_user(user: str, groups: str = "", **environ: str) -> dict[str, Any]:
-    """webtest keyword arguments for a request a trusted proxy authenticated."""
-    headers = {"X-Forwarded-User": user}
-    if groups:
-        headers["X-Forwarded-Groups"] = groups
-    return {"headers": headers, "extra_environ": {**PROXY, **environ}}
 
 
 def submit(gateway, numbers=(2,), seconds=0.0, status=201, **kw) -> str:
@@ -100,6 +91,9 @@ def test_group_visibility_shows_the_groups_jobs(tmp_path, sample_data):
         job_id = submit(gateway, **as_user("alice", "urban"))
         assert [j["jobID"] for j in gateway.client.get("/jobs", **as_user("carol", "urban")).json["jobs"]] == [job_id]
         problem(gateway.client.get(f"/jobs/{job_id}", status=404, **as_user("bob", "forest")), 404)
+        # the usage report covers the jobs each could list
+        assert gateway.client.get("/accounting", **as_user("carol", "urban")).json["total"]["jobs"] == 1
+        assert gateway.client.get("/accounting", **as_user("bob", "forest")).json["total"]["jobs"] == 0
     finally:
         close_gateway(gateway)
 

@@ -17,15 +17,8 @@ from wps_gateway.jobs import JobFilter, PageKey, list_jobs
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job
 
-from .conftest import build_gateway, close_gateway, gateway_environ
+from .conftest import PROXY, as_user, build_gateway, close_gateway, gateway_environ
 from .ogcapi_support import path_of, problem, validate_official
-
-PROXY = {"REMOTE_ADDR": "127.0.0.1"}
-
-
-def as_user(user: str, groups: str = "") -> dict:
-    headers = {"X-Forwarded-User": user, **({"X-Forwarded-Groups": groups} if groups else {})}
-    return {"headers": headers, "extra_environ": PROXY}
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from mesos_backend.testing import proto
 from mesos_backend.testing.cluster import MasterFlags
 
 from .conftest import require
+from .jobs_support import wait_for
 from .mesos_support import check_master, start_master
-from .test_dispatcher import wait_for
 from .test_local_backend import Recorder
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ from mesos_backend.testing import proto
 from mesos_backend.testing.master import server_tls
 
 from .conftest import require
+from .jobs_support import wait_for
 from .mesos_support import check_master, start_master
-from .test_dispatcher import wait_for
 
 FAST = DriverTimeouts(backoff_initial=0.1)
 

@@ -8,12 +8,11 @@ from mesos_backend.testing import proto
 from mesos_backend.testing.cluster import MasterTimings
 
 from .conftest import build_gateway, close_gateway, require
-from .jobs_support import attempts_of
+from .jobs_support import attempts_of, job_id_of
 from .mesos_support import (
     FAST,
     assert_same_outputs,
     check_master,
-    job_id_of,
     mesos_gateway,
     outputs_of,
     start_master,

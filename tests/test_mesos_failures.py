@@ -26,7 +26,17 @@ from wps_gateway.store.models import JobStatus, Task, TaskAttempt
 from wps_gateway.switches import DispatchSwitch
 
 from .conftest import close_gateway, require
-from .jobs_support import attempts_of, dismiss_once_running, job_of, running
+from .gateway_process import GatewayProcess, wait_final
+from .jobs_support import (
+    attempts_of,
+    dismiss_once_running,
+    final,
+    finished_ok,
+    job_of,
+    running,
+    submit_sleepy,
+    wait_for,
+)
 from .mesos_support import (
     RawFramework,
     check_master,
@@ -35,8 +45,6 @@ from .mesos_support import (
     start_master,
     task_info,
 )
-from .test_dispatcher import submit_sleepy, wait_for
-from .test_restart import GatewayProcess, wait_final
 
 pytestmark = pytest.mark.slow
 SUCCEEDED = "ProcessSucceeded"
@@ -46,12 +54,6 @@ def operate(master, path: str) -> None:
     """An operator's action on the test master (``agents/<id>/stop`` ...)."""
     answer = httpx.post(f"{master.leader.url}/testing/{path}", timeout=10)
     assert answer.status_code == 200, answer.text
-
-
-def finished_ok(gateway, job_id: str, timeout: float = 60) -> None:
-    wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, timeout)
-    job = job_of(gateway, job_id)
-    assert job.status == JobStatus.SUCCESSFUL, job.message
 
 
 def test_an_agent_lost_mid_job_has_its_tasks_rerun_elsewhere(tmp_path, sample_data, mesos_master):
@@ -107,13 +109,8 @@ def test_a_rescinded_offer_costs_an_attempt_not_the_job(tmp_path, sample_data, m
 def test_spent_retries_fail_the_job_with_a_clear_message(tmp_path, sample_data, mesos_master):
     gateway = mesos_gateway(tmp_path / "var", sample_data, mesos_master.leader.address)
     try:
-        inputs = "numbers=2;fail_step=square"
-        response = gateway.client.get("/wps", {
-            "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
-            "DataInputs": inputs, "storeExecuteResponse": "true", "status": "true"})
-        job_id = response.xml.get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml")
-        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 60)
-        job = job_of(gateway, job_id)
+        job_id = submit_sleepy(gateway, [2], fail_step="square")
+        job = final(gateway, job_id)
         assert job.status == JobStatus.FAILED
         assert "Step 'square' task 0 failed: exited with code 3" in job.message
         assert "after 2 attempts" in job.message

@@ -22,8 +22,7 @@ from wps_gateway.store.models import Job, Notification
 
 from .conftest import REPO, build_gateway, close_gateway
 from .gateway_process import GatewayProcess, wait_final
-from .jobs_support import job_of, wait_for
-from .test_control import final, submit
+from .jobs_support import final, job_id_of, job_of, submit_sleepy, wait_for
 
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 
@@ -45,9 +44,9 @@ def scrape(gateway) -> dict[str, object]:
 
 
 def test_metrics_follow_jobs_tasks_and_retries(gateway):
-    job_id = submit(gateway, [1, 2], fail_runs=1)  # task 0 fails once and is retried
+    job_id = submit_sleepy(gateway, [1, 2], fail_runs=1)  # task 0 fails once and is retried
     assert final(gateway, job_id).status == "successful"
-    failed = submit(gateway, [3], fail_step="total")
+    failed = submit_sleepy(gateway, [3], fail_step="total")
     assert final(gateway, failed).status == "failed"
 
     def published() -> bool:
@@ -98,7 +97,7 @@ def test_the_outbox_is_counted_by_channel(tmp_path, sample_data):
     """Callbacks, STAC descriptions and catalogue pushes share the outbox; each is counted as what it is."""
     gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False)  # nothing delivers the rows
     try:
-        job_id = submit(gateway, [1])
+        job_id = submit_sleepy(gateway, [1])
         with gateway.store.session() as session:
             for event, status in (("success", "pending"), ("inProgress", "pending"), ("stac", "pending"),
                                   ("catalogue", "delivered"), ("failed", "failed")):
@@ -120,7 +119,7 @@ def test_a_dispatcher_of_its_own_reaches_the_scrape_and_logs_json(tmp_path, samp
     front = build_gateway(tmp_path / "var", sample_data, dispatcher=False, GATEWAY_DISPATCHER="external")
     dispatcher = GatewayProcess(tmp_path / "var", sample_data, command="dispatch", LOGGING_FORMAT="json").start()
     try:
-        job_id = submit(front, [2, 3])
+        job_id = submit_sleepy(front, [2, 3])
         wait_for(lambda: job_of(front, job_id).status in ("successful", "failed"), 90, "the job to end")
         assert job_of(front, job_id).status == "successful"
 
@@ -142,7 +141,7 @@ def test_json_lines_carry_the_request_id_that_goes_back_in_a_header(tmp_path, sa
     process = GatewayProcess(tmp_path / "var", sample_data, LOGGING_FORMAT="json").start()
     try:
         status_url = process.submit("numbers=4;seconds=0;fail_runs=1")  # a retry: a line about the task
-        job_id = status_url.rsplit("/", 1)[1].removesuffix(".xml")
+        job_id = job_id_of(status_url)
         wait_final(process, status_url)
         request = urllib.request.Request(f"http://127.0.0.1:{process.port}/jobs/{job_id}",
                                          headers={"X-Request-Id": "trace-42"})

@@ -14,7 +14,7 @@ from wps_gateway.jobs import list_jobs
 from wps_gateway.ogcapi import CONFORMANCE, html
 
 from .conftest import assert_valid, build_gateway, close_gateway
-from .jobs_support import attempts_of, wait_for
+from .jobs_support import attempts_of, job_id_of, wait_for
 from .ogcapi_support import by_rel, path_of, poll_job, problem, validate_api, validate_official
 from .test_wps1 import NS, kvp_refs
 
@@ -244,7 +244,7 @@ def test_job_list_pages_and_filters(gateway, api):
     wps = client.get("/wps", {"service": "WPS", "request": "Execute", "version": "1.0.0",
                               "identifier": "sleepy-squares", "DataInputs": "numbers=7;seconds=0",
                               "storeExecuteResponse": "true", "status": "true"})
-    ids.append(etree.fromstring(wps.body).get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml"))
+    ids.append(job_id_of(etree.fromstring(wps.body).get("statusLocation")))
     failing = submit_async(client, "sleepy-squares", {"inputs": {"numbers": [1], "seconds": 0,
                                                                  "fail_step": "total"}})
     for job_id in [*ids, failing]:
@@ -408,7 +408,7 @@ def test_a_wps_job_is_an_ogc_api_job(gateway, scenes, wps100_schema):
     response = gateway.client.get("/wps", {
         "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "ndvi-mosaic",
         "DataInputs": kvp_refs("scenes", june), "storeExecuteResponse": "true", "status": "true"})
-    job_id = etree.fromstring(response.body).get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml")
+    job_id = job_id_of(etree.fromstring(response.body).get("statusLocation"))
     listed = validate_official("jobList", gateway.client.get("/jobs").json)
     assert job_id in [j["jobID"] for j in listed["jobs"]]
     info, _ = poll_job(gateway.client, job_id)

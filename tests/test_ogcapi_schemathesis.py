@@ -55,11 +55,11 @@ def semantic_bodies(case) -> list:
 
 
 def stac_search_makes_sense(search) -> bool:
-    """A bbox's latitudes within -90..90 and south of north; intersects a real geometry, never with a bbox:
-    what the document cannot say of a search."""
+    """A bbox's latitudes within -90..90 and south of north; intersects a real geometry, never with a bbox; a
+    token one a next link gave: what the document cannot say of a search."""
     if not isinstance(search, dict):
         return True
-    if "intersects" in search:
+    if "intersects" in search or "token" in search:
         return False
     bbox = search.get("bbox")
     if isinstance(bbox, str):

@@ -14,7 +14,7 @@ from wps_gateway.store.db import Store
 from wps_gateway.store.models import Base, Job, JobStatus, Task, TaskStatus
 
 from .conftest import build_gateway, close_gateway, gateway_environ
-from .jobs_support import submit_sleepy, wait_for
+from .jobs_support import job_id_of, submit_sleepy, wait_for
 from .servers.postgres import PASSWORD
 from .test_wps1 import GEOTIFF, NS, poll_until_final
 
@@ -51,7 +51,7 @@ def test_a_real_processor_runs_end_to_end_on_postgresql(tmp_path, sample_data, s
         assert outputs["footprint"].find("wps:Reference", NS).get("mimeType") == GEOTIFF
         assert float(outputs["total_area_km2"].findtext(".//wps:LiteralData", namespaces=NS)) > 0
 
-        job_id = status_url.rsplit("/", 1)[1].removesuffix(".xml")
+        job_id = job_id_of(status_url)
         with gateway.store.session() as s:
             tasks = s.scalars(select(Task).where(Task.job_id == job_id)).all()
             assert [t.step for t in tasks] == ["classify", "classify", "statistics"]

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job, JobStatus, Task, TaskAttempt
 
-from .gateway_process import NS, GatewayProcess, active_and_standby, job_id_of, wait_final
+from .gateway_process import NS, GatewayProcess, active_and_standby, wait_final
+from .jobs_support import job_id_of, runs_per_task
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +24,6 @@ def attempts(store: Store, job_id: str, status: str | None = None) -> list[TaskA
         if status:
             query = query.where(TaskAttempt.status == status)
         return list(s.scalars(query))
-
-
-def runs_per_task(data_dir: Path, job_id: str) -> dict[str, int]:
-    """How often each square task of the test processor really ran (it logs every run)."""
-    log = data_dir / "jobs" / job_id / "steps" / "square" / "runs.log"
-    lines = log.read_text().split() if log.exists() else []
-    return {index: lines.count(index) for index in set(lines)}
 
 
 def assert_each_task_succeeded_once(store: Store, job_id: str) -> None:
@@ -68,7 +62,7 @@ def test_sigkill_while_tasks_run_then_restart_adopts_them(tmp_path, sample_data)
         # What ran when the gateway died ran on and was adopted: one attempt each, never started again.
         adopted = [a for a in attempts(store, job_id) if a.backend_task_id in running]
         assert adopted and all(a.status == "succeeded" for a in adopted)
-        assert set(runs_per_task(data_dir, job_id).values()) == {1}
+        assert set(runs_per_task(data_dir / "jobs", job_id).values()) == {1}
     finally:
         first.stop()
         store.dispose()
@@ -94,7 +88,7 @@ def test_tasks_that_end_while_the_gateway_is_down_are_not_run_again(tmp_path, sa
             second.stop()
         assert doc.findtext(".//wps:Output/wps:Data/wps:LiteralData", namespaces=NS) == "13"
         assert_each_task_succeeded_once(store, job_id)
-        assert runs_per_task(data_dir, job_id) == {"0": 1, "1": 1}
+        assert runs_per_task(data_dir / "jobs", job_id) == {"0": 1, "1": 1}
         ended_away = [a for a in attempts(store, job_id) if "ended unwatched; read from its sandbox" in a.message]
         assert len(ended_away) == 2 and all(a.status == "succeeded" and a.exit_code == 0 for a in ended_away)
     finally:

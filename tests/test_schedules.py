@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -28,12 +30,11 @@ from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job, JobStatus, Schedule, utcnow
 
 from .batch_support import task, task_list
-from .conftest import build_gateway, close_gateway, gateway_environ
+from .conftest import PROXY, as_user, build_gateway, close_gateway, gateway_environ
 from .gateway_process import active_and_standby
 from .jobs_support import wait_for
 
 OPERATOR_NAME = "olga"
-PROXY = {"REMOTE_ADDR": "127.0.0.1"}
 ME = Identity(user="olga", roles=frozenset({USER, OPERATOR}), authenticated=True)
 SQUARES = {"numbers": [2, 3], "seconds": 0.1}
 
@@ -53,6 +54,27 @@ def rounds_of(store: Store, schedule: Schedule) -> list[list[Job]]:
             ids = round_job_ids(schedule.id, number, schedule.parallel)
             rounds.append(list(session.scalars(select(Job).where(Job.id.in_(ids)))))
         return rounds
+
+
+def run_together(*calls: Callable[[], object], timeout: float = 60.0) -> list[BaseException]:
+    """Each call in a thread of its own, all let go at once (a barrier); what they raised."""
+    barrier = threading.Barrier(len(calls))
+    raised: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout)
+            call()
+        except BaseException as exc:  # whatever a thread raised, the test reports
+            raised.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+        assert not thread.is_alive(), "a call did not return"
+    return raised
 
 
 def all_jobs(store: Store) -> list[Job]:
@@ -116,8 +138,7 @@ def test_a_round_started_before_a_crash_gets_its_missing_jobs_and_no_more(tmp_pa
             for job_id in round_job_ids(schedule.id, 1, 3)[1:]:
                 session.delete(session.get(Job, job_id))
         loops = [ScheduleRounds(gateway.store, lambda: gateway.context, 0.05) for _ in range(2)]
-        for loop in loops:
-            loop.turn()
+        assert run_together(*(loop.turn for loop in loops)) == []
         assert [len(r) for r in rounds_of(gateway.store, schedule)] == [3]
         assert len(all_jobs(gateway.store)) == 3
     finally:
@@ -239,10 +260,6 @@ def proxied(tmp_path, sample_data):
                             AUTH_TRUSTED_PROXIES="127.0.0.1", AUTH_OPERATORS=f"user:{OPERATOR_NAME}")
     yield gateway
     close_gateway(gateway)
-
-
-def as_user(user: str) -> dict:
-    return {"headers": {"X-Forwarded-User": user}, "extra_environ": PROXY}
 
 
 def test_operators_manage_schedules_over_rest(proxied):

@@ -12,8 +12,8 @@ import pytest
 from wps_gateway.redaction import RedactingFilter, redact
 
 from .conftest import build_gateway, close_gateway
-from .gateway_process import GatewayProcess, job_id_of
-from .jobs_support import job_of, wait_for
+from .gateway_process import GatewayProcess
+from .jobs_support import job_id_of, job_of, wait_for
 from .ogcapi_support import poll_job
 from .test_callbacks import Receiver
 from .test_deploy import TOKEN, deploy, package

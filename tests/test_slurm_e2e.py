@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import build_gateway, close_gateway
-from .jobs_support import attempts_of, job_of, submit_sleepy, wait_for
-from .mesos_support import assert_same_outputs, job_id_of, outputs_of, submit
+from .jobs_support import attempts_of, final, job_id_of, job_of, running, submit_sleepy, wait_for
+from .mesos_support import assert_same_outputs, outputs_of, submit
 from .ogcapi_support import poll_job
 from .slurm_support import literals_as_numbers, ogcapi_outputs, slurm_gateway
 from .test_ogcapi import refs, submit_async
@@ -57,7 +57,7 @@ def test_dismissing_a_job_cancels_its_slurm_jobs(tmp_path, sample_data, slurm_cl
     gateway = slurm_gateway(tmp_path / "var", sample_data, slurm_cluster)
     try:
         job_id = submit_async(gateway.client, "sleepy-squares", {"inputs": {"numbers": [1, 2], "seconds": 30}})
-        wait_for(lambda: len([a for a in attempts_of(gateway, job_id) if a.status == "running"]) == 2, 60)
+        wait_for(lambda: len(running(gateway, job_id)) == 2, 60)
         names = {a.backend_task_id for a in attempts_of(gateway, job_id)}
         assert slurm_cluster.active_jobs(names) == names
         gateway.client.delete(f"/jobs/{job_id}")
@@ -73,12 +73,8 @@ def test_dismissing_a_job_cancels_its_slurm_jobs(tmp_path, sample_data, slurm_cl
 def test_failed_tasks_carry_the_exit_code_and_stderr_and_spend_their_retries(tmp_path, sample_data, slurm_cluster):
     gateway = slurm_gateway(tmp_path / "var", sample_data, slurm_cluster)
     try:
-        response = gateway.client.get("/wps", {
-            "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
-            "DataInputs": "numbers=2;fail_step=square", "storeExecuteResponse": "true", "status": "true"})
-        job_id = job_id_of(response.xml.get("statusLocation"))
-        wait_for(lambda: job_of(gateway, job_id).status in ("successful", "failed", "dismissed"), 60)
-        job = job_of(gateway, job_id)
+        job_id = submit_sleepy(gateway, [2], fail_step="square")
+        job = final(gateway, job_id)
         assert job.status == "failed"
         assert "Step 'square' task 0 failed: exited with code 3: the square step was told to fail" in job.message
         assert "after 2 attempts" in job.message
@@ -92,7 +88,7 @@ def test_sleepy_squares_run_in_parallel_on_the_node(tmp_path, sample_data, slurm
     gateway = slurm_gateway(tmp_path / "var", sample_data, slurm_cluster)
     try:
         job_id = submit_sleepy(gateway, [1, 2, 3, 4], seconds=3)
-        wait_for(lambda: len([a for a in attempts_of(gateway, job_id) if a.status == "running"]) == 4, 60)
+        wait_for(lambda: len(running(gateway, job_id)) == 4, 60)
         wait_for(lambda: job_of(gateway, job_id).status == "successful", 60)
         assert (gateway.settings.jobs_dir / job_id / "outputs" / "total.txt").read_text() == "30"
     finally:

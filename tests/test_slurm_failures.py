@@ -15,9 +15,8 @@ from wps_gateway.store.models import JobStatus, Task, TaskAttempt
 
 from .conftest import TEST_PROCESSORS, close_gateway
 from .gateway_process import GatewayProcess, wait_final
-from .jobs_support import attempts_of, job_of, running, submit_sleepy, wait_for
+from .jobs_support import attempts_of, final, finished_ok, job_id_of, running, submit_sleepy, wait_for
 from .slurm_support import Events, slurm_backend, slurm_gateway
-from .test_mesos_failures import finished_ok
 
 pytestmark = pytest.mark.slow
 
@@ -117,10 +116,9 @@ def test_a_task_past_its_time_limit_ends_timeout_and_counts_as_failed(tmp_path, 
         response = gateway.client.get("/wps", {"service": "WPS", "request": "Execute", "version": "1.0.0",
                                                "identifier": "overtime", "storeExecuteResponse": "true",
                                                "status": "true"})
-        job_id = response.xml.get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml")
+        job_id = job_id_of(response.xml.get("statusLocation"))
         # Slurm's limits are whole minutes, and slurmctld checks them about every 30 s.
-        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 240)
-        job = job_of(gateway, job_id)
+        job = final(gateway, job_id, 240)
         assert job.status == JobStatus.FAILED
         assert "Step 'work' task 0 failed: timed out and was killed" in job.message, job.message
         (attempt,) = attempts_of(gateway, job_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,9 +12,10 @@ import rasterio
 from lxml import etree
 
 from wps_gateway.jobs import get_job
-from wps_gateway.store.models import JobStatus, Task, TaskAttempt
+from wps_gateway.store.models import JobStatus
 
 from .conftest import assert_valid
+from .jobs_support import attempts_of, job_id_of, wait_for
 from .test_wps1 import NS as NS1
 from .test_wps1 import kvp_refs, poll_until_final
 
@@ -97,14 +97,6 @@ def exception_of(schema, response) -> tuple[str, str]:
     assert etree.QName(doc) == etree.QName(NS["ows"], "ExceptionReport"), response.body
     exc = doc.find("ows:Exception", NS)
     return exc.get("exceptionCode"), exc.get("locator") or ""
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 # -- GetCapabilities and DescribeProcess ----------------------------------------------
@@ -265,11 +257,6 @@ def test_failed_job_reports_its_reason(gateway, wps200_schema):
 # -- Dismiss -------------------------------------------------------------------------
 
 
-def attempts_of(gateway, job_id: str) -> list[TaskAttempt]:
-    with gateway.store.sessions() as session:
-        return list(session.query(TaskAttempt).join(Task).filter(Task.job_id == job_id))
-
-
 def alive(pid: int | None) -> bool:
     if pid is None:
         return False
@@ -332,7 +319,7 @@ def test_a_wps1_async_job_is_reachable_with_wps2(gateway, scenes, wps100_schema,
         "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "urban-footprint",
         "DataInputs": kvp_refs("tiles", tiles), "storeExecuteResponse": "true", "status": "true"})
     doc = assert_valid(wps100_schema, response.body)
-    job_id = doc.get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml")
+    job_id = job_id_of(doc.get("statusLocation"))
     final, seen = poll_status(gateway, job_id, wps200_schema)
     assert seen[-1] == ("Succeeded", 100)
     outputs = outputs_of(assert_valid(wps200_schema, job_op(gateway, "GetResult", job_id, "xml").body))

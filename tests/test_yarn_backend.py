@@ -13,7 +13,7 @@ from mesos_backend import BackendError, Resources, TaskSpec, TaskState, create_b
 from mesos_backend.yarn.backend import SchedulingOptions, YarnBackend, backend_options
 from mesos_backend.yarn.submission import ApplicationOptions, launch_escaped, write_utf
 
-from .test_dispatcher import wait_for
+from .jobs_support import wait_for
 from .yarn_support import DS_JAR, start_rm
 
 pytestmark = pytest.mark.slow

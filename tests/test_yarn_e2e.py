@@ -11,8 +11,8 @@ import rasterio
 from mesos_backend.testing.yarn.distshell import read_utf
 
 from .conftest import build_gateway, close_gateway
-from .jobs_support import attempts_of, job_of
-from .mesos_support import assert_same_outputs, job_id_of, outputs_of, submit
+from .jobs_support import attempts_of, job_id_of, job_of
+from .mesos_support import assert_same_outputs, outputs_of, submit
 from .ogcapi_support import path_of, poll_job
 from .test_ogcapi import GEOTIFF, refs, submit_async
 from .yarn_support import yarn_gateway

@@ -15,10 +15,17 @@ from wps_gateway.store.db import Store
 from wps_gateway.store.models import JobStatus, TaskAttempt
 
 from .conftest import close_gateway, gateway_environ
-from .jobs_support import attempts_of, dismiss_once_running, job_of, running
-from .test_dispatcher import submit_sleepy, wait_for
-from .test_mesos_failures import finished_ok
-from .test_restart import GatewayProcess, wait_final
+from .gateway_process import GatewayProcess, wait_final
+from .jobs_support import (
+    attempts_of,
+    dismiss_once_running,
+    final,
+    finished_ok,
+    job_of,
+    running,
+    submit_sleepy,
+    wait_for,
+)
 from .yarn_support import start_rm, yarn_environ, yarn_gateway
 
 pytestmark = pytest.mark.slow
@@ -105,9 +112,7 @@ def test_a_nodemanager_lost_mid_job_fails_its_applications_which_are_rerun(tmp_p
 def test_an_am_that_cannot_register_fails_the_attempts_and_the_job_says_why(tmp_path, sample_data, impatient_rm):
     gateway = yarn_gateway(tmp_path / "var", sample_data, impatient_rm, YARN_AM_COMMAND="sleep 60 # {command}")
     try:
-        job_id = submit_sleepy(gateway, [1], seconds=0)
-        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 60)
-        job = job_of(gateway, job_id)
+        job = final(gateway, submit_sleepy(gateway, [1], seconds=0))
         assert job.status == JobStatus.FAILED
         assert "failed (am_expired)" in job.message and "timed out" in job.message
     finally:

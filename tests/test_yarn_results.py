@@ -20,8 +20,8 @@ from wps_gateway.runner import retention_for
 from wps_gateway.store.models import Job, JobStatus, StacItem, utcnow
 
 from .conftest import build_gateway, close_gateway, gateway_environ
-from .jobs_support import job_of, running, submit_sleepy, wait_for
-from .mesos_support import NS, assert_same_outputs, job_id_of, outputs_of, submit
+from .jobs_support import job_id_of, job_of, running, submit_sleepy, wait_for
+from .mesos_support import NS, assert_same_outputs, outputs_of, submit
 from .ogcapi_support import poll_job
 from .test_ogcapi import refs, submit_async
 from .yarn_support import yarn_environ, yarn_gateway

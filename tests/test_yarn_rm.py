@@ -21,7 +21,7 @@ from mesos_backend.testing.yarn.distshell import write_stand_in_jar
 from mesos_backend.yarn.submission import write_utf
 
 from .conftest import free_port
-from .test_dispatcher import wait_for
+from .jobs_support import wait_for
 from .yarn_support import DS_JAR, start_rm
 
 

@@ -203,14 +203,15 @@ def list_jobs(store: Store, limit: int = 50, status: str | None = None, *, offse
     if status:
         query = query.where(Job.status == status)
     if filters is not None:
-        query = _filtered(query, filters)
+        query = filtered_jobs(query, filters)
     with store.engine.connect() as connection:
         rows = connection.execute(query).mappings().all()
     found = [JobView(store, row) for row in rows]
     return found[::-1] if before is not None else found
 
 
-def _filtered(query: Select, filters: JobFilter) -> Select:
+def filtered_jobs(query: Select, filters: JobFilter) -> Select:
+    """``query`` narrowed to the jobs ``filters`` wants (the OGC API job list's and the console's)."""
     if filters.statuses:
         query = query.where(or_(*(_shown(status) for status in filters.statuses)))
     if filters.process_ids:

@@ -1,8 +1,9 @@
 """``GET /accounting``: the report as JSON, CSV or an HTML page with charts, over what the caller may see.
 
-Who sees what is one function of the request's identity
-(``visible_users_groups``: operators everything, a user their own usage by
-default); the rest of the request only narrows it down.
+Who sees what is the tenancy rule of the job listings
+(``auth.visibility.visible_clause``: operators everything, a user their own
+jobs, and with ``[auth] group_visibility`` their groups'); the rest of the
+request only narrows it down.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..ogcapi.problems import invalid_parameter
 from ..store.db import Store
 from .formats import job_usage_document, report_csv, report_document
 from .page import accounting_page, period_for
-from .query import ReportError, VisibleUsersGroups, job_report, own_usage, parse_query, run_report
+from .query import ReportError, VisibleJobs, job_report, parse_query, run_report
 
 CSV = "text/csv"
 FORMATS = {"json": JSON, "csv": CSV, "html": HTML}
@@ -27,14 +28,13 @@ PARAMETERS = ("from", "to", "user", "group", "process", "backend", "status", "jo
 
 
 class AccountingApi:
-    """The ``/accounting`` resource; ``visible_users_groups`` decides whose usage a request may see."""
+    """The ``/accounting`` resource; ``visible_jobs`` gives the condition on the jobs a request may see."""
 
-    def __init__(self, store: Store, base_url: str, weights: dict[str, float],
-                 visible_users_groups: VisibleUsersGroups = own_usage) -> None:
+    def __init__(self, store: Store, base_url: str, weights: dict[str, float], visible_jobs: VisibleJobs) -> None:
         self.store = store
         self.base = base_url
         self.weights = weights
-        self.visible_users_groups = visible_users_groups
+        self.visible_jobs = visible_jobs
 
     def on_accounting(self, request: Request) -> Response:
         require(request)  # never the public catalogue: usage says who ran what
@@ -43,8 +43,8 @@ class AccountingApi:
             query = parse_query(request.args.getlist)
         except ReportError as exc:
             raise invalid_parameter(str(exc), exc.parameter) from None
-        scope = self.visible_users_groups(identity_of(request))
-        report = run_report(self.store, query, self.weights, scope)
+        visible = self.visible_jobs(identity_of(request))
+        report = run_report(self.store, query, self.weights, visible)
         if media_type == CSV:
             response = Response(report_csv(report), content_type="text/csv; charset=utf-8; header=present")
             response.headers["Content-Disposition"] = 'inline; filename="accounting.csv"'
@@ -52,10 +52,10 @@ class AccountingApi:
         links = self._links(request)
         if media_type == HTML:
             period = period_for(query)
-            charts = [run_report(self.store, query.grouped(*group), self.weights, scope)
+            charts = [run_report(self.store, query.grouped(*group), self.weights, visible)
                       for group in ((period,), ("user",), ("process",))]
             given = {name: request.args.get(name, "") for name in PARAMETERS if name != "group_by"}
-            text = accounting_page(report, *charts, links=links, scoped=scope is not None, given=given)
+            text = accounting_page(report, *charts, links=links, scoped=visible is not None, given=given)
             return Response(text, content_type="text/html; charset=utf-8")
         # Compact: a report may have tens of thousands of rows, and indenting takes json's slow path.
         return Response(json.dumps(report_document(report, links), separators=(",", ":")), content_type=JSON)

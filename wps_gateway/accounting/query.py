@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, bindparam, case, func, literal, select
 from sqlalchemy.sql import Select
 
 from ..auth.identity import Identity
@@ -47,32 +47,7 @@ class ReportError(ValueError):
         self.parameter = parameter
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Whose usage a caller may see: the jobs of these users, and of these groups."""
-
-    users: frozenset[str] = frozenset()
-    groups: frozenset[str] = frozenset()
-
-
-VisibleUsersGroups = Callable[[Identity], "Scope | None"]
-
-
-def own_usage(identity: Identity) -> Scope | None:
-    """The default rule: operators (and everybody in auth mode none) see everything, others their own
-    (and nobody without credentials anything)."""
-    if identity.sees_everything:
-        return None
-    return Scope(users=frozenset({identity.user} if identity.authenticated else ()))
-
-
-def own_and_groups_usage(identity: Identity) -> Scope | None:
-    """With ``[auth] group_visibility``: a user also sees the usage of the groups they belong to."""
-    if identity.sees_everything:
-        return None
-    if not identity.authenticated:
-        return Scope(users=frozenset())
-    return Scope(users=frozenset({identity.user}), groups=frozenset(identity.groups))
+VisibleJobs = Callable[[Identity], "ColumnElement[bool] | None"]  # the jobs an identity may see (None: all)
 
 
 @dataclass(frozen=True)
@@ -147,8 +122,8 @@ def parse_query(values: Callable[[str], Sequence[str]]) -> ReportQuery:
     if unknown:
         raise ReportError("status", f"status: unknown {', '.join(map(repr, unknown))}; "
                                     f"choose from {', '.join(STATUSES)}")
-    start = _bound(_single(values, "from"), "from", end=False)
-    end = _bound(_single(values, "to"), "to", end=True)
+    start = period_bound(_single(values, "from"), "from", end=False)
+    end = period_bound(_single(values, "to"), "to", end=True)
     if start is not None and end is not None and start >= end:
         raise ReportError("from", f"from ({_single(values, 'from')}) is after to ({_single(values, 'to')})")
     job = _single(values, "job")
@@ -164,8 +139,10 @@ def _single(values: Callable[[str], Sequence[str]], name: str) -> str | None:
     return given[0].strip() if given else None
 
 
-def _bound(text: str | None, name: str, end: bool) -> datetime | None:
-    """``YYYY-MM``, ``YYYY-MM-DD`` or an RFC 3339 date-time; ``to`` includes the whole month, day or instant."""
+def period_bound(text: str | None, name: str, end: bool) -> datetime | None:
+    """``YYYY-MM``, ``YYYY-MM-DD`` or an RFC 3339 date-time as the start (``end`` False) or the exclusive end of
+    a period: an end includes the whole month, day or instant. ReportError naming ``name``. The reports' and the
+    console's ``from`` and ``to``."""
     if text is None:
         return None
     try:
@@ -190,9 +167,11 @@ def _bound(text: str | None, name: str, end: bool) -> datetime | None:
 
 # -- the query ----------------------------------------------------------------
 
-def run_report(store: Store, query: ReportQuery, weights: dict[str, float], scope: Scope | None = None) -> Report:
-    """The figures ``query`` asks for, over the jobs ``scope`` lets the caller see (None: all)."""
-    statement = report_statement(query, weights, scope, store.engine.dialect.name)
+def run_report(store: Store, query: ReportQuery, weights: dict[str, float],
+               visible: ColumnElement[bool] | None = None) -> Report:
+    """The figures ``query`` asks for, over the jobs the caller may see: ``visible`` is the tenancy rule's
+    condition (``auth.visibility.visible_clause``; None: all)."""
+    statement = report_statement(query, weights, visible, store.engine.dialect.name)
     with store.engine.connect() as connection:
         rows: list[Sequence[Any]] = list(connection.execute(statement).fetchall())
     if "week" in query.group_by:
@@ -216,19 +195,20 @@ def _job_statement(weights: tuple[tuple[str, float], ...], dialect: str) -> Sele
         Job.__table__.c.id == bindparam("job_id"))
 
 
-def report_statement(query: ReportQuery, weights: dict[str, float], scope: Scope | None, dialect: str) -> Select:
+def report_statement(query: ReportQuery, weights: dict[str, float], visible: ColumnElement[bool] | None,
+                     dialect: str) -> Select:
     """The SELECT: jobs (index only) outer-joined to their one ``job_usage`` row, filtered, grouped."""
     j, u = Job.__table__.c, JobUsage.__table__.c
     keys = [_key(name, dialect).label(name) for name in query.group_by]
     statement = (select(*keys, *_figures(tuple(sorted(weights.items()))))
                  .select_from(Job.__table__.outerjoin(JobUsage.__table__, u.job_id == j.id))
-                 .where(*_conditions(query, scope)))
+                 .where(*_conditions(query, visible)))
     if keys:
         statement = statement.group_by(*keys).order_by(*keys)
     return statement
 
 
-def _conditions(query: ReportQuery, scope: Scope | None) -> list[ColumnElement[bool]]:
+def _conditions(query: ReportQuery, visible: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
     j, u = Job.__table__.c, JobUsage.__table__.c
     conditions: list[ColumnElement[bool]] = []
     if query.start is not None:
@@ -241,8 +221,8 @@ def _conditions(query: ReportQuery, scope: Scope | None) -> list[ColumnElement[b
             conditions.append(column.in_(wanted))
     if query.job:
         conditions.append(j.id == query.job)
-    if scope is not None:
-        conditions.append(or_(j.user.in_(sorted(scope.users)), j.group.in_(sorted(scope.groups))))
+    if visible is not None:
+        conditions.append(visible)
     return conditions
 
 

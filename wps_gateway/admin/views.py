@@ -19,12 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..accounting.api import job_usage
-from ..accounting.query import ReportError
-from ..accounting.query import _bound as period_bound  # the reports' own reading of from and to
+from ..accounting.query import ReportError, period_bound
 from ..control import requests_of
 from ..health import health_report
-from ..jobs import JobFilter, JobNotFound, processor_of
-from ..jobs import _filtered as filtered_jobs  # the OGC API job list's own filters
+from ..jobs import JobFilter, JobNotFound, filtered_jobs, processor_of, shown_status
 from ..metrics.job_counts import job_counts, jobs_by_status
 from ..metrics.publisher import read_status
 from ..metrics.store_figures import active_attempts, outbox_depth, queue_by_owner, task_counts
@@ -67,8 +65,13 @@ class JobQuery:
 
     @property
     def counted(self) -> bool:
-        """Whether ``job_counts`` answers how many jobs match (filters on status and process only)."""
-        return not (self.users or self.created_from or self.created_before)
+        """Whether ``job_counts`` answers how many jobs match (filters on status and process only).
+
+        The counters count stored statuses, the filter the shown ones (a running job is shown accepted
+        until its first task starts): they agree unless the filter takes one of the two without the other.
+        """
+        split = (JobStatus.ACCEPTED in self.statuses) != (JobStatus.RUNNING in self.statuses)
+        return not (self.users or self.created_from or self.created_before or split)
 
 
 def parse_job_query(get: Callable[[str], list[str]]) -> JobQuery:
@@ -154,7 +157,7 @@ def _count(store: Store, session: Session, query: JobQuery) -> tuple[int | None,
 
 
 def _listed(row: Any) -> dict[str, Any]:
-    return {"jobID": row.id, "process": row.process_id, "status": row.status, "progress": int(row.progress or 0),
+    return {"jobID": row.id, "process": row.process_id, "status": shown_status(row), "progress": int(row.progress or 0),
             "user": row.user, "group": row.group, "priority": row.priority, "created": _time(row.created),
             "started": _time(row.started), "finished": _time(row.finished), "message": row.message or "",
             "tasks": row.task_count, "dismissRequested": bool(row.cancel_requested)}
@@ -189,7 +192,8 @@ def job_detail(store: Store, job_id: str, base_url: str, weights: dict[str, floa
         session.expunge(job)
     steps = _steps(job, tasks)
     document = {
-        "jobID": job.id, "process": job.process_id, "processVersion": job.process_version, "status": job.status,
+        "jobID": job.id, "process": job.process_id, "processVersion": job.process_version,
+        "status": shown_status(job),
         "message": job.message, "progress": job.progress, "user": job.user, "group": job.group,
         "priority": job.priority, "protocol": job.protocol, "created": _time(job.created),
         "started": _time(job.started), "finished": _time(job.finished), "updated": _time(job.updated),

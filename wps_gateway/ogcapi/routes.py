@@ -21,7 +21,6 @@ from werkzeug.wrappers import Request, Response
 from processes.descriptor import Processor
 
 from ..accounting.api import AccountingApi, job_usage
-from ..accounting.query import own_and_groups_usage, own_usage
 from ..auth.identity import require
 from ..conditional import Document, DocumentCache, conditional, respond, state_etag
 from ..context import GatewayContext
@@ -74,7 +73,7 @@ class OgcApi:
         self.documents = DocumentCache()
         settings = context.settings
         self.accounting = AccountingApi(context.store, settings.base_url, settings.billing_weights,
-                                        own_and_groups_usage if settings.auth.group_visibility else own_usage)
+                                        context.visible_jobs)
 
     def rules(self) -> list[Rule]:
         """Werkzeug rules whose endpoints are this object's handlers."""

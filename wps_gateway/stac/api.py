@@ -29,7 +29,7 @@ from ..ogcapi.problems import Problem, invalid_parameter
 from ..ogcapi.routes import MAX_OFFSET, datetime_interval, int_param, list_param
 from . import records
 from .items import GEOJSON, collection_document, item_url
-from .records import ItemQuery
+from .records import BadToken, Extent, ItemKey, ItemQuery, Page
 
 JSON = "application/json"
 CONFORMANCE = [
@@ -43,7 +43,7 @@ CONFORMANCE = [
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 10
 SEARCH_KEYS = {"bbox": list, "datetime": str, "collections": list, "ids": list, "limit": int, "offset": int,
-               "intersects": dict}
+               "intersects": dict, "token": str}
 GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
                   "GeometryCollection"}
 
@@ -79,7 +79,8 @@ class StacApi:
                  {**_link(f"{root}/search", "search", GEOJSON, "item search"), "method": "POST"},
                  _link(f"{self.context.settings.base_url}/api", "service-desc", OPENAPI_MEDIA_TYPE,
                        "API definition (OpenAPI 3.0)")]
-        links += [_link(self._collection_url(c), "child", JSON, c) for c in self._collection_ids(request)]
+        extents = records.extents(self.context.store, self.context.visible_jobs(identity_of(request)))
+        links += [_link(self._collection_url(c), "child", JSON, c) for c in self._collection_ids(extents)]
         return _json({"type": "Catalog", "id": "wps-gateway", "stac_version": "1.1.0", "title": "Job results",
                       "description": "STAC Items of the products of the gateway's successful jobs, one collection "
                                      "per process", "conformsTo": CONFORMANCE, "links": links})
@@ -90,24 +91,30 @@ class StacApi:
 
     def on_collections(self, request: Request) -> Response:
         self._catalogue(request)
-        collections = [self._collection(request, c) for c in self._collection_ids(request)]
+        extents = records.extents(self.context.store, self.context.visible_jobs(identity_of(request)))
+        collections = [self._collection(c, extents.get(c)) for c in self._collection_ids(extents)]
         return _json({"collections": collections, "links": [
             _link(f"{self.root}/collections", "self", JSON), _link(self.root, "root", JSON),
             _link(self.root, "parent", JSON)]})
 
     def on_collection(self, request: Request, collection_id: str) -> Response:
         self._catalogue(request)
-        self._known(request, collection_id)
-        return _json(self._collection(request, collection_id))
+        extent = records.extents(self.context.store, self.context.visible_jobs(identity_of(request)),
+                                 collection_id).get(collection_id)
+        if extent is None and collection_id not in self.context.processors():
+            raise _no_collection(collection_id)
+        return _json(self._collection(collection_id, extent))
 
     # -- items ---------------------------------------------------------------
 
     def on_items(self, request: Request, collection_id: str) -> Response:
         visible = self._visible(request)
-        self._known(request, collection_id)
-        query, limit, offset = self._query_args(request, visible)
+        if collection_id not in self.context.processors() and not records.has_items(
+                self.context.store, collection_id, visible):
+            raise _no_collection(collection_id)
+        query, page = self._query_args(request, visible)
         query = ItemQuery(**{**query.__dict__, "collections": (collection_id,)})
-        return self._page(request, query, limit, offset, f"{self._collection_url(collection_id)}/items")
+        return self._page(request, query, page, f"{self._collection_url(collection_id)}/items")
 
     def on_item(self, request: Request, collection_id: str, item_id: str) -> Response:
         found = records.find_item(self.context.store, collection_id, item_id, self._visible(request))
@@ -119,25 +126,28 @@ class StacApi:
         visible = self._visible(request)
         if request.method == "POST":
             body = read_json_body(request, self.context.settings.max_request_bytes)
-            query, limit, offset = self._query_body(body, visible)
-            return self._page(request, query, limit, offset, f"{self.root}/search", body=body)
-        query, limit, offset = self._query_args(request, visible)
-        return self._page(request, query, limit, offset, f"{self.root}/search")
+            query, page = self._query_body(body, visible)
+            return self._page(request, query, page, f"{self.root}/search", body=body)
+        query, page = self._query_args(request, visible)
+        return self._page(request, query, page, f"{self.root}/search")
 
     # -- helpers -------------------------------------------------------------
 
-    def _page(self, request: Request, query: ItemQuery, limit: int, offset: int, href: str,
+    def _page(self, request: Request, query: ItemQuery, page: Page, href: str,
               body: dict[str, Any] | None = None) -> Response:
-        found, more = records.search(self.context.store, query, limit, offset)
+        """A page of matches; its next link goes on after its last item (``token``)."""
+        found, following = records.search(self.context.store, query, page)
         links = [_link(self.root, "root", JSON)]
         if body is None:
-            args = [(k, v) for k, v in request.args.items(multi=True) if k != "offset"]
+            args = list(request.args.items(multi=True))
             links.append(_link(_with_query(href, args), "self", GEOJSON))
-            if more:
-                links.append(_link(_with_query(href, args + [("offset", str(offset + limit))]), "next", GEOJSON))
-        elif more:
+            if following is not None:
+                args = [(k, v) for k, v in args if k not in ("offset", "token")]
+                links.append(_link(_with_query(href, args + [("token", following.token())]), "next", GEOJSON))
+        elif following is not None:
+            rest = {k: v for k, v in body.items() if k != "offset"}
             links.append({**_link(href, "next", GEOJSON), "method": "POST", "merge": False,
-                          "body": {**body, "offset": offset + limit}})
+                          "body": {**rest, "token": following.token()}})
         return _json({"type": "FeatureCollection", "features": [self._served(d) for d in found],
                       "numberReturned": len(found), "links": links}, GEOJSON)
 
@@ -151,11 +161,11 @@ class StacApi:
                                       _link(self._collection_url(collection), "collection", JSON),
                                       _link(self.root, "root", JSON)]}
 
-    def _collection(self, request: Request, collection_id: str) -> dict[str, Any]:
+    def _collection(self, collection_id: str, extent: Extent | None) -> dict[str, Any]:
+        """The collection's document; ``extent``: of the items the caller may see (None: none)."""
         processor = self.context.processors().get(collection_id)
-        bbox, interval = records.extent(self.context.store, collection_id,
-                                        self.context.visible_jobs(identity_of(request)))
-        document = collection_document(collection_id, processor, bbox, interval)
+        document = collection_document(collection_id, processor, extent.bbox if extent else None,
+                                       extent.interval if extent else [None, None])
         href = self._collection_url(collection_id)
         document["links"] = [_link(href, "self", JSON), _link(self.root, "root", JSON),
                              _link(self.root, "parent", JSON), _link(f"{href}/items", "items", GEOJSON, "its items")]
@@ -164,13 +174,9 @@ class StacApi:
                                            "related", JSON, "the process that makes them"))
         return document
 
-    def _collection_ids(self, request: Request) -> list[str]:
-        visible = self.context.visible_jobs(identity_of(request))
-        return sorted(set(self.context.processors()) | records.collections_with_items(self.context.store, visible))
-
-    def _known(self, request: Request, collection_id: str) -> None:
-        if collection_id not in self._collection_ids(request):
-            raise Problem(404, "Not found", f"no collection {collection_id}")
+    def _collection_ids(self, extents: dict[str, Extent]) -> list[str]:
+        """One collection per process, and per process gone that left items the caller may see."""
+        return sorted(set(self.context.processors()) | set(extents))
 
     def _collection_url(self, collection_id: str) -> str:
         return f"{self.root}/collections/{quote(collection_id, safe='')}"
@@ -183,16 +189,16 @@ class StacApi:
         if self.context.settings.auth.protect_catalogue:
             require(request)
 
-    def _query_args(self, request: Request, visible: Any) -> tuple[ItemQuery, int, int]:
+    def _query_args(self, request: Request, visible: Any) -> tuple[ItemQuery, Page]:
         start, end = datetime_interval(request.args.get("datetime"))
         bbox = list_param(request, "bbox")
         query = ItemQuery(collections=tuple(list_param(request, "collections")), ids=tuple(list_param(request, "ids")),
                           geometry=bbox_geometry(_numbers(bbox)) if bbox else None, start=start, end=end,
                           visible=visible)
-        return (query, int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-                int_param(request, "offset", 0, 0, MAX_OFFSET))
+        return query, Page(int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+                           int_param(request, "offset", 0, 0, MAX_OFFSET), _after(request.args.get("token")))
 
-    def _query_body(self, body: Any, visible: Any) -> tuple[ItemQuery, int, int]:
+    def _query_body(self, body: Any, visible: Any) -> tuple[ItemQuery, Page]:
         if not isinstance(body, dict):
             raise invalid_parameter("a search is a JSON object", "body")
         for key, kind in SEARCH_KEYS.items():
@@ -216,7 +222,22 @@ class StacApi:
         if not 0 <= offset <= MAX_OFFSET:
             raise invalid_parameter(f"offset must be from 0 to {MAX_OFFSET}, not {offset}", "offset")
         return (ItemQuery(collections=tuple(body.get("collections") or ()), ids=tuple(body.get("ids") or ()),
-                          geometry=geometry, start=start, end=end, visible=visible), limit, offset)
+                          geometry=geometry, start=start, end=end, visible=visible),
+                Page(limit, offset, _after(body.get("token"))))
+
+
+def _after(token: str | None) -> ItemKey | None:
+    """The key a next link's ``token`` names (None: from the first match); a 400 for a token it never gave."""
+    if token is None:
+        return None
+    try:
+        return ItemKey.from_token(token)
+    except BadToken as exc:
+        raise invalid_parameter(str(exc), "token") from None
+
+
+def _no_collection(collection_id: str) -> Problem:
+    return Problem(404, "Not found", f"no collection {collection_id}")
 
 
 def bbox_geometry(values: list[float]) -> BaseGeometry:

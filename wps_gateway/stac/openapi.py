@@ -47,7 +47,8 @@ SCHEMAS: dict[str, Any] = {
                      "description": "an RFC 3339 instant; an interval start/end (either end '..') is accepted too"},
         "collections": _array({"type": "string"}), "ids": _array({"type": "string"}),
         "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-        "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}}},
+        "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        "token": {"type": "string", "description": "where the next page starts (as a next link gives it)"}}},
 }
 
 PARAMETERS: dict[str, Any] = {
@@ -63,6 +64,8 @@ PARAMETERS: dict[str, Any] = {
                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}},
     "stac_offset": {"name": "offset", "in": "query", "required": False, "description": "items to skip (paging)",
                     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}},
+    "stac_token": {"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
+                   "description": "where the next page starts: the next link's (opaque)"},
     **{f"stac_{name}": {"name": name, "in": "query", "required": False, "style": "form", "explode": False,
                         "description": text, "schema": _array({"type": "string"})}
        for name, text in (("collections", "only items of these collections (processes)"),
@@ -81,7 +84,8 @@ def _get(operation_id: str, summary: str, ok: dict[str, Any], params: list[str],
 
 
 def paths() -> dict[str, Any]:
-    search_params = ["stac_bbox", "stac_datetime", "stac_collections", "stac_ids", "stac_limit", "stac_offset"]
+    search_params = ["stac_bbox", "stac_datetime", "stac_collections", "stac_ids", "stac_limit", "stac_offset",
+                     "stac_token"]
     items = _ok("stacItemCollection", "the items the caller may see", GEOJSON)
     return {
         "/stac": {"get": _get("getStacLanding", "STAC API landing page (a Catalog)",
@@ -95,7 +99,8 @@ def paths() -> dict[str, Any]:
             ["collectionId"], (401, 404))},
         "/stac/collections/{collectionId}/items": {"get": _get(
             "getStacItems", "items of a collection", items,
-            ["collectionId", "stac_bbox", "stac_datetime", "stac_limit", "stac_offset"], (400, 401, 404))},
+            ["collectionId", "stac_bbox", "stac_datetime", "stac_limit", "stac_offset", "stac_token"],
+            (400, 401, 404))},
         "/stac/collections/{collectionId}/items/{itemId}": {"get": _get(
             "getStacItem", "one item", _ok("stacItem", "the item", GEOJSON), ["collectionId", "itemId"],
             (401, 404))},

@@ -4,11 +4,16 @@ Every read joins the item's job and applies the caller's visibility (the
 same condition as ``/jobs``), so another user's items are never found.
 Spatial filters are a bounding-box query on indexed columns followed by an
 exact intersection of the item's geometry (shapely); time filters compare
-intervals.
+intervals. Items come newest first, then by id; a page goes on after the last
+item of the one before (its key, a next link's ``token``), so every page
+costs the same and an item added meanwhile shifts none.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +22,7 @@ from typing import Any
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..store.db import Store
@@ -37,6 +42,52 @@ class ItemQuery:
     end: datetime | None = None
     visible: ColumnElement[bool] | None = None  # the caller's jobs (None: every job)
     job_id: str | None = None
+
+
+class BadToken(ValueError):
+    """A ``token`` that no next link of this API gave."""
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    """A place in the order searches return items in (newest first, then by id)."""
+
+    created: datetime
+    id: str
+
+    def token(self) -> str:
+        """The key as a next link carries it: opaque to clients, URL-safe."""
+        text = json.dumps([self.created.isoformat(), self.id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def from_token(cls, token: str) -> ItemKey:
+        """The key a ``token()`` gave; BadToken for anything else."""
+        try:
+            created, item_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            when = datetime.fromisoformat(created)
+            if when.tzinfo is None or not isinstance(item_id, str):
+                raise ValueError(token)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise BadToken(f"token {token!r} is not one a next link gave") from None
+        return cls(when, item_id)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which matches a search returns: ``limit`` of them, after ``after`` (a next link's), ``offset`` more in."""
+
+    limit: int
+    offset: int = 0
+    after: ItemKey | None = None
+
+
+@dataclass(frozen=True)
+class Extent:
+    """The bounding box (None: no geometry) and the time interval of a collection's items."""
+
+    bbox: list[float] | None
+    interval: list[datetime | None]
 
 
 def save_items(session: Session, job_id: str, documents: list[dict[str, Any]]) -> None:
@@ -70,44 +121,62 @@ def job_documents(session: Session, job_id: str) -> list[dict[str, Any]]:
     return list(session.scalars(select(StacItem.document).where(StacItem.job_id == job_id).order_by(StacItem.id)))
 
 
-def search(store: Store, query: ItemQuery, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], bool]:
-    """Up to ``limit`` item documents after ``offset`` matches, newest first, and whether more match."""
-    found: list[dict[str, Any]] = []
+def search(store: Store, query: ItemQuery, page: Page) -> tuple[list[dict[str, Any]], ItemKey | None]:
+    """Up to ``page.limit`` item documents, and the key to go on after (None: nothing more matches).
+
+    Without a geometry the database pages (offset and limit); a geometry's exact test reads on in chunks,
+    each after the last.
+    """
+    statement = _statement(query)
+    if page.after is not None:
+        statement = statement.where(_after(page.after))
+    if query.geometry is None:
+        with store.sessions() as session:
+            rows = session.execute(statement.offset(page.offset).limit(page.limit + 1)).all()
+        more = len(rows) > page.limit
+        rows = rows[:page.limit]
+        return [row.document for row in rows], _key(rows[-1]) if more else None
+    found: list[Row[Any]] = []
     skipped = 0
-    for document in _matches(store, query):
-        if skipped < offset:
-            skipped += 1
+    for row in _scan(store, statement):
+        if not _meets(row.document, query.geometry):
             continue
-        if len(found) == limit:
-            return found, True
-        found.append(document)
-    return found, False
+        if skipped < page.offset:
+            skipped += 1
+        elif len(found) == page.limit:
+            return [row.document for row in found], _key(found[-1])
+        else:
+            found.append(row)
+    return [row.document for row in found], None
 
 
 def find_item(store: Store, collection: str, item_id: str, visible: ColumnElement[bool] | None) -> dict | None:
-    found, _ = search(store, ItemQuery(collections=(collection,), ids=(item_id,), visible=visible), 1)
+    found, _ = search(store, ItemQuery(collections=(collection,), ids=(item_id,), visible=visible), Page(1))
     return found[0] if found else None
 
 
-def extent(store: Store, collection: str, visible: ColumnElement[bool] | None) -> tuple[list[float] | None,
-                                                                                         list[datetime | None]]:
-    """The bounding box and time interval of the collection's items the caller may see (None: no items)."""
+def extents(store: Store, visible: ColumnElement[bool] | None, collection: str | None = None) -> dict[str, Extent]:
+    """The extent of each collection's items the caller may see (or of ``collection``'s), in one grouped query;
+    a collection without such items is not there."""
+    statement = _visible(select(StacItem.collection, func.min(StacItem.west), func.min(StacItem.south),
+                                func.max(StacItem.east), func.max(StacItem.north), func.min(StacItem.start),
+                                func.max(StacItem.end)), visible).group_by(StacItem.collection)
+    if collection is not None:
+        statement = statement.where(StacItem.collection == collection)
     with store.sessions() as session:
-        row = session.execute(_visible(select(func.min(StacItem.west), func.min(StacItem.south),
-                                              func.max(StacItem.east), func.max(StacItem.north),
-                                              func.min(StacItem.start), func.max(StacItem.end))
-                                       .where(StacItem.collection == collection), visible)).one()
-    box = list(row[:4]) if row[0] is not None else None
-    return box, [row[4], row[5]]
+        rows = session.execute(statement).all()
+    return {row[0]: Extent(list(row[1:5]) if row[1] is not None else None, [row[5], row[6]]) for row in rows}
 
 
-def collections_with_items(store: Store, visible: ColumnElement[bool] | None) -> set[str]:
+def has_items(store: Store, collection: str, visible: ColumnElement[bool] | None) -> bool:
+    """Whether the caller may see an item of ``collection`` (the first one the index finds)."""
     with store.sessions() as session:
-        return set(session.scalars(_visible(select(StacItem.collection).distinct(), visible)))
+        return session.scalar(_visible(select(StacItem.id), visible)
+                              .where(StacItem.collection == collection).limit(1)) is not None
 
 
-def _matches(store: Store, query: ItemQuery) -> Iterator[dict[str, Any]]:
-    statement = _visible(select(StacItem.document), query.visible)
+def _statement(query: ItemQuery) -> Select:
+    statement = _visible(select(StacItem.document, StacItem.created, StacItem.id), query.visible)
     if query.collections:
         statement = statement.where(StacItem.collection.in_(query.collections))
     if query.ids:
@@ -120,17 +189,28 @@ def _matches(store: Store, query: ItemQuery) -> Iterator[dict[str, Any]]:
         statement = statement.where(StacItem.start <= query.end)
     if query.geometry is not None:
         statement = statement.where(_boxes_meet(query.geometry))
-    statement = statement.order_by(StacItem.created.desc(), StacItem.id)
-    position = 0
+    return statement.order_by(StacItem.created.desc(), StacItem.id)
+
+
+def _scan(store: Store, statement: Select) -> Iterator[Row[Any]]:
+    """The rows of ``statement``, read ``SCAN_CHUNK`` at a time, each chunk after the last one's key."""
+    chunk_statement = statement
     while True:
         with store.sessions() as session:
-            chunk = list(session.scalars(statement.offset(position).limit(SCAN_CHUNK)))
-        for document in chunk:
-            if query.geometry is None or _meets(document, query.geometry):
-                yield document
+            chunk = session.execute(chunk_statement.limit(SCAN_CHUNK)).all()
+        yield from chunk
         if len(chunk) < SCAN_CHUNK:
             return
-        position += SCAN_CHUNK
+        chunk_statement = statement.where(_after(_key(chunk[-1])))
+
+
+def _after(key: ItemKey) -> ColumnElement[bool]:
+    """The items after ``key`` in the search order: older, or as old with a greater id."""
+    return or_(StacItem.created < key.created, and_(StacItem.created == key.created, StacItem.id > key.id))
+
+
+def _key(row: Row[Any]) -> ItemKey:
+    return ItemKey(row.created, row.id)
 
 
 def _visible(statement: Select, visible: ColumnElement[bool] | None) -> Select:
