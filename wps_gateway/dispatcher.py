@@ -123,7 +123,8 @@ class Dispatcher:
         self._hurry = threading.Event()
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
         self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
-        self._outputs_due: dict[str, float] = {}  # job id -> monotonic time its outputs are collected again
+        self._outputs_due: dict[str, float] = {}  # job id -> monotonic time its outputs are collected (again)
+        self._collected: dict[str, Any] = {}  # job id -> its outputs (or why not), collected before its transaction
         self._hdfs_down: tuple[int, float] = (0, 0.0)  # failed tries in a row, monotonic time of the next one
         self._next_drift_check = time.monotonic() + options.reconcile_interval
         self._drift_seen: tuple[set[str], set[str]] = (set(), set())  # (missing, unwanted) at the last check
@@ -188,7 +189,7 @@ class Dispatcher:
         now = time.monotonic()
         poll = everything or self._store_changed or now >= self._next_store_poll
         kills, applied = self._apply_events()
-        kills += self._collect_due(now)
+        kills += self._collect_due(time.monotonic())  # what the events just made due, too
         if poll:
             self._store_changed = False
             self._next_store_poll = now + self.options.poll_interval
@@ -492,43 +493,73 @@ class Dispatcher:
         return []
 
     def _finish_collected(self, session: Session, job_id: str) -> list[str]:
-        """End a job whose tasks all succeeded with its outputs; while HDFS (``results``) cannot be reached
-        the job stays running, says so, and its outputs are collected again a moment later."""
-        self._outputs_due.pop(job_id, None)
+        """End a job whose tasks all succeeded with its outputs.
+
+        With ``results`` (HDFS) the files are put there outside any write transaction: this turn only
+        marks the job due, ``_collect_due`` uploads and ends it in a short transaction of its own. While
+        HDFS cannot be reached the job stays running, says so, and is collected again a moment later.
+        """
+        if self.options.results is None:
+            outcome = self._collect(session, job_id)
+        elif job_id in self._collected:
+            outcome = self._collected.pop(job_id)
+        else:
+            self._outputs_due[job_id] = time.monotonic()
+            return []
+        if isinstance(outcome, ResultsUnavailable):
+            self._outputs_due[job_id] = self._hdfs_down[1]
+            session.execute(update(Job).where(Job.id == job_id, Job.status.in_(JobStatus.ACTIVE))
+                            .values(message="All tasks done; waiting for HDFS to store the outputs")
+                            .execution_options(synchronize_session=False))
+            return []
+        if isinstance(outcome, OutputMissing):
+            return self._finish_job(session, job_id, JobStatus.FAILED, str(outcome))
+        if isinstance(outcome, BackendError):  # HDFS refused (permissions, quota): no retry mends that
+            return self._finish_job(session, job_id, JobStatus.FAILED,
+                                    f"The outputs could not be stored on HDFS: {redact(str(outcome))}")
+        return self._finish_job(session, job_id, JobStatus.SUCCESSFUL, "Process succeeded", outcome)
+
+    def _collect(self, session: Session, job_id: str) -> dict[str, Any] | Exception:
+        """The job's outputs, or why they cannot be had (missing, HDFS away, HDFS refusing)."""
         failures, next_try = self._hdfs_down
         try:
             if failures and time.monotonic() < next_try:  # one job's try at a time while HDFS is away
                 raise ResultsUnavailable("HDFS did not answer the last try")
             outputs = collect_outputs(self._processor(session, job_id), job_id, self.options.jobs_dir,
                                       self.options.results)
-        except OutputMissing as exc:
-            return self._finish_job(session, job_id, JobStatus.FAILED, str(exc))
         except ResultsUnavailable as exc:
             if not failures or time.monotonic() >= next_try:
                 delay = min(self.options.retry_backoff * 2 ** failures, self.options.retry_backoff_max)
                 self._hdfs_down = (failures + 1, time.monotonic() + delay)
                 LOG.warning("job %s: its outputs cannot be put on HDFS yet: %s", job_id, redact(str(exc)))
-            self._outputs_due[job_id] = self._hdfs_down[1]
-            session.execute(update(Job).where(Job.id == job_id, Job.status.in_(JobStatus.ACTIVE))
-                            .values(message="All tasks done; waiting for HDFS to store the outputs")
-                            .execution_options(synchronize_session=False))
-            return []
-        except BackendError as exc:  # HDFS refused (permissions, quota): no retry mends that
-            return self._finish_job(session, job_id, JobStatus.FAILED,
-                                    f"The outputs could not be stored on HDFS: {redact(str(exc))}")
+            return exc
+        except (OutputMissing, BackendError) as exc:
+            return exc
         self._hdfs_down = (0, 0.0)
-        return self._finish_job(session, job_id, JobStatus.SUCCESSFUL, "Process succeeded", outputs)
+        return outputs
 
     def _collect_due(self, now: float) -> list[str]:
-        """Collect again the outputs of jobs that waited for HDFS."""
+        """Put on HDFS the outputs of jobs whose tasks all succeeded (outside any write transaction, so a
+        large product holds neither the turn's transaction nor the store's write lock), then end them."""
         due = [job_id for job_id, at in self._outputs_due.items() if at <= now]
         if not due:
             return []
+        for job_id in due:
+            del self._outputs_due[job_id]  # _finish_collected puts it back while HDFS is away
+            with self.store.sessions() as session:
+                self._collected[job_id] = self._collect(session, job_id)
         kills: list[str] = []
-        with self._write() as session:
-            for job_id in due:  # a job ended otherwise meanwhile (dismissed) is not looked at again
-                self._outputs_due.pop(job_id, None)  # _finish_collected puts it back while HDFS is away
-                kills += self._advance_job(session, job_id)
+        try:
+            with self._write() as session:
+                for job_id in due:  # a job ended otherwise meanwhile (dismissed) is not looked at again
+                    kills += self._advance_job(session, job_id)
+        except BaseException:
+            for job_id in due:  # nothing was recorded: collect them again (files already on HDFS count)
+                self._outputs_due.setdefault(job_id, time.monotonic())
+            raise
+        finally:
+            for job_id in due:
+                self._collected.pop(job_id, None)  # left over when the job ended otherwise
         return kills
 
     def _runs_on(self, session: Session, job_id: str, counts: dict[tuple[str, str], int]) -> bool:
