@@ -58,7 +58,7 @@ from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .metrics.dispatch import DispatchMetrics
 from .notify import enqueue
-from .planner import PlanError, job_paths, plan_job, task_environment
+from .planner import PlanError, job_paths, plan_job, task_environment, task_inputs_text
 from .redaction import redact
 from .results import put_outputs
 from .scheduling import LiveLimits
@@ -77,6 +77,7 @@ NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_
                                  "application_unknown"})
 # Failures no retry can mend: the task is bigger than any machine the engine has.
 NO_RETRY = frozenset({"insufficient_resources"})
+INPUTS_TEXTS_KEPT = 64  # jobs whose encoded inputs are kept (the jobs being launched now)
 STARTED_JOBS_KEPT = 10_000  # jobs whose start this dispatcher remembers (it looks again for older ones)
 FAILED_TURN_BACKOFF_MAX = 5.0  # seconds between turns while the store keeps failing
 PAUSE_RECHECK = 0.5  # seconds an operator's pause switch may take to be seen
@@ -125,6 +126,7 @@ class Dispatcher:
         self._maybe_ready = True  # something may have made a task ready since the last look (launch then)
         self._started_jobs: dict[str, None] = {}  # jobs known to have a started task (their start is recorded)
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
+        self._inputs_texts: dict[str, str] = {}  # job id -> its inputs as JSON for WPS_TASK (_inputs_text_of)
         self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
         self._outputs_due: dict[str, float] = {}  # job id -> monotonic time its outputs are collected (again)
         self._collected: dict[str, Any] = {}  # job id -> its outputs (or why not), collected before its transaction
@@ -620,6 +622,7 @@ class Dispatcher:
             return self._finish_job(session, job_id, JobStatus.DISMISSED, "Job dismissed")
         self.metrics.job_finished(session, job_id, status, now)
         self._processors.pop(job_id, None)
+        self._inputs_texts.pop(job_id, None)
         prefix = f"{job_id}."
         for task_id in [t for t in self._retry_at if t.startswith(prefix)]:
             del self._retry_at[task_id]
@@ -701,7 +704,7 @@ class Dispatcher:
             command=list(spec["command"]),
             resources=Resources(**spec["resources"]),
             environment=task_environment(task.id, spec, processor, job.inputs, self.options.jobs_dir,
-                                         attempt=backend_id),
+                                         attempt=backend_id, inputs_text=self._inputs_text_of(job, processor)),
             image=spec.get("image"),
             timeout=spec.get("timeout"),
             locality=list(spec.get("locality", [])),
@@ -714,6 +717,16 @@ class Dispatcher:
             priority=job.priority,
             **engine_fields(spec),  # a task list's volume, volume operation, docker parameters
         )
+
+    def _inputs_text_of(self, job: Any, processor: Processor) -> str:
+        """The job's inputs as its tasks get them, encoded once per job (a job of n tasks over a list of n
+        inputs would otherwise encode the list n times)."""
+        text = self._inputs_texts.get(job.id)
+        if text is None:
+            if len(self._inputs_texts) >= INPUTS_TEXTS_KEPT:
+                del self._inputs_texts[next(iter(self._inputs_texts))]
+            text = self._inputs_texts[job.id] = task_inputs_text(processor, job.inputs)
+        return text
 
     def _launch_ready(self) -> None:
         """Hand the ready tasks to the backend: their attempts and states written in bulk first."""
