@@ -77,6 +77,7 @@ NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_
                                  "application_unknown"})
 # Failures no retry can mend: the task is bigger than any machine the engine has.
 NO_RETRY = frozenset({"insufficient_resources"})
+LAUNCH_CHUNK = 100  # tasks written and launched per transaction (the first of a large job start sooner)
 INPUTS_TEXTS_KEPT = 64  # jobs whose encoded inputs are kept (the jobs being launched now)
 STARTED_JOBS_KEPT = 10_000  # jobs whose start this dispatcher remembers (it looks again for older ones)
 FAILED_TURN_BACKOFF_MAX = 5.0  # seconds between turns while the store keeps failing
@@ -729,43 +730,56 @@ class Dispatcher:
         return text
 
     def _launch_ready(self) -> None:
-        """Hand the ready tasks to the backend: their attempts and states written in bulk first."""
+        """Hand the ready tasks to the backend (at most ``batch`` a turn), a chunk at a time: each chunk's
+        attempts and states are committed, then launched, so the first tasks of a large job start while the
+        rest are still being written."""
         now = time.monotonic()
         waiting = [task_id for task_id, at in self._retry_at.items() if at > now]
         if len(waiting) < len(self._retry_at):
             self._retry_at = {task_id: self._retry_at[task_id] for task_id in waiting}
-        specs: list[TaskSpec] = []
         self._maybe_ready = False
+        left = self.options.batch
         try:
-            with self.store.session() as session:
-                connection = session.connection()
-                tasks = connection.execute(_ready_tasks(self.options.batch, bool(waiting)),
-                                           {"waiting": waiting} if waiting else {}).all()
-                if not tasks:
+            while left > 0:
+                chunk = min(LAUNCH_CHUNK, left)
+                launched = self._launch_chunk(chunk, waiting)
+                left -= launched
+                if launched < chunk:
                     return
-                self._maybe_ready = len(tasks) == self.options.batch  # more may wait: launch on next turn
-                self._fence(session)
-                jobs = {row.id: row for row in connection.execute(_LAUNCHED_JOBS,
-                                                                  {"job_ids": list({t.job_id for t in tasks})})}
-                attempts, changes = [], []
-                for task in tasks:
-                    number = task.attempts + 1
-                    backend_id = f"{task.id}.{number}"
-                    res = task.spec["resources"]
-                    attempts.append({"task_id": task.id, "number": number, "backend": self.backend.name,
-                                     "backend_task_id": backend_id, "status": "launched", "cpus": res["cpus"],
-                                     "mem_mb": res["mem"], "disk_mb": res["disk"], "gpus": res["gpus"],
-                                     "message": "", "launched": utcnow()})
-                    changes.append({"row_id": task.id, "attempts": number, "status": TaskStatus.RUNNING})
-                    job = jobs[task.job_id]
-                    specs.append(self._task_spec(task, job, self._processor(session, job.id), backend_id))
-                connection.execute(_INSERT_ATTEMPTS, attempts)
-                connection.execute(_update_by_id(Task, ("attempts", "status")), changes)
+            self._maybe_ready = True  # a whole batch went: more may wait, for the next turn
         except BaseException:
             self._maybe_ready = True
             raise
+
+    def _launch_chunk(self, limit: int, waiting: list[str]) -> int:
+        """Write the attempts of up to ``limit`` ready tasks in one transaction, then launch them; how many."""
+        specs: list[TaskSpec] = []
+        with self.store.session() as session:
+            connection = session.connection()
+            tasks = connection.execute(_ready_tasks(limit, bool(waiting)),
+                                       {"waiting": waiting} if waiting else {}).all()
+            if not tasks:
+                return 0
+            self._fence(session)
+            jobs = {row.id: row for row in connection.execute(_LAUNCHED_JOBS,
+                                                              {"job_ids": list({t.job_id for t in tasks})})}
+            attempts, changes = [], []
+            for task in tasks:
+                number = task.attempts + 1
+                backend_id = f"{task.id}.{number}"
+                res = task.spec["resources"]
+                attempts.append({"task_id": task.id, "number": number, "backend": self.backend.name,
+                                 "backend_task_id": backend_id, "status": "launched", "cpus": res["cpus"],
+                                 "mem_mb": res["mem"], "disk_mb": res["disk"], "gpus": res["gpus"],
+                                 "message": "", "launched": utcnow()})
+                changes.append({"row_id": task.id, "attempts": number, "status": TaskStatus.RUNNING})
+                job = jobs[task.job_id]
+                specs.append(self._task_spec(task, job, self._processor(session, job.id), backend_id))
+            connection.execute(_INSERT_ATTEMPTS, attempts)
+            connection.execute(_update_by_id(Task, ("attempts", "status")), changes)
         for spec in specs:  # after commit: a crash in between leaves 'launched' rows that recovery reruns
             self.backend.launch(spec)
+        return len(specs)
 
 
 class _Row:
