@@ -41,7 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mesos_backend import Backend, BackendError, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
@@ -329,10 +329,10 @@ class Dispatcher:
                 wait = min((not_before - now).total_seconds(), self.options.retry_backoff_max)
                 self._retry_at[task_id] = now_mono + wait
             if self.options.results is not None:  # a previous run may have stopped while HDFS was away
-                unfinished = select(Task.job_id).where(Task.status != TaskStatus.SUCCEEDED)
-                for job_id in session.scalars(select(Job.id).where(Job.status.in_(JobStatus.ACTIVE),
-                                                                   Job.id.in_(select(Task.job_id)),
-                                                                   Job.id.notin_(unfinished))):
+                has_tasks = exists().where(Task.job_id == Job.id)
+                unfinished = exists().where(Task.job_id == Job.id, Task.status != TaskStatus.SUCCEEDED)
+                for job_id in session.scalars(select(Job.id).where(Job.status.in_(JobStatus.ACTIVE), has_tasks,
+                                                                   ~unfinished)):
                     self._outputs_due[job_id] = now_mono
         if hints:
             LOG.info("recovering %d task attempts left active by a previous dispatcher", len(hints))
