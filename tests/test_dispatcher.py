@@ -7,11 +7,14 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
+from processes.common.taskenv import load_task
+from processes.descriptor import load_descriptor_file
 from wps_gateway.dispatcher import Dispatcher
+from wps_gateway.planner import plan_job, task_environment
 from wps_gateway.runner import DispatcherRunner, backend_for, dispatcher_options
 from wps_gateway.store.models import Job, JobStatus, Task, TaskStatus
 
-from .conftest import build_gateway, close_gateway
+from .conftest import TEST_PROCESSORS, build_gateway, close_gateway
 from .jobs_support import job_of, submit_sleepy, wait_for
 
 
@@ -78,8 +81,32 @@ def test_job_inputs_are_stored_once_and_large_task_documents_go_by_file(gateway)
         sizes = [len(json.dumps(t.spec)) for t in tasks]
     assert max(sizes) < len(big) + 4096  # only the task that holds the big text stores it (as its item)
     assert sum(sizes) < 2 * len(big)  # the job's inputs are not copied into every task
-    files = list((gateway.settings.jobs_dir / job_id / "tasks").glob("*.json"))
-    assert len(files) == 4  # every task's document carries the job's inputs: here too large for the environment
+    # Too large for the environment with the job's inputs: the inputs are written once, for all tasks, and
+    # only the task whose own part (its item) is still too large gets a document file of its own.
+    folder = gateway.settings.jobs_dir / job_id / "tasks"
+    assert sorted(p.name for p in folder.glob("*.json")) == [f"{job_id}.measure.0.json", "inputs.json"]
+    assert json.loads((folder / "inputs.json").read_text()) == {"texts": texts}
+    document = json.loads((folder / f"{job_id}.measure.0.json").read_text())
+    assert document["inputs_file"] == str(folder / "inputs.json") and "inputs" not in document
+
+
+def test_a_task_reads_the_job_inputs_from_the_shared_file_when_they_outgrow_the_environment(tmp_path):
+    processor = load_descriptor_file(TEST_PROCESSORS / "text_length" / "descriptor.yaml")
+    texts = [f"text number {i}" for i in range(5000)]  # about 100 KB of inputs, shared by 5,000 tasks
+    inputs = {"texts": texts}
+    planned = plan_job(processor, "job-1", inputs, tmp_path, max_tasks=10_000)
+    environments = [task_environment(t.id, t.spec, processor, inputs, tmp_path, attempt=f"{t.id}.1")
+                    for t in (planned[0], planned[4999])]
+    for task, environment in zip((planned[0], planned[4999]), environments, strict=True):
+        assert "WPS_TASK_FILE" not in environment and len(environment["WPS_TASK"]) < 1024
+        loaded = load_task(environment)
+        assert loaded.inputs == {"texts": texts} and list(loaded.items) == task.spec["task"]["items"]
+        assert loaded.attempt == f"{task.id}.1"
+    assert [p.name for p in (tmp_path / "job-1" / "tasks").iterdir()] == ["inputs.json"]
+    small = {"texts": ["a", "b"]}
+    (first, *_) = plan_job(processor, "job-2", small, tmp_path, max_tasks=10)
+    document = json.loads(task_environment(first.id, first.spec, processor, small, tmp_path)["WPS_TASK"])
+    assert document["inputs"] == small and "inputs_file" not in document  # small inputs travel inline
 
 
 def test_a_task_no_machine_can_hold_fails_at_once_without_spending_retries(tmp_path, sample_data):

@@ -5,6 +5,7 @@ The files are checked on the double's HDFS with a WebHDFS client we did not writ
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -14,6 +15,7 @@ from hdfs import InsecureClient
 from lxml import etree
 from sqlalchemy import select, update
 
+from mesos_backend.yarn.results import HdfsResults
 from wps_gateway.jobs import request_dismiss
 from wps_gateway.planner import job_paths
 from wps_gateway.runner import retention_for
@@ -183,6 +185,35 @@ def test_hdfs_refusing_the_outputs_fails_the_job_with_the_reason(tmp_path, sampl
         job = job_of(gateway, job_id)
         assert job.status == JobStatus.FAILED, job.message
         assert job.message.startswith("The outputs could not be stored on HDFS:") and "Parent" in job.message
+    finally:
+        close_gateway(gateway)
+
+
+def test_outputs_go_to_hdfs_while_the_store_is_free_for_writers(tmp_path, sample_data, yarn_rm, monkeypatch):
+    """An upload holds no write transaction: a large product must not block every writer of the store."""
+    gateway = yarn_gateway(tmp_path / "var", sample_data, yarn_rm, **results_env(yarn_rm))
+    database = gateway.store.engine.url.database
+    writable: list[bool] = []
+    put = HdfsResults.put
+
+    def put_and_probe(self, job_id, source):
+        probe = sqlite3.connect(database, timeout=0)  # no waiting: a held write lock fails at once
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            writable.append(True)
+        except sqlite3.OperationalError:
+            writable.append(False)
+        finally:
+            probe.close()
+        return put(self, job_id, source)
+
+    monkeypatch.setattr(HdfsResults, "put", put_and_probe)
+    try:
+        job_id = submit_sleepy(gateway, [1, 2], seconds=0)
+        wait_for(lambda: job_of(gateway, job_id).status in JobStatus.FINAL, 120, "the job to end")
+        assert job_of(gateway, job_id).status == JobStatus.SUCCESSFUL, job_of(gateway, job_id).message
+        assert writable and all(writable), writable
     finally:
         close_gateway(gateway)
 

@@ -41,7 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mesos_backend import Backend, BackendError, FetchUri, Resources, TaskEvent, TaskSpec, TaskState
@@ -58,7 +58,7 @@ from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .metrics.dispatch import DispatchMetrics
 from .notify import enqueue
-from .planner import PlanError, job_paths, plan_job, task_environment
+from .planner import PlanError, job_paths, plan_job, task_environment, task_inputs_text
 from .redaction import redact
 from .results import put_outputs
 from .scheduling import LiveLimits
@@ -77,6 +77,9 @@ NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_
                                  "application_unknown"})
 # Failures no retry can mend: the task is bigger than any machine the engine has.
 NO_RETRY = frozenset({"insufficient_resources"})
+LAUNCH_CHUNK = 100  # tasks written and launched per transaction (the first of a large job start sooner)
+INPUTS_TEXTS_KEPT = 64  # jobs whose encoded inputs are kept (the jobs being launched now)
+STARTED_JOBS_KEPT = 10_000  # jobs whose start this dispatcher remembers (it looks again for older ones)
 FAILED_TURN_BACKOFF_MAX = 5.0  # seconds between turns while the store keeps failing
 PAUSE_RECHECK = 0.5  # seconds an operator's pause switch may take to be seen
 
@@ -121,9 +124,13 @@ class Dispatcher:
         self._store_changed = True  # a front end in this process changed the store since the last look
         self._next_store_poll = 0.0  # monotonic time of the next look at the store for other processes' changes
         self._hurry = threading.Event()
+        self._maybe_ready = True  # something may have made a task ready since the last look (launch then)
+        self._started_jobs: dict[str, None] = {}  # jobs known to have a started task (their start is recorded)
         self._processors: dict[str, Processor] = {}  # job id -> its parsed descriptor
+        self._inputs_texts: dict[str, str] = {}  # job id -> its inputs as JSON for WPS_TASK (_inputs_text_of)
         self._retry_at: dict[str, float] = {}  # task id -> monotonic time its retry may launch
-        self._outputs_due: dict[str, float] = {}  # job id -> monotonic time its outputs are collected again
+        self._outputs_due: dict[str, float] = {}  # job id -> monotonic time its outputs are collected (again)
+        self._collected: dict[str, Any] = {}  # job id -> its outputs (or why not), collected before its transaction
         self._hdfs_down: tuple[int, float] = (0, 0.0)  # failed tries in a row, monotonic time of the next one
         self._next_drift_check = time.monotonic() + options.reconcile_interval
         self._drift_seen: tuple[set[str], set[str]] = (set(), set())  # (missing, unwanted) at the last check
@@ -187,8 +194,8 @@ class Dispatcher:
         A burst of events thus costs its bookkeeping, not a scan of the store per turn."""
         now = time.monotonic()
         poll = everything or self._store_changed or now >= self._next_store_poll
-        kills, applied = self._apply_events()
-        kills += self._collect_due(now)
+        kills, _ = self._apply_events()
+        kills += self._collect_due(time.monotonic())  # what the events just made due, too
         if poll:
             self._store_changed = False
             self._next_store_poll = now + self.options.poll_interval
@@ -201,7 +208,7 @@ class Dispatcher:
         planned = self._plan_accepted() if poll or handled else 0
         self.live_limits.apply(self.backend)
         retry_due = any(at <= now for at in self._retry_at.values())
-        if not self._sync_pause() and (poll or applied or planned or handled or retry_due):
+        if not self._sync_pause() and (poll or self._maybe_ready or planned or handled or retry_due):
             self._launch_ready()
         if now >= self._next_drift_check:
             self._next_drift_check = now + self.options.reconcile_interval
@@ -322,10 +329,10 @@ class Dispatcher:
                 wait = min((not_before - now).total_seconds(), self.options.retry_backoff_max)
                 self._retry_at[task_id] = now_mono + wait
             if self.options.results is not None:  # a previous run may have stopped while HDFS was away
-                unfinished = select(Task.job_id).where(Task.status != TaskStatus.SUCCEEDED)
-                for job_id in session.scalars(select(Job.id).where(Job.status.in_(JobStatus.ACTIVE),
-                                                                   Job.id.in_(select(Task.job_id)),
-                                                                   Job.id.notin_(unfinished))):
+                has_tasks = exists().where(Task.job_id == Job.id)
+                unfinished = exists().where(Task.job_id == Job.id, Task.status != TaskStatus.SUCCEEDED)
+                for job_id in session.scalars(select(Job.id).where(Job.status.in_(JobStatus.ACTIVE), has_tasks,
+                                                                   ~unfinished)):
                     self._outputs_due[job_id] = now_mono
         if hints:
             LOG.info("recovering %d task attempts left active by a previous dispatcher", len(hints))
@@ -376,7 +383,8 @@ class Dispatcher:
         events = self._pending[: self.options.batch * 2]
         kills: list[str] = []
         with self._write() as session:
-            attempts, tasks = _load_rows(session, {e.task_id for e in events})
+            connection = session.connection()
+            attempts, tasks = _load_rows(connection, {e.task_id for e in events})
             history: list[dict[str, Any]] = []
             ended: list[tuple[str, _Row]] = []  # (job id, attempt) of the attempts that ended: their usage
             first_starts: dict[str, datetime] = {}  # job id -> when a task of it started (first in this turn)
@@ -391,15 +399,19 @@ class Dispatcher:
                 jobs[task.job_id] = None
             self.metrics.observe_turn(session, tasks.values(), ended)
             if history:
-                session.execute(insert(AttemptEvent.__table__), history)  # Core: the ORM's bulk path costs more
-            _write_changes(session, TaskAttempt, attempts.values())
-            _write_changes(session, Task, tasks.values())
+                connection.execute(_INSERT_EVENTS, history)
+            _write_changes(connection, TaskAttempt, attempts.values())
+            _write_changes(connection, Task, tasks.values())
             add_to_jobs(session, ended)
+            first_starts = {j: w for j, w in first_starts.items() if j not in self._started_jobs}
             if first_starts:
-                session.execute(_START_JOB, [{"job_id": j, "when": w} for j, w in first_starts.items()])
+                connection.execute(_START_JOB, [{"job_id": j, "when": w} for j, w in first_starts.items()])
             for job_id in jobs:
                 kills += self._advance_job(session, job_id)
         del self._pending[: len(events)]
+        self._started_jobs.update(first_starts)
+        while len(self._started_jobs) > STARTED_JOBS_KEPT:
+            del self._started_jobs[next(iter(self._started_jobs))]
         return kills, len(events)
 
     def _apply_event(self, attempt: _Row, task: _Row, event: TaskEvent, history: list[dict[str, Any]],
@@ -452,6 +464,7 @@ class Dispatcher:
                      message=f"attempt {attempt.number} {reason}; retrying in {delay:.0f} s")
             if delay:
                 self._retry_at[task.id] = time.monotonic() + delay
+            self._maybe_ready = True
             LOG.info("task %s: %s", task.id, task.message)
             return
         task.set(status=TaskStatus.FAILED, finished=utcnow(),
@@ -466,12 +479,11 @@ class Dispatcher:
         job's task rows: a turn costs the same for a job of ten tasks or ten
         thousand.
         """
-        if session.scalar(select(Job.status).where(Job.id == job_id)) in JobStatus.FINAL:
+        connection = session.connection()
+        if connection.execute(_JOB_STATUS, {"job_id": job_id}).scalar() in JobStatus.FINAL:
             return []
         counts: dict[tuple[str, str], int] = {
-            (step, status): n for step, status, n in session.execute(
-                select(Task.step, Task.status, func.count()).where(Task.job_id == job_id)
-                .group_by(Task.step, Task.status))}
+            (step, status): n for step, status, n in connection.execute(_TASK_COUNTS, {"job_id": job_id})}
         if any(status == TaskStatus.FAILED for _, status in counts) and not self._runs_on(session, job_id, counts):
             step, index, why = session.execute(
                 select(Task.step, Task.index, Task.message).where(Task.job_id == job_id,
@@ -486,49 +498,78 @@ class Dispatcher:
             return self._finish_collected(session, job_id)
         running = sorted({step for step, status in counts if status == TaskStatus.RUNNING})
         message = f"{succeeded} of {total} tasks done" + (f"; running step {', '.join(running)}" if running else "")
-        session.execute(update(Job).where(Job.id == job_id, Job.cancel_requested.is_(False))
-                        .values(progress=min(99, int(100 * succeeded / max(1, total))), message=message)
-                        .execution_options(synchronize_session=False))
+        connection.execute(_JOB_PROGRESS, {"job_id": job_id, "progress": min(99, int(100 * succeeded / max(1, total))),
+                                           "message": message})
         return []
 
     def _finish_collected(self, session: Session, job_id: str) -> list[str]:
-        """End a job whose tasks all succeeded with its outputs; while HDFS (``results``) cannot be reached
-        the job stays running, says so, and its outputs are collected again a moment later."""
-        self._outputs_due.pop(job_id, None)
+        """End a job whose tasks all succeeded with its outputs.
+
+        With ``results`` (HDFS) the files are put there outside any write transaction: this turn only
+        marks the job due, ``_collect_due`` uploads and ends it in a short transaction of its own. While
+        HDFS cannot be reached the job stays running, says so, and is collected again a moment later.
+        """
+        if self.options.results is None:
+            outcome = self._collect(session, job_id)
+        elif job_id in self._collected:
+            outcome = self._collected.pop(job_id)
+        else:
+            self._outputs_due[job_id] = time.monotonic()
+            return []
+        if isinstance(outcome, ResultsUnavailable):
+            self._outputs_due[job_id] = self._hdfs_down[1]
+            session.execute(update(Job).where(Job.id == job_id, Job.status.in_(JobStatus.ACTIVE))
+                            .values(message="All tasks done; waiting for HDFS to store the outputs")
+                            .execution_options(synchronize_session=False))
+            return []
+        if isinstance(outcome, OutputMissing):
+            return self._finish_job(session, job_id, JobStatus.FAILED, str(outcome))
+        if isinstance(outcome, BackendError):  # HDFS refused (permissions, quota): no retry mends that
+            return self._finish_job(session, job_id, JobStatus.FAILED,
+                                    f"The outputs could not be stored on HDFS: {redact(str(outcome))}")
+        return self._finish_job(session, job_id, JobStatus.SUCCESSFUL, "Process succeeded", outcome)
+
+    def _collect(self, session: Session, job_id: str) -> dict[str, Any] | Exception:
+        """The job's outputs, or why they cannot be had (missing, HDFS away, HDFS refusing)."""
         failures, next_try = self._hdfs_down
         try:
             if failures and time.monotonic() < next_try:  # one job's try at a time while HDFS is away
                 raise ResultsUnavailable("HDFS did not answer the last try")
             outputs = collect_outputs(self._processor(session, job_id), job_id, self.options.jobs_dir,
                                       self.options.results)
-        except OutputMissing as exc:
-            return self._finish_job(session, job_id, JobStatus.FAILED, str(exc))
         except ResultsUnavailable as exc:
             if not failures or time.monotonic() >= next_try:
                 delay = min(self.options.retry_backoff * 2 ** failures, self.options.retry_backoff_max)
                 self._hdfs_down = (failures + 1, time.monotonic() + delay)
                 LOG.warning("job %s: its outputs cannot be put on HDFS yet: %s", job_id, redact(str(exc)))
-            self._outputs_due[job_id] = self._hdfs_down[1]
-            session.execute(update(Job).where(Job.id == job_id, Job.status.in_(JobStatus.ACTIVE))
-                            .values(message="All tasks done; waiting for HDFS to store the outputs")
-                            .execution_options(synchronize_session=False))
-            return []
-        except BackendError as exc:  # HDFS refused (permissions, quota): no retry mends that
-            return self._finish_job(session, job_id, JobStatus.FAILED,
-                                    f"The outputs could not be stored on HDFS: {redact(str(exc))}")
+            return exc
+        except (OutputMissing, BackendError) as exc:
+            return exc
         self._hdfs_down = (0, 0.0)
-        return self._finish_job(session, job_id, JobStatus.SUCCESSFUL, "Process succeeded", outputs)
+        return outputs
 
     def _collect_due(self, now: float) -> list[str]:
-        """Collect again the outputs of jobs that waited for HDFS."""
+        """Put on HDFS the outputs of jobs whose tasks all succeeded (outside any write transaction, so a
+        large product holds neither the turn's transaction nor the store's write lock), then end them."""
         due = [job_id for job_id, at in self._outputs_due.items() if at <= now]
         if not due:
             return []
+        for job_id in due:
+            del self._outputs_due[job_id]  # _finish_collected puts it back while HDFS is away
+            with self.store.sessions() as session:
+                self._collected[job_id] = self._collect(session, job_id)
         kills: list[str] = []
-        with self._write() as session:
-            for job_id in due:  # a job ended otherwise meanwhile (dismissed) is not looked at again
-                self._outputs_due.pop(job_id, None)  # _finish_collected puts it back while HDFS is away
-                kills += self._advance_job(session, job_id)
+        try:
+            with self._write() as session:
+                for job_id in due:  # a job ended otherwise meanwhile (dismissed) is not looked at again
+                    kills += self._advance_job(session, job_id)
+        except BaseException:
+            for job_id in due:  # nothing was recorded: collect them again (files already on HDFS count)
+                self._outputs_due.setdefault(job_id, time.monotonic())
+            raise
+        finally:
+            for job_id in due:
+                self._collected.pop(job_id, None)  # left over when the job ended otherwise
         return kills
 
     def _runs_on(self, session: Session, job_id: str, counts: dict[tuple[str, str], int]) -> bool:
@@ -541,6 +582,7 @@ class Dispatcher:
         """Queue the pending tasks of every step whose dependencies have all succeeded."""
         ready = [step.id for step in self._processor(session, job_id).steps if set(step.depends_on) <= done_steps]
         if ready:
+            self._maybe_ready = True
             session.execute(update(Task).where(Task.job_id == job_id, Task.status == TaskStatus.PENDING,
                                                Task.step.in_(ready)).values(status=TaskStatus.QUEUED)
                             .execution_options(synchronize_session=False))
@@ -581,6 +623,7 @@ class Dispatcher:
             return self._finish_job(session, job_id, JobStatus.DISMISSED, "Job dismissed")
         self.metrics.job_finished(session, job_id, status, now)
         self._processors.pop(job_id, None)
+        self._inputs_texts.pop(job_id, None)
         prefix = f"{job_id}."
         for task_id in [t for t in self._retry_at if t.startswith(prefix)]:
             del self._retry_at[task_id]
@@ -602,8 +645,7 @@ class Dispatcher:
         them as their killed tasks end, the next retention pass takes)."""
         kills: list[str] = []
         with self.store.session() as session:
-            job_ids = session.scalars(select(Job.id).where(Job.cancel_requested.is_(True),
-                                                           Job.status.in_(JobStatus.ACTIVE))).all()
+            job_ids = session.connection().execute(_DISMISSING).scalars().all()
             if job_ids:
                 self._fence(session)
             for job_id in job_ids:
@@ -617,6 +659,8 @@ class Dispatcher:
     def _plan_accepted(self) -> int:
         """Plan the accepted jobs (50 a turn, the most urgent first); how many there were."""
         with self.store.session() as session:
+            if session.connection().execute(_ANY_ACCEPTED).first() is None:
+                return 0  # the usual answer: a look costs no ORM query
             jobs = session.scalars(select(Job).where(Job.status == JobStatus.ACCEPTED)
                                    .order_by(Job.priority.desc(), Job.created).limit(50)).all()
             if jobs:
@@ -661,7 +705,7 @@ class Dispatcher:
             command=list(spec["command"]),
             resources=Resources(**spec["resources"]),
             environment=task_environment(task.id, spec, processor, job.inputs, self.options.jobs_dir,
-                                         attempt=backend_id),
+                                         attempt=backend_id, inputs_text=self._inputs_text_of(job, processor)),
             image=spec.get("image"),
             timeout=spec.get("timeout"),
             locality=list(spec.get("locality", [])),
@@ -675,28 +719,50 @@ class Dispatcher:
             **engine_fields(spec),  # a task list's volume, volume operation, docker parameters
         )
 
+    def _inputs_text_of(self, job: Any, processor: Processor) -> str:
+        """The job's inputs as its tasks get them, encoded once per job (a job of n tasks over a list of n
+        inputs would otherwise encode the list n times)."""
+        text = self._inputs_texts.get(job.id)
+        if text is None:
+            if len(self._inputs_texts) >= INPUTS_TEXTS_KEPT:
+                del self._inputs_texts[next(iter(self._inputs_texts))]
+            text = self._inputs_texts[job.id] = task_inputs_text(processor, job.inputs)
+        return text
+
     def _launch_ready(self) -> None:
-        """Hand the ready tasks to the backend: their attempts and states written in bulk first."""
+        """Hand the ready tasks to the backend (at most ``batch`` a turn), a chunk at a time: each chunk's
+        attempts and states are committed, then launched, so the first tasks of a large job start while the
+        rest are still being written."""
         now = time.monotonic()
         waiting = [task_id for task_id, at in self._retry_at.items() if at > now]
         if len(waiting) < len(self._retry_at):
             self._retry_at = {task_id: self._retry_at[task_id] for task_id in waiting}
+        self._maybe_ready = False
+        left = self.options.batch
+        try:
+            while left > 0:
+                chunk = min(LAUNCH_CHUNK, left)
+                launched = self._launch_chunk(chunk, waiting)
+                left -= launched
+                if launched < chunk:
+                    return
+            self._maybe_ready = True  # a whole batch went: more may wait, for the next turn
+        except BaseException:
+            self._maybe_ready = True
+            raise
+
+    def _launch_chunk(self, limit: int, waiting: list[str]) -> int:
+        """Write the attempts of up to ``limit`` ready tasks in one transaction, then launch them; how many."""
         specs: list[TaskSpec] = []
         with self.store.session() as session:
-            query = (select(Task.id, Task.job_id, Task.step, Task.attempts, Task.spec).join(Job)
-                     .where(Task.status == TaskStatus.QUEUED, Job.status == JobStatus.RUNNING,
-                            Job.cancel_requested.is_(False))
-                     .order_by(Job.priority.desc(), Job.created, Task.seq)
-                     .limit(self.options.batch))
-            if waiting:
-                query = query.where(Task.id.notin_(waiting))
-            tasks = session.execute(query).all()
+            connection = session.connection()
+            tasks = connection.execute(_ready_tasks(limit, bool(waiting)),
+                                       {"waiting": waiting} if waiting else {}).all()
             if not tasks:
-                return
+                return 0
             self._fence(session)
-            jobs = {row.id: row for row in session.execute(
-                select(Job.id, Job.user, Job.process_id, Job.priority, Job.inputs)
-                .where(Job.id.in_({t.job_id for t in tasks})))}
+            jobs = {row.id: row for row in connection.execute(_LAUNCHED_JOBS,
+                                                              {"job_ids": list({t.job_id for t in tasks})})}
             attempts, changes = [], []
             for task in tasks:
                 number = task.attempts + 1
@@ -704,15 +770,16 @@ class Dispatcher:
                 res = task.spec["resources"]
                 attempts.append({"task_id": task.id, "number": number, "backend": self.backend.name,
                                  "backend_task_id": backend_id, "status": "launched", "cpus": res["cpus"],
-                                 "mem_mb": res["mem"], "disk_mb": res["disk"], "gpus": res["gpus"], "message": "",
-                                 "launched": utcnow()})
-                changes.append({"id": task.id, "attempts": number, "status": TaskStatus.RUNNING})
+                                 "mem_mb": res["mem"], "disk_mb": res["disk"], "gpus": res["gpus"],
+                                 "message": "", "launched": utcnow()})
+                changes.append({"row_id": task.id, "attempts": number, "status": TaskStatus.RUNNING})
                 job = jobs[task.job_id]
                 specs.append(self._task_spec(task, job, self._processor(session, job.id), backend_id))
-            session.execute(insert(TaskAttempt.__table__), attempts)
-            session.execute(update(Task), changes)
+            connection.execute(_INSERT_ATTEMPTS, attempts)
+            connection.execute(_update_by_id(Task, ("attempts", "status")), changes)
         for spec in specs:  # after commit: a crash in between leaves 'launched' rows that recovery reruns
             self.backend.launch(spec)
+        return len(specs)
 
 
 class _Row:
@@ -735,16 +802,11 @@ class _Row:
         self.changes.update(values)
 
 
-def _load_rows(session: Session, backend_ids: set[str]) -> tuple[dict[str, _Row], dict[str, _Row]]:
+def _load_rows(connection: Connection, backend_ids: set[str]) -> tuple[dict[str, _Row], dict[str, _Row]]:
     """The attempts named by events, by backend task id, and their tasks, by id: one query."""
     attempts: dict[str, _Row] = {}
     tasks: dict[str, _Row] = {}
-    for row in session.execute(
-            select(TaskAttempt.id, TaskAttempt.backend_task_id, TaskAttempt.number, TaskAttempt.status,
-                   TaskAttempt.backend, TaskAttempt.cpus, TaskAttempt.mem_mb, TaskAttempt.gpus,
-                   Task.id.label("task_id"), Task.status.label("task_status"), Task.attempts, Task.max_attempts,
-                   Task.job_id, Task.started.label("task_started"))
-            .join(Task, TaskAttempt.task_id == Task.id).where(TaskAttempt.backend_task_id.in_(backend_ids))):
+    for row in connection.execute(_EVENT_ROWS, {"backend_ids": list(backend_ids)}):
         attempts[row.backend_task_id] = _Row(id=row.id, backend_task_id=row.backend_task_id, number=row.number,
                                              status=row.status, task_id=row.task_id, backend=row.backend,
                                              cpus=row.cpus, mem_mb=row.mem_mb, gpus=row.gpus)
@@ -754,12 +816,44 @@ def _load_rows(session: Session, backend_ids: set[str]) -> tuple[dict[str, _Row]
     return attempts, tasks
 
 
+# The statements of every turn, built once and run on the session's connection: on SQLite building a
+# statement and running it through the ORM session cost several times what running it does.
+_EVENT_ROWS = (select(TaskAttempt.id, TaskAttempt.backend_task_id, TaskAttempt.number, TaskAttempt.status,
+                      TaskAttempt.backend, TaskAttempt.cpus, TaskAttempt.mem_mb, TaskAttempt.gpus,
+                      Task.id.label("task_id"), Task.status.label("task_status"), Task.attempts,
+                      Task.max_attempts, Task.job_id, Task.started.label("task_started"))
+               .join(Task, TaskAttempt.task_id == Task.id)
+               .where(TaskAttempt.backend_task_id.in_(bindparam("backend_ids", expanding=True))))
+_INSERT_EVENTS = insert(AttemptEvent.__table__)
+_INSERT_ATTEMPTS = insert(TaskAttempt.__table__)
+_JOB_STATUS = select(Job.status).where(Job.id == bindparam("job_id"))
+_TASK_COUNTS = (select(Task.step, Task.status, func.count()).where(Task.job_id == bindparam("job_id"))
+                .group_by(Task.step, Task.status))
+_JOB_PROGRESS = (update(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"),
+                                             Job.__table__.c.cancel_requested.is_(False))
+                 .values(progress=bindparam("progress"), message=bindparam("message")))
+_DISMISSING = select(Job.id).where(Job.cancel_requested.is_(True), Job.status.in_(JobStatus.ACTIVE))
+_ANY_ACCEPTED = select(Job.id).where(Job.status == JobStatus.ACCEPTED).limit(1)
+_LAUNCHED_JOBS = (select(Job.id, Job.user, Job.process_id, Job.priority, Job.inputs)
+                  .where(Job.id.in_(bindparam("job_ids", expanding=True))))
+
+
+@lru_cache(maxsize=8)
+def _ready_tasks(batch: int, skipping: bool) -> Any:
+    """The queued tasks of running jobs, the most urgent first; ``skipping``: but not those in ``waiting``."""
+    query = (select(Task.id, Task.job_id, Task.step, Task.attempts, Task.spec).join(Job, Task.job_id == Job.id)
+             .where(Task.status == TaskStatus.QUEUED, Job.status == JobStatus.RUNNING,
+                    Job.cancel_requested.is_(False))
+             .order_by(Job.priority.desc(), Job.created, Task.seq).limit(batch))
+    return query.where(Task.id.notin_(bindparam("waiting", expanding=True))) if skipping else query
+
+
 # A job's start is its first task's: until then it reads as accepted on every protocol.
 _START_JOB = (update(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"), Job.__table__.c.started.is_(None))
               .values(started=bindparam("when")))
 
 
-def _write_changes(session: Session, model: type, rows: Any) -> None:
+def _write_changes(connection: Connection, model: type, rows: Any) -> None:
     """UPDATE by primary key, one executemany per set of changed columns (Core: the ORM's bulk path costs
     more than the statements)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -767,7 +861,7 @@ def _write_changes(session: Session, model: type, rows: Any) -> None:
         if row.changes:
             groups.setdefault(tuple(sorted(row.changes)), []).append({"row_id": row.id, **row.changes})
     for columns, batch in groups.items():
-        session.execute(_update_by_id(model, columns), batch)
+        connection.execute(_update_by_id(model, columns), batch)
 
 
 @lru_cache(maxsize=256)

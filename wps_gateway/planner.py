@@ -104,15 +104,19 @@ def count_tasks(processor: Processor, inputs: dict[str, list[Any]]) -> int:
 
 
 def task_environment(task_id: str, spec: dict[str, Any], processor: Processor, job_inputs: dict[str, list[Any]],
-                     jobs_dir: Path, attempt: str = "") -> dict[str, str]:
+                     jobs_dir: Path, attempt: str = "", inputs_text: str | None = None) -> dict[str, str]:
     """The environment a task is launched with: its processor's, and the whole ``WPS_TASK`` document.
 
     The document is the task's own part joined to the job's inputs and, when
     given, the ``attempt`` id (the task names its usage report after it, in
-    its ``usage_dir``, made when the job was planned); over
-    ``ENVIRONMENT_DOCUMENT_LIMIT`` it is written to ``jobs/<job>/tasks/<task>.json``
-    and named by ``WPS_TASK_FILE`` instead (the data dir is shared with the
-    machines that run tasks).
+    its ``usage_dir``, made when the job was planned). When the whole would
+    exceed ``ENVIRONMENT_DOCUMENT_LIMIT`` the job's inputs are written once to
+    ``jobs/<job>/tasks/inputs.json`` and the document names that file
+    (``inputs_file``): a job of many tasks over a long input list would
+    otherwise copy the list into every task. A task part still too large is
+    written to ``jobs/<job>/tasks/<task>.json`` and named by ``WPS_TASK_FILE``
+    (the data dir is shared with the machines that run tasks).
+    ``inputs_text`` is ``task_inputs_text`` of the job, when the caller keeps it.
     """
     environment = dict(spec.get("environment") or {})
     document = spec.get("task")
@@ -120,20 +124,39 @@ def task_environment(task_id: str, spec: dict[str, Any], processor: Processor, j
         return environment
     if attempt:
         document = {**document, "attempt": attempt}
-    text = json.dumps({**document, "inputs": _task_inputs(processor, job_inputs)}, separators=(",", ":"))
-    if len(text.encode()) <= ENVIRONMENT_DOCUMENT_LIMIT:
-        environment["WPS_TASK"] = text
+    if inputs_text is None:
+        inputs_text = task_inputs_text(processor, job_inputs)
+    part = json.dumps(document, separators=(",", ":"))
+    if len(part) + len(inputs_text) + 11 <= ENVIRONMENT_DOCUMENT_LIMIT:  # 11: ',"inputs":' (ASCII JSON)
+        environment["WPS_TASK"] = f'{part[:-1]},"inputs":{inputs_text}}}'
         return environment
     folder = job_paths(jobs_dir, document["job_id"])["root"] / "tasks"
-    folder.mkdir(parents=True, exist_ok=True)
+    shared = folder / "inputs.json"
+    if not shared.is_file():
+        _write_atomically(folder, shared, inputs_text)
+    text = json.dumps({**document, "inputs_file": str(shared)}, separators=(",", ":"))
+    if len(text) <= ENVIRONMENT_DOCUMENT_LIMIT:
+        environment["WPS_TASK"] = text
+        return environment
     path = folder / f"{task_id}.json"
+    _write_atomically(folder, path, text)
+    environment["WPS_TASK_FILE"] = str(path)
+    return environment
+
+
+def task_inputs_text(processor: Processor, job_inputs: dict[str, list[Any]]) -> str:
+    """The job's inputs as its tasks see them, as the JSON of ``WPS_TASK`` holds them (the same for every task
+    of a job: a dispatcher encodes them once per job)."""
+    return json.dumps(_task_inputs(processor, job_inputs), separators=(",", ":"))
+
+
+def _write_atomically(folder: Path, path: Path, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".task-")
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-    environment["WPS_TASK_FILE"] = str(path)
-    return environment
 
 
 def _task_inputs(processor: Processor, inputs: dict[str, list[Any]]) -> dict[str, Any]:

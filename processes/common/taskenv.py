@@ -107,7 +107,7 @@ def load_task(environ: Mapping[str, str] | None = None, defaults: Mapping[str, A
         if not isinstance(data.get(key), str) or not data[key]:
             raise TaskError(f"{ENV_VAR} lacks the string field {key!r}")
     items = data.get("items") or []
-    inputs = data.get("inputs") or {}
+    inputs = data.get("inputs") or _read_inputs_file(data.get("inputs_file")) or {}
     dep_dirs = data.get("dep_dirs") or {}
     if not isinstance(items, list) or not isinstance(inputs, dict) or not isinstance(dep_dirs, dict):
         raise TaskError(f"{ENV_VAR}: items must be a list, inputs and dep_dirs objects")
@@ -132,3 +132,13 @@ def load_task(environ: Mapping[str, str] | None = None, defaults: Mapping[str, A
         attempt=str(data.get("attempt") or ""),
         usage_dir=Path(data["usage_dir"]) if isinstance(data.get("usage_dir"), str) and data["usage_dir"] else None,
     )
+
+
+def _read_inputs_file(path: Any) -> Any:
+    """The job's inputs from the file a large job's tasks share (``inputs_file``), instead of each its copy."""
+    if not path:
+        return None
+    try:
+        return json.loads(Path(str(path)).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TaskError(f"{ENV_VAR}: inputs_file cannot be read: {exc}") from None
