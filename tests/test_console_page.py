@@ -44,20 +44,25 @@ def text_of(driver, element_id: str) -> str:
 
 
 def follow(driver, element) -> None:
-    """Click a link or a form's button and wait for the next page (a click does not wait for it)."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Click a link or a form's button and wait for the next page (a click does not wait for it).
 
-    old = driver.find_element("tag name", "html")
+    The page being left is marked; the next one is there when the mark is gone and it has loaded. While the
+    browser is between the two, asking anything may fail in several ways (a stale element, a node that "does
+    not belong to the document", no script context): each is only "not yet".
+    """
+    from selenium.common.exceptions import WebDriverException
+
+    driver.execute_script("window.leavingThisPage = true")
     element.click()
 
-    def replaced() -> bool:
+    def arrived() -> bool:
         try:
-            old.tag_name  # noqa: B018 (asked only to learn whether the old page is gone)
+            return bool(driver.execute_script(
+                "return !window.leavingThisPage && document.readyState === 'complete'"))
+        except WebDriverException:
             return False
-        except StaleElementReferenceException:
-            return True
 
-    wait_for(replaced, 30, "the next page")
+    wait_for(arrived, 30, "the next page")
 
 
 def live_text(driver, xpath: str) -> str:
