@@ -184,8 +184,13 @@ class GatewayApp:
         etag = job.derived("wps1-etag", lambda: state_etag("wps1-status", job.state(), items))
         # Final jobs change little (a dismissal, STAC Items appearing); active ones are revalidated every time.
         headers = {"Cache-Control": "max-age=60" if job.status in JobStatus.FINAL else "no-cache"}
+
+        def render() -> bytes:
+            return execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items)
+
+        # Rendered once per view, but for a successful job (its outputs may be shown by value: files, any size).
         return conditional(request, etag, lambda: Response(
-            execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items),
+            render() if job.status == JobStatus.SUCCESSFUL else job.derived("wps1-document", render),
             mimetype=XML_MIMETYPE), headers)
 
     def on_output(self, request: Request, job_id: str, filename: str) -> Response:

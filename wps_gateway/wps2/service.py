@@ -141,7 +141,8 @@ class Wps2Service:
         state, not the clock: ``NextPoll`` and ``EstimatedCompletion`` move on between polls)."""
         job = self._job(request.job_id, http, status_only=True)
         etag = job.derived("wps2-etag", lambda: state_etag("wps2-status", job.state()))
-        return conditional(http, etag, lambda: _xml(render.status_info(job)),
+        parts = job.derived("wps2-parts", lambda: render.status_parts(job))
+        return conditional(http, etag, lambda: _xml(render.status_info(job, parts=parts)),
                            {"Cache-Control": "no-cache"})
 
     def get_result(self, request: JobRequest, http: Request | None = None) -> Response:
