@@ -143,6 +143,9 @@ def test_the_data_version_moves_with_every_commit_and_only_then(tmp_path):
         with store.session() as session:
             session.add(Job(id="j1", process_id="echo", process_version="1", status="accepted"))
         assert store.data_version() != before
+        now = store.data_version()
+        store.dispose()  # its connection closed: the next one counts from its own start, apart from this one's
+        assert store.data_version() != now
     finally:
         store.dispose()
     memory = Store("sqlite://")

@@ -99,7 +99,7 @@ class StatusViews:
     def __init__(self, store: Store, size: int = 1024) -> None:
         self.store = store
         self.size = size
-        self._version: int | None = None
+        self._version: tuple[int, int] | None = None
         self._views: OrderedDict[str, JobView] = OrderedDict()
         self._lock = threading.Lock()
 

@@ -56,7 +56,7 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._commits = CommitCounter(self.engine.url.database) if _is_sqlite_file(self.engine) else None
 
-    def data_version(self) -> int | None:
+    def data_version(self) -> tuple[int, int] | None:
         """A number that changes whenever anybody (this process or another) commits to the store, so that
         what was read under one number is still current under the same; None when the store cannot tell
         cheaply (PostgreSQL, an in-memory database, a failed read): then only reading again is current."""
@@ -100,16 +100,19 @@ class CommitCounter:
     def __init__(self, path: str) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
+        self._connections = 0  # opened so far: a new connection counts from its own start
         self._lock = threading.Lock()  # server threads share the one connection
 
-    def read(self) -> int | None:
-        """The database's data version now; None when it cannot be read (the caller reads the rows instead)."""
+    def read(self) -> tuple[int, int] | None:
+        """The database's data version now (with the connection's number: the values of two connections
+        are not comparable); None when it cannot be read (the caller reads the rows instead)."""
         with self._lock:
             try:
                 if self._connection is None:
                     self._connection = sqlite3.connect(self.path, timeout=SQLITE_BUSY_SECONDS, isolation_level=None,
                                                        check_same_thread=False)
-                return self._connection.execute("PRAGMA data_version").fetchone()[0]
+                    self._connections += 1
+                return self._connections, self._connection.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.Error:
                 self._close()
                 return None
