@@ -4,9 +4,11 @@ request, kept view or not; the documents are the ones rendered from the store.""
 
 from __future__ import annotations
 
+import http.client
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -15,6 +17,7 @@ from lxml import etree
 from sqlalchemy import event, update
 
 from wps_gateway.job_views import StatusViews
+from wps_gateway.serving import create_server
 from wps_gateway.store.db import Store
 from wps_gateway.store.models import Job
 from wps_gateway.wps2 import render as wps2_render
@@ -185,3 +188,31 @@ def test_status_info_kept_in_parts_is_the_document_lxml_writes():
         assert root.findtext(f"{wps}JobID") == "a<b&c"
         assert ("NextPoll" in names) == (status in ("accepted", "running"))
         assert ("EstimatedCompletion" in names) == (status == "running")
+
+
+def test_the_server_keeps_a_pollers_connection_after_a_304():
+    """``wps-gateway serve``'s waitress: a 304 (no body, no Content-Length) does not close the connection."""
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/unchanged":
+            start_response("304 Not Modified", [("ETag", 'W/"1"')])
+            return []
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=30)
+    try:
+        connection.request("GET", "/unchanged")
+        answer = connection.getresponse()
+        assert answer.status == 304 and answer.read() == b"" and not answer.will_close
+        sock = connection.sock
+        connection.request("GET", "/")
+        answer = connection.getresponse()
+        assert answer.read() == b"ok" and connection.sock is sock, "a new connection after the 304"
+        connection.request("GET", "/unchanged", headers={"Connection": "close"})
+        assert connection.getresponse().will_close  # a client that asks to close still gets it closed
+    finally:
+        connection.close()
+        server.close()
