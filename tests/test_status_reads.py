@@ -1,6 +1,6 @@
 """Status reads served from kept job views (``job_views.StatusViews``): never older than the last commit, by
-this process or another; a poll of an unchanged job reads no row; who may see a job is checked on every
-request, kept view or not; the documents are the ones rendered from the store."""
+this process or another; a poll of an unchanged job reads no row; the documents are the ones rendered from
+the store (who may see a kept view: ``test_conditional_get``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from lxml import etree
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from wps_gateway.job_views import StatusViews
 from wps_gateway.serving import create_server
@@ -23,8 +23,7 @@ from wps_gateway.store.models import Job
 from wps_gateway.wps2 import render as wps2_render
 
 from .conftest import build_gateway, close_gateway
-from .test_conditional_get import STATUS_READS, revalidated, submit
-from .test_identity import as_user
+from .test_conditional_get import STATUS_READS, revalidated, statements, submit
 
 RUNNING = "UPDATE jobs SET status = 'running', started = created, progress = 40, message = 'half way' WHERE id = ?"
 SHOWN = {"wps1": ("ProcessStarted", 'percentCompleted="40"'), "wps2": ("Running", ">40<"),
@@ -37,13 +36,6 @@ def front_end(tmp_path, sample_data):
     gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False)
     yield gateway
     close_gateway(gateway)
-
-
-def statements(store: Store) -> list[str]:
-    """The SQL statements the store's engine runs from now on."""
-    seen: list[str] = []
-    event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
-    return seen
 
 
 def commit_in_another_process(database: str, job_id: str) -> None:
@@ -95,27 +87,6 @@ def test_kept_views_are_the_rendered_documents_of_the_store(front_end):
     html = client.get(f"/jobs/{job_id}", headers={"Accept": "text/html"})
     assert html.content_type == "text/html" and job_id in html.text
     assert client.get(f"/jobs/{job_id}").content_type == "application/json"  # JSON and HTML kept apart
-
-
-def test_who_may_see_a_job_is_checked_on_every_read_of_a_kept_view(tmp_path, sample_data):
-    gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False, AUTH_MODE="header",
-                            AUTH_TRUSTED_PROXIES="127.0.0.0/8", AUTH_PROTECT_STATUS="true")
-    try:
-        client, alice, bob = gateway.client, as_user("alice", "urban"), as_user("bob", "forest")
-        job_id = submit(client, **alice)
-        for path in (read(job_id) for read in STATUS_READS.values()):
-            etag = client.get(path, **alice).headers["ETag"]
-            seen = statements(gateway.store)
-            for _ in range(2):  # the view is kept: alice's reads read no row, and bob still sees nothing
-                assert revalidated(client, path, etag, status=304, **alice)
-                for headers in ({}, {"If-None-Match": etag}, {"If-None-Match": "*"}):
-                    answer = client.get(path, headers={**bob["headers"], **headers},
-                                        extra_environ=bob["extra_environ"], expect_errors=True)
-                    assert answer.status_int == 404 or b"NoSuchJob" in answer.body, (path, answer.status)
-                    assert "ETag" not in answer.headers and job_id not in answer.headers.get("Location", "")
-            assert seen == [], path
-    finally:
-        close_gateway(gateway)
 
 
 def test_a_job_removed_by_another_process_is_no_longer_found(front_end):

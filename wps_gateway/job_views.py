@@ -19,13 +19,12 @@ sees a state older than the last commit.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, select
 
+from .conditional import DocumentCache
 from .store.db import Store
 from .store.models import Job
 
@@ -98,30 +97,13 @@ class StatusViews:
 
     def __init__(self, store: Store, size: int = 1024) -> None:
         self.store = store
-        self.size = size
-        self._version: tuple[int, int] | None = None
-        self._views: OrderedDict[str, JobView] = OrderedDict()
-        self._lock = threading.Lock()
+        self._views: DocumentCache[JobView] = DocumentCache(size)
 
     def read(self, job_id: str) -> JobView:
         version = self.store.data_version()  # before the row: a commit after it makes the next read miss
         if version is None:
             return read_view(self.store, job_id)
-        with self._lock:
-            if version != self._version:
-                self._views.clear()
-                self._version = version
-            view = self._views.get(job_id)
-            if view is not None:
-                self._views.move_to_end(job_id)
-                return view
-        view = read_view(self.store, job_id)
-        with self._lock:
-            if version == self._version:
-                self._views[job_id] = view
-                while len(self._views) > self.size:
-                    self._views.popitem(last=False)
-        return view
+        return self._views.get(version, job_id, lambda: read_view(self.store, job_id))
 
 
 def list_columns() -> tuple[Any, ...]:
