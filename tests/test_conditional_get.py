@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from lxml import etree
-from sqlalchemy import create_engine, inspect, select, text, update
+from sqlalchemy import create_engine, event, inspect, select, text, update
 
 from wps_gateway.stac.records import item_ids
 from wps_gateway.store.models import Job, JobUsage
@@ -235,7 +235,16 @@ def test_a_real_run_changes_the_etag_and_its_stac_items_do_too(gateway):
     assert html.headers["ETag"] != done.headers["ETag"] and html.headers["Vary"] == "Accept"
 
 
+def statements(store) -> list[str]:
+    """The SQL statements the store's engine runs from now on."""
+    seen: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    return seen
+
+
 def test_nobody_learns_the_etag_of_a_job_they_may_not_see(tmp_path, sample_data):
+    """Not even from the job's view kept for its owner's polls (``job_views.StatusViews``): who may see it is
+    checked on every request."""
     gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False, AUTH_MODE="header",
                             AUTH_TRUSTED_PROXIES="127.0.0.0/8", AUTH_PROTECT_STATUS="true")
     try:
@@ -243,6 +252,7 @@ def test_nobody_learns_the_etag_of_a_job_they_may_not_see(tmp_path, sample_data)
         job_id = submit(client, **alice)
         for protocol, path in ((p, read(job_id)) for p, read in STATUS_READS.items()):
             etag = client.get(path, **alice).headers["ETag"]
+            seen = statements(gateway.store)
             assert revalidated(client, path, etag, status=304, **alice)
             for who in (bob, {}):
                 for headers in ({}, {"If-None-Match": etag}, {"If-None-Match": "*"}):
@@ -250,6 +260,8 @@ def test_nobody_learns_the_etag_of_a_job_they_may_not_see(tmp_path, sample_data)
                                         extra_environ=who.get("extra_environ", {}), expect_errors=True)
                     assert answer.status_int in (401, 404) or b"NoSuchJob" in answer.body, (protocol, answer.status)
                     assert "ETag" not in answer.headers and answer.status_int != 304, (protocol, who, headers)
+            assert revalidated(client, path, etag, status=304, **alice)
+            assert seen == [], f"{protocol}: the kept view was not what these reads were answered from"
     finally:
         close_gateway(gateway)
 

@@ -27,7 +27,7 @@ from .conditional import conditional, state_etag
 from .console.pages import Console
 from .context import GatewayContext
 from .health import health_report
-from .job_views import JobNotFound, JobView, read_view
+from .job_views import JobNotFound, JobView
 from .logformat import ACCESS, REQUEST_ID, request_id
 from .logformat import HEADER as REQUEST_HEADER
 from .ogcapi import OgcApi
@@ -180,12 +180,17 @@ class GatewayApp:
         """The job's ExecuteResponse as it stands; a poller that has it already (If-None-Match) gets 304."""
         job = self._job(request, job_id)
         settings = self.context.settings
-        items = output_item_urls(self.context.store, settings.base_url, job)
-        etag = state_etag("wps1-status", job.state(), items)
+        items = job.derived("wps1-items", lambda: output_item_urls(self.context.store, settings.base_url, job))
+        etag = job.derived("wps1-etag", lambda: state_etag("wps1-status", job.state(), items))
         # Final jobs change little (a dismissal, STAC Items appearing); active ones are revalidated every time.
         headers = {"Cache-Control": "max-age=60" if job.status in JobStatus.FINAL else "no-cache"}
+
+        def render() -> bytes:
+            return execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items)
+
+        # Rendered once per view, but for a successful job (its outputs may be shown by value: files, any size).
         return conditional(request, etag, lambda: Response(
-            execute_response(job, settings.base_url, settings.url, settings.jobs_dir, items),
+            render() if job.status == JobStatus.SUCCESSFUL else job.derived("wps1-document", render),
             mimetype=XML_MIMETYPE), headers)
 
     def on_output(self, request: Request, job_id: str, filename: str) -> Response:
@@ -234,7 +239,7 @@ class GatewayApp:
             if self.context.settings.auth.protect_status:
                 require(request)
                 return self.context.job_view_for(request, job_id)
-            return read_view(self.context.store, job_id)
+            return self.context.status_views.read(job_id)
         except JobNotFound:
             raise NotFound(f"no job {job_id}") from None
 

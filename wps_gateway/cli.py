@@ -209,11 +209,10 @@ def _dispatch(settings, store: Store) -> int:
 
 
 def _serve(settings, store: Store, args) -> int:
-    import waitress.server
-
     from .app import GatewayApp
     from .context import GatewayContext
     from .runner import DispatcherRunner
+    from .serving import create_server
 
     context = GatewayContext.create(settings, store)
     if settings.sync_max_waiting >= args.threads:
@@ -224,8 +223,8 @@ def _serve(settings, store: Store, args) -> int:
         runner = DispatcherRunner(settings, store, context=context)
         context.on_job_submitted = runner.wake
         runner.start_thread()
-    server = waitress.server.create_server(GatewayApp(context), host=args.host, port=args.port,
-                                           threads=args.threads, ident="wps-gateway")
+    server = create_server(GatewayApp(context), host=args.host, port=args.port, threads=args.threads,
+                           ident="wps-gateway")
     LOG.info("serving %d processors at http://%s:%d/wps (public URL %s)", len(context.processors()),
              args.host, args.port, settings.url)
 

@@ -18,12 +18,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from werkzeug.http import unquote_etag
 from werkzeug.wrappers import Request, Response
 
 from . import __version__
+
+T = TypeVar("T")
+Version = int | tuple[int, ...]  # grows with every change: a catalogue's, a store's data version
 
 # Headers a 304 repeats from the 200 it stands for (RFC 9110, 15.4.5).
 KEPT_ON_304 = ("Cache-Control", "Vary", "Content-Location", "Expires")
@@ -97,7 +100,7 @@ def conditional(request: Request | None, etag: str, render: Callable[[], Respons
     return response
 
 
-class DocumentCache:
+class DocumentCache(Generic[T]):
     """Documents rendered once per catalogue version, the least recently used dropped beyond ``size``.
 
     ``version`` is the catalogue's (``GatewayContext.catalogue``, growing by
@@ -105,18 +108,20 @@ class DocumentCache:
     rendered again, and everything kept for older versions is dropped at
     once; a request still holding an older version gets its document
     rendered, not kept. The key says what else the document depends on
-    (operation, identifiers, language, format, query).
+    (operation, identifiers, language, format, query). The job views that
+    pollers read are kept the same way, per data version of the store
+    (``job_views.StatusViews``).
     """
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._version = -1
-        self._documents: OrderedDict[Hashable, Document] = OrderedDict()
+        self._version: Version | None = None
+        self._documents: OrderedDict[Hashable, T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, version: int, key: Hashable, render: Callable[[], Document]) -> Document:
+    def get(self, version: Version, key: Hashable, render: Callable[[], T]) -> T:
         with self._lock:
-            if version > self._version:
+            if self._version is None or version > self._version:
                 self._documents.clear()
                 self._version = version
             document = self._documents.get(key) if version == self._version else None

@@ -22,7 +22,7 @@ from .batch.submission import check_batch
 from .config import Settings
 from .deployment import catalog_state, deployed_processors
 from .inputs import CheckedInputs, InputError
-from .job_views import JobView, read_view
+from .job_views import JobView, StatusViews
 from .jobs import JobNotFound, ResponseForm, get_job, request_dismiss, submit_job, wait_for_job
 from .limits import ClientLimits, SyncWaits, check_submission, client_of
 from .planner import count_tasks
@@ -51,6 +51,10 @@ class GatewayContext:
     # for polls, /health and asynchronous submissions however many slow synchronous requests come.
     _sync_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(4), repr=False)
     _sync_waits: SyncWaits = field(default_factory=lambda: SyncWaits(ClientLimits().max_sync), repr=False)
+    status_views: StatusViews = field(init=False, repr=False)  # what pollers read (job_views.StatusViews)
+
+    def __post_init__(self) -> None:
+        self.status_views = StatusViews(self.store)
 
     @classmethod
     def create(cls, settings: Settings, store: Store | None = None) -> GatewayContext:
@@ -161,9 +165,9 @@ class GatewayContext:
             raise JobNotFound(job_id)
         return job
 
-    def job_view_for(self, request: Request | None, job_id: str, with_usage: bool = False) -> JobView:
+    def job_view_for(self, request: Request | None, job_id: str) -> JobView:
         """The job's status columns (``job_views``), if the request's identity may see it; else JobNotFound."""
-        job = read_view(self.store, job_id, with_usage)
+        job = self.status_views.read(job_id)
         if not can_see(identity_of(request), job, self.settings.auth.group_visibility):
             raise JobNotFound(job_id)
         return job

@@ -7,17 +7,28 @@ listing reads fewer still. A view reads any other column the first time it
 is asked for it (the descriptor when ``processor_of`` has not parsed this
 job's yet, the inputs for WPS 1.0.0 lineage), so the renderers take a view
 where they take a ``Job``.
+
+Pollers ask for the same few jobs over and over: ``StatusViews`` keeps the
+views it read while the store says nothing was committed since
+(``Store.data_version``), so a poll of an unchanged job reads no row, and
+what is derived from a view (its ETags, STAC links, usage, a rendered
+document) is computed once per view (``JobView.derived``). Any commit, by
+this process or another (the dispatcher), drops every kept view: a poll never
+sees a state older than the last commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, select
 
+from .conditional import DocumentCache
 from .store.db import Store
-from .store.models import Job, JobUsage
+from .store.models import Job
+
+T = TypeVar("T")
 
 
 class JobNotFound(LookupError):
@@ -25,29 +36,24 @@ class JobNotFound(LookupError):
 
 
 _JOB = Job.__table__.c
-_USAGE = JobUsage.__table__.c
 # What the status documents of every protocol show (and who may see them: user, group).
 STATUS_COLUMNS = ("id", "process_id", "process_version", "status", "message", "progress", "user", "group",
                   "response_form", "outputs", "created", "started", "finished", "updated", "cancel_requested")
 # What a job list shows of each job (OGC API /jobs, ``wps-gateway jobs list``).
 LIST_COLUMNS = ("id", "process_id", "status", "message", "progress", "user", "group", "created", "started",
                 "finished", "updated", "cancel_requested")
-USAGE_COLUMNS = tuple(c.name for c in JobUsage.__table__.c if c.name != "job_id")
 
 _STATUS = select(*(_JOB[name] for name in STATUS_COLUMNS)).where(_JOB.id == bindparam("job_id"))
-_STATUS_AND_USAGE = (select(*(_JOB[name] for name in STATUS_COLUMNS), *(_USAGE[name] for name in USAGE_COLUMNS))
-                     .select_from(Job.__table__.outerjoin(JobUsage.__table__, _USAGE.job_id == _JOB.id))
-                     .where(_JOB.id == bindparam("job_id")))
 _COLUMN = {name: select(_JOB[name]).where(_JOB.id == bindparam("job_id")) for name in _JOB.keys()}
 
 
 class JobView:
     """Some columns of one job row, as attributes named like ``Job``'s; the others are read when first used."""
 
-    def __init__(self, store: Store, values: Mapping[str, Any], usage: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, store: Store, values: Mapping[str, Any]) -> None:
         self._store = store
         self._shown = dict(values)
-        self.usage = usage  # the job's job_usage row (None: not read, or no attempt ended yet)
+        self._derived: dict[Hashable, Any] = {}
         self.__dict__.update(values)
 
     def __getattr__(self, name: str) -> Any:
@@ -63,21 +69,41 @@ class JobView:
 
     def state(self) -> dict[str, Any]:
         """Everything this view read: what an ETag of a document rendered from it covers."""
-        return {**self._shown, "usage": self.usage}
+        return self._shown
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """What ``compute`` makes of this job as the view shows it (an ETag, a document, its STAC links or
+        usage, read from the store in the same state), computed once per view and ``key``."""
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = compute()
+            return value
 
 
-def read_view(store: Store, job_id: str, with_usage: bool = False) -> JobView:
-    """The status columns of a job (and its ``job_usage`` row), or JobNotFound."""
+def read_view(store: Store, job_id: str) -> JobView:
+    """The status columns of a job, or JobNotFound."""
     with store.engine.connect() as connection:
-        row = connection.execute(_STATUS_AND_USAGE if with_usage else _STATUS, {"job_id": job_id}).first()
+        row = connection.execute(_STATUS, {"job_id": job_id}).first()
     if row is None:
         raise JobNotFound(job_id)
-    values = row._mapping
-    job = {name: values[name] for name in STATUS_COLUMNS}
-    usage = None
-    if with_usage and values[USAGE_COLUMNS[0]] is not None:
-        usage = {name: values[name] for name in USAGE_COLUMNS}
-    return JobView(store, job, usage)
+    return JobView(store, dict(zip(STATUS_COLUMNS, row, strict=True)))
+
+
+class StatusViews:
+    """``read_view`` for pollers: the views read while the store's data version stays the same are kept
+    (the ``size`` most recently asked for), and any commit anywhere drops them all; a store that has no
+    cheap data version (PostgreSQL) is read every time."""
+
+    def __init__(self, store: Store, size: int = 1024) -> None:
+        self.store = store
+        self._views: DocumentCache[JobView] = DocumentCache(size)
+
+    def read(self, job_id: str) -> JobView:
+        version = self.store.data_version()  # before the row: a commit after it makes the next read miss
+        if version is None:
+            return read_view(self.store, job_id)
+        return self._views.get(version, job_id, lambda: read_view(self.store, job_id))
 
 
 def list_columns() -> tuple[Any, ...]:

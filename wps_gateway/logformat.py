@@ -12,8 +12,10 @@ it runs before this formatter, which uses what it left.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import uuid
 from contextvars import ContextVar
@@ -25,13 +27,24 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _IDS = re.compile(r"\b(?P<job>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
                   r"(?:\.(?P<step>[A-Za-z0-9_-]+)\.(?P<index>\d+)(?:\.(?P<attempt>\d+))?)?")
 ACCESS = logging.getLogger("wps_gateway.access")
+_PROCESS_ID = uuid.uuid4().hex[:16]
+_COUNT = itertools.count()
+
+
+def _new_process_id() -> None:
+    global _PROCESS_ID
+    _PROCESS_ID = uuid.uuid4().hex[:16]
+
+
+os.register_at_fork(after_in_child=_new_process_id)  # a forking server's workers count apart
 
 
 def request_id(header: str | None) -> str:
-    """The id of a request: the client's, if it is a plain token, else a new one."""
+    """The id of a request: the client's, if it is a plain token, else a new one (32 hex digits: this
+    process's random half, then a count; no system call per request)."""
     if header and _SANE_ID.match(header):
         return header
-    return uuid.uuid4().hex
+    return f"{_PROCESS_ID}{next(_COUNT):016x}"
 
 
 def ids_in(text: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,7 @@ def _trusted(address: str | None, settings: AuthSettings) -> bool:
     return any(ip in network for network in settings.trusted_proxies)
 
 
+@lru_cache(maxsize=1024)  # every request asks; parsing the address was most of identifying it
 def _loopback(address: str | None) -> bool:
     try:
         return ipaddress.ip_address(address or "").is_loopback

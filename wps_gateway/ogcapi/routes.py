@@ -272,20 +272,29 @@ class OgcApi:
         if request.method == "DELETE":
             return self._dismiss(request, job_id)
         job = self._job(request, job_id, status_only=True)
-        items = item_links(self.context.store, self.base, job)
         as_html = wants_html(request)
+        store = self.context.store
+        usage = job.derived("usage", lambda: job_usage(store, job.id, self.context.settings.billing_weights))
+        items = job.derived("stac-links", lambda: item_links(store, self.base, job))
 
         def render() -> Response:
             doc = self._status(job)
-            doc["usage"] = job_usage(self.context.store, job.id, self.context.settings.billing_weights)
+            doc["usage"] = usage
             doc["links"].append(link(f"{self.base}/accounting?job={job.id}", "related", JSON,
                                      "usage and cost of this job"))
             doc["links"] += items
             return self._answer(request, doc, html.job)
 
-        # The ETag covers the status columns, the job's usage row and its STAC Items: all the page shows.
-        etag = state_etag("ogcapi-status", job.state(), items, as_html)
-        return conditional(request, etag, render, {"Cache-Control": "no-cache", "Vary": "Accept"})
+        # The ETag covers the status columns, the job's usage and its STAC Items: all the page shows. The page
+        # is rendered once per state of the job (it shows nothing of the clock).
+        etag = job.derived(("ogcapi-etag", as_html), lambda: state_etag("ogcapi-status", job.state(), usage, items,
+                                                                          as_html))
+
+        def page() -> Response:
+            body, content_type = job.derived(("ogcapi-page", as_html), lambda: _content(render()))
+            return Response(body, content_type=content_type)
+
+        return conditional(request, etag, page, {"Cache-Control": "no-cache", "Vary": "Accept"})
 
     def on_results(self, request: Request, job_id: str) -> Response:
         job = self._job(request, job_id)
@@ -353,12 +362,12 @@ class OgcApi:
         return processor
 
     def _job(self, request: Request, job_id: str, status_only: bool = False) -> Job | JobView:
-        """A job the request's identity may see (``status_only``: its status columns and usage row); another
-        user's is no such job."""
+        """A job the request's identity may see (``status_only``: its status columns); another user's is no
+        such job."""
         require(request)
         try:
             if status_only:
-                return self.context.job_view_for(request, job_id, with_usage=True)
+                return self.context.job_view_for(request, job_id)
             return self.context.job_for(request, job_id)
         except JobNotFound:
             raise no_such_job(job_id) from None
@@ -400,6 +409,10 @@ class OgcApi:
     @staticmethod
     def _html(text: str) -> Response:
         return Response(text, 200, content_type="text/html; charset=utf-8")
+
+
+def _content(response: Response) -> tuple[bytes, str]:
+    return response.get_data(), response.content_type or JSON
 
 
 def _json_response(doc: Any, status: int = 200, content_type: str = JSON) -> Response:

@@ -40,6 +40,7 @@ XSD_TYPES = {"number": "double", "integer": "integer", "string": "string", "bool
 STATUS_WORDS = {JobStatus.ACCEPTED: "Accepted", JobStatus.RUNNING: "Running", JobStatus.SUCCESSFUL: "Succeeded",
                 JobStatus.FAILED: "Failed", JobStatus.DISMISSED: "Dismissed"}
 NEXT_POLL_SECONDS = 2
+_CLOCK = b"  <wps:Clock/>\n"  # where status_info writes the elements that move with the clock
 
 
 def _document(root: etree._Element) -> bytes:
@@ -205,19 +206,27 @@ def status_word(job: Job) -> str:
     return STATUS_WORDS[shown_status(job)]
 
 
-def status_info(job: Job, now: datetime | None = None) -> bytes:
-    """StatusInfo: status, progress, and for active jobs an estimate and a suggested next poll."""
+def status_info(job: Job, now: datetime | None = None, parts: tuple[bytes, bytes] | None = None) -> bytes:
+    """StatusInfo: status, progress, and for active jobs an estimate and a suggested next poll; ``parts``: what
+    ``status_parts`` made of this job before (pollers' reads keep them, and only the clock's elements change)."""
+    head, tail = parts or status_parts(job)
+    if status_word(job) not in ("Accepted", "Running"):
+        return head + tail
     now = now or datetime.now(UTC)
-    word = status_word(job)
-    root = WPS.StatusInfo(WPS.JobID(job.id), WPS.Status(word))
-    if word in ("Accepted", "Running"):
-        estimate = _estimated_completion(job, now)
-        if estimate is not None:
-            root.append(WPS.EstimatedCompletion(estimate.isoformat()))
-        root.append(WPS.NextPoll((now + timedelta(seconds=NEXT_POLL_SECONDS)).isoformat()))
+    clock = (("EstimatedCompletion", _estimated_completion(job, now)),
+             ("NextPoll", now + timedelta(seconds=NEXT_POLL_SECONDS)))
+    return head + b"".join(f"  <wps:{name}>{value.isoformat()}</wps:{name}>\n".encode()
+                           for name, value in clock if value is not None) + tail
+
+
+def status_parts(job: Job) -> tuple[bytes, bytes]:
+    """The StatusInfo document of ``job`` before and after the elements that move with the clock (a date-time
+    each, written in between as lxml writes the rest: one a line, indented by two spaces)."""
     percent = 100 if job.status == JobStatus.SUCCESSFUL else max(0, min(100, job.progress or 0))
-    root.append(WPS.PercentCompleted(str(percent)))
-    return _document(root)
+    root = WPS.StatusInfo(WPS.JobID(job.id), WPS.Status(status_word(job)), WPS.Clock(),
+                          WPS.PercentCompleted(str(percent)))
+    head, tail = _document(root).split(_CLOCK)
+    return head, tail
 
 
 def _estimated_completion(job: Job, now: datetime) -> datetime | None:

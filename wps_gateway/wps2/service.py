@@ -140,7 +140,9 @@ class Wps2Service:
         """StatusInfo from the job's status columns; 304 for a poller that has it (its ETag covers the job's
         state, not the clock: ``NextPoll`` and ``EstimatedCompletion`` move on between polls)."""
         job = self._job(request.job_id, http, status_only=True)
-        return conditional(http, state_etag("wps2-status", job.state()), lambda: _xml(render.status_info(job)),
+        etag = job.derived("wps2-etag", lambda: state_etag("wps2-status", job.state()))
+        parts = job.derived("wps2-parts", lambda: render.status_parts(job))
+        return conditional(http, etag, lambda: _xml(render.status_info(job, parts=parts)),
                            {"Cache-Control": "no-cache"})
 
     def get_result(self, request: JobRequest, http: Request | None = None) -> Response:
