@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mesos_backend.mesos import driver as driver_module
 from mesos_backend.mesos.backend import FrameworkOptions
 from mesos_backend.mesos.detector import create_detector
 from mesos_backend.mesos.driver import FAILED_OVER, DriverTimeouts, MesosSchedulerDriver, NoLeaderError, error_kind
@@ -262,3 +263,22 @@ def test_the_stream_is_read_on_while_an_acknowledgement_travels(mesos_master):
     finally:
         release.set()
         driver.stop()
+
+
+def test_acknowledgements_waiting_to_go_out_are_bounded(monkeypatch):
+    """Beyond ACK_BACKLOG unsent acknowledgements the stream waits (an agent's next update waits for them)."""
+    monkeypatch.setattr(driver_module, "ACK_BACKLOG", 2)
+    recorder = OneTask()
+    driver = driver_for("127.0.0.1:9", recorder)  # never started: no acknowledgement goes out
+    update = {"status": {"task_id": {"value": "t"}, "agent_id": {"value": "a"}, "uuid": "x"}}
+    for state in ("TASK_STARTING", "TASK_RUNNING"):
+        driver._on_update({"status": {**update["status"], "state": state}})
+    reader = threading.Thread(target=driver._on_update, args=({"status": {**update["status"],
+                                                                          "state": "TASK_FINISHED"}},))
+    reader.start()
+    wait_for(lambda: len(recorder.states) == 3, 10)  # the scheduler has the third update; its ack has no room
+    reader.join(1.0)
+    assert reader.is_alive() and driver._acks.qsize() == 2
+    driver._acks.get_nowait()  # one went out
+    reader.join(10)
+    assert not reader.is_alive() and driver._acks.qsize() == 2

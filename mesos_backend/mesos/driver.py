@@ -6,7 +6,11 @@ connection with the stream's ``Mesos-Stream-Id``. Implicit acknowledgements
 of status updates go out from ``ACK_SENDERS`` threads of their own (each on its
 own connection), as libmesos sends calls without waiting for their answers: the
 stream is read on while they travel, so a busy cluster's updates cost no
-round trip each to the thread that reads them. It follows 307 redirects
+round trip each to the thread that reads them. At most ``ACK_BACKLOG`` wait to
+go out; beyond, the stream waits for them: an agent sends a task's next update
+only once the last one is acknowledged, so a backlog that grew without bound
+would hold back every task's end (and the offers read meanwhile would launch
+ever more tasks into it). It follows 307 redirects
 to the leader, retries 503s and connection errors with capped exponential
 backoff (reset once a subscription succeeds), watches heartbeats (a stream
 silent for ``missed_heartbeats`` intervals is dead: it is cut and the driver
@@ -47,6 +51,7 @@ LOG = logging.getLogger(__name__)
 API_PATH = "/api/v1/scheduler"
 MAX_REDIRECTS = 5
 ACK_SENDERS = 2  # threads (connections) the implicit acknowledgements go out on
+ACK_BACKLOG = 256  # acknowledgements waiting to go out before the stream waits for them
 
 
 class MesosError(Exception):
@@ -126,7 +131,7 @@ class MesosSchedulerDriver:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._acks: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()  # statuses to acknowledge
+        self._acks: queue.Queue[dict[str, Any]] = queue.Queue(ACK_BACKLOG)  # statuses to acknowledge
         self._ack_threads: list[threading.Thread] = []
         self._leader: str | None = None  # base URL of the master holding our stream
         self._stream_id: str | None = None
@@ -180,8 +185,6 @@ class MesosSchedulerDriver:
         self._cut_stream()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        for _ in self._ack_threads:
-            self._acks.put(None)
         for thread in self._ack_threads:
             thread.join(timeout=10)
         self.detector.stop()
@@ -294,9 +297,12 @@ class MesosSchedulerDriver:
     def _send_acks(self) -> None:
         """Acknowledge queued statuses until stopped. One the master does not take (no stream, refused) is
         dropped: the agent resends an unacknowledged update, after a re-subscription at once."""
-        while (status := self._acks.get()) is not None:
-            if not self._stop.is_set():
-                self.acknowledgeStatusUpdate(status)
+        while not self._stop.is_set():
+            try:
+                status = self._acks.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self.acknowledgeStatusUpdate(status)
 
     # -- the subscription loop ----------------------------------------------
 
@@ -484,7 +490,12 @@ class MesosSchedulerDriver:
         status = body["status"]
         self.scheduler.statusUpdate(self, status)
         if self.implicit_acknowledgements:  # after the scheduler has it, as libmesos does; sent by _send_acks
-            self._acks.put(status)
+            while not self._stop.is_set():
+                try:
+                    self._acks.put(status, timeout=0.5)
+                    return
+                except queue.Full:
+                    self._last_activity = time.monotonic()  # waiting on our own backlog is not the master's silence
 
     def _on_operation_status(self, body: dict[str, Any]) -> None:
         status = body["status"]
