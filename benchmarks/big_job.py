@@ -33,7 +33,7 @@ N values of ``n``, about 5.8 bytes each), is encoded anew for each task and,
 being over 32 KiB, written to a file of its own (``planner.task_environment``,
 called by the dispatcher's ``_launch_ready``): 24 ms and 575 KiB per task at
 100,000 (about 40 minutes and 55 GiB of task files for the job on this
-machine), 12 ms at 40,000. ``--quick``: 1,000 and 5,000 tasks;
+machine), 15 ms at 50,000. ``--quick``: 1,000 and 5,000 tasks;
 ``--local-tasks``, ``--mesos-tasks`` (0: not run) and ``--stores`` pick the parts.
 """
 
