@@ -316,7 +316,9 @@ def rows_for(r: Result) -> list[Row]:
         Row(bench, "submission to every task launched (an attempt each, handed to the backend)",
             f"{r.launching:.1f} s ({r.tasks / r.launching:,.0f} tasks/s)",
             f"first half: {r.half_launched:.1f} s, second half: {r.launching - r.half_launched:.1f} s",
-            f"{(r.launching - r.half_launched) / r.half_launched:.1f}x"),
+            # a job launched in a turn or two (DispatcherOptions.batch each) has no halves worth comparing
+            f"{(r.launching - r.half_launched) / r.half_launched:.1f}x" if r.launching - r.half_launched >= 1.0
+            else "-"),
     ]
     if r.finished is not None:
         rows.append(Row(bench, "submission to the job's success (every task run)", f"{r.finished:.1f} s",
