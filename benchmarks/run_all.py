@@ -17,11 +17,11 @@ from pathlib import Path
 
 from _common import BENCH_DIR, PYTHON, Row, load_rows, machine_description, markdown_table
 
-BENCHMARKS = ("dispatch_overhead.py", "http_latency.py", "queued_memory.py", "yarn_backend.py",
+BENCHMARKS = ("dispatch_overhead.py", "http_latency.py", "queued_memory.py", "yarn_backend.py", "mesos_throughput.py",
               "slurm_overhead.py", "accounting_report.py", "console.py")
 # These print their own table (their columns differ); their output passes through.
 OWN_TABLES = ("mesos_placement.py", "mesos_scheduler.py")
-# Long ones (stores of a million jobs, jobs of 100,000 tasks: most of an hour together), run with --long only.
+# Long ones (stores of a million jobs, a job of 40,000 tasks on Mesos: most of an hour together), run with --long only.
 LONG = ("scale.py", "big_job.py")
 
 

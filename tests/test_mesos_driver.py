@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mesos_backend.mesos import driver as driver_module
 from mesos_backend.mesos.backend import FrameworkOptions
 from mesos_backend.mesos.detector import create_detector
 from mesos_backend.mesos.driver import FAILED_OVER, DriverTimeouts, MesosSchedulerDriver, NoLeaderError, error_kind
@@ -211,3 +212,73 @@ def test_a_call_the_master_answers_not_subscribed_makes_the_driver_subscribe_aga
         assert driver.reviveOffers() is True
     finally:
         driver.stop()
+
+
+class OneTask(Recorder):
+    """Launches one short task on its first offer and records the states of its updates."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.launched = False
+        self.states: list[str] = []
+
+    def resourceOffers(self, driver, offers):  # noqa: N802
+        if not self.launched:
+            self.launched = True
+            offer, offers = offers[0], offers[1:]
+            cpus = next(r for r in offer["resources"] if r["name"] == "cpus")
+            driver.launchTasks([offer["id"]], [{"name": "ack", "task_id": {"value": "ack-1"},
+                                                "agent_id": offer["agent_id"], "command": {"value": "true"},
+                                                "resources": [{**cpus, "scalar": {"value": 0.1}}]}])
+        if offers:
+            driver.declineOffer([o["id"] for o in offers])
+
+    def statusUpdate(self, driver, status):  # noqa: N802
+        self.states.append(status["state"])
+
+
+def test_the_stream_is_read_on_while_an_acknowledgement_travels(mesos_master):
+    """Implicit acknowledgements go out beside the stream: one the master is slow to answer holds no later
+    event back (heartbeats keep coming), and once it is through the task's later updates follow."""
+    recorder = OneTask()
+    driver = driver_for(mesos_master.leader.address, recorder)
+    held, release = threading.Event(), threading.Event()
+    post = driver._call_client.post
+
+    def slow_acknowledgements(url, json, **options):
+        if json["type"] == "ACKNOWLEDGE" and not release.is_set():
+            held.set()
+            release.wait(60)  # longer than the test waits for heartbeats
+        return post(url, json=json, **options)
+
+    driver._call_client.post = slow_acknowledgements
+    driver.start()
+    try:
+        wait_for(held.is_set, 10)
+        heartbeats = recorder.heartbeats
+        wait_for(lambda: recorder.heartbeats >= heartbeats + 2, 10)  # read while the acknowledgement waits
+        release.set()
+        wait_for(lambda: "TASK_FINISHED" in recorder.states, 10)
+        assert list(dict.fromkeys(recorder.states)) == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
+    finally:
+        release.set()
+        driver.stop()
+
+
+def test_acknowledgements_waiting_to_go_out_are_bounded(monkeypatch):
+    """Beyond ACK_BACKLOG unsent acknowledgements the stream waits (an agent's next update waits for them)."""
+    monkeypatch.setattr(driver_module, "ACK_BACKLOG", 2)
+    recorder = OneTask()
+    driver = driver_for("127.0.0.1:9", recorder)  # never started: no acknowledgement goes out
+    update = {"status": {"task_id": {"value": "t"}, "agent_id": {"value": "a"}, "uuid": "x"}}
+    for state in ("TASK_STARTING", "TASK_RUNNING"):
+        driver._on_update({"status": {**update["status"], "state": state}})
+    reader = threading.Thread(target=driver._on_update, args=({"status": {**update["status"],
+                                                                          "state": "TASK_FINISHED"}},))
+    reader.start()
+    wait_for(lambda: len(recorder.states) == 3, 10)  # the scheduler has the third update; its ack has no room
+    reader.join(1.0)
+    assert reader.is_alive() and driver._acks.qsize() == 2
+    driver._acks.get_nowait()  # one went out
+    reader.join(10)
+    assert not reader.is_alive() and driver._acks.qsize() == 2

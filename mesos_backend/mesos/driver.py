@@ -2,7 +2,15 @@
 
 It keeps one SUBSCRIBE stream open to the leading master and turns its
 RecordIO events into ``Scheduler`` callbacks; other calls go out on a second
-connection with the stream's ``Mesos-Stream-Id``. It follows 307 redirects
+connection with the stream's ``Mesos-Stream-Id``. Implicit acknowledgements
+of status updates go out from ``ACK_SENDERS`` threads of their own (each on its
+own connection), as libmesos sends calls without waiting for their answers: the
+stream is read on while they travel, so a busy cluster's updates cost no
+round trip each to the thread that reads them. At most ``ACK_BACKLOG`` wait to
+go out; beyond, the stream waits for them: an agent sends a task's next update
+only once the last one is acknowledged, so a backlog that grew without bound
+would hold back every task's end (and the offers read meanwhile would launch
+ever more tasks into it). It follows 307 redirects
 to the leader, retries 503s and connection errors with capped exponential
 backoff (reset once a subscription succeeds), watches heartbeats (a stream
 silent for ``missed_heartbeats`` intervals is dead: it is cut and the driver
@@ -23,6 +31,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import queue
 import random
 import socket
 import ssl
@@ -41,6 +50,8 @@ from .scheduler import Scheduler
 LOG = logging.getLogger(__name__)
 API_PATH = "/api/v1/scheduler"
 MAX_REDIRECTS = 5
+ACK_SENDERS = 2  # threads (connections) the implicit acknowledgements go out on
+ACK_BACKLOG = 256  # acknowledgements waiting to go out before the stream waits for them
 
 
 class MesosError(Exception):
@@ -120,6 +131,8 @@ class MesosSchedulerDriver:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._acks: queue.Queue[dict[str, Any]] = queue.Queue(ACK_BACKLOG)  # statuses to acknowledge
+        self._ack_threads: list[threading.Thread] = []
         self._leader: str | None = None  # base URL of the master holding our stream
         self._stream_id: str | None = None
         self._connected = threading.Event()
@@ -158,6 +171,11 @@ class MesosSchedulerDriver:
                         "([mesos] tls = true, https:// masters or a ca_file)", self.framework_info.get("principal"))
         self._thread = threading.Thread(target=self._run, name="mesos-driver", daemon=True)
         self._thread.start()
+        if self.implicit_acknowledgements:
+            self._ack_threads = [threading.Thread(target=self._send_acks, name=f"mesos-ack-{n}", daemon=True)
+                                 for n in range(ACK_SENDERS)]
+            for thread in self._ack_threads:
+                thread.start()
 
     def stop(self, failover: bool = True) -> None:
         """Disconnect. ``failover=False`` tears the framework down (its tasks are killed)."""
@@ -167,6 +185,8 @@ class MesosSchedulerDriver:
         self._cut_stream()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        for thread in self._ack_threads:
+            thread.join(timeout=10)
         self.detector.stop()
         self._stream_client.close()
         self._call_client.close()
@@ -273,6 +293,16 @@ class MesosSchedulerDriver:
             if attempt + 1 < self.timeouts.call_attempts and not self._stop.wait(delay):
                 delay = min(delay * 2, self.timeouts.backoff_max)
         return False
+
+    def _send_acks(self) -> None:
+        """Acknowledge queued statuses until stopped. One the master does not take (no stream, refused) is
+        dropped: the agent resends an unacknowledged update, after a re-subscription at once."""
+        while not self._stop.is_set():
+            try:
+                status = self._acks.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self.acknowledgeStatusUpdate(status)
 
     # -- the subscription loop ----------------------------------------------
 
@@ -459,8 +489,13 @@ class MesosSchedulerDriver:
     def _on_update(self, body: dict[str, Any]) -> None:
         status = body["status"]
         self.scheduler.statusUpdate(self, status)
-        if self.implicit_acknowledgements:
-            self.acknowledgeStatusUpdate(status)
+        if self.implicit_acknowledgements:  # after the scheduler has it, as libmesos does; sent by _send_acks
+            while not self._stop.is_set():
+                try:
+                    self._acks.put(status, timeout=0.5)
+                    return
+                except queue.Full:
+                    self._last_activity = time.monotonic()  # waiting on our own backlog is not the master's silence
 
     def _on_operation_status(self, body: dict[str, Any]) -> None:
         status = body["status"]
