@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from mesos_backend import TaskSpec, TaskState
+from mesos_backend import FetchUri, TaskSpec, TaskState
 from mesos_backend.mesos.backend import MesosBackend, SchedulingOptions
 from mesos_backend.mesos.driver import DriverTimeouts
 from mesos_backend.testing import proto
@@ -126,6 +126,46 @@ def test_dismissing_a_job_kills_its_running_tasks(tmp_path, sample_data, mesos_m
         wait_for(lambda: not any(r.agent.tasks for r in mesos_master.cluster.agents.values()), 10)
     finally:
         close_gateway(gateway)
+
+
+def test_a_task_timeout_bounds_its_run_not_its_wait_to_start(tmp_path, mesos_master):
+    """Mesos reports RUNNING after the fetch: a task whose URI is slow to come is not killed for that wait."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked, release = threading.Event(), threading.Event()
+
+    class SlowFile(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            asked.set()
+            release.wait(60)
+            self.send_response(200)
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"hi\n")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowFile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    events = []
+    backend = MesosBackend(mesos_master.leader.address, scheduling=SchedulingOptions(offer_refuse_seconds=0.2),
+                           timeouts=DriverTimeouts(backoff_initial=0.1))
+    backend.start(events.append)
+    try:
+        uri = FetchUri(f"http://127.0.0.1:{server.server_address[1]}/greeting.txt")
+        backend.launch(TaskSpec("fetch-slowly", ["cat", "greeting.txt"], timeout=1.0, uris=[uri]))
+        assert asked.wait(30), "the agent never fetched the task's URI"
+        began = time.monotonic()
+        wait_for(lambda: time.monotonic() - began > 3.0, 10)  # three timeouts spent waiting for the file
+        release.set()
+        wait_for(lambda: any(e.state.is_terminal for e in events), 30)
+        (final,) = [e for e in events if e.state.is_terminal]
+        assert final.state is TaskState.FINISHED and final.succeeded, final
+    finally:
+        release.set()
+        backend.stop()
+        server.shutdown()
 
 
 def test_a_task_past_its_timeout_is_killed_and_reported_failed(tmp_path, mesos_master):

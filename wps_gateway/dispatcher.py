@@ -343,18 +343,17 @@ class Dispatcher:
         held = self.backend.active_tasks()
         if held is None:
             return
-        with self.store.sessions() as session:
-            attempts = session.scalars(select(TaskAttempt).where(TaskAttempt.status.in_(ACTIVE_ATTEMPT),
-                                                                 TaskAttempt.backend == self.backend.name)
-                                       .options(selectinload(TaskAttempt.task).selectinload(Task.job))).all()
-            active = {a.backend_task_id: a for a in attempts}
+        with self.store.sessions() as session:  # the ids of every active attempt; whole rows only of the missing
+            active = set(session.connection().execute(_ACTIVE_ATTEMPT_IDS, {"backend": self.backend.name}).scalars())
             in_flight = {e.task_id for e in self._pending}
             missing = {t for t in active if t not in held and t not in in_flight}
-            unwanted = held - active.keys()
+            unwanted = held - active
             seen_missing, seen_unwanted = self._drift_seen
             self._drift_seen = (missing, unwanted)
             missing, unwanted = missing & seen_missing, unwanted & seen_unwanted  # seen twice in a row
-            hints = {t: _recovery_hint(active[t]) for t in missing}
+            hints = {a.backend_task_id: _recovery_hint(a) for a in session.scalars(
+                select(TaskAttempt).where(TaskAttempt.backend_task_id.in_(missing))
+                .options(selectinload(TaskAttempt.task).selectinload(Task.job)))} if missing else {}
         if missing:
             LOG.warning("%d attempt(s) active in the store are unknown to the %s backend; recovering them",
                         len(missing), self.backend.name)
@@ -730,37 +729,35 @@ class Dispatcher:
         return text
 
     def _launch_ready(self) -> None:
-        """Hand the ready tasks to the backend (at most ``batch`` a turn), a chunk at a time: each chunk's
-        attempts and states are committed, then launched, so the first tasks of a large job start while the
-        rest are still being written."""
+        """Hand the ready tasks to the backend, at most ``batch`` a turn: found by one query, then written and
+        launched a chunk at a time (each chunk's attempts committed before it is launched), so the first
+        tasks of a large job start while the rest are still being written."""
         now = time.monotonic()
         waiting = [task_id for task_id, at in self._retry_at.items() if at > now]
         if len(waiting) < len(self._retry_at):
             self._retry_at = {task_id: self._retry_at[task_id] for task_id in waiting}
         self._maybe_ready = False
-        left = self.options.batch
         try:
-            while left > 0:
-                chunk = min(LAUNCH_CHUNK, left)
-                launched = self._launch_chunk(chunk, waiting)
-                left -= launched
-                if launched < chunk:
-                    return
-            self._maybe_ready = True  # a whole batch went: more may wait, for the next turn
+            with self.store.sessions() as session:
+                ready = session.connection().execute(_ready_tasks(self.options.batch, bool(waiting)),
+                                                     {"waiting": waiting} if waiting else {}).all()
+            for start in range(0, len(ready), LAUNCH_CHUNK):
+                self._launch_chunk(ready[start:start + LAUNCH_CHUNK])
+            self._maybe_ready = len(ready) == self.options.batch  # more may wait: launch on the next turn
         except BaseException:
             self._maybe_ready = True
             raise
 
-    def _launch_chunk(self, limit: int, waiting: list[str]) -> int:
-        """Write the attempts of up to ``limit`` ready tasks in one transaction, then launch them; how many."""
+    def _launch_chunk(self, ready: list[Any]) -> None:
+        """Write the attempts of those of ``ready`` that still are (read again in the write transaction: a
+        dismissal may have come since), then launch them."""
         specs: list[TaskSpec] = []
-        with self.store.session() as session:
+        with self._write() as session:
             connection = session.connection()
-            tasks = connection.execute(_ready_tasks(limit, bool(waiting)),
-                                       {"waiting": waiting} if waiting else {}).all()
+            still = set(connection.execute(_STILL_READY, {"task_ids": [t.id for t in ready]}).scalars())
+            tasks = [t for t in ready if t.id in still]
             if not tasks:
-                return 0
-            self._fence(session)
+                return
             jobs = {row.id: row for row in connection.execute(_LAUNCHED_JOBS,
                                                               {"job_ids": list({t.job_id for t in tasks})})}
             attempts, changes = [], []
@@ -779,7 +776,6 @@ class Dispatcher:
             connection.execute(_update_by_id(Task, ("attempts", "status")), changes)
         for spec in specs:  # after commit: a crash in between leaves 'launched' rows that recovery reruns
             self.backend.launch(spec)
-        return len(specs)
 
 
 class _Row:
@@ -834,6 +830,11 @@ _JOB_PROGRESS = (update(Job.__table__).where(Job.__table__.c.id == bindparam("jo
                  .values(progress=bindparam("progress"), message=bindparam("message")))
 _DISMISSING = select(Job.id).where(Job.cancel_requested.is_(True), Job.status.in_(JobStatus.ACTIVE))
 _ANY_ACCEPTED = select(Job.id).where(Job.status == JobStatus.ACCEPTED).limit(1)
+_ACTIVE_ATTEMPT_IDS = select(TaskAttempt.backend_task_id).where(TaskAttempt.status.in_(ACTIVE_ATTEMPT),
+                                                             TaskAttempt.backend == bindparam("backend"))
+_STILL_READY = (select(Task.id).join(Job, Task.job_id == Job.id)
+                .where(Task.id.in_(bindparam("task_ids", expanding=True)), Task.status == TaskStatus.QUEUED,
+                       Job.status == JobStatus.RUNNING, Job.cancel_requested.is_(False)))
 _LAUNCHED_JOBS = (select(Job.id, Job.user, Job.process_id, Job.priority, Job.inputs)
                   .where(Job.id.in_(bindparam("job_ids", expanding=True))))
 

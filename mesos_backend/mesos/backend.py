@@ -13,7 +13,7 @@ objects. What Marathon and Cook taught about running for months:
   nothing is queued and revived when work arrives;
 - TASK_UNREACHABLE is waited for ``unreachable_timeout`` and then given up
   (the dispatcher reruns the task; the old one is killed if it comes back);
-- a task past its timeout is killed and reported FAILED (``timeout``);
+- a task past its timeout (counted from its TASK_RUNNING) is killed and reported FAILED (``timeout``);
 - an ERROR from the master ends the subscription for good: a removed
   framework's tasks are reported lost and a new framework is registered; a
   framework another instance took over (or one the master refuses) stops,
@@ -129,7 +129,7 @@ class ActiveTask:
     """A task launched on (or recovered from) the cluster that has not ended yet."""
 
     agent_id: str | None
-    launched_at: float  # monotonic; the timeout counts from here
+    timeout_from: float  # monotonic; the timeout runs from its first TASK_RUNNING (reset then), not from placement
     timeout: float | None = None
     started_at: float | None = None  # wall clock, from the RUNNING update
     kill_cause: str | None = None  # killed | timeout | unreachable
@@ -523,6 +523,7 @@ class MesosBackend(Backend, Scheduler):
                 if active.started_at is not None:
                     return  # seen running already
                 active.started_at = float(update.get("timestamp") or time.time())
+                active.timeout_from = time.monotonic()  # waiting for a slot, a fetch or an agent is not running
             event = to_event(update, active.kill_cause, active.started_at)
             if event is None:
                 return
@@ -791,7 +792,7 @@ class MesosBackend(Backend, Scheduler):
     def _timed_out(self, task_id: str, active: ActiveTask, now: float) -> bool:
         """Past its timeout: mark it to be killed (and counted failed)."""
         timeout = active.timeout
-        if timeout and not active.kill_cause and now - active.launched_at > timeout:
+        if timeout and active.started_at is not None and not active.kill_cause and now - active.timeout_from > timeout:
             LOG.warning("task %s ran past its timeout of %.0f s; killing it", task_id, timeout)
             active.kill_cause = "timeout"
             return True
