@@ -33,6 +33,7 @@ from mesos_backend.local import LocalBackend
 from processes.descriptor import Processor, load_descriptor_file
 from wps_gateway.address_policy import AddressPolicy
 from wps_gateway.config import load_settings
+from wps_gateway.heap import freeze_startup_heap
 from wps_gateway.inputs import RawInput, check_inputs
 from wps_gateway.jobs import ResponseForm, submit_job, wait_for_job
 from wps_gateway.runner import DispatcherRunner
@@ -117,6 +118,12 @@ def run_dispatcher(processor: Processor, n: int, slots: int, workdir: Path, poll
     try:
         if not runner.is_leader.wait(30):
             raise RuntimeError("the dispatcher did not become active")
+        deadline = time.monotonic() + 30  # and has started (its backend up, a first turn done): it idles
+        while runner.dispatcher.turns < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the dispatcher did not take its first turn")
+            time.sleep(0.01)
+        freeze_startup_heap()  # as wps-gateway serve and dispatch do once started
         inputs = check_inputs(processor, {"n": [RawInput(value=i) for i in range(n)]}, AddressPolicy())
         start = time.perf_counter()
         job = submit_job(store, settings.jobs_dir, processor, inputs, ResponseForm(asynchronous=True),

@@ -18,6 +18,7 @@ from . import redaction
 from .admin import commands as admin_commands
 from .batch import run as batch_run
 from .config import ConfigError, load_settings
+from .heap import freeze_startup_heap
 from .schedules import commands as schedule_commands
 from .store.db import Store
 from .xml_guard import LibxmlTooOld, require_libxml2_limits
@@ -204,6 +205,7 @@ def _dispatch(settings, store: Store) -> int:
 
     runner = DispatcherRunner(settings, store)
     _on_signals(runner.stop_event.set, runner.hurry)
+    freeze_startup_heap()
     runner.run()
     return 0
 
@@ -229,6 +231,7 @@ def _serve(settings, store: Store, args) -> int:
              args.host, args.port, settings.url)
 
     _on_signals(lambda: None, runner.hurry if runner is not None else lambda: None, interrupt=_StopServing)
+    freeze_startup_heap()
     try:
         server.run()  # returns once a signal stopped it; requests under way were given time to finish
     finally:
