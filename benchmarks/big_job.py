@@ -1,4 +1,4 @@
-"""One job of 10,000 tasks on the local backend and one of 40,000 on the Mesos test master.
+"""One job of 10,000 tasks on the local backend and one of 100,000 on the Mesos test master.
 
 Each job is ``bench-noop`` (one ``/bin/true`` task per value of ``n``),
 submitted as an Execute submits it (``check_inputs``, ``submit_job`` with its
@@ -26,14 +26,11 @@ the planning time). Measured:
 The local job runs to its end (2 slots). The Mesos job runs on the test
 master (``python -m mesos_backend.testing.master``, 10 agents of 8 cpus, in a
 process of its own) until every task is launched and then ``MESOS_RUN``
-seconds more; it is not run to its end. Its default size is 40,000 tasks, not
-the 100,000 of issue 15: launching is quadratic in the job's size, because
-every task's ``WPS_TASK`` document carries all of the job's inputs (here the
-N values of ``n``, about 5.8 bytes each), is encoded anew for each task and,
-being over 32 KiB, written to a file of its own (``planner.task_environment``,
-called by the dispatcher's ``_launch_ready``): 24 ms and 575 KiB per task at
-100,000 (about 40 minutes and 55 GiB of task files for the job on this
-machine), 15 ms at 50,000. ``--quick``: 1,000 and 5,000 tasks;
+seconds more; it is not run to its end. (Each task's ``WPS_TASK`` document
+names the job's inputs, written once to a file of the job, once they make it
+too large for the environment: before, a job of N tasks over N inputs copied
+them into every task, and launching was quadratic in the job's size.)
+``--quick``: 1,000 and 5,000 tasks;
 ``--local-tasks``, ``--mesos-tasks`` (0: not run) and ``--stores`` pick the parts.
 """
 
@@ -350,13 +347,13 @@ def stores(kind: str, workdir: Path) -> Iterator[tuple[str, str]]:
 
 def task_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-tasks", type=int, help="tasks of the local job (default 10,000; 0: not run)")
-    parser.add_argument("--mesos-tasks", type=int, help="tasks of the Mesos job (default 40,000; 0: not run)")
+    parser.add_argument("--mesos-tasks", type=int, help="tasks of the Mesos job (default 100,000; 0: not run)")
     parser.add_argument("--stores", default="SQLite,PostgreSQL", help="which stores, comma-separated")
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], task_options)
-    local_tasks, mesos_tasks, mesos_run = (1_000, 5_000, 5.0) if args.quick else (10_000, 40_000, MESOS_RUN)
+    local_tasks, mesos_tasks, mesos_run = (1_000, 5_000, 5.0) if args.quick else (10_000, 100_000, MESOS_RUN)
     local_tasks = local_tasks if args.local_tasks is None else args.local_tasks
     mesos_tasks = mesos_tasks if args.mesos_tasks is None else args.mesos_tasks
     kinds = [kind for kind in ("SQLite", "PostgreSQL") if kind in args.stores.split(",")]
