@@ -59,7 +59,8 @@ class ZooKeeperServer:
     def _write_config(self) -> Path:
         config = self.root / "zoo.cfg"
         config.write_text("\n".join([
-            "tickTime=500",  # short session timeouts bounds (2-20 ticks), so expiry tests are quick
+            "tickTime=500",  # short session timeouts allowed (from 2 ticks), so expiry tests are quick
+            "maxSessionTimeout=60000",  # and long ones, for sessions that must outlive a restart on a busy machine
             f"dataDir={self.root / 'data'}",
             f"clientPort={self.port}",
             "clientPortAddress=127.0.0.1",
