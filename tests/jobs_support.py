@@ -89,9 +89,10 @@ def runs_per_task(jobs_dir: Path, job_id: str) -> dict[str, int]:
 
 def dismiss_once_running(gateway: Gateway, tasks: int = 2) -> str:
     """Sleepy squares dismissed once all run; returns when every attempt is recorded killed."""
-    job_id = submit_sleepy(gateway, list(range(1, tasks + 1)), seconds=300)  # they end only by the kill
-    wait_for(lambda: len(running(gateway, job_id)) == tasks, 60, "every task running")
+    job_id = submit_sleepy(gateway, list(range(1, tasks + 1)), seconds=30)  # the longest sleepy-squares allows
+    wait_for(lambda: len(running(gateway, job_id)) == tasks, 30, "every task running")
     request_dismiss(gateway.store, job_id)
     gateway.runner.wake()
-    wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 60, "every attempt killed")
+    # up to the tasks' own end: a kill recorded later than that could not be told from their finishing
+    wait_for(lambda: all(a.status == "killed" for a in attempts_of(gateway, job_id)), 30, "every attempt killed")
     return job_id
