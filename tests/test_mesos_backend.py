@@ -95,6 +95,35 @@ def test_a_framework_the_master_removed_reports_its_tasks_lost_and_registers_ane
         backend.stop()
 
 
+class CountingState(MemoryState):
+    """A backend state that counts its reads (a store read per status update would be a query per event)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: str) -> str | None:
+        self.reads += 1
+        return super().get(key)
+
+
+def test_status_updates_and_the_status_read_no_stored_state(mesos_master):
+    state = CountingState()
+    backend, events = backend_on(mesos_master, state=state)
+    try:
+        wait_for(lambda: state.get("framework_id") is not None, 30, "the framework to register")
+        framework_id, reads = state.get("framework_id"), state.reads
+        for n in range(3):
+            backend.launch(TaskSpec(f"quick-{n}", ["true"], resources=Resources(cpus=0.1, mem=16)))
+        wait_for(lambda: all(of(events, f"quick-{n}", TaskState.FINISHED) for n in range(3)), 60)
+        started = [e for n in range(3) for e in of(events, f"quick-{n}", TaskState.STARTED)]
+        assert len(started) == 3 and all(framework_id in e.sandbox for e in started)
+        assert backend.status()["framework_id"] == framework_id
+        assert state.reads == reads  # three tasks' updates (sandbox paths) and a status: no read of the state
+    finally:
+        backend.stop()
+
+
 def test_a_framework_the_master_refuses_says_so_and_does_not_retry(tmp_path):
     with own_master(tmp_path, agents=1, flags=MasterFlags(roles=frozenset({"eo"}))) as master:
         backend, events = backend_on(master, framework=FrameworkOptions(role="wps"))

@@ -198,6 +198,7 @@ class MesosBackend(Backend, Scheduler):
         self._lock = threading.RLock()
         self._on_event: EventCallback | None = None
         self._driver: MesosSchedulerDriver | None = None
+        self._framework_id: str | None = None  # this instance's, as stored (read once: status updates need it)
         self._paused = False
         self._suppressed = False
         self._stop = threading.Event()
@@ -206,7 +207,7 @@ class MesosBackend(Backend, Scheduler):
         self._revive_at: float | None = None
 
     def __repr__(self) -> str:
-        return f"<MesosBackend {self._detector!r} framework={self.state.get(FRAMEWORK_ID_KEY)}>"
+        return f"<MesosBackend {self._detector!r} framework={self._framework_id}>"
 
     # -- Backend interface ----------------------------------------------------
 
@@ -357,7 +358,7 @@ class MesosBackend(Backend, Scheduler):
             return {
                 "backend": self.name, "queued": self._placer.pending(), "running": len(self._active),
                 "capacity": _amounts(capacity), "used": _amounts(used),
-                "framework_id": self.state.get(FRAMEWORK_ID_KEY), "framework_name": self.framework.name,
+                "framework_id": self._framework_id, "framework_name": self.framework.name,
                 "role": self.framework.role,
                 "master": driver.master if driver is not None else None,
                 "subscribed": bool(driver is not None and driver.connected),
@@ -376,7 +377,7 @@ class MesosBackend(Backend, Scheduler):
     def registered(self, driver: MesosSchedulerDriver, framework_id: dict[str, str],
                    master_info: dict[str, Any]) -> None:
         LOG.info("registered with Mesos as framework %s", framework_id["value"])
-        self.state.put(FRAMEWORK_ID_KEY, framework_id["value"])
+        self._keep_framework_id(framework_id["value"])
         self._after_subscribe()
 
     def reregistered(self, driver: MesosSchedulerDriver, master_info: dict[str, Any]) -> None:
@@ -396,7 +397,7 @@ class MesosBackend(Backend, Scheduler):
                 return  # an old driver's last word
             if kind == REMOVED:
                 LOG.error("Mesos removed the framework: %s; its tasks are rerun under a new framework", message)
-                self.state.put(FRAMEWORK_ID_KEY, None)
+                self._keep_framework_id(None)
                 lost = list(self._active)
                 self._active.clear()
                 for task_id in lost:
@@ -537,8 +538,13 @@ class MesosBackend(Backend, Scheduler):
 
     def _sandbox_path(self, task_id: str) -> str | None:
         """The agent's virtual path of a command task's sandbox (the command executor's id is the task's)."""
-        framework_id = self.state.get(FRAMEWORK_ID_KEY)
+        framework_id = self._framework_id
         return sandbox_path(framework_id, task_id) if framework_id else None
+
+    def _keep_framework_id(self, framework_id: str | None) -> None:
+        """Store the framework id (a restarted gateway subscribes with it again) and keep it at hand."""
+        self.state.put(FRAMEWORK_ID_KEY, framework_id)
+        self._framework_id = framework_id
 
     def _learn_agents(self, offers: list[dict[str, Any]]) -> None:
         """Where each agent is: its host name, attributes and the HTTP address offers give (``Offer.url``)."""
@@ -589,7 +595,7 @@ class MesosBackend(Backend, Scheduler):
             driver.leader_changed(address)
 
     def _start_driver(self) -> None:
-        framework_id = self.state.get(FRAMEWORK_ID_KEY)
+        framework_id = self._framework_id = self.state.get(FRAMEWORK_ID_KEY)
         info = self.framework.framework_info(framework_id)
         self._suppressed = False
         self._driver = MesosSchedulerDriver(self, info, self._detector, principal=self.framework.principal,
