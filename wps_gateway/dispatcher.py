@@ -54,6 +54,7 @@ from .accounting.usage import add_to_jobs, measured_usage
 from .batch import BATCH_PROCESS
 from .batch.planner import engine_fields
 from .control import OperatorRequests
+from .job_views import STATUS_OF
 from .jobs import processor_of
 from .leader_lock import Leadership, LeadershipLost
 from .metrics.dispatch import DispatchMetrics
@@ -479,7 +480,7 @@ class Dispatcher:
         thousand.
         """
         connection = session.connection()
-        if connection.execute(_JOB_STATUS, {"job_id": job_id}).scalar() in JobStatus.FINAL:
+        if connection.execute(STATUS_OF, {"job_id": job_id}).scalar() in JobStatus.FINAL:
             return []
         counts: dict[tuple[str, str], int] = {
             (step, status): n for step, status, n in connection.execute(_TASK_COUNTS, {"job_id": job_id})}
@@ -822,7 +823,6 @@ _EVENT_ROWS = (select(TaskAttempt.id, TaskAttempt.backend_task_id, TaskAttempt.n
                .where(TaskAttempt.backend_task_id.in_(bindparam("backend_ids", expanding=True))))
 _INSERT_EVENTS = insert(AttemptEvent.__table__)
 _INSERT_ATTEMPTS = insert(TaskAttempt.__table__)
-_JOB_STATUS = select(Job.status).where(Job.id == bindparam("job_id"))
 _TASK_COUNTS = (select(Task.step, Task.status, func.count()).where(Task.job_id == bindparam("job_id"))
                 .group_by(Task.step, Task.status))
 _JOB_PROGRESS = (update(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"),

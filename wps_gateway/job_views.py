@@ -45,6 +45,8 @@ LIST_COLUMNS = ("id", "process_id", "status", "message", "progress", "user", "gr
 
 _STATUS = select(*(_JOB[name] for name in STATUS_COLUMNS)).where(_JOB.id == bindparam("job_id"))
 _COLUMN = {name: select(_JOB[name]).where(_JOB.id == bindparam("job_id")) for name in _JOB.keys()}
+# A job's status alone (parameter ``job_id``): what waiting for a job and the dispatcher's turns look at.
+STATUS_OF = _COLUMN["status"]
 
 
 class JobView:

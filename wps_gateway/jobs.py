@@ -16,12 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import Select, and_, func, or_, select, tuple_, update
 
 from processes.descriptor import IOSpec, Processor, parse_descriptor
 
 from .inputs import CheckedInputs, write_inline_inputs
-from .job_views import JobNotFound, JobView, list_columns
+from .job_views import STATUS_OF, JobNotFound, JobView, list_columns
 from .planner import job_paths
 from .store.db import Store
 from .store.models import Job, JobStatus, seconds_between, utcnow
@@ -133,13 +133,10 @@ def wait_for_job(store: Store, job_id: str, timeout: float, interval: float = 0.
     deadline = time.monotonic() + timeout
     while True:
         with store.engine.connect() as connection:  # the status column only: a poll costs no ORM load
-            status = connection.execute(_STATUS_OF, {"job_id": job_id}).scalar()
+            status = connection.execute(STATUS_OF, {"job_id": job_id}).scalar()
         if status is None or status in JobStatus.FINAL or time.monotonic() >= deadline:
             return get_job(store, job_id)
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-
-
-_STATUS_OF = select(Job.status).where(Job.id == bindparam("job_id"))
 
 
 def request_dismiss(store: Store, job_id: str) -> Job:
