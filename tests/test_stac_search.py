@@ -13,6 +13,8 @@ import pytest
 from shapely.geometry import box
 from sqlalchemy import event
 
+from wps_gateway.jobs import PageKey
+from wps_gateway.ogcapi import paging
 from wps_gateway.stac import records
 from wps_gateway.store.models import Job, JobStatus, StacItem
 
@@ -103,7 +105,8 @@ def _documents(gateway: Gateway, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def test_a_token_no_next_link_gave_is_a_400(front):
-    for token in ("nonsense", "W10", records.ItemKey(START, "x").token()[:-3]):
+    for token in ("nonsense", "W10", paging.cursor(paging.NEXT, PageKey(START, "x"))[:-3],
+                  paging.cursor(paging.PREV, PageKey(START, "x"))):
         problem = front.client.get("/stac/search", {"token": token}, status=400).json
         assert problem["status"] == 400 and "token" in problem["detail"], token
     problem = front.client.post_json("/stac/search", {"token": 5}, status=400).json

@@ -23,13 +23,15 @@ from werkzeug.wrappers import Request, Response
 
 from ..auth.identity import identity_of, require
 from ..context import GatewayContext
+from ..jobs import PageKey
+from ..ogcapi import paging
 from ..ogcapi.execute import read_json_body
 from ..ogcapi.openapi import OPENAPI_MEDIA_TYPE
 from ..ogcapi.problems import Problem, invalid_parameter
 from ..ogcapi.routes import MAX_OFFSET, datetime_interval, int_param, list_param
 from . import records
 from .items import GEOJSON, collection_document, item_url
-from .records import BadToken, Extent, ItemKey, ItemQuery, Page
+from .records import Extent, ItemQuery, Page
 
 JSON = "application/json"
 CONFORMANCE = [
@@ -143,11 +145,11 @@ class StacApi:
             links.append(_link(_with_query(href, args), "self", GEOJSON))
             if following is not None:
                 args = [(k, v) for k, v in args if k not in ("offset", "token")]
-                links.append(_link(_with_query(href, args + [("token", following.token())]), "next", GEOJSON))
+                links.append(_link(_with_query(href, args + [("token", _token(following))]), "next", GEOJSON))
         elif following is not None:
             rest = {k: v for k, v in body.items() if k != "offset"}
             links.append({**_link(href, "next", GEOJSON), "method": "POST", "merge": False,
-                          "body": {**rest, "token": following.token()}})
+                          "body": {**rest, "token": _token(following)}})
         return _json({"type": "FeatureCollection", "features": [self._served(d) for d in found],
                       "numberReturned": len(found), "links": links}, GEOJSON)
 
@@ -226,14 +228,24 @@ class StacApi:
                 Page(limit, offset, _after(body.get("token"))))
 
 
-def _after(token: str | None) -> ItemKey | None:
+def _token(key: PageKey) -> str:
+    """A next link's ``token``: the key of the page's last item, as ``/jobs`` cursors carry theirs."""
+    return paging.cursor(paging.NEXT, key)
+
+
+def _after(token: Any) -> PageKey | None:
     """The key a next link's ``token`` names (None: from the first match); a 400 for a token it never gave."""
     if token is None:
         return None
     try:
-        return ItemKey.from_token(token)
-    except BadToken as exc:
-        raise invalid_parameter(str(exc), "token") from None
+        if not isinstance(token, str):
+            raise ValueError(token)
+        direction, key = paging.read_cursor(token)
+        if direction != paging.NEXT:
+            raise ValueError(token)
+    except ValueError:
+        raise invalid_parameter(f"token {token!r} is not one a next link gave", "token") from None
+    return key
 
 
 def _no_collection(collection_id: str) -> Problem:

@@ -5,15 +5,12 @@ same condition as ``/jobs``), so another user's items are never found.
 Spatial filters are a bounding-box query on indexed columns followed by an
 exact intersection of the item's geometry (shapely); time filters compare
 intervals. Items come newest first, then by id; a page goes on after the last
-item of the one before (its key, a next link's ``token``), so every page
+item of the one before (its key, ``jobs.PageKey`` as for ``/jobs``; a next link's ``token``), so every page
 costs the same and an item added meanwhile shifts none.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from ..jobs import PageKey
 from ..store.db import Store
 from ..store.models import Job, StacItem
 
@@ -44,42 +42,13 @@ class ItemQuery:
     job_id: str | None = None
 
 
-class BadToken(ValueError):
-    """A ``token`` that no next link of this API gave."""
-
-
-@dataclass(frozen=True)
-class ItemKey:
-    """A place in the order searches return items in (newest first, then by id)."""
-
-    created: datetime
-    id: str
-
-    def token(self) -> str:
-        """The key as a next link carries it: opaque to clients, URL-safe."""
-        text = json.dumps([self.created.isoformat(), self.id], separators=(",", ":"))
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-    @classmethod
-    def from_token(cls, token: str) -> ItemKey:
-        """The key a ``token()`` gave; BadToken for anything else."""
-        try:
-            created, item_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            when = datetime.fromisoformat(created)
-            if when.tzinfo is None or not isinstance(item_id, str):
-                raise ValueError(token)
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-            raise BadToken(f"token {token!r} is not one a next link gave") from None
-        return cls(when, item_id)
-
-
 @dataclass(frozen=True)
 class Page:
     """Which matches a search returns: ``limit`` of them, after ``after`` (a next link's), ``offset`` more in."""
 
     limit: int
     offset: int = 0
-    after: ItemKey | None = None
+    after: PageKey | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +90,7 @@ def job_documents(session: Session, job_id: str) -> list[dict[str, Any]]:
     return list(session.scalars(select(StacItem.document).where(StacItem.job_id == job_id).order_by(StacItem.id)))
 
 
-def search(store: Store, query: ItemQuery, page: Page) -> tuple[list[dict[str, Any]], ItemKey | None]:
+def search(store: Store, query: ItemQuery, page: Page) -> tuple[list[dict[str, Any]], PageKey | None]:
     """Up to ``page.limit`` item documents, and the key to go on after (None: nothing more matches).
 
     Without a geometry the database pages (offset and limit); a geometry's exact test reads on in chunks,
@@ -204,13 +173,13 @@ def _scan(store: Store, statement: Select) -> Iterator[Row[Any]]:
         chunk_statement = statement.where(_after(_key(chunk[-1])))
 
 
-def _after(key: ItemKey) -> ColumnElement[bool]:
+def _after(key: PageKey) -> ColumnElement[bool]:
     """The items after ``key`` in the search order: older, or as old with a greater id."""
     return or_(StacItem.created < key.created, and_(StacItem.created == key.created, StacItem.id > key.id))
 
 
-def _key(row: Row[Any]) -> ItemKey:
-    return ItemKey(row.created, row.id)
+def _key(row: Row[Any]) -> PageKey:
+    return PageKey(row.created, row.id)
 
 
 def _visible(statement: Select, visible: ColumnElement[bool] | None) -> Select:
