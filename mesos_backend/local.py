@@ -41,14 +41,16 @@ others must report. Main choices, so that callers can rely on them:
   wall time); one for a task that never ran carries zero usage.
 * A non-zero exit is FINISHED with that ``exit_code`` (negative: killed by
   that signal) and the last non-empty line of stderr as message.
-* Exit status on disk. The command runs under a small ``/bin/sh`` wrapper
-  that writes its exit status (and the CPU time of the task) to
-  ``exit_status`` in the sandbox, then ends the way the task ended. A task
-  that ends while no gateway watches (the gateway was killed) thereby leaves
-  its result where the next run reads it: ``recover`` reports it FINISHED
-  with that exit code, so work that finished is never redone. A task still
-  running when the gateway comes back is adopted (watched to its end), not
-  killed.
+* Exit status on disk. Tasks are started by the backend's task keeper
+  (``mesos_backend.task_keeper``), a small process of its own session that is
+  their parent and outlives the gateway. When a task ends the keeper writes
+  its exit status (and CPU time) to ``exit_status`` in the sandbox, then tells
+  the backend. A task that ends while no gateway watches (the gateway was
+  killed) thereby leaves its result where the next run reads it: ``recover``
+  reports it FINISHED with that exit code, so work that finished is never
+  redone. A task still running when the gateway comes back is adopted
+  (watched to its end), not killed. Nothing runs between the keeper and the
+  task: one fork and exec per task, as ``xargs`` would.
 
 Events are ``LocalTaskEvent`` (a ``TaskEvent`` with the task's ``pid`` once it
 started). ``recover`` needs no hints: it finds the previous run's processes by
@@ -72,7 +74,6 @@ import select
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -91,6 +92,8 @@ from .base import (
     Usage,
 )
 from .fetch import FetchCache, FetchError, fetch_into, source_path
+from .task_keeper import MARKER as KEEPER_MARKER
+from .task_keeper import Keeper, KeeperGone
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,7 @@ REASON_OVERSIZE = "insufficient_resources"
 REASON_KILLED = "killed"
 REASON_STOPPED = "backend_stopped"
 REASON_RESTARTED = "backend_restarted"
+REASON_KEEPER_LOST = "keeper_lost"
 # What an end the backend itself caused reads as, when a later run finds it recorded in the sandbox.
 _ENDED_BY_US = {REASON_TIMEOUT: (TaskState.FAILED, REASON_TIMEOUT), REASON_KILLED: (TaskState.KILLED, REASON_KILLED),
                 REASON_STOPPED: (TaskState.LOST, REASON_STOPPED)}
@@ -112,24 +116,8 @@ _ENDED_BY_US = {REASON_TIMEOUT: (TaskState.FAILED, REASON_TIMEOUT), REASON_KILLE
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_STATUS_FILE = "exit_status"
 END_CAUSE_FILE = "end_cause"  # written by the backend before it signals a task: timeout | killed | backend_stopped
-# The task runs in the foreground of this wrapper, which waits for it whatever
-# signals arrive (a trap runs only after the foreground command ends, and a
-# trapped signal is not inherited as ignored), records how it ended, then ends
-# the same way: by the same signal, or with the same code. The shell's own
-# messages (such as "Segmentation fault") go nowhere, not to the task's stderr;
-# the subshell execs the command, so it costs no extra process.
-_WRAPPER = (
-    'exec 3>&2 2>/dev/null\n'
-    'trap : HUP INT QUIT TERM\n'
-    '("$@" 2>&3 3>&-)\n'
-    's=$?\n'
-    '{ echo "$s"; times; } > "$LOCAL_BACKEND_SANDBOX/' + EXIT_STATUS_FILE + '" 2>/dev/null\n'
-    'trap - HUP INT QUIT TERM\n'
-    'ulimit -c 0\n'
-    'if [ "$s" -gt 128 ]; then kill -"$((s - 128))" "$$"; fi\n'
-    'exit "$s"\n'
-)
-_OUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+# How long an adopted task's keeper may take to record its end once the task has exited.
+KEEPER_RECORD_WAIT = 30.0
 _ZERO_USAGE = Usage(cpu_seconds=0.0, mem_peak_mb=0.0, wall_seconds=0.0)
 # ru_maxrss is in KiB on Linux and in bytes on macOS.
 _MAXRSS_TO_MB = 1.0 / (1024 * 1024) if sys.platform == "darwin" else 1.0 / 1024
@@ -167,6 +155,7 @@ class _Task:
     gpu_ids: list[str] = field(default_factory=list)
     # Why we are ending it, first cause wins: killed | timeout | backend_stopped.
     end_cause: str | None = None
+    adopted: bool = False  # a previous run's task: not our keeper's child
 
 
 class LocalBackend(Backend):
@@ -229,6 +218,7 @@ class LocalBackend(Backend):
         self._on_event: EventCallback | None = None
         self._event_thread: threading.Thread | None = None
         self._timer_thread: threading.Thread | None = None
+        self._keeper_process: Keeper | None = None
 
     # ------------------------------------------------------------------ API
 
@@ -238,6 +228,10 @@ class LocalBackend(Backend):
             if self._state != "new":
                 raise BackendError(f"local backend already {self._state}")
             self.sandbox_root.mkdir(parents=True, exist_ok=True)
+            try:
+                self._keeper_process = Keeper()
+            except OSError as exc:
+                raise BackendError(f"cannot start the local task keeper: {exc}") from exc
             self._on_event = on_event
             self._event_thread = threading.Thread(target=self._deliver_events, name="local-backend-events",
                                                   daemon=True)
@@ -306,11 +300,12 @@ class LocalBackend(Backend):
         The previous run's processes are not our children, so they are found
         by the ``LOCAL_BACKEND_TASK_ID`` variable in ``/proc/<pid>/environ``; a
         pid whose environment does not carry that task id is never signalled.
-        For each task: if its wrapper (the leader of its session) still runs,
-        it is adopted: it holds its resources and is watched until it ends. If
-        not, stray processes of it are killed, and the ``exit_status`` its
-        wrapper wrote decides: FINISHED with that code, or LOST when there is
-        none (it never ran to its end). Task ids this backend is running right
+        For each task: if its main process (the leader of its session) still
+        runs, it is adopted: it holds its resources and is watched until it
+        ends, then its keeper's record is read. If not, stray processes of it
+        are killed, and the ``exit_status`` its keeper wrote decides: FINISHED
+        with that code, or LOST when there is none (it never ran to its end,
+        or its keeper was killed too). Task ids this backend is running right
         now are left alone (no event). This call blocks for at most
         ``kill_grace`` seconds while strays exit.
         """
@@ -352,30 +347,40 @@ class LocalBackend(Backend):
         need = Resources(cpus=float(hint.get("cpus") or 0.0), mem=float(hint.get("mem") or 0.0), disk=0.0)
         timeout = hint.get("timeout")
         spec = TaskSpec(task_id, ["(adopted)"], resources=need, timeout=timeout if timeout else None)
-        task = _Task(spec=spec, sandbox=sandbox, need=need, phase="running", pid=pid)
+        task = _Task(spec=spec, sandbox=sandbox, need=need, phase="running", pid=pid, adopted=True)
+        keeper = _keeper_of(pid)
         with self._lock:
             self._tasks[task_id] = task
             self._free = self._free - need
             if spec.timeout is not None:
                 self._add_timer_locked(time.monotonic() + spec.timeout, task, "timeout")
         log.info("recover %s: still running (pid %d); adopted", task_id, pid)
-        threading.Thread(target=self._watch_adopted, args=(task, pidfd, hint.get("started")),
+        threading.Thread(target=self._watch_adopted, args=(task, pidfd, keeper, hint.get("started")),
                          name="local-backend-adopted", daemon=True).start()
         return True
 
-    def _watch_adopted(self, task: _Task, pidfd: int, started: float | None) -> None:
+    def _watch_adopted(self, task: _Task, pidfd: int, keeper: int | None, started: float | None) -> None:
+        """Wait for an adopted task's end, then for the record its keeper (if it has one) writes."""
         try:
-            poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
-            while not poller.poll():
-                pass
+            _wait_readable(pidfd)
         finally:
             os.close(pidfd)
         with self._lock:
             task.phase = "exited"
             assert task.pid is not None
-            _signal_group(task.pid, signal.SIGKILL)  # whatever the task left behind in its group
+            if keeper is None:  # a shell wrapper of an earlier version: it ended after writing its record
+                _signal_group(task.pid, signal.SIGKILL)  # whatever the task left behind in its group
         recorded = read_exit_status(task.sandbox, started)
+        if keeper is not None:
+            try:
+                deadline = time.monotonic() + KEEPER_RECORD_WAIT
+                while recorded is None and time.monotonic() < deadline:
+                    keeper_ended = _wait_readable(keeper, 0.02)
+                    recorded = read_exit_status(task.sandbox, started)
+                    if keeper_ended:
+                        break
+            finally:
+                os.close(keeper)
         if recorded is None:
             event = self._event(task, TaskState.LOST, reason=REASON_RESTARTED,
                                 message="the adopted task ended without recording its exit status")
@@ -385,7 +390,7 @@ class LocalBackend(Backend):
             self._finish_locked(task, event)
 
     def _recorded_end(self, task_id: str, sandbox: Path, hint: dict, strays: list[int]) -> TaskEvent:
-        """The terminal event of a previous run's task that no longer runs: what its wrapper wrote, or LOST."""
+        """The terminal event of a previous run's task that no longer runs: what its keeper wrote, or LOST."""
         recorded = read_exit_status(sandbox, hint.get("started"))
         where = str(sandbox) if hint.get("sandbox") or sandbox.is_dir() else None
         cause = _read_text(sandbox / END_CAUSE_FILE)
@@ -443,6 +448,8 @@ class LocalBackend(Backend):
         if not was_started:
             return
         atexit.unregister(self.stop)
+        if self._keeper_process is not None:
+            self._keeper_process.close()
         self._events.put(None)
         for thread in (self._timer_thread, self._event_thread):
             if thread is not None and thread is not threading.current_thread():
@@ -599,28 +606,21 @@ class LocalBackend(Backend):
             if task.end_cause is not None:  # killed or stopped while we were fetching
                 return self._not_started_event(task)
         stderr_path = os.path.join(sandbox, "stderr")
-        out = err = -1
         try:
             program = _executable(spec.command[0], env.get("PATH", os.defpath), cwd)
-            out = os.open(os.path.join(sandbox, "stdout"), _OUT_FLAGS, 0o644)
-            err = os.open(stderr_path, _OUT_FLAGS, 0o644)
-            if self.run_as is not None:
-                for fd in (out, err):
-                    os.fchown(fd, *self.run_as)
-            user, group = self.run_as or (None, None)
-            proc = subprocess.Popen(["/bin/sh", "-c", _WRAPPER, "wps-task", program, *spec.command[1:]],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
-                                    env=env, start_new_session=True, close_fds=True, user=user, group=group,
-                                    extra_groups=[] if user is not None else None)
-        except (OSError, ValueError, TypeError) as exc:
+            uid, gid = self.run_as or (None, None)
+            request = (spec.task_id, program, list(spec.command), env, str(cwd), sandbox,
+                       os.path.join(sandbox, EXIT_STATUS_FILE), uid, gid)
+            keeper = self._keeper
+            try:
+                pid = keeper.spawn(*request)
+            except KeeperGone:
+                keeper = self._new_keeper(keeper)
+                pid = keeper.spawn(*request)
+        except OSError as exc:
             return self._event(task, TaskState.FAILED, reason=REASON_LAUNCH_FAILED,
                                message=f"cannot start task: {exc}", usage=_ZERO_USAGE)
-        finally:
-            for fd in (out, err):
-                if fd >= 0:
-                    os.close(fd)
         started = time.monotonic()
-        pid = proc.pid
         with self._lock:
             task.pid = pid
             task.phase = "running"
@@ -630,25 +630,16 @@ class LocalBackend(Backend):
             elif spec.timeout is not None:
                 self._add_timer_locked(started + spec.timeout, task, "timeout")
 
-        # Wait without reaping: while the zombie exists its pid (and group id)
-        # cannot be reused, so signals sent under the lock reach the right group.
-        try:
-            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-        except ChildProcessError:
-            pass
+        status, cpu, maxrss = keeper.wait(spec.task_id)  # what it left in its group is killed by then
+        if status is None:  # the keeper was killed: nobody would record this task's end, so it must not run on
+            _kill_orphans({pid: spec.task_id}, self.kill_grace)
         with self._lock:
             task.phase = "exited"
-            _signal_group(pid, signal.SIGKILL)  # whatever the task left behind in its group
-        try:
-            _, status, rusage = os.wait4(pid, 0)
-            exit_code: int | None = os.waitstatus_to_exitcode(status)
-            usage = Usage(cpu_seconds=rusage.ru_utime + rusage.ru_stime,
-                          mem_peak_mb=rusage.ru_maxrss * _MAXRSS_TO_MB,
-                          wall_seconds=time.monotonic() - started)
-        except ChildProcessError:  # someone else reaped it (SIGCHLD ignored, waitpid(-1) elsewhere)
-            exit_code, usage = None, Usage(wall_seconds=time.monotonic() - started)
-        proc.returncode = exit_code if exit_code is not None else -1  # keep subprocess from waiting on it
-        return self._end_event(task, exit_code, usage, stderr_path)
+        wall = time.monotonic() - started
+        if status is None:
+            return self._end_event(task, None, Usage(wall_seconds=wall), stderr_path)
+        usage = Usage(cpu_seconds=cpu, mem_peak_mb=maxrss * _MAXRSS_TO_MB, wall_seconds=wall)
+        return self._end_event(task, os.waitstatus_to_exitcode(status), usage, stderr_path)
 
     def _environment(self, task: _Task) -> dict[str, str]:
         """The task's whole environment (see the module docstring): nothing of the gateway's own."""
@@ -684,8 +675,8 @@ class LocalBackend(Backend):
             return self._event(task, TaskState.LOST, exit_code=exit_code, reason=REASON_STOPPED,
                                message="killed because the backend stopped", usage=usage)
         if exit_code is None:
-            return self._event(task, TaskState.LOST, reason="exit_status_lost",
-                               message="the exit status was collected by someone else", usage=usage)
+            return self._event(task, TaskState.LOST, reason=REASON_KEEPER_LOST, usage=usage,
+                               message="the task keeper ended before the task did: its exit status is unknown")
         if exit_code == 0:
             return self._event(task, TaskState.FINISHED, exit_code=0, usage=usage)
         return self._event(task, TaskState.FINISHED, exit_code=exit_code, message=last or _exit_text(exit_code),
@@ -709,8 +700,32 @@ class LocalBackend(Backend):
             (task.sandbox / END_CAUSE_FILE).write_text(task.end_cause or REASON_KILLED)
         except OSError as exc:
             log.warning("task %s: cannot record why it is ended: %s", task.spec.task_id, exc)
-        _signal_group(task.pid, signal.SIGTERM)
+        self._signal_locked(task, signal.SIGTERM)
         self._add_timer_locked(time.monotonic() + self.kill_grace, task, "sigkill")
+
+    @property
+    def _keeper(self) -> Keeper:
+        assert self._keeper_process is not None, "the backend has not started"
+        return self._keeper_process
+
+    def _new_keeper(self, gone: Keeper) -> Keeper:
+        """A keeper in place of one that has ended (it was killed): the tasks to come need a parent."""
+        with self._lock:
+            if self._keeper_process is gone:
+                log.warning("local backend: the task keeper (pid %d) has ended; starting another", gone.pid)
+                self._keeper_process = Keeper()
+            return self._keeper_process
+
+    def _signal_locked(self, task: _Task, sig: int) -> None:
+        """Signal a running task's process group: through the keeper, which knows it is not reaped yet."""
+        assert task.pid is not None
+        if task.adopted:  # a previous run's keeper is its parent; its zombie is watched by pidfd
+            _signal_group(task.pid, sig)
+            return
+        try:
+            self._keeper.signal(task.spec.task_id, sig)
+        except OSError as exc:
+            log.warning("task %s: cannot signal it: %s", task.spec.task_id, exc)
 
     def _run_timers(self) -> None:
         with self._lock:
@@ -732,13 +747,36 @@ class LocalBackend(Backend):
                         task.end_cause = REASON_TIMEOUT
                         self._terminate_locked(task)
                 elif action == "sigkill":
-                    assert task.pid is not None
                     log.info("task %s still running %g s after SIGTERM: SIGKILL", task.spec.task_id,
                              self.kill_grace)
-                    _signal_group(task.pid, signal.SIGKILL)
+                    self._signal_locked(task, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _wait_readable(fd: int, timeout: float | None = None) -> bool:
+    """Poll one descriptor (a pidfd: readable once that process has exited); whether it became readable."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if timeout is None:
+        while not poller.poll():
+            pass
+        return True
+    return bool(poller.poll(timeout * 1000))
+
+
+def _keeper_of(pid: int) -> int | None:
+    """A pidfd on the task keeper that is this process's parent, if its parent is one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            parent = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        with open(f"/proc/{parent}/cmdline", "rb") as fh:
+            if KEEPER_MARKER.encode() not in fh.read().split(b"\0"):
+                return None
+        return os.pidfd_open(parent)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -776,25 +814,25 @@ def _exit_text(exit_code: int) -> str:
 
 
 def _executable(program: str, path: str, cwd: Path) -> str:
-    """The program a command names, checked before the wrapper runs it (so a typo fails the launch)."""
+    """The file a command's program names, looked up on the task's PATH (so a typo fails the launch clearly)."""
     if "/" in program:
         full = program if os.path.isabs(program) else os.path.join(cwd, program)
         if not os.path.isfile(full):
             raise FileNotFoundError(f"No such file: {program!r}")
         if not os.access(full, os.X_OK):
             raise PermissionError(f"Not executable: {program!r}")
-        return program
+        return full
     found = shutil.which(program, path=path)
     if found is None:
         raise FileNotFoundError(f"No such program on the task's PATH: {program!r}")
-    return program
+    return found
 
 
 _TIMES = re.compile(r"(\d+)m([\d.]+)s")
 
 
 def read_exit_status(sandbox: Path, started: float | None = None) -> tuple[int, Usage] | None:
-    """What the task wrapper recorded: the exit code (negative: by that signal) and the CPU time of the task.
+    """What the task keeper recorded: the exit code (negative: by that signal) and the CPU time of the task.
 
     None when there is no complete record (the task never ended on its own).
     The wall time is known only when ``started`` (epoch seconds) is given.
@@ -826,7 +864,7 @@ def _read_text(path: Path) -> str:
 
 
 def _session_leader(pids: set[int]) -> int | None:
-    """The task's wrapper: the one of its processes that leads its own session."""
+    """The task's main process (a shell wrapper in earlier versions): the one that leads its own session."""
     for pid in sorted(pids):
         try:
             if os.getsid(pid) == pid:

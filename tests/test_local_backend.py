@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from mesos_backend import BackendError, FetchUri, Resources, TaskEvent, TaskSpec, TaskState, create_backend
 from mesos_backend.local import TASK_ID_ENV, LocalBackend
+from mesos_backend.task_keeper import MARKER as KEEPER_MARKER
 
 from .conftest import require
 
@@ -443,9 +445,11 @@ def test_a_task_that_ended_while_no_gateway_watched_is_reported_as_it_ended(make
     b, rec = make_backend()
     pid = run_then_die(b.sandbox_root, GONE_1, GATED)
     sandbox = b.sandbox_root / GONE_1
+    keeper = parent_of(pid)
     (sandbox / "go").touch()
     wait_for_file(sandbox / "exit_status")
     assert wait_gone(pid)
+    assert wait_gone(keeper), "the keeper stayed on with its gateway gone and its last task ended"
     b.recover([GONE_1], {GONE_1: {"pid": pid, "sandbox": str(sandbox), "started": time.time() - 5}})
     event = rec.wait(GONE_1)
     assert event.state is TaskState.FINISHED and event.exit_code == 3, event
@@ -491,9 +495,17 @@ def test_an_end_the_backend_caused_reads_as_that_after_a_restart(make_backend):
     assert event.state is TaskState.KILLED and event.exit_code == -15, event  # not a failure of the task
 
 
-def test_a_task_whose_wrapper_was_killed_left_no_status_and_is_lost(make_backend):
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+
+
+def test_a_task_whose_keeper_was_killed_left_no_status_and_is_lost(make_backend):
     b, rec = make_backend()
     pid = run_then_die(b.sandbox_root, NO_STATUS, GATED)
+    keeper = parent_of(pid)
+    assert KEEPER_MARKER in Path(f"/proc/{keeper}/cmdline").read_text()
+    os.kill(keeper, 9)  # whoever kills the whole machine's processes: no one is left to record the end
+    assert wait_gone(keeper)
     os.killpg(pid, 9)
     assert wait_gone(pid)
     b.recover([NO_STATUS], {NO_STATUS: {"pid": pid}})
@@ -503,6 +515,56 @@ def test_a_task_whose_wrapper_was_killed_left_no_status_and_is_lost(make_backend
 
 
 # ------------------------------------------------------------ uris, stop, misc
+
+
+def keeper_of(backend: LocalBackend, rec: Recorder, task_id: str) -> int:
+    """The pid of the keeper that runs tasks now: the parent of a task launched to find out."""
+    backend.launch(sh(task_id, 'echo "$PPID"'))
+    event = rec.wait(task_id)
+    assert event.succeeded, event
+    return int((Path(event.sandbox) / "stdout").read_text())
+
+
+def test_the_keeper_is_started_without_the_gateways_environment(make_backend, monkeypatch):
+    monkeypatch.setenv("MESOS_SECRET", "gateway-secret")
+    b, rec = make_backend()
+    keeper = keeper_of(b, rec, "whose-child")
+    assert KEEPER_MARKER in Path(f"/proc/{keeper}/cmdline").read_text()
+    assert b"gateway-secret" not in Path(f"/proc/{keeper}/environ").read_bytes()
+
+
+def test_tasks_start_with_no_signal_ignored(backend):
+    b, rec = backend
+    b.launch(TaskSpec("signals", ["cat", "/proc/self/status"]))
+    event = rec.wait("signals")
+    status = dict(line.split(":\t", 1) for line in (Path(event.sandbox) / "stdout").read_text().splitlines()
+                  if ":\t" in line)
+    assert int(status["SigIgn"], 16) == 0 and int(status["SigBlk"], 16) == 0
+
+
+def test_the_keeper_outlives_signals_meant_for_the_gateway(backend):
+    b, rec = backend
+    keeper = keeper_of(b, rec, "before")
+    b.launch(sh("running", "touch started; sleep 30"))
+    rec.wait("running", TaskState.STARTED)
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        os.kill(keeper, signum)
+    assert keeper_of(b, rec, "after") == keeper  # the same keeper answers, after the signals
+    assert rec.of("running")[-1].state is TaskState.STARTED
+    b.kill("running")
+    assert rec.wait("running").state is TaskState.KILLED
+
+
+def test_when_the_keeper_is_killed_its_tasks_are_killed_and_lost_and_another_keeper_takes_over(backend):
+    b, rec = backend
+    b.launch(sh("orphaned", "sleep 30"))
+    pid = rec.wait("orphaned", TaskState.STARTED).pid
+    keeper = parent_of(pid)
+    os.kill(keeper, signal.SIGKILL)
+    event = rec.wait("orphaned")
+    assert event.state is TaskState.LOST and event.reason == "keeper_lost", event  # to be run again, once
+    assert wait_gone(pid), "a task nobody would record went on running"
+    assert keeper_of(b, rec, "next") not in (keeper, None)
 
 
 def test_uris_are_copied_into_the_sandbox(backend, tmp_path):
