@@ -9,6 +9,7 @@ clock stepped back (libfaketime).
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -192,6 +193,26 @@ class LossyBackend(LocalBackend):
             on_event(event)
 
         super().start(lossy)
+
+
+def test_tasks_whose_keeper_was_killed_run_again_at_no_cost_to_their_retries(tmp_path, sample_data):
+    gateway = build_gateway(tmp_path / "var", sample_data)
+    try:
+        job_id = submit_sleepy(gateway, [2, 3], seconds=5)
+        wait_for(lambda: len([a for a in attempts_of(gateway, job_id) if a.pid]) == 2, what="both squares running")
+        keepers = {int(Path(f"/proc/{a.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+                   for a in attempts_of(gateway, job_id)}
+        assert len(keepers) == 1
+        os.kill(keepers.pop(), signal.SIGKILL)  # the OOM killer's choice, say
+        finished_ok(gateway, job_id)
+        squares = [a for a in attempts_of(gateway, job_id) if ".square." in a.backend_task_id]
+        assert sorted((a.status, a.reason) for a in squares) == [("lost", "keeper_lost")] * 2 + [
+            ("succeeded", None)] * 2
+        with gateway.store.session() as session:  # the step allows one retry: the lost attempts did not use it
+            assert {t.max_attempts for t in session.scalars(select(Task).where(Task.step == "square"))} == {3}
+        assert_invariants(gateway.store)
+    finally:
+        close_gateway(gateway)
 
 
 def test_drift_an_attempt_the_engine_forgot_is_recovered(tmp_path, sample_data):

@@ -75,7 +75,7 @@ ACTIVE_ATTEMPT = ("launched", "running")
 # because of the task: they get an extra attempt, at once. (A YARN NodeManager lost,
 # an application the ResourceManager forgot; Slurm's NODE_FAIL and preemption.)
 NOT_THE_TASKS_FAULT = frozenset({"backend_restarted", "backend_stopped", "never_launched", "node_lost",
-                                 "application_unknown"})
+                                 "application_unknown", "keeper_lost"})
 # Failures no retry can mend: the task is bigger than any machine the engine has.
 NO_RETRY = frozenset({"insufficient_resources"})
 LAUNCH_CHUNK = 100  # tasks written and launched per transaction (the first of a large job start sooner)

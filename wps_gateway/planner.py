@@ -44,10 +44,13 @@ class PlannedTask:
     ready: bool  # no dependencies: may run at once
 
 
+USAGE_DIR = "usage"  # in a job's folder: the tasks' usage reports
+
+
 def job_paths(jobs_dir: Path, job_id: str) -> dict[str, Path]:
     root = jobs_dir / job_id
     return {"root": root, "inputs": root / "inputs", "steps": root / "steps", "outputs": root / "outputs",
-            "usage": root / "usage"}
+            "usage": root / USAGE_DIR}
 
 
 def plan_job(processor: Processor, job_id: str, inputs: dict[str, list[Any]], jobs_dir: Path,

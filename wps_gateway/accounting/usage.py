@@ -11,6 +11,7 @@ same transaction, so reports read one row per job.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from mesos_backend import TaskEvent, Usage
 from processes.common.usage import read_report
 
-from ..planner import job_paths
+from ..planner import USAGE_DIR
 from ..store.models import USAGE_COUNTS, USAGE_RESOURCES, JobUsage, TaskAttempt
 
 ENDED = ("succeeded", "failed", "lost", "killed")
@@ -31,7 +32,7 @@ COUNTS, RESOURCES = USAGE_COUNTS, USAGE_RESOURCES
 
 def usage_report_path(jobs_dir: Path, job_id: str, attempt_id: str) -> Path:
     """Where the task of ``attempt_id`` leaves its usage report (the ``usage_dir`` of its task document)."""
-    return job_paths(jobs_dir, job_id)["usage"] / f"{attempt_id}.json"
+    return Path(os.path.join(jobs_dir, job_id, USAGE_DIR, f"{attempt_id}.json"))  # once per ended attempt
 
 
 def measured_usage(attempt_id: str, job_id: str, event: TaskEvent, jobs_dir: Path) -> dict[str, Any]:
