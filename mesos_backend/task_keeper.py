@@ -110,10 +110,12 @@ class _Tasks:
         _, status, usage = os.wait4(pid, 0)
         del self.pid_of[task_id]
         cpu = usage.ru_utime + usage.ru_stime
-        try:  # whole or not at all: a later run may read it at any moment
-            with open(status_path + ".part", "w", encoding="ascii") as fh:
-                fh.write(status_record(status, cpu))
-            os.replace(status_path + ".part", status_path)
+        try:  # one small write: a reader sees nothing or all of it (and waits for it while it sees nothing)
+            fd = os.open(status_path, _OUT_FLAGS, 0o644)
+            try:
+                os.write(fd, status_record(status, cpu).encode("ascii"))
+            finally:
+                os.close(fd)
         except OSError:
             pass  # the gateway, if it watches, still hears of the end
         self.reply({"ended": task_id, "status": status, "cpu": cpu, "maxrss": usage.ru_maxrss})
