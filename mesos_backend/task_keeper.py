@@ -16,7 +16,8 @@ no task runs on that no one would record.
 The keeper runs as ``python -I -S task_keeper.py``: the standard library only,
 nothing of the gateway's packages or site. It ignores SIGHUP, SIGINT, SIGQUIT
 and SIGTERM (with a handler, so its tasks still get the default), which are
-meant for the gateway or its tasks.
+meant for the gateway or its tasks; a signal the gateway itself ignored (under
+``nohup``, say) is set back to its default, so tasks start with none ignored.
 
 Messages are lines of JSON, one object each:
 
@@ -134,6 +135,9 @@ def _ignore(signum: int, frame: object) -> None:
 
 def main() -> None:
     """Serve the gateway on stdin/stdout until it has gone and every task has ended."""
+    for sig in signal.valid_signals():  # what the gateway had ignored (nohup, say) is not the tasks' to inherit
+        if sig < signal.SIGRTMIN and signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
     for sig in _IGNORED:  # caught, not ignored: an ignored signal would stay ignored in the tasks
         signal.signal(sig, _ignore)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # restored in tasks by subprocess (restore_signals)
