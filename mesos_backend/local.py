@@ -714,7 +714,9 @@ class LocalBackend(Backend):
             if self._keeper_process is gone:
                 log.warning("local backend: the task keeper (pid %d) has ended; starting another", gone.pid)
                 self._keeper_process = Keeper()
-            return self._keeper_process
+            keeper = self._keeper_process
+        gone.close()  # it has ended: this only collects it
+        return keeper
 
     def _signal_locked(self, task: _Task, sig: int) -> None:
         """Signal a running task's process group: through the keeper, which knows it is not reaped yet."""

@@ -276,6 +276,7 @@ class Keeper:
                 waiter = self._waiters[reply.get("started") or reply["failed"]]
                 waiter.pid, waiter.error = reply.get("pid"), reply.get("error")
                 waiter.started.release()
+        self._proc.stdout.close()
         self._gone = True  # the keeper has ended: whoever waits hears it
         for waiter in list(self._waiters.values()):
             for lock in (waiter.started, waiter.ended):

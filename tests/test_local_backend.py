@@ -428,6 +428,7 @@ def run_then_die(sandbox_root: Path, task_id: str, script: str, *action: str) ->
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     return pid
 
 
