@@ -471,7 +471,9 @@ class LocalBackend(Backend):
         with self._lock:
             used = self.capacity - self._free
             queued, running = len(self._queue), len(self._tasks) - len(self._queue)
+            keeper = self._keeper_process.pid if self._keeper_process is not None else None
         return {"backend": self.name, "host": self._agent, "queued": queued, "running": running, "paused": self._paused,
+                "keeper_pid": keeper,
                 "capacity": {"cpus": self.capacity.cpus, "mem": self.capacity.mem, "gpus": self.capacity.gpus},
                 "used": {"cpus": round(used.cpus, 3), "mem": round(used.mem, 1), "gpus": used.gpus},
                 "sandboxes": str(self.sandbox_root)}

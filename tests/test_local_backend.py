@@ -532,6 +532,7 @@ def test_the_keeper_is_started_without_the_gateways_environment(make_backend, mo
     keeper = keeper_of(b, rec, "whose-child")
     assert KEEPER_MARKER in Path(f"/proc/{keeper}/cmdline").read_text()
     assert b"gateway-secret" not in Path(f"/proc/{keeper}/environ").read_bytes()
+    assert b.status()["keeper_pid"] == keeper  # what an operator's status page shows
 
 
 def test_tasks_start_with_no_signal_ignored_even_one_the_gateway_ignores(make_backend):
