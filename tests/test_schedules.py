@@ -319,6 +319,20 @@ def test_the_first_round_starts_at_once(tmp_path, sample_data):
         close_gateway(gateway)
 
 
+def test_a_pause_after_the_turn_read_the_schedule_still_holds_its_round(tmp_path, sample_data):
+    gateway = build_gateway(tmp_path / "var", sample_data, dispatcher=False)
+    try:
+        schedule = add_schedule(gateway.context, NewSchedule("sleepy-squares", SQUARES, 1, 3600), ME)
+        loop = ScheduleRounds(gateway.store, lambda: gateway.context, 0.05)
+        with gateway.store.sessions() as session:  # what a turn read, before the operator paused it
+            as_read = session.get(Schedule, schedule.id)
+        gateway.client.post(f"/admin/api/schedules/{schedule.id}/pause", status=200, extra_environ=PROXY)
+        loop._advance(as_read)
+        assert rounds_of(gateway.store, schedule) == [] and find_schedule(gateway.store, schedule.id).round == 0
+    finally:
+        close_gateway(gateway)
+
+
 def test_settings_come_from_the_environment_for_schedules_made_outside(tmp_path, sample_data):
     """A schedule made through one process is run by another (the command line writes only the store)."""
     settings = load_settings(environ=gateway_environ(tmp_path / "var", sample_data, "http://localhost/wps"))

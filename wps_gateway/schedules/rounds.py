@@ -74,18 +74,16 @@ class ScheduleRounds:
             stop.wait(max(streak.delay, IDLE_SECONDS) if self._idle else streak.delay)
 
     def turn(self) -> None:
+        """One read of every schedule not finished (not one per schedule), then each advanced as it was read:
+        the writes are guarded, so a change made meanwhile (a pause, a deletion) is never overwritten."""
         with self.store.sessions() as session:
-            ids = list(session.scalars(select(Schedule.id).where(Schedule.state != FINISHED)))
-        self._idle = not ids
-        for schedule_id in ids:
-            if self._retry_at.get(schedule_id, 0.0) <= time.monotonic():
-                self._advance(schedule_id)
+            schedules = list(session.scalars(select(Schedule).where(Schedule.state != FINISHED)))
+        self._idle = not schedules
+        for schedule in schedules:
+            if self._retry_at.get(schedule.id, 0.0) <= time.monotonic():
+                self._advance(schedule)
 
-    def _advance(self, schedule_id: str) -> None:
-        with self.store.sessions() as session:
-            schedule = session.get(Schedule, schedule_id)
-        if schedule is None:
-            return
+    def _advance(self, schedule: Schedule) -> None:
         if schedule.round_started is not None:
             self._round_under_way(schedule)
             return
@@ -143,10 +141,11 @@ class ScheduleRounds:
             self._update(schedule, last_error="", guard_round=False)
 
     def _update(self, schedule: Schedule, guard_round: bool = True, **values) -> bool:
-        """Change a schedule only if it is as this turn read it (its round, and whether one is under way)."""
+        """Change a schedule only if it is as this turn read it (its state, its round, and whether one is under
+        way)."""
         query = update(Schedule).where(Schedule.id == schedule.id)
         if guard_round:
-            query = query.where(Schedule.round == schedule.round,
+            query = query.where(Schedule.state == schedule.state, Schedule.round == schedule.round,
                                 Schedule.round_started.is_(None) if schedule.round_started is None
                                 else Schedule.round_started.is_not(None))
         with self.store.session() as session:
