@@ -9,7 +9,10 @@ to start each task; the keeper starts it (one fork and exec, nothing between
 it and the task), waits for it, kills what it left in its process group,
 writes ``exit_status`` in the task's sandbox, and only then tells the gateway.
 If the gateway goes away the keeper carries on until its last task has ended
-and been recorded, then exits. If the keeper itself is killed, the backend
+and been recorded, then exits. It is the subreaper of its tasks: a process a
+task left outside its process group becomes the keeper's child when the task
+ends, and is collected when it ends (not left a zombie under a gateway that is
+process 1 of a container). If the keeper itself is killed, the backend
 kills the tasks it had (proven by their environment) and reports them lost:
 no task runs on that no one would record.
 
@@ -36,6 +39,7 @@ by ``mesos_backend.local``.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
@@ -47,6 +51,7 @@ import threading
 MARKER = "wps-gateway-task-keeper"  # in the keeper's command line: how a later run recognises one
 _OUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _IGNORED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def status_record(status: int, cpu_seconds: float) -> str:
@@ -66,6 +71,7 @@ class _Tasks:
         self.reply = reply
         self.by_fd: dict[int, tuple[str, int, str]] = {}
         self.pid_of: dict[str, int] = {}
+        self.fd_of: dict[int, int] = {}  # pid -> pidfd
         self.poller = select.poll()
 
     def spawn(self, req: dict) -> None:
@@ -95,6 +101,7 @@ class _Tasks:
         pidfd = os.pidfd_open(pid)
         self.by_fd[pidfd] = (task_id, pid, req["status"])
         self.pid_of[task_id] = pid
+        self.fd_of[pid] = pidfd
         self.poller.register(pidfd, select.POLLIN)
         self.reply({"started": task_id, "pid": pid})
 
@@ -109,7 +116,7 @@ class _Tasks:
         os.close(pidfd)
         _signal_group(pid, signal.SIGKILL)  # whatever the task left in its group, while the zombie holds the id
         _, status, usage = os.wait4(pid, 0)
-        del self.pid_of[task_id]
+        del self.pid_of[task_id], self.fd_of[pid]
         cpu = usage.ru_utime + usage.ru_stime
         try:  # one small write: a reader sees nothing or all of it (and waits for it while it sees nothing)
             fd = os.open(status_path, _OUT_FLAGS, 0o644)
@@ -122,11 +129,36 @@ class _Tasks:
         self.reply({"ended": task_id, "status": status, "cpu": cpu, "maxrss": usage.ru_maxrss})
 
 
+    def reap_orphans(self) -> None:
+        """Collect every child that has ended: a task (as ``reap`` does), or a process a task left behind,
+        handed to the keeper as the subreaper of its tasks, which would otherwise stay a zombie wherever
+        the gateway is process 1 (a container without an init)."""
+        while True:
+            try:
+                ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if ended is None:
+                return
+            pidfd = self.fd_of.get(ended.si_pid)
+            if pidfd is not None:
+                self.reap(pidfd)
+            else:
+                os.waitpid(ended.si_pid, 0)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _drained(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 512))
+    except BlockingIOError:
+        return False
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -138,9 +170,12 @@ def main() -> None:
     for sig in signal.valid_signals():  # what the gateway had ignored (nohup, say) is not the tasks' to inherit
         if sig < signal.SIGRTMIN and signal.getsignal(sig) is signal.SIG_IGN:
             signal.signal(sig, signal.SIG_DFL)
-    for sig in _IGNORED:  # caught, not ignored: an ignored signal would stay ignored in the tasks
+    for sig in (*_IGNORED, signal.SIGCHLD):  # caught, not ignored: an ignored signal stays ignored in tasks
         signal.signal(sig, _ignore)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # restored in tasks by subprocess (restore_signals)
+    ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # what tasks leave behind comes to us
+    woken, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake, warn_on_full_buffer=False)  # a SIGCHLD (an orphan ended) wakes the loop
     requests, replies = sys.stdin.fileno(), sys.stdout.fileno()
     gateway_here = True
 
@@ -157,11 +192,20 @@ def main() -> None:
 
     tasks = _Tasks(reply)
     tasks.poller.register(requests, select.POLLIN)
+    tasks.poller.register(woken, select.POLLIN)
     pending = b""
     while gateway_here or tasks.by_fd:
-        for fd, _ in tasks.poller.poll():
+        # Requests last: a pidfd closed by a reap in this batch is not reused by a spawn before the batch's
+        # other events for it are seen (and skipped).
+        for fd, _ in sorted(tasks.poller.poll(), key=lambda event: event[0] == requests):
+            if fd == woken:
+                while _drained(woken):
+                    pass
+                tasks.reap_orphans()
+                continue
             if fd != requests:
-                tasks.reap(fd)
+                if fd in tasks.by_fd:
+                    tasks.reap(fd)
                 continue
             chunk = os.read(requests, 1 << 16)
             if not chunk:

@@ -562,6 +562,23 @@ def test_the_keeper_outlives_signals_meant_for_the_gateway(backend):
     assert rec.wait("running").state is TaskState.KILLED
 
 
+def test_a_process_a_task_leaves_outside_its_group_is_collected_when_it_ends(backend):
+    b, rec = backend
+    keeper = keeper_of(b, rec, "whose-child")
+    b.launch(sh("leaver", "setsid sh -c 'echo $$ > escaped.tmp; mv escaped.tmp escaped; "
+                          "while [ ! -e go ]; do sleep 0.01; done' & "
+                          "while [ ! -s escaped ]; do sleep 0.01; done"))
+    event = rec.wait("leaver")
+    assert event.succeeded, event
+    escaped = int((Path(event.sandbox) / "escaped").read_text())
+    assert parent_of(escaped) == keeper  # its own session: killing the task's group missed it
+    (Path(event.sandbox) / "go").touch()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{escaped}").exists():  # ended and reaped: no zombie left behind anywhere
+        assert time.monotonic() < deadline, f"{escaped}: {Path(f'/proc/{escaped}/stat').read_text()}"
+        time.sleep(0.02)
+
+
 def test_when_the_keeper_is_killed_its_tasks_are_killed_and_lost_and_another_keeper_takes_over(backend):
     b, rec = backend
     b.launch(sh("orphaned", "sleep 30"))
