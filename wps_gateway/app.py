@@ -44,7 +44,8 @@ from .wps1.render import execute_response
 from .wps1.service import XML_MIMETYPE, GatewayService, server_busy
 from .wps2.errors import Wps2Error
 from .wps2.requests import is_wps2_kvp
-from .xml_guard import BodyRefused, guard_xml_body, root_of_safe_xml
+from .xml_body import body_root
+from .xml_guard import BodyRefused, guard_xml_body
 
 LOG = logging.getLogger(__name__)
 SERVICE_UNAVAILABLE = "urn:wps-gateway:problem:service-unavailable"
@@ -249,6 +250,6 @@ def wps_operation(request: Request) -> str:
     if request.method == "GET":
         return next((v for k, v in request.args.items() if k.lower() == "request"), "").strip().lower()
     try:
-        return etree.QName(root_of_safe_xml(request.get_data())).localname.lower()
-    except BodyRefused:
+        return etree.QName(body_root(request)).localname.lower()
+    except etree.XMLSyntaxError:
         return ""

@@ -41,8 +41,9 @@ from ..limits import LimitExceeded
 from ..outages import UNAVAILABLE_TEXT, store_unavailable
 from ..outputs import raw_output
 from ..store.models import JobStatus
-from ..wps2.requests import is_wps2_kvp, is_wps2_xml
+from ..wps2.requests import is_wps2_kvp, is_wps2_posted
 from ..wps2.service import Wps2Service
+from ..xml_body import SAFE_XML, body_root
 from . import requests
 from .render import execute_response
 from .request_log import RequestLog
@@ -51,7 +52,6 @@ LOG = logging.getLogger(__name__)
 XML_MIMETYPE = "text/xml"
 CATALOGUE_OPERATIONS = ("getcapabilities", "describeprocess")
 ERRORS = {"MissingParameterValue": MissingParameterValue, "InvalidParameterValue": InvalidParameterValue}
-SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 class GatewayService(Service):
@@ -73,7 +73,7 @@ class GatewayService(Service):
                 "/wps takes WPS 1.0.0 or 2.0 requests in XML (POST) or KVP (GET); JSON execute requests go to "
                 "OGC API - Processes: POST /processes/{processId}/execution", "request")
         if http_request.method == "POST":
-            is_wps2 = is_wps2_xml(http_request.get_data())
+            is_wps2 = is_wps2_posted(http_request)
         else:
             is_wps2 = http_request.method == "GET" and is_wps2_kvp(http_request.args)
         if is_wps2:
@@ -212,7 +212,7 @@ def check_request(http_request: Request) -> None:
         accept = next((v for k, v in args.items() if k.lower() == "acceptversions"), "")
         _negotiated(requests.kvp_versions(accept))
         return
-    root = etree.fromstring(http_request.get_data(), SAFE_XML)  # well-formed: app.guard_xml_body checked
+    root = body_root(http_request)  # well-formed: app.guard_xml_body checked
     requests.check_xml(root)
     if etree.QName(root).localname == "GetCapabilities":
         _negotiated(requests.xml_versions(root))
@@ -247,7 +247,7 @@ def _posted_bboxes(http_request: Request | None) -> dict[str, list[dict[str, Any
     if http_request is None or http_request.method != "POST":
         return {}
     boxes: dict[str, list[dict[str, Any]]] = {}
-    root = etree.fromstring(http_request.get_data(), SAFE_XML)
+    root = body_root(http_request)
     for element in root.iterfind(f"{{{requests.WPS_NS}}}DataInputs/{{{requests.WPS_NS}}}Input"):
         box = element.find(f"{{{requests.WPS_NS}}}Data/{{{requests.WPS_NS}}}BoundingBoxData")
         if box is not None:

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
+from werkzeug.wrappers import Request
 
 from ..inputs import RawInput
 from ..wps1.requests import negotiate
+from ..xml_body import body_root
 from .errors import Wps2Error
 
 WPS_NS = "http://www.opengis.net/wps/2.0"
@@ -27,7 +29,6 @@ OWS_NAMESPACES = (OWS_NS, "http://www.opengis.net/ows/1.1")
 XLINK_NS = "http://www.w3.org/1999/xlink"
 VERSION = "2.0.0"
 WPS1_VERSION = "1.0.0"
-SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 JOB_OPERATIONS = ("GetStatus", "GetResult", "Dismiss")  # exist in WPS 2.0 only
 OPERATIONS = ("GetCapabilities", "DescribeProcess", "Execute", *JOB_OPERATIONS)
@@ -95,13 +96,13 @@ def is_wps2_kvp(args: Mapping[str, str]) -> bool:
     return False
 
 
-def is_wps2_xml(body: bytes) -> bool:
-    """Whether a POST body is a WPS 2.0 request: its root is in the 2.0 namespace, or it is a 1.0.0
+def is_wps2_posted(request: Request) -> bool:
+    """Whether a POST is a WPS 2.0 request: its root is in the 2.0 namespace, or it is a 1.0.0
     GetCapabilities whose ``AcceptVersions`` names 2.0.0 before 1.0.0."""
     try:
-        root = etree.fromstring(body, SAFE_XML)
+        root = body_root(request)
     except etree.XMLSyntaxError:
-        return names_wps2(body)
+        return names_wps2(request.get_data())
     name = etree.QName(root)
     if name.namespace == WPS_NS:
         return True
@@ -204,10 +205,10 @@ def _operation(name: str | None) -> str:
 # -- XML ----------------------------------------------------------------------
 
 
-def parse_xml(body: bytes) -> Wps2Request:
+def parse_posted(request: Request) -> Wps2Request:
     """A WPS 2.0 POST request document."""
     try:
-        root = etree.fromstring(body, SAFE_XML)
+        root = body_root(request)
     except etree.XMLSyntaxError as exc:
         raise Wps2Error("NoApplicableCode", f"the request is not well-formed XML: {exc}") from None
     name = etree.QName(root)

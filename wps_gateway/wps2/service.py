@@ -27,7 +27,7 @@ from ..outputs import raw_output
 from ..store.models import Job, JobStatus
 from . import render
 from .errors import Wps2Error
-from .requests import DescribeProcess, Execute, GetCapabilities, JobRequest, Wps2Request, parse_kvp, parse_xml
+from .requests import DescribeProcess, Execute, GetCapabilities, JobRequest, Wps2Request, parse_kvp, parse_posted
 
 LOG = logging.getLogger(__name__)
 XML_MIMETYPE = "text/xml"
@@ -43,7 +43,7 @@ class Wps2Service:
     def call(self, request: Request) -> Response:
         """Parse, handle, and turn any failure into an OWS 2.0 ExceptionReport (never an HTML error page)."""
         try:
-            parsed = parse_xml(request.get_data()) if request.method == "POST" else parse_kvp(request.args)
+            parsed = parse_posted(request) if request.method == "POST" else parse_kvp(request.args)
             return self.handle(parsed, request)
         except Wps2Error as exc:
             return exc.response()
