@@ -109,3 +109,41 @@ def test_tasks_on_a_volume_go_one_a_round_to_the_offer_that_carries_it():
     assert launch.resources[-1]["disk"]["persistence"]["id"] == "v1"
     assert decision.used == {"with"}
     assert volumes.ids() == {"t1"}
+
+
+def test_a_creation_killed_after_its_accept_was_sent_still_records_what_became_of_the_volume():
+    volumes, state = work()
+    volumes.add(operation("create"), Resources(0, 0), now=0)
+    [(task_id, _, operations)] = volumes.decide([offer("o")], now=1).accepts
+    assert volumes.remove(task_id) and volumes.ids() == set()  # killed: its attempt ends at once
+    for op in operations:
+        assert volumes.on_status({"operation_id": op["id"], "state": "OPERATION_FINISHED"}) == []
+    assert json.loads(state.get(STATE_PREFIX + "v1"))["state"] == "created"  # known, so never made twice
+    volumes.add(operation("create"), Resources(0, 0), now=2)
+    [_, finished] = volumes.decide([offer("has-it", volume=True)], now=3).events
+    assert finished.state is TaskState.FINISHED
+
+
+def test_a_killed_creation_that_the_master_refused_leaves_the_volume_unknown_for_the_next_attempt():
+    volumes, state = work()
+    volumes.add(operation("create"), Resources(0, 0), now=0)
+    [(task_id, _, operations)] = volumes.decide([offer("o")], now=1).accepts
+    volumes.remove(task_id)
+    assert volumes.on_status({"operation_id": operations[1]["id"], "state": "OPERATION_ERROR"}) == []
+    assert state.get(STATE_PREFIX + "v1") is None
+    volumes.add(operation("create"), Resources(0, 0), now=2)
+    assert len(volumes.decide([offer("o")], now=3).accepts) == 1, "made by the next attempt, not waited for"
+
+
+def test_a_task_waiting_for_its_volume_says_why_once_per_reason():
+    volumes, state = work()
+    volumes.add(TaskSpec("t0", ["true"], Resources(0.5, 64), volume=VOLUME), Resources(0.5, 64), now=0)
+    assert volumes.decide([offer("plain")], now=0.5).events == [], "not at once: an offer may carry it soon"
+    [notice] = volumes.decide([offer("plain")], now=2).events
+    assert notice.state is TaskState.NOTICE and notice.task_id == "t0"
+    assert "this framework has not created it" in notice.message
+    assert volumes.decide([offer("plain")], now=3).events == [], "the same reason is not told again"
+    state.put(STATE_PREFIX + "v1", json.dumps({"agent": "A", "state": "created"}))
+    [moved] = volumes.decide([offer("plain", "B")], now=4).events
+    assert "on agent A: another task uses it, or the agent is away" in moved.message
+    assert volumes.decide([offer("with", volume=True)], now=5).launches

@@ -35,6 +35,8 @@ CREATING, CREATED, DESTROYING, DESTROYED = "creating", "created", "destroying", 
 _TERMINAL_OPERATION_STATES = frozenset({"OPERATION_FINISHED", "OPERATION_FAILED", "OPERATION_ERROR",
                                         "OPERATION_DROPPED", "OPERATION_GONE_BY_OPERATOR"})
 _NO_USAGE = Usage(cpu_seconds=0.0, mem_peak_mb=0.0, wall_seconds=0.0)
+VOLUME_WAIT = "volume_unavailable"  # the reason of a NOTICE: no offer carries the task's volume
+NOTICE_AFTER_SECONDS = 1.0  # a task that waits this long for its volume says why
 
 
 @dataclass
@@ -72,18 +74,27 @@ class VolumeWork:
         self.state = state
         self.role = role
         self.principal = principal
-        self._tasks: dict[str, tuple[TaskSpec, Resources]] = {}  # FIFO: tasks waiting for their volume
+        self._tasks: dict[str, tuple[TaskSpec, Resources, float]] = {}  # FIFO: tasks waiting for their volume
         self._operations: dict[str, _Operation] = {}
+        # Operations taken back after their ACCEPT was sent: the agent's word still says what became of the volume.
+        self._abandoned: dict[str, _Operation] = {}
+        self._told: dict[str, str] = {}  # waiting task id -> why it waits, as last sent in a NOTICE
 
     def add(self, spec: TaskSpec, need: Resources, now: float) -> None:
         if spec.volume_operation:
             self._operations[spec.task_id] = _Operation(spec, now)
         else:
-            self._tasks[spec.task_id] = (spec, need)
+            self._tasks[spec.task_id] = (spec, need, now)
 
     def remove(self, task_id: str) -> bool:
         """Take a queued task or operation back (killed before it ran); False if it is not queued here."""
-        return self._tasks.pop(task_id, None) is not None or self._operations.pop(task_id, None) is not None
+        self._told.pop(task_id, None)
+        if self._tasks.pop(task_id, None) is not None:
+            return True
+        operation = self._operations.pop(task_id, None)
+        if operation is not None and operation.awaited:
+            self._abandoned[task_id] = operation
+        return operation is not None
 
     def ids(self) -> set[str]:
         return set(self._tasks) | set(self._operations)
@@ -99,23 +110,45 @@ class VolumeWork:
             if not operation.awaited:
                 self._operate(task_id, operation, offers, decision, now)
         waiting_for: set[str] = set()
-        for task_id, (spec, need) in list(self._tasks.items()):
+        for task_id, (spec, need, queued_at) in list(self._tasks.items()):
             volume = spec.volume
             assert volume is not None
             if volume.volume_id in waiting_for:
                 continue  # FIFO per volume: one task a round, in order
             waiting_for.add(volume.volume_id)
-            for offer in offers:
-                item = volume_item(offer, volume.volume_id)
-                if item is None or offer["id"]["value"] in decision.used:
+            carrying = [o for o in offers if volume_item(o, volume.volume_id) is not None]
+            for offer in carrying:
+                if offer["id"]["value"] in decision.used:
                     continue
                 others = [i for i in offer.get("resources") or [] if not is_volume(i)]
                 if need.fits_in(resources_of(others)):
                     del self._tasks[task_id]
+                    self._told.pop(task_id, None)
                     decision.used.add(offer["id"]["value"])
-                    decision.launches.append(Launch(offer, spec, [*OfferedResources(others).take(need), item], need))
+                    decision.launches.append(Launch(offer, spec, [*OfferedResources(others).take(need),
+                                                                  volume_item(offer, volume.volume_id)], need))
                 break
+            if task_id in self._tasks and not carrying and now - queued_at >= NOTICE_AFTER_SECONDS:
+                self._tell(task_id, self._why_waiting(volume.volume_id), decision)
         return decision
+
+    def _why_waiting(self, volume_id: str) -> str:
+        """Why no offer carries a task's volume, from what the durable state knows of it."""
+        known = self._known(volume_id)
+        agent, state = known.get("agent"), known.get("state")
+        if state == CREATED:
+            return f"waiting for volume {volume_id} on agent {agent}: another task uses it, or the agent is away"
+        if state == CREATING:
+            return f"waiting for volume {volume_id}: it is being created on agent {agent}"
+        if state in (DESTROYING, DESTROYED):
+            return f"waiting for volume {volume_id}: it is being destroyed, or was"
+        return (f"waiting for volume {volume_id}: this framework has not created it, and no offer carries it "
+                "(run its create operation first)")
+
+    def _tell(self, task_id: str, message: str, decision: Decision) -> None:
+        if self._told.get(task_id) != message:
+            self._told[task_id] = message
+            decision.events.append(TaskEvent(task_id, TaskState.NOTICE, reason=VOLUME_WAIT, message=message))
 
     def _operate(self, task_id: str, operation: _Operation, offers: list[dict[str, Any]], decision: Decision,
                  now: float) -> None:
@@ -195,28 +228,38 @@ class VolumeWork:
     # -- operation feedback and timeouts -----------------------------------------
 
     def on_status(self, status: dict[str, Any]) -> list[TaskEvent]:
-        """An OPERATION_* status: the attempt ends when its last operation is confirmed, or the first fails."""
+        """An OPERATION_* status: the attempt ends when its last operation is confirmed, or the first fails.
+
+        An operation whose attempt was killed after its ACCEPT was sent still records what became of the
+        volume (created, or not), so that the next operation on it neither waits for nor remakes it."""
         operation_id = (status.get("operation_id") or {}).get("value", "")
         state = status.get("state", "")
-        task_id = next((t for t, op in self._operations.items() if operation_id in op.awaited), None)
-        if task_id is None or state not in _TERMINAL_OPERATION_STATES:
+        if state not in _TERMINAL_OPERATION_STATES:
             return []
-        operation = self._operations[task_id]
+        held = next((h for h in (self._operations, self._abandoned)
+                     if any(operation_id in op.awaited for op in h.values())), None)
+        if held is None:
+            return []
+        task_id = next(t for t, op in held.items() if operation_id in op.awaited)
+        operation = held[task_id]
         volume = operation.spec.volume
         assert volume is not None
         kind = operation.awaited.pop(operation_id)
-        if state == "OPERATION_FINISHED":
-            if operation.awaited:
-                return []
-            del self._operations[task_id]
-            creating = operation.spec.volume_operation == "create"
+        finished = state == "OPERATION_FINISHED"
+        if finished and operation.awaited:
+            return []
+        del held[task_id]
+        creating = operation.spec.volume_operation == "create"
+        if finished:
             self._remember(volume.volume_id, operation.agent_id, CREATED if creating else DESTROYED)
+        else:
+            self._remember(volume.volume_id, None if creating else operation.agent_id, None if creating else CREATED)
+        if held is self._abandoned:
+            return []  # its attempt was reported killed already
+        if finished:
             done = "created" if creating else "destroyed and unreserved"
             return [TaskEvent(task_id, TaskState.FINISHED, exit_code=0, usage=_NO_USAGE,
                               message=f"volume {volume.volume_id} {done} on agent {operation.agent_id}")]
-        del self._operations[task_id]
-        self._remember(volume.volume_id, operation.agent_id if operation.spec.volume_operation == "destroy" else None,
-                       CREATED if operation.spec.volume_operation == "destroy" else None)
         message = status.get("message") or state
         return [TaskEvent(task_id, TaskState.FAILED, reason="volume_operation", usage=_NO_USAGE,
                           message=f"{kind} of volume {volume.volume_id}: {state}: {message}")]
