@@ -128,7 +128,6 @@ class _Tasks:
             pass  # the gateway, if it watches, still hears of the end
         self.reply({"ended": task_id, "status": status, "cpu": cpu, "maxrss": usage.ru_maxrss})
 
-
     def reap_orphans(self) -> None:
         """Collect every child that has ended: a task (as ``reap`` does), or a process a task left behind,
         handed to the keeper as the subreaper of its tasks, which would otherwise stay a zombie wherever
