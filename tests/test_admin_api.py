@@ -69,6 +69,7 @@ def test_a_status_filter_counts_the_jobs_it_lists(front):
         assert [j["jobID"] for j in everything] == expected, status
         assert {j["status"] for j in everything} <= set(status.split(",")), status
     assert api(front, "get", f"/admin/api/jobs/{planned}").json["status"] == "accepted"
+    assert api(front, "get", "/admin/api/cluster").json["jobs"] == {"accepted": 2, "running": 1}  # as listed
 
 
 def test_only_operators_see_and_steer(front):

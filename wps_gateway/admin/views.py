@@ -23,7 +23,7 @@ from ..accounting.query import ReportError, period_bound
 from ..control import requests_of
 from ..health import health_report
 from ..jobs import JobFilter, JobNotFound, filtered_jobs, processor_of, shown_status
-from ..metrics.job_counts import job_counts, jobs_by_status
+from ..metrics.job_counts import job_counts, shown_jobs_by_status
 from ..metrics.publisher import read_status
 from ..metrics.store_figures import active_attempts, outbox_depth, queue_by_owner, task_counts
 from ..redaction import redact
@@ -268,7 +268,7 @@ def cluster_view(store: Store) -> dict[str, Any]:
                    "kinds": {kind: {"meaning": meaning, "names": names or None, "nature": nature,
                                     "applied": applied_by(supported, kind)}
                              for kind, (meaning, names, nature) in KINDS.items()}},
-        "jobs": dict(jobs_by_status(job_counts(store))),
+        "jobs": dict(shown_jobs_by_status(store, job_counts(store))),
         "tasks": task_counts(store),
         "attempts": [{"backend": backend, "state": state, "count": n}
                      for (backend, state), n in sorted(active_attempts(store).items())],

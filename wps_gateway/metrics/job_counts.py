@@ -14,9 +14,11 @@ from sqlalchemy import delete, func, select, union_all, update
 from sqlalchemy.orm import Session
 
 from ..store.db import Store
-from ..store.models import JobCount, JobCountChange
+from ..store.models import Job, JobCount, JobCountChange, JobStatus
 
 FOLD_BATCH = 50_000  # changes folded per transaction
+# Running jobs none of whose tasks has started: every protocol still shows them accepted (jobs.shown_status).
+_PLANNED = select(func.count()).select_from(Job).where(Job.status == JobStatus.RUNNING, Job.started.is_(None))
 
 
 def job_counts(store: Store) -> dict[tuple[str, str], int]:
@@ -30,13 +32,24 @@ def job_counts(store: Store) -> dict[tuple[str, str], int]:
         return {(process, status): int(n) for process, status, n in session.execute(query) if n}
 
 
-def jobs_by_status(counts: dict[tuple[str, str], int], processes: set[str] | None = None) -> Counter[str]:
-    """The counts per status, over every process or over ``processes``."""
+def jobs_by_status(counts: dict[tuple[str, str], int]) -> Counter[str]:
+    """The counts per stored status, over every process."""
     total: Counter[str] = Counter()
-    for (process, status), n in counts.items():
-        if processes is None or process in processes:
-            total[status] += n
+    for (_, status), n in counts.items():
+        total[status] += n
     return total
+
+
+def shown_jobs_by_status(store: Store, counts: dict[tuple[str, str], int]) -> Counter[str]:
+    """The counts per status as users see the jobs: a running job none of whose tasks has started counts as
+    accepted. Only running jobs are read to tell (the status index), never the history."""
+    total = jobs_by_status(counts)
+    if total[JobStatus.RUNNING]:
+        with store.sessions() as session:
+            planned = min(int(session.scalar(_PLANNED) or 0), total[JobStatus.RUNNING])
+        total[JobStatus.RUNNING] -= planned
+        total[JobStatus.ACCEPTED] += planned
+    return +total  # without the statuses no job has
 
 
 def fold_changes(store: Store, batch: int = FOLD_BATCH) -> int:
