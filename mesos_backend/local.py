@@ -616,7 +616,9 @@ class LocalBackend(Backend):
             keeper = self._keeper
             try:
                 pid = keeper.spawn(*request)
-            except KeeperGone:
+            except KeeperGone:  # it may have started the task before it died: that copy must not run on
+                _kill_orphans({pid: tid for tid, pids in _find_task_processes({spec.task_id}).items()
+                               for pid in pids}, self.kill_grace)
                 keeper = self._new_keeper(keeper)
                 pid = keeper.spawn(*request)
         except OSError as exc:

@@ -18,6 +18,7 @@ import pytest
 from mesos_backend import BackendError, FetchUri, Resources, TaskEvent, TaskSpec, TaskState, create_backend
 from mesos_backend.local import TASK_ID_ENV, LocalBackend
 from mesos_backend.task_keeper import MARKER as KEEPER_MARKER
+from mesos_backend.task_keeper import Keeper, KeeperGone
 
 from .conftest import require
 
@@ -589,6 +590,27 @@ def test_when_the_keeper_is_killed_its_tasks_are_killed_and_lost_and_another_kee
     assert event.state is TaskState.LOST and event.reason == "keeper_lost", event  # to be run again, once
     assert wait_gone(pid), "a task nobody would record went on running"
     assert keeper_of(b, rec, "next") not in (keeper, None)
+
+
+def test_a_task_a_dying_keeper_started_unannounced_is_killed_before_it_runs_again(backend, monkeypatch):
+    b, rec = backend
+    real_spawn, first = Keeper.spawn, []
+
+    def spawn_then_die(keeper: Keeper, task_id: str, *args, **kw) -> int:
+        pid = real_spawn(keeper, task_id, *args, **kw)
+        if first:
+            return pid
+        first.append(pid)  # started, but its keeper dies before the gateway hears of it
+        os.kill(keeper.pid, signal.SIGKILL)
+        keeper._reader.join(10)
+        raise KeeperGone("the task keeper has ended")
+
+    monkeypatch.setattr(Keeper, "spawn", spawn_then_die)
+    b.launch(sh("unannounced", "sleep 30"))
+    again = rec.wait("unannounced", TaskState.STARTED)
+    assert again.pid != first[0] and wait_gone(first[0]), "the first copy runs on beside the second"
+    b.kill("unannounced")
+    assert rec.wait("unannounced").state is TaskState.KILLED
 
 
 def test_uris_are_copied_into_the_sandbox(backend, tmp_path):
