@@ -729,7 +729,7 @@ class LocalBackend(Backend):
             _signal_group(task.pid, sig)
             return
         try:
-            self._keeper.signal(task.spec.task_id, sig)
+            self._keeper.signal(task.pid, sig)
         except OSError as exc:
             log.warning("task %s: cannot signal it: %s", task.spec.task_id, exc)
 

@@ -26,8 +26,8 @@ Messages are lines of JSON, one object each:
 
 * gateway to keeper (its stdin): ``{"spawn": id, "program": file, "argv":
   [...], "env": {...}, "cwd": dir, "stdout": file, "stderr": file, "status":
-  file, "uid": n|null, "gid": n|null}`` starts a task; ``{"signal": id, "sig": n}`` signals its
-  process group while the task is not yet reaped (never a reused pid).
+  file, "uid": n|null, "gid": n|null}`` starts a task; ``{"signal": pid, "sig": n}`` signals a
+  task's process group while the task is not yet reaped (never a reused pid).
 * keeper to gateway (its stdout): ``{"started": id, "pid": n}``,
   ``{"failed": id, "error": text}`` (it could not be started), and
   ``{"ended": id, "status": n, "cpu": seconds, "maxrss": KiB}`` (``status``
@@ -65,13 +65,12 @@ def status_record(status: int, cpu_seconds: float) -> str:
 
 
 class _Tasks:
-    """What the keeper runs: task id -> (pid, pidfd, status file); one thread, no locks."""
+    """What the keeper runs, by pidfd and by pid; one thread, no locks."""
 
     def __init__(self, reply) -> None:
         self.reply = reply
-        self.by_fd: dict[int, tuple[str, int, str]] = {}
-        self.pid_of: dict[str, int] = {}
-        self.fd_of: dict[int, int] = {}  # pid -> pidfd
+        self.by_fd: dict[int, tuple[str, int, str]] = {}  # pidfd -> (task id, pid, status file)
+        self.fd_of: dict[int, int] = {}  # pid -> pidfd, until the task is reaped
         self.poller = select.poll()
 
     def spawn(self, req: dict) -> None:
@@ -100,14 +99,13 @@ class _Tasks:
                     os.close(fd)
         pidfd = os.pidfd_open(pid)
         self.by_fd[pidfd] = (task_id, pid, req["status"])
-        self.pid_of[task_id] = pid
         self.fd_of[pid] = pidfd
         self.poller.register(pidfd, select.POLLIN)
         self.reply({"started": task_id, "pid": pid})
 
     def signal(self, req: dict) -> None:
-        pid = self.pid_of.get(req["signal"])
-        if pid is not None:  # not yet reaped: the group id is still this task's
+        pid = int(req["signal"])
+        if pid in self.fd_of:  # not yet reaped: the group id is still this task's
             _signal_group(pid, int(req["sig"]))
 
     def reap(self, pidfd: int) -> None:
@@ -116,7 +114,7 @@ class _Tasks:
         os.close(pidfd)
         _signal_group(pid, signal.SIGKILL)  # whatever the task left in its group, while the zombie holds the id
         _, status, usage = os.wait4(pid, 0)
-        del self.pid_of[task_id], self.fd_of[pid]
+        del self.fd_of[pid]
         cpu = usage.ru_utime + usage.ru_stime
         try:  # one small write: a reader sees nothing or all of it (and waits for it while it sees nothing)
             fd = os.open(status_path, _OUT_FLAGS, 0o644)
@@ -278,9 +276,9 @@ class Keeper:
         del self._waiters[task_id]
         return waiter.status, waiter.cpu, waiter.maxrss
 
-    def signal(self, task_id: str, sig: int) -> None:
-        """Signal a task's process group, unless it has been reaped already."""
-        self._send({"signal": task_id, "sig": int(sig)})
+    def signal(self, pid: int, sig: int) -> None:
+        """Signal the process group of the task started as ``pid``, unless it has been reaped already."""
+        self._send({"signal": pid, "sig": int(sig)})
 
     def close(self, timeout: float = 10.0) -> None:
         """No more requests: the keeper exits once its tasks have ended."""
