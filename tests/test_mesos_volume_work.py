@@ -28,7 +28,7 @@ def operation(kind: str, timeout: float = 60) -> TaskSpec:
 
 def work() -> tuple[VolumeWork, MemoryState]:
     state = MemoryState()
-    return VolumeWork(state, "wps", "alice"), state
+    return VolumeWork(state, "wps", "alice", notice_after=1.0), state
 
 
 def test_create_reserves_and_creates_on_an_offer_with_room_and_ends_when_the_agent_confirms_both():

@@ -75,6 +75,7 @@ CAPPED = "cap"
 LOCALITY = "locality"
 FAIR_SHARE = "fair_share"
 NOT_SUBSCRIBED = "mesos_refused"
+# and VOLUME_WAIT (volumes.py): no offer carries the persistent volume the task runs on
 # Attempts that never reached Mesos before a restart: the dispatcher reruns them without spending a retry.
 BACKEND_RESTARTED = "backend_restarted"
 _ZERO_USAGE = Usage(cpu_seconds=0.0, mem_peak_mb=0.0, wall_seconds=0.0)
@@ -182,7 +183,7 @@ class MesosBackend(Backend, Scheduler):
         self._offers_received = 0
         self._reconciled_at: float | None = None  # wall clock of the last reconciliation sent
         self._queued: dict[str, TaskSpec] = {}
-        self._volumes = VolumeWork(self.state, self.framework.role, self.framework.principal)
+        self._volumes = VolumeWork(self.state, self.framework.role, self.framework.principal, NOTICE_AFTER_SECONDS)
         self._active: dict[str, ActiveTask] = {}
         self._abandoned: dict[str, float] = {}  # given up (unreachable) -> when; killed if they show up again
         self._recovered_at: float | None = None  # when the dispatcher handed over the previous run's tasks

@@ -36,7 +36,6 @@ _TERMINAL_OPERATION_STATES = frozenset({"OPERATION_FINISHED", "OPERATION_FAILED"
                                         "OPERATION_DROPPED", "OPERATION_GONE_BY_OPERATOR"})
 _NO_USAGE = Usage(cpu_seconds=0.0, mem_peak_mb=0.0, wall_seconds=0.0)
 VOLUME_WAIT = "volume_unavailable"  # the reason of a NOTICE: no offer carries the task's volume
-NOTICE_AFTER_SECONDS = 1.0  # a task that waits this long for its volume says why
 
 
 @dataclass
@@ -70,8 +69,9 @@ class Decision:
 class VolumeWork:
     """Queued volume tasks and operations; the caller holds its lock around every call."""
 
-    def __init__(self, state: BackendState, role: str, principal: str | None) -> None:
+    def __init__(self, state: BackendState, role: str, principal: str | None, notice_after: float) -> None:
         self.state = state
+        self.notice_after = notice_after  # a task that waits this long for its volume says why
         self.role = role
         self.principal = principal
         self._tasks: dict[str, tuple[TaskSpec, Resources, float]] = {}  # FIFO: tasks waiting for their volume
@@ -116,8 +116,8 @@ class VolumeWork:
             if volume.volume_id in waiting_for:
                 continue  # FIFO per volume: one task a round, in order
             waiting_for.add(volume.volume_id)
-            carrying = [o for o in offers if volume_item(o, volume.volume_id) is not None]
-            for offer in carrying:
+            carrying = [(o, item) for o in offers if (item := volume_item(o, volume.volume_id)) is not None]
+            for offer, item in carrying:
                 if offer["id"]["value"] in decision.used:
                     continue
                 others = [i for i in offer.get("resources") or [] if not is_volume(i)]
@@ -125,10 +125,9 @@ class VolumeWork:
                     del self._tasks[task_id]
                     self._told.pop(task_id, None)
                     decision.used.add(offer["id"]["value"])
-                    decision.launches.append(Launch(offer, spec, [*OfferedResources(others).take(need),
-                                                                  volume_item(offer, volume.volume_id)], need))
+                    decision.launches.append(Launch(offer, spec, [*OfferedResources(others).take(need), item], need))
                 break
-            if task_id in self._tasks and not carrying and now - queued_at >= NOTICE_AFTER_SECONDS:
+            if task_id in self._tasks and not carrying and now - queued_at >= self.notice_after:
                 self._tell(task_id, self._why_waiting(volume.volume_id), decision)
         return decision
 
