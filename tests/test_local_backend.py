@@ -21,6 +21,7 @@ from mesos_backend.task_keeper import MARKER as KEEPER_MARKER
 from mesos_backend.task_keeper import Keeper, KeeperGone
 
 from .conftest import require
+from .jobs_support import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and Linux rusage")
 
@@ -574,10 +575,8 @@ def test_a_process_a_task_leaves_outside_its_group_is_collected_when_it_ends(bac
     escaped = int((Path(event.sandbox) / "escaped").read_text())
     assert parent_of(escaped) == keeper  # its own session: killing the task's group missed it
     (Path(event.sandbox) / "go").touch()
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{escaped}").exists():  # ended and reaped: no zombie left behind anywhere
-        assert time.monotonic() < deadline, f"{escaped}: {Path(f'/proc/{escaped}/stat').read_text()}"
-        time.sleep(0.02)
+    # ended and reaped: no zombie left behind anywhere
+    wait_for(lambda: not Path(f"/proc/{escaped}").exists(), 10, f"process {escaped} collected")
 
 
 def test_when_the_keeper_is_killed_its_tasks_are_killed_and_lost_and_another_keeper_takes_over(backend):
