@@ -92,7 +92,7 @@ def test_events_survive_turns_the_locked_store_fails(tmp_path, sample_data):
     database = tmp_path / "var" / "gateway.db"
     gateway = build_gateway(tmp_path / "var", sample_data, GATEWAY_DATABASE_URL=f"sqlite:///{database}?timeout=0.2")
     try:
-        job_id = submit_sleepy(gateway, [2, 3], seconds=1)
+        job_id = submit_sleepy(gateway, [2, 3], seconds=2)
         wait_for(lambda: len(sandboxes_of(gateway.store, job_id)) == 2, what="both squares running")
         sandboxes = sandboxes_of(gateway.store, job_id)
         locker = sqlite3.connect(database, timeout=5, isolation_level=None)
@@ -124,7 +124,7 @@ def test_events_survive_a_full_disk(tmp_path, sample_data):
         gateway = build_gateway(tmp_path / "var", sample_data,
                                 GATEWAY_DATABASE_URL=f"sqlite:///{database}?timeout=0.2")
         try:
-            job_id = submit_sleepy(gateway, [2, 3], seconds=1)
+            job_id = submit_sleepy(gateway, [2, 3], seconds=2)
             wait_for(lambda: len(sandboxes_of(gateway.store, job_id)) == 2, what="both squares running")
             sandboxes = sandboxes_of(gateway.store, job_id)
             filler = mount / "filler"

@@ -73,7 +73,7 @@ def test_tasks_that_end_while_the_gateway_is_down_are_not_run_again(tmp_path, sa
     first = GatewayProcess(data_dir, sample_data).start()
     store = Store(f"sqlite:///{data_dir / 'gateway.db'}")
     try:
-        location = first.submit("numbers=2;numbers=3;seconds=1")
+        location = first.submit("numbers=2;numbers=3;seconds=3")
         job_id = job_id_of(location)
         first.wait_until(lambda: len(attempts(store, job_id, "running")) == 2, 30, "both squares running")
         sandboxes = [Path(a.sandbox) for a in attempts(store, job_id, "running")]
