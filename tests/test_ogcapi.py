@@ -401,6 +401,14 @@ def test_protocol_errors_are_problem_documents(gateway):
     assert list_jobs(gateway.store) == []
 
 
+def test_a_doubled_slash_redirects_to_the_public_url_of_the_path(gateway):
+    """As a routing library would, but to the gateway's public URL (not whatever Host was sent), query kept."""
+    moved = gateway.client.get("/processes//ndvi-mosaic", {"f": "json"}, headers={"Host": "elsewhere.example:81"},
+                               status=308)
+    assert moved.headers["Location"] == "http://localhost/processes/ndvi-mosaic?f=json"
+    assert moved.follow(status=200).json["id"] == "ndvi-mosaic"
+
+
 # -- both protocols, one store ---------------------------------------------
 
 def test_a_wps_job_is_an_ogc_api_job(gateway, scenes, wps100_schema):
