@@ -135,6 +135,9 @@ def test_oversized_request_is_refused_with_413(gateway):
      "InvalidParameterValue", "nothing"),
     ({"identifier": "sleepy-squares", "DataInputs": "numbers=1", "status": "true"}, "InvalidParameterValue",
      "status"),
+    # an input written without "=" (PyWPS hands it over in another shape)
+    ({"identifier": "ndvi-mosaic", "DataInputs": "scenes"}, "MissingParameterValue", "scenes"),
+    ({"identifier": "ndvi-mosaic", "DataInputs": "x"}, "InvalidParameterValue", "x"),
 ])
 def test_invalid_execute_requests_name_the_input(gateway, params, code, locator):
     query = {"service": "WPS", "request": "Execute", "version": "1.0.0", **params}
@@ -161,6 +164,31 @@ def test_file_reference_escaping_the_allow_list_through_dotdot_is_refused(gatewa
     sneaky = f"file://{sample_data}/../../../../etc/passwd"
     code, _, text = exception_of(post(gateway, execute_xml("ndvi-mosaic", [("scenes", "ref", sneaky)]), 400))
     assert code == "InvalidParameterValue" and "outside the folders" in text
+
+
+@pytest.mark.parametrize("url, answer", [
+    # a raw byte that is not UTF-8 in the query (WebTest sends the character as one latin-1 byte)
+    ("/wps?service=WPS&request=GetCapabilities&version=\u00e9", OWS),
+    ("/wps?service=WPS&version=2.0.0&request=GetStatus&jobId=\u00e9", OWS),  # unparsed: not known to be 2.0
+    ("/jobs?limit=\u00e9", None),
+    ("/stac/search?datetime=\u00e9", None),
+    # a NUL, which no store column and no XML document takes
+    ("/wps?service=WPS&version=2.0.0&request=GetStatus&jobId=%00", OWS2),
+    ("/wps/status/a%00b.xml", OWS),
+    ("/jobs/a%00b", None),
+])
+def test_unreadable_urls_are_400_in_the_protocol_of_the_path(gateway, url, answer):
+    response = gateway.client.get(url, status=400)
+    if answer is None:
+        assert response.content_type == "application/problem+json" and response.json["status"] == 400
+    else:
+        assert exception_of(response, answer)[0] == "NoApplicableCode"
+
+
+def test_characters_xml_has_no_place_for_do_not_break_the_exception_report(gateway):
+    response = gateway.client.get("/wps", {"service": "WPS", "version": "2.0.0", "request": "GetStatus",
+                                           "jobId": "a\x01b\x1fc"}, status=400)
+    assert exception_of(response, OWS2)[:2] == ("NoSuchJob", "JobID")
 
 
 def test_the_server_keeps_serving_after_bad_requests(gateway):

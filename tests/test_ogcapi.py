@@ -355,6 +355,8 @@ def test_results_before_the_end_and_of_a_failed_job(gateway):
     ({"inputs": {"tiles": "SAMPLE", "ndbi_threshold": {"href": "file:///x"}}}, "ndbi_threshold"),
     ({"inputs": {"tiles": "SAMPLE", "ndvi_max": [[0.1]]}}, "ndvi_max"),
     ({"inputs": {"tiles": [7]}}, "tiles"),
+    ({"inputs": {"tiles": {"bbox": [1, 2, 3, 4]}}}, "tiles"),  # a bounding box for a file
+    ({"inputs": {"tiles": "SAMPLE", "ndvi_max": {"bbox": [1, 2, 3, 4]}}}, "ndvi_max"),
     ({"inputs": {"tiles": {"value": True}}}, "tiles"),
     ({"inputs": {"tiles": {"value": "aGVsbG8=!", "encoding": "base64"}}}, "tiles"),
     ({"inputs": {"tiles": "SAMPLE", "ndvi_max": {"value": True}}}, "ndvi_max"),

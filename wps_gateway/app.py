@@ -53,6 +53,7 @@ SERVICE_UNAVAILABLE = "urn:wps-gateway:problem:service-unavailable"
 UNAUTHORIZED = "urn:wps-gateway:problem:unauthorized"
 CATALOGUE_OPERATIONS = ("getcapabilities", "describeprocess")
 INTERNAL_ERROR = "urn:wps-gateway:problem:internal-error"
+BAD_REQUEST = "urn:wps-gateway:problem:bad-request"
 
 
 class GatewayApp:
@@ -102,6 +103,9 @@ class GatewayApp:
 
     def _respond(self, environ):
         request = Request(environ)
+        unreadable = unreadable_url(request)
+        if unreadable:
+            return self._error(request, 400, "Bad request", unreadable, BAD_REQUEST)
         try:
             environ[ENVIRON_KEY] = self.context.authenticator.identify(request)
             endpoint, args = self.routes.match(request.path, request.method,
@@ -154,11 +158,14 @@ class GatewayApp:
         if self.ogcapi.owns(request.path):
             return Problem(status, title, text, type_, headers=headers)
         if request.path.startswith("/wps"):
-            if request.method == "GET" and is_wps2_kvp(request.args):
+            readable = query_decodes(request)
+            if request.method == "GET" and readable and is_wps2_kvp(request.args):
                 response = Wps2Error("NoApplicableCode", text, status=status).response()
             else:
                 exception = server_busy() if status == 503 else NoApplicableCode(text, code=status)
-                response = exception.get_response(request.environ)
+                environ = request.environ if readable else {  # PyWPS would parse the query of the request
+                    key: value for key, value in request.environ.items() if key != "werkzeug.request"}
+                response = exception.get_response(environ)
             response.headers.update(headers)
             return response
         response = Response(json.dumps({"status": status, "detail": text}), status, mimetype="application/json")
@@ -251,6 +258,25 @@ class GatewayApp:
             return self.context.status_views.read(job_id)
         except JobNotFound:
             raise NotFound(f"no job {job_id}") from None
+
+
+def query_decodes(request: Request) -> bool:
+    """Whether the query string is UTF-8, as Werkzeug needs to parse it (it raises otherwise)."""
+    try:
+        request.query_string.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def unreadable_url(request: Request) -> str | None:
+    """Why a request's URL cannot be read (a query string that is not UTF-8, a NUL character), or None.
+    No store column nor XML document takes a NUL."""
+    if not query_decodes(request):
+        return "The query string is not UTF-8; percent-encode its characters"
+    if "\0" in request.path or b"%00" in request.query_string or b"\0" in request.query_string:
+        return "The URL holds a NUL character"
+    return None
 
 
 def wps_operation(request: Request) -> str:

@@ -133,6 +133,9 @@ def _complex(spec: IOSpec, item: RawInput, policy: AddressPolicy, n: int,
             raise InputError("InvalidParameterValue", spec.id, f"input {spec.id!r}: invalid base64") from exc
     if isinstance(content, str):
         content = content.encode("utf-8")
+    if not isinstance(content, bytes):  # a protocol's parser let a structure through
+        raise InputError("InvalidParameterValue", spec.id,
+                         f"input {spec.id!r} takes a file: give a reference or its content as text")
     inline.setdefault(spec.id, []).append((n, content))
     return None  # filled in with the file's URL once written
 

@@ -97,6 +97,8 @@ def _occurrence(name: str, item: Any, spec: IOSpec | None) -> RawInput:
     literal = spec is not None and spec.kind == "literal"
     if isinstance(item, dict):
         if "bbox" in item:
+            if spec is not None and not spec.is_bbox:
+                raise _bad(name, f"is a {spec.kind} input, not a bounding box")
             return RawInput(value=item)  # checked against the process's bounding box input
         if "href" in item:
             if not isinstance(item["href"], str) or not item["href"]:

@@ -235,6 +235,8 @@ def _raw_inputs(processor: Processor, inputs: dict[str, list[dict]], http_reques
     posted = _posted_bboxes(http_request) if any(spec.is_bbox for spec in processor.inputs) else {}
     out: dict[str, list[RawInput]] = {}
     for name, items in (inputs or {}).items():
+        if isinstance(items, dict):  # PyWPS's KVP parser gives an input written without "=" as one item, not a list
+            items = [items]
         spec = specs.get(name)
         boxes = iter(posted.get(name, []))
         out[name] = [_raw_input(spec, item, next(boxes, None)) for item in items]
