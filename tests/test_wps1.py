@@ -176,6 +176,33 @@ def test_a_failing_task_fails_the_job_with_its_reason(gateway, wps100_schema):
     assert "after 2 attempts" in text  # retries: 1 in the descriptor
 
 
+def test_control_characters_in_a_message_or_an_output_do_not_break_the_documents(gateway, wps100_schema):
+    """XML has no place for them (lxml refuses them); a task's coloured stderr or a literal holding them is
+    shown with U+FFFD in their place, by WPS 1.0.0 and 2.0 alike."""
+    response = gateway.client.get("/wps", {
+        "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
+        "DataInputs": "numbers=1;seconds=0;fail_step=total;coloured=true",
+        "storeExecuteResponse": "true", "status": "true"})
+    doc, _ = poll_until_final(gateway.client, etree.fromstring(response.body).get("statusLocation"), wps100_schema)
+    text = doc.findtext(".//wps:ProcessFailed//ows:ExceptionText", namespaces=NS)
+    assert "\ufffd[1;31mthe total step was told to fail\ufffd[0m" in text
+    job_id = etree.fromstring(response.body).get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml")
+    failed = gateway.client.get("/wps", {"service": "WPS", "version": "2.0.0", "request": "GetResult",
+                                         "jobId": job_id}, status=500)
+    assert b"the total step was told to fail\xef\xbf\xbd[0m" in failed.body  # U+FFFD in UTF-8
+
+    echoed = gateway.client.post("/processes/echo/execution", json.dumps({"inputs": {"literalInput": "a\x01b"}}),
+                                 content_type="application/json", headers={"Prefer": "respond-async"}, status=201)
+    job_id = echoed.json["jobID"]
+    status = f"/wps/status/{job_id}.xml"
+    doc, _ = poll_until_final(gateway.client, status, wps100_schema)
+    assert doc.findtext(".//wps:Output/wps:Data/wps:LiteralData", namespaces=NS) == "a\ufffdb"
+    result = gateway.client.get("/wps", {"service": "WPS", "version": "2.0.0", "request": "GetResult",
+                                         "jobId": job_id})
+    assert etree.fromstring(result.body).findtext(".//{*}LiteralValue") == "a\ufffdb"
+    assert gateway.client.get(f"/jobs/{job_id}/results").body == b"a\x01b"  # the one output, as it was given
+
+
 def test_a_corrupt_input_raster_fails_the_job_clearly(gateway, wps100_schema):
     uploads = gateway.settings.data_dir / "uploads"
     uploads.mkdir(parents=True)

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from .results import output_bytes
 from .store.models import Job
+from .xml_text import xml_text
 
 
 def raw_output(job: Job, output_id: str, jobs_dir: Path) -> Response:
@@ -81,16 +82,20 @@ def inline_kind(media_type: str) -> str:
 def xml_inline(make: Callable[..., etree._Element], media_type: str, content: bytes) -> etree._Element:
     """A complex output inside a WPS document; ``make`` builds the protocol's element (ComplexData, Data)."""
     kind = inline_kind(media_type)
+    as_text = xml_text(content.decode("utf-8", errors="replace"))  # what a process wrote, whatever it is
     if kind == "json":
-        return make({"mimeType": media_type}, json.dumps(json.loads(content)))
+        try:
+            return make({"mimeType": media_type}, json.dumps(json.loads(content)))
+        except ValueError:  # not JSON after all: send it as text
+            return make({"mimeType": media_type}, as_text)
     if kind == "xml":
         try:
             parsed = etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True))
         except etree.XMLSyntaxError:  # a process may write text its format calls XML: send it as text
-            return make({"mimeType": media_type}, content.decode("utf-8", errors="replace"))
+            return make({"mimeType": media_type}, as_text)
         element = make({"mimeType": media_type})
         element.append(parsed)
         return element
     if kind == "text":
-        return make({"mimeType": media_type}, content.decode("utf-8"))
+        return make({"mimeType": media_type}, as_text)
     return make({"mimeType": media_type, "encoding": "base64"}, base64.b64encode(content).decode("ascii"))

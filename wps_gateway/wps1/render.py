@@ -23,6 +23,7 @@ from ..outputs import literal_text, xml_inline
 from ..redaction import redact
 from ..results import output_bytes
 from ..store.models import Job, JobStatus
+from ..xml_text import xml_text
 
 WPS_NS = "http://www.opengis.net/wps/1.0.0"
 OWS_NS = "http://www.opengis.net/ows/1.1"
@@ -79,14 +80,15 @@ def _status(job: Job) -> etree._Element:
     created = (job.updated or job.created).isoformat()
     status = WPS.Status({"creationTime": created})
     shown = shown_status(job)
+    message = xml_text(job.message or "")  # a task's last words may hold control characters (colours)
     if shown == JobStatus.ACCEPTED:
-        status.append(WPS.ProcessAccepted(job.message or "Process accepted"))
+        status.append(WPS.ProcessAccepted(message or "Process accepted"))
     elif shown == JobStatus.RUNNING:
-        status.append(WPS.ProcessStarted({"percentCompleted": str(job.progress)}, job.message or "Running"))
+        status.append(WPS.ProcessStarted({"percentCompleted": str(job.progress)}, message or "Running"))
     elif job.status == JobStatus.SUCCESSFUL:
-        status.append(WPS.ProcessSucceeded(job.message or "Process succeeded"))
+        status.append(WPS.ProcessSucceeded(message or "Process succeeded"))
     else:
-        text = job.message or ("Job dismissed" if job.status == JobStatus.DISMISSED else "Process failed")
+        text = message or ("Job dismissed" if job.status == JobStatus.DISMISSED else "Process failed")
         status.append(WPS.ProcessFailed(OWS.ExceptionReport(
             {"version": "1.0.0"},
             OWS.Exception({"exceptionCode": "NoApplicableCode"}, OWS.ExceptionText(text)),
@@ -106,7 +108,7 @@ def _data_inputs(job: Job, processor: Processor, given: list[str] | None) -> etr
             elif spec.is_bbox:
                 data = WPS.Data(bounding_box(WPS.BoundingBoxData, OWS, value))
             else:
-                data = WPS.Data(WPS.LiteralData(literal_text(value)))
+                data = WPS.Data(WPS.LiteralData(xml_text(literal_text(value))))
             element.append(WPS.Input(OWS.Identifier(spec.id), OWS.Title(spec.title), data))
     return element
 
@@ -134,7 +136,7 @@ def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_ur
             output.append(WPS.Data(bounding_box(WPS.BoundingBoxData, OWS, produced["value"])))
         elif not spec.is_complex:
             output.append(WPS.Data(WPS.LiteralData({"dataType": PYWPS_LITERAL_TYPES[spec.literal_type]},
-                                                   literal_text(produced["value"]))))
+                                                   xml_text(literal_text(produced["value"])))))
         elif form.by_reference(spec):
             output.append(WPS.Reference({"href": output_url(base_url, job.id, produced["file"]),
                                          "mimeType": spec.media_type}))

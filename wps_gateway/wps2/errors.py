@@ -8,15 +8,13 @@ operations the server does not implement, 501 in OWS Common) are 5xx.
 
 from __future__ import annotations
 
-import re
-
 from lxml import etree
 from werkzeug.wrappers import Response
 
+from ..xml_text import xml_text
+
 OWS_NS = "http://www.opengis.net/ows/2.0"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
-# What XML 1.0 has no place for: NUL and most control characters, lone surrogates, U+FFFE and U+FFFF.
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 HTTP_STATUS = {
     # OWS Common 2.0, Table 28
@@ -72,9 +70,3 @@ class Wps2Error(Exception):
 
     def response(self) -> Response:
         return Response(self.to_xml(), self.status, mimetype="text/xml")
-
-
-def xml_text(text: str) -> str:
-    """Text as an XML document can hold it: a request's characters it has no place for become U+FFFD
-    (lxml refuses them, and an error about a request must not fail itself)."""
-    return NOT_XML.sub("\ufffd", text)

@@ -23,6 +23,7 @@ from ..outputs import literal_text, xml_inline
 from ..results import output_bytes
 from ..store.models import Job, JobStatus
 from ..wps1.render import bounding_box, output_url
+from ..xml_text import xml_text
 from .requests import OWS_NS, VERSION, WPS_NS, XLINK_NS
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -254,8 +255,9 @@ def result(job: Job, base_url: str, jobs_dir: Path) -> bytes:
             output.append(WPS.Data(bounding_box(OWS.BoundingBox, OWS, produced["value"])))
         elif not spec.is_complex:
             xsd_type = XSD_TYPES[spec.literal_type]
+            value = xml_text(literal_text(produced["value"]))
             output.append(WPS.Data({"mimeType": "text/plain"}, WPS.LiteralValue(
-                {"dataType": f"http://www.w3.org/2001/XMLSchema#{xsd_type}"}, literal_text(produced["value"]))))
+                {"dataType": f"http://www.w3.org/2001/XMLSchema#{xsd_type}"}, value)))
         else:
             output.append(_inline_complex(spec.media_type or "", output_bytes(jobs_dir, job.id, produced)))
         root.append(output)
