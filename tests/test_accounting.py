@@ -334,6 +334,20 @@ def test_jobs_show_gives_each_attempts_usage(gateway, monkeypatch, capsys, tmp_p
     assert out.count("measured by the engine") == 2
 
 
+def test_jobs_show_gives_each_attempts_history(gateway, monkeypatch, capsys, sample_data):
+    job_id = submit_sleepy(gateway, [4], fail_first="true")  # the first run fails, its retry succeeds
+    wait_for(lambda: job_of(gateway, job_id).status == "successful", 60, "the job to succeed")
+    for key, value in gateway_environ(gateway.settings.data_dir, sample_data, "http://localhost/wps").items():
+        monkeypatch.setenv(key, value)
+    capsys.readouterr()
+    assert cli(["jobs", "show", job_id]) == 0
+    out = capsys.readouterr().out
+    square = out[out.index("  square "):out.index("  total ")].splitlines()[1:]
+    assert [line.split()[0] + " " + line.split()[2] for line in square] == [
+        "#1 started", "#1 finished", "#2 started", "#2 finished"]
+    assert square[1].endswith("told to fail the first time") and "pid " in square[0]
+
+
 def test_migration_sums_the_attempts_that_ended_before_it(tmp_path):
     """0007 fills job_usage from existing attempts exactly as the dispatcher adds them one by one."""
     url = f"sqlite:///{tmp_path / 'old.db'}"

@@ -319,6 +319,7 @@ def _report(store: Store, weights: dict[str, float], args) -> int:
 def _jobs(store: Store, args, settings) -> int:
     from . import ogcapi  # noqa: F401  (before accounting.api: they import each other, and only this order works)
     from .accounting.api import job_usage
+    from .admin.views import attempt_histories
     from .jobs import JobNotFound, get_job, list_jobs
     from .store.models import Task
 
@@ -338,10 +339,15 @@ def _jobs(store: Store, args, settings) -> int:
                           "progress": job.progress, "message": job.message, "created": job.created.isoformat(),
                           "outputs": job.outputs, "usage": job_usage(store, job.id, settings.billing_weights)},
                          indent=2))
+        histories = attempt_histories(session, job.id)
         for task in tasks:
             attempts = ", ".join(f"#{a.number} {a.status}" + (f" exit {a.exit_code}" if a.exit_code is not None
                                                               else "") + _attempt_usage(a) for a in task.attempt_rows)
             print(f"  {task.step:<12} {task.index:>3}  {task.status:<10} {attempts}  {task.message}")
+            for attempt in task.attempt_rows:
+                for event in histories.get(attempt.id, []):
+                    said = ": ".join(part for part in (event["reason"], event["message"]) if part)
+                    print(f"      #{attempt.number} {event['time']}  {event['state']:<9} {said}".rstrip())
     return 0
 
 

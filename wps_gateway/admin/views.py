@@ -167,6 +167,19 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def attempt_histories(session: Session, job_id: str) -> dict[int, list[dict[str, Any]]]:
+    """The state history of every attempt of a job, by attempt id, oldest first: each state the engine
+    reported, with its reason and message (Slurm's job id and reasons, YARN's diagnostics, ...)."""
+    events: dict[int, list[dict[str, Any]]] = {}
+    for event in session.scalars(select(AttemptEvent)
+                                 .join(TaskAttempt, AttemptEvent.attempt_id == TaskAttempt.id)
+                                 .join(Task, TaskAttempt.task_id == Task.id)
+                                 .where(Task.job_id == job_id).order_by(AttemptEvent.id)):
+        events.setdefault(event.attempt_id, []).append(
+            {"state": event.state, "reason": event.reason, "message": event.message, "time": _time(event.timestamp)})
+    return events
+
+
 def job_detail(store: Store, job_id: str, base_url: str, weights: dict[str, float]) -> dict[str, Any]:
     """One job in full: its workflow as steps and tasks, each attempt with its state history; JobNotFound."""
     with store.sessions() as session:
@@ -179,13 +192,7 @@ def job_detail(store: Store, job_id: str, base_url: str, weights: dict[str, floa
         attempts = session.scalars(select(TaskAttempt).join(Task, TaskAttempt.task_id == Task.id)
                                    .where(Task.job_id == job_id).order_by(TaskAttempt.task_id, TaskAttempt.number)
                                    ).all()
-        events: dict[int, list[dict[str, Any]]] = {}
-        if attempts:
-            for event in session.scalars(select(AttemptEvent).where(
-                    AttemptEvent.attempt_id.in_([a.id for a in attempts])).order_by(AttemptEvent.id)):
-                events.setdefault(event.attempt_id, []).append(
-                    {"state": event.state, "reason": event.reason, "message": event.message,
-                     "time": _time(event.timestamp)})
+        events = attempt_histories(session, job_id)
         by_task: dict[str, list[dict[str, Any]]] = {}
         for attempt in attempts:
             by_task.setdefault(attempt.task_id, []).append(_attempt(attempt, events.get(attempt.id, [])))
