@@ -15,7 +15,7 @@ COPY pyproject.toml README.md pywps.cfg ./
 COPY wps_gateway ./wps_gateway
 COPY processes ./processes
 COPY mesos_backend ./mesos_backend
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[postgres,mesos]' \
     && python -m processes.sampledata /srv/wps/var/sample-data \
     && chown -R wps /srv/wps
 

@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DATA ?= var/sample-data
 
-.PHONY: setup run test lint bench sample-data clean
+.PHONY: setup run test bench sample-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

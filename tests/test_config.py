@@ -33,6 +33,22 @@ def test_every_section_is_overridden_by_its_environment_variable():
     assert read_config(None, environ)["metadata:main"]["provider_name"] == "ACME EO"
 
 
+def test_the_local_backend_has_the_gpus_it_is_given(tmp_path):
+    from wps_gateway.runner import backend_for
+
+    assert backend_for(load_settings(environ={})).capacity.gpus == 0
+    assert backend_for(load_settings(environ={"LOCAL_GPUS": "2"})).capacity.gpus == 2
+    for wrong in ("-1", "two", "1.5"):
+        with pytest.raises(ConfigError, match=r"\[local\] gpus must be a whole number"):
+            load_settings(environ={"LOCAL_GPUS": wrong})
+
+
+def test_an_unknown_dispatcher_mode_is_refused_not_taken_for_external():
+    assert load_settings(environ={"GATEWAY_DISPATCHER": "External"}).dispatcher == "external"
+    with pytest.raises(ConfigError, match=r"\[gateway\] dispatcher must be embedded or external, not 'embeded'"):
+        load_settings(environ={"GATEWAY_DISPATCHER": "embeded"})
+
+
 def test_a_config_file_of_ones_own_needs_name_only_what_it_changes(tmp_path):
     own = tmp_path / "gateway.cfg"
     own.write_text(f"[server]\nurl = https://wps.example.org/wps\n[gateway]\ndata_dir = {tmp_path / 'var'}\n")

@@ -78,6 +78,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "local": {
         "cpus": "",
         "mem": "",
+        "gpus": "0",  # GPU slots; tasks get CUDA_VISIBLE_DEVICES naming theirs
         "run_as": "",  # user[:group] tasks run as (the gateway must be root); empty: the gateway's user
         "environment": "",  # NAME=value or NAME (passed from the gateway's environment), comma-separated
     },
@@ -193,6 +194,7 @@ class Settings:
     max_tasks_per_job: int
     local_cpus: float | None
     local_mem: float | None
+    local_gpus: int = 0
     local_run_as: str = ""
     local_environment: dict[str, str] = field(default_factory=dict, repr=False)
     locality_rules: list[tuple[str, str]] = field(default_factory=list)
@@ -285,7 +287,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             backend=gw["backend"],
             processors_paths=_paths(gw["processors_paths"]),
             sync_timeout=float(gw["sync_timeout"]),
-            dispatcher=gw["dispatcher"],
+            dispatcher=_one_of(gw["dispatcher"], ("embedded", "external"), "[gateway] dispatcher"),
             poll_interval=float(gw["poll_interval"]),
             retry_backoff=float(gw["retry_backoff"]),
             retry_backoff_max=float(gw["retry_backoff_max"]),
@@ -296,6 +298,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             max_tasks_per_job=int(gw["max_tasks_per_job"]),
             local_cpus=float(parser["local"]["cpus"]) if parser["local"]["cpus"] else None,
             local_mem=float(parser["local"]["mem"]) if parser["local"]["mem"] else None,
+            local_gpus=_gpu_count(parser["local"]["gpus"]),
             local_run_as=parser["local"]["run_as"].strip(),
             local_environment=task_environment_setting(parser["local"]["environment"],
                                                        os.environ if environ is None else environ),
@@ -329,6 +332,23 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
         )
     except ValueError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
+
+
+def _one_of(text: str, choices: tuple[str, ...], where: str) -> str:
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValueError(f"{where} must be {' or '.join(choices)}, not {text!r}")
+    return value
+
+
+def _gpu_count(text: str) -> int:
+    try:
+        count = int(text.strip() or 0)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise ValueError(f"[local] gpus must be a whole number of GPUs (0 or more), not {text!r}")
+    return count
 
 
 def task_environment_setting(text: str, environ: dict[str, str] | os._Environ) -> dict[str, str]:

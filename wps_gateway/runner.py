@@ -45,7 +45,7 @@ def backend_for(settings: Settings, store: Store | None = None) -> Backend:
     """
     if settings.backend == "local":
         return create_backend("local", sandbox_root=settings.sandbox_dir, cpus=settings.local_cpus,
-                              mem=settings.local_mem, environment=settings.local_environment,
+                              mem=settings.local_mem, gpus=settings.local_gpus, environment=settings.local_environment,
                               run_as=settings.local_run_as or None, cache_dir=settings.cache_dir)
     if settings.backend == "mesos":
         from mesos_backend.mesos.backend import backend_options
