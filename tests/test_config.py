@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -135,3 +136,20 @@ def test_the_gateway_starts_with_both_spellings_of_no_proxy(tmp_path, sample_dat
             assert value.encode() not in capabilities
     finally:
         gateway.stop()
+
+
+def documented_settings(readme: str) -> set[tuple[str, str]]:
+    """(section, key) of every row of the README's configuration table; a row may name several keys of one
+    section: `[auth] user_header`, `groups_header`."""
+    found = set()
+    for first_cell in re.findall(r"^\| (`\[[a-z:_]+\] [^|]*)\|", readme, re.M):
+        section = re.match(r"`\[([a-z:_]+)\]", first_cell).group(1)
+        found |= {(section, key) for key in re.findall(r"`(?:\[[a-z:_]+\] )?([a-z_]+)`", first_cell)}
+    return found
+
+
+def test_every_setting_is_in_the_readme():
+    from wps_gateway.config import DEFAULTS
+
+    documented = documented_settings((REPO / "README.md").read_text())
+    assert {(section, key) for section, keys in DEFAULTS.items() for key in keys} - documented == set()
