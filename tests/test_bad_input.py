@@ -176,11 +176,14 @@ def test_file_reference_escaping_the_allow_list_through_dotdot_is_refused(gatewa
     ("/wps?service=WPS&version=2.0.0&request=GetStatus&jobId=%00", OWS2),
     ("/wps/status/a%00b.xml", OWS),
     ("/jobs/a%00b", None),
+    ("/admin?user=a%00b", "html"),  # a console page: its errors are pages
 ])
 def test_unreadable_urls_are_400_in_the_protocol_of_the_path(gateway, url, answer):
     response = gateway.client.get(url, status=400)
     if answer is None:
         assert response.content_type == "application/problem+json" and response.json["status"] == 400
+    elif answer == "html":
+        assert response.content_type == "text/html" and b"The URL holds a NUL character" in response.body
     else:
         assert exception_of(response, answer)[0] == "NoApplicableCode"
 

@@ -63,11 +63,12 @@ class GatewayApp:
         self.context = context
         self.service = GatewayService(context)
         self.ogcapi = OgcApi(context)  # also the landing page at /
+        self.console = Console(context)
         self.url_map = Map([
             *self.ogcapi.rules(),
             *AdminApi(context).rules(),
             *ScheduleApi(context).rules(),
-            *Console(context).rules(),
+            *self.console.rules(),
             *StacApi(context).rules(),
             Rule("/health", endpoint="health"),
             Rule("/wps", endpoint="wps", methods=["GET", "POST"]),
@@ -155,6 +156,8 @@ class GatewayApp:
                headers: dict[str, str] | None = None) -> Response | HTTPException:
         """An error in the protocol of the path asked: a problem document, an OWS exception report, or JSON."""
         headers = headers or {}
+        if self.console.owns(request.path):  # before the OGC API, which answers the rest of /admin
+            return self.console.error(status, title, text, headers)
         if self.ogcapi.owns(request.path):
             return Problem(status, title, text, type_, headers=headers)
         if request.path.startswith("/wps"):

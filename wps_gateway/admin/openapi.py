@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..control import PRIORITY_RANGE
+from ..ogcapi.openapi import NAME
 from ..scheduling import KINDS
 
 STATUSES = ["accepted", "running", "successful", "failed", "dismissed"]
@@ -102,8 +103,7 @@ LIMITS = {"type": "object", "required": ["live", "kinds"], "properties": {
     "live": {"type": "array", "items": LIMIT}, "kinds": {"type": "object"}}}
 SWITCH = {"type": "object", "required": ["paused"], "properties": {
     "paused": {"type": "boolean"}, "reason": {"type": "string", "nullable": True, "maxLength": 500}}}
-LIMIT_NAME = _path("name", "the user or the process", {"type": "string", "minLength": 1, "maxLength": 128,
-                                                        "pattern": r"^\S(.*\S)?$"})
+LIMIT_NAME = _path("name", "the user or the process", NAME)
 VALUE = _body({"type": "object", "required": ["value"], "additionalProperties": False, "properties": {
     "value": {"type": "number", "minimum": 0, "maximum": 1e9,
               "description": "cpus (0: no cap) or a fair-share weight (above 0)"}}})

@@ -165,7 +165,16 @@ class Console:
         else:  # a value a form or a query parameter cannot take
             status, title = 400, "Bad request"
         detail = getattr(exc, "detail", None) or getattr(exc, "description", None) or str(exc)
-        return Response(render.error_page(self.base, status, title, detail), status, headers=headers,
+        return self.error(status, title, detail, headers)
+
+    @staticmethod
+    def owns(path: str) -> bool:
+        """Whether ``path`` is one of the console's pages (its errors are pages too)."""
+        return path == "/admin" or path.startswith("/admin/") and not path.startswith("/admin/api/")
+
+    def error(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+        """An error as an HTML page with its status."""
+        return Response(render.error_page(self.base, status, title, detail), status, headers=headers or {},
                         content_type=HTML)
 
 

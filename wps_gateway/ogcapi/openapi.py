@@ -16,6 +16,9 @@ from typing import Any
 from ..accounting.query import FIGURES, GROUPS
 from ..schedules.openapi import schedule_paths
 
+# A user's, group's or process's name in a path: not blank, no space at either end (the server strips it).
+NAME = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^\S(.*\S)?$"}
+
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 STATUS_CODES = ["accepted", "running", "successful", "failed", "dismissed"]
 # An RFC 3339 date-time this server reads (years 1000-8999 keep every offset inside what UTC can hold).
@@ -315,7 +318,7 @@ def _paths() -> dict[str, Any]:
                   {"required": ["maxRunning"], "properties": {"maxRunning": {"type": "integer"}}}]}
     quota_params = [{"name": "scope", "in": "path", "required": True, "schema": {"type": "string",
                                                                                    "enum": ["user", "group"]}},
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+                    {"name": "name", "in": "path", "required": True, "schema": NAME}]
     quota_state = {"description": "the quota and the usage it counts now", "content": {"application/json": {
         "schema": {"type": "object"}}}}
     paths["/admin/api/quotas"] = {"get": {
