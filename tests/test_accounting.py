@@ -321,27 +321,26 @@ def test_report_on_the_command_line(tmp_path, sample_data, monkeypatch, capsys):
     assert "billing_weights: unknown resource 'disk'" in capsys.readouterr().err
 
 
-def test_jobs_show_gives_each_attempts_usage(gateway, monkeypatch, capsys, tmp_path, sample_data):
-    job_id = submit_sleepy(gateway, [4])
+def shown_job(gateway, monkeypatch, capsys, sample_data, **inputs: str) -> str:
+    """What ``wps-gateway jobs show`` prints for a successful one-square job of the sleepy processor."""
+    job_id = submit_sleepy(gateway, [4], **inputs)
     wait_for(lambda: job_of(gateway, job_id).status == "successful", 60, "the job to succeed")
     for key, value in gateway_environ(gateway.settings.data_dir, sample_data, "http://localhost/wps").items():
         monkeypatch.setenv(key, value)
     capsys.readouterr()
     assert cli(["jobs", "show", job_id]) == 0
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_jobs_show_gives_each_attempts_usage(gateway, monkeypatch, capsys, sample_data):
+    out = shown_job(gateway, monkeypatch, capsys, sample_data)
     document = json.loads(out[:out.index("\n}\n") + 2])
     assert document["usage"]["attempts"] == 2 and document["usage"]["cpu_hours_allocated"] > 0
     assert out.count("measured by the engine") == 2
 
 
 def test_jobs_show_gives_each_attempts_history(gateway, monkeypatch, capsys, sample_data):
-    job_id = submit_sleepy(gateway, [4], fail_first="true")  # the first run fails, its retry succeeds
-    wait_for(lambda: job_of(gateway, job_id).status == "successful", 60, "the job to succeed")
-    for key, value in gateway_environ(gateway.settings.data_dir, sample_data, "http://localhost/wps").items():
-        monkeypatch.setenv(key, value)
-    capsys.readouterr()
-    assert cli(["jobs", "show", job_id]) == 0
-    out = capsys.readouterr().out
+    out = shown_job(gateway, monkeypatch, capsys, sample_data, fail_first="true")  # the retry succeeds
     square = out[out.index("  square "):out.index("  total ")].splitlines()[1:]
     assert [line.split()[0] + " " + line.split()[2] for line in square] == [
         "#1 started", "#1 finished", "#2 started", "#2 finished"]

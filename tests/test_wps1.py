@@ -165,13 +165,19 @@ def test_sync_execute_inline_outputs_in_the_response_document(gateway, scenes, w
     assert abs(stats["total"]["built_up_area_m2"] / 1e6 - total) < 1e-6
 
 
-def test_a_failing_task_fails_the_job_with_its_reason(gateway, wps100_schema):
+def failed_sleepy(gateway, wps100_schema, data_inputs: str) -> tuple[str, str]:
+    """The job id and the ProcessFailed text of an async sleepy-squares Execute meant to fail."""
     response = gateway.client.get("/wps", {
         "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
-        "DataInputs": "numbers=1;numbers=2;seconds=0;fail_step=square",
-        "storeExecuteResponse": "true", "status": "true"})
-    doc, _ = poll_until_final(gateway.client, etree.fromstring(response.body).get("statusLocation"), wps100_schema)
-    text = doc.findtext(".//wps:ProcessFailed//ows:ExceptionText", namespaces=NS)
+        "DataInputs": data_inputs, "storeExecuteResponse": "true", "status": "true"})
+    location = etree.fromstring(response.body).get("statusLocation")
+    doc, _ = poll_until_final(gateway.client, location, wps100_schema)
+    return (location.rsplit("/", 1)[1].removesuffix(".xml"),
+            doc.findtext(".//wps:ProcessFailed//ows:ExceptionText", namespaces=NS))
+
+
+def test_a_failing_task_fails_the_job_with_its_reason(gateway, wps100_schema):
+    _, text = failed_sleepy(gateway, wps100_schema, "numbers=1;numbers=2;seconds=0;fail_step=square")
     assert "the square step was told to fail" in text
     assert "after 2 attempts" in text  # retries: 1 in the descriptor
 
@@ -179,14 +185,8 @@ def test_a_failing_task_fails_the_job_with_its_reason(gateway, wps100_schema):
 def test_control_characters_in_a_message_or_an_output_do_not_break_the_documents(gateway, wps100_schema):
     """XML has no place for them (lxml refuses them); a task's coloured stderr or a literal holding them is
     shown with U+FFFD in their place, by WPS 1.0.0 and 2.0 alike."""
-    response = gateway.client.get("/wps", {
-        "service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": "sleepy-squares",
-        "DataInputs": "numbers=1;seconds=0;fail_step=total;coloured=true",
-        "storeExecuteResponse": "true", "status": "true"})
-    doc, _ = poll_until_final(gateway.client, etree.fromstring(response.body).get("statusLocation"), wps100_schema)
-    text = doc.findtext(".//wps:ProcessFailed//ows:ExceptionText", namespaces=NS)
+    job_id, text = failed_sleepy(gateway, wps100_schema, "numbers=1;seconds=0;fail_step=total;coloured=true")
     assert "\ufffd[1;31mthe total step was told to fail\ufffd[0m" in text
-    job_id = etree.fromstring(response.body).get("statusLocation").rsplit("/", 1)[1].removesuffix(".xml")
     failed = gateway.client.get("/wps", {"service": "WPS", "version": "2.0.0", "request": "GetResult",
                                          "jobId": job_id}, status=500)
     assert b"the total step was told to fail\xef\xbf\xbd[0m" in failed.body  # U+FFFD in UTF-8
