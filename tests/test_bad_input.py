@@ -40,11 +40,17 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <wps:GetCapabilities service="WPS" xmlns:wps="http://www.opengis.net/wps/1.0.0">&lol4;</wps:GetCapabilities>"""
 
 
+NAMELESS_INPUT = b"""<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+  xmlns:ows="http://www.opengis.net/ows/1.1"><ows:Identifier>echo</ows:Identifier><wps:DataInputs><wps:Input>
+  <wps:Data><wps:LiteralData>x</wps:LiteralData></wps:Data></wps:Input></wps:DataInputs></wps:Execute>"""
+
+
 @pytest.mark.parametrize("body, status, code, text", [
     (b"<wps:Execute this is not xml", 400, "NoApplicableCode", "not well-formed"),
     (XXE, 400, "NoApplicableCode", "DOCTYPE"),
     (BILLION_LAUGHS, 400, "NoApplicableCode", "DOCTYPE"),
     (b"<foo xmlns='urn:x'/>", 400, None, None),
+    (NAMELESS_INPUT, 400, "MissingParameterValue", "input 1 of DataInputs needs an ows:Identifier"),
 ])
 def test_malformed_and_hostile_xml_is_refused(gateway, body, status, code, text):
     got_code, _, got_text = exception_of(post(gateway, body, status))

@@ -63,6 +63,9 @@ def check_xml(root: etree._Element) -> None:
     _version(root.get("version"))
     if not (root.findtext(f"{{{OWS_NS}}}Identifier") or "").strip():
         raise MissingParameterValue(f"{name.localname} needs an ows:Identifier", "identifier")
+    for number, element in enumerate(root.iterfind(f"{{{WPS_NS}}}DataInputs/{{{WPS_NS}}}Input"), 1):
+        if not (element.findtext(f"{{{OWS_NS}}}Identifier") or "").strip():  # PyWPS fails on it
+            raise MissingParameterValue(f"input {number} of DataInputs needs an ows:Identifier", "Input")
 
 
 def _service(value: str | None) -> None:
