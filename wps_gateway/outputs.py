@@ -14,7 +14,6 @@ from werkzeug.wrappers import Response
 
 from .results import output_bytes
 from .store.models import Job
-from .xml_text import xml_text
 
 
 def raw_output(job: Job, output_id: str, jobs_dir: Path) -> Response:
@@ -80,9 +79,10 @@ def inline_kind(media_type: str) -> str:
 
 
 def xml_inline(make: Callable[..., etree._Element], media_type: str, content: bytes) -> etree._Element:
-    """A complex output inside a WPS document; ``make`` builds the protocol's element (ComplexData, Data)."""
+    """A complex output inside a WPS document; ``make`` builds the protocol's element (ComplexData, Data),
+    with text XML can hold (``xml_text.SAFE_TEXT``)."""
     kind = inline_kind(media_type)
-    as_text = xml_text(content.decode("utf-8", errors="replace"))  # what a process wrote, whatever it is
+    as_text = content.decode("utf-8", errors="replace")  # what a process wrote, whatever it is
     if kind == "json":
         try:
             return make({"mimeType": media_type}, json.dumps(json.loads(content)))

@@ -23,7 +23,7 @@ from ..outputs import literal_text, xml_inline
 from ..redaction import redact
 from ..results import output_bytes
 from ..store.models import Job, JobStatus
-from ..xml_text import xml_text
+from ..xml_text import SAFE_TEXT
 
 WPS_NS = "http://www.opengis.net/wps/1.0.0"
 OWS_NS = "http://www.opengis.net/ows/1.1"
@@ -33,8 +33,8 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 SCHEMA_LOCATION = f"{WPS_NS} http://schemas.opengis.net/wps/1.0.0/wpsExecute_response.xsd"
 NSMAP = {"wps": WPS_NS, "ows": OWS_NS, "xlink": XLINK_NS, "xsi": XSI_NS}
 
-WPS = ElementMaker(namespace=WPS_NS, nsmap=NSMAP)
-OWS = ElementMaker(namespace=OWS_NS, nsmap=NSMAP)
+WPS = ElementMaker(namespace=WPS_NS, nsmap=NSMAP, typemap=SAFE_TEXT)
+OWS = ElementMaker(namespace=OWS_NS, nsmap=NSMAP, typemap=SAFE_TEXT)
 
 
 def status_url(base_url: str, job_id: str) -> str:
@@ -80,15 +80,14 @@ def _status(job: Job) -> etree._Element:
     created = (job.updated or job.created).isoformat()
     status = WPS.Status({"creationTime": created})
     shown = shown_status(job)
-    message = xml_text(job.message or "")  # a task's last words may hold control characters (colours)
     if shown == JobStatus.ACCEPTED:
-        status.append(WPS.ProcessAccepted(message or "Process accepted"))
+        status.append(WPS.ProcessAccepted(job.message or "Process accepted"))
     elif shown == JobStatus.RUNNING:
-        status.append(WPS.ProcessStarted({"percentCompleted": str(job.progress)}, message or "Running"))
+        status.append(WPS.ProcessStarted({"percentCompleted": str(job.progress)}, job.message or "Running"))
     elif job.status == JobStatus.SUCCESSFUL:
-        status.append(WPS.ProcessSucceeded(message or "Process succeeded"))
+        status.append(WPS.ProcessSucceeded(job.message or "Process succeeded"))
     else:
-        text = message or ("Job dismissed" if job.status == JobStatus.DISMISSED else "Process failed")
+        text = job.message or ("Job dismissed" if job.status == JobStatus.DISMISSED else "Process failed")
         status.append(WPS.ProcessFailed(OWS.ExceptionReport(
             {"version": "1.0.0"},
             OWS.Exception({"exceptionCode": "NoApplicableCode"}, OWS.ExceptionText(text)),
@@ -108,7 +107,7 @@ def _data_inputs(job: Job, processor: Processor, given: list[str] | None) -> etr
             elif spec.is_bbox:
                 data = WPS.Data(bounding_box(WPS.BoundingBoxData, OWS, value))
             else:
-                data = WPS.Data(WPS.LiteralData(xml_text(literal_text(value))))
+                data = WPS.Data(WPS.LiteralData(literal_text(value)))
             element.append(WPS.Input(OWS.Identifier(spec.id), OWS.Title(spec.title), data))
     return element
 
@@ -136,7 +135,7 @@ def _process_outputs(job: Job, processor: Processor, form: ResponseForm, base_ur
             output.append(WPS.Data(bounding_box(WPS.BoundingBoxData, OWS, produced["value"])))
         elif not spec.is_complex:
             output.append(WPS.Data(WPS.LiteralData({"dataType": PYWPS_LITERAL_TYPES[spec.literal_type]},
-                                                   xml_text(literal_text(produced["value"])))))
+                                                   literal_text(produced["value"]))))
         elif form.by_reference(spec):
             output.append(WPS.Reference({"href": output_url(base_url, job.id, produced["file"]),
                                          "mimeType": spec.media_type}))

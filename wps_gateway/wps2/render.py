@@ -23,16 +23,16 @@ from ..outputs import literal_text, xml_inline
 from ..results import output_bytes
 from ..store.models import Job, JobStatus
 from ..wps1.render import bounding_box, output_url
-from ..xml_text import xml_text
+from ..xml_text import SAFE_TEXT
 from .requests import OWS_NS, VERSION, WPS_NS, XLINK_NS
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 NSMAP = {"wps": WPS_NS, "ows": OWS_NS, "xlink": XLINK_NS, "xsi": XSI_NS}
 SCHEMA_LOCATION = f"{WPS_NS} http://schemas.opengis.net/wps/2.0/wps.xsd"
-WPS = ElementMaker(namespace=WPS_NS, nsmap=NSMAP)
-OWS = ElementMaker(namespace=OWS_NS, nsmap=NSMAP)
-PLAIN = ElementMaker()  # dataTypes.xsd has no elementFormDefault: LiteralDataDomain is unqualified
+WPS = ElementMaker(namespace=WPS_NS, nsmap=NSMAP, typemap=SAFE_TEXT)
+OWS = ElementMaker(namespace=OWS_NS, nsmap=NSMAP, typemap=SAFE_TEXT)
+PLAIN = ElementMaker(typemap=SAFE_TEXT)  # dataTypes.xsd has no elementFormDefault: LiteralDataDomain is unqualified
 
 JOB_CONTROL = "sync-execute async-execute dismiss"
 OUTPUT_TRANSMISSION = "value reference"
@@ -255,9 +255,8 @@ def result(job: Job, base_url: str, jobs_dir: Path) -> bytes:
             output.append(WPS.Data(bounding_box(OWS.BoundingBox, OWS, produced["value"])))
         elif not spec.is_complex:
             xsd_type = XSD_TYPES[spec.literal_type]
-            value = xml_text(literal_text(produced["value"]))
             output.append(WPS.Data({"mimeType": "text/plain"}, WPS.LiteralValue(
-                {"dataType": f"http://www.w3.org/2001/XMLSchema#{xsd_type}"}, value)))
+                {"dataType": f"http://www.w3.org/2001/XMLSchema#{xsd_type}"}, literal_text(produced["value"]))))
         else:
             output.append(_inline_complex(spec.media_type or "", output_bytes(jobs_dir, job.id, produced)))
         root.append(output)
