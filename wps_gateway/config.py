@@ -298,7 +298,7 @@ def load_settings(cfg_files: list[str] | None = None, environ: dict[str, str] | 
             max_tasks_per_job=int(gw["max_tasks_per_job"]),
             local_cpus=float(parser["local"]["cpus"]) if parser["local"]["cpus"] else None,
             local_mem=float(parser["local"]["mem"]) if parser["local"]["mem"] else None,
-            local_gpus=_gpu_count(parser["local"]["gpus"]),
+            local_gpus=_count(parser["local"]["gpus"], "[local] gpus", least=0),
             local_run_as=parser["local"]["run_as"].strip(),
             local_environment=task_environment_setting(parser["local"]["environment"],
                                                        os.environ if environ is None else environ),
@@ -341,16 +341,6 @@ def _one_of(text: str, choices: tuple[str, ...], where: str) -> str:
     return value
 
 
-def _gpu_count(text: str) -> int:
-    try:
-        count = int(text.strip() or 0)
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise ValueError(f"[local] gpus must be a whole number of GPUs (0 or more), not {text!r}")
-    return count
-
-
 def task_environment_setting(text: str, environ: dict[str, str] | os._Environ) -> dict[str, str]:
     """``NAME=value, NAME, ...``: variables every local task gets; a bare NAME passes the gateway's own value
     (an explicit choice: nothing of the gateway's environment reaches a task otherwise)."""
@@ -377,9 +367,12 @@ def _positive(value: str, name: str) -> float:
 
 
 def _count(value: str, name: str, least: int = 1) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        number = least - 1
     if number < least:
-        raise ValueError(f"{name} must be {least} or more, not {value!r}")
+        raise ValueError(f"{name} must be a whole number of {least} or more, not {value!r}")
     return number
 
 
